@@ -1,0 +1,1 @@
+//! Kumo's Python bootstrap.

@@ -1,0 +1,1 @@
+//! kumo-agent command line (owner: lead).

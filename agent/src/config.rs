@@ -1,0 +1,171 @@
+//! Typed agent configuration: a TOML file plus `KUMO_AGENT_*` environment
+//! overrides (nested keys joined by `__`), every field with a default that
+//! works on one box.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration of one agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// gRPC URL of kumod, e.g. `http://127.0.0.1:7070`.
+    pub server: String,
+    /// Stable id of this node; defaults to the hostname.
+    pub agent_id: String,
+    /// Where the agent keeps its package cache and sandbox scratch space.
+    pub data_dir: PathBuf,
+    /// Memory (MB) the agent may hand to function instances; 0 = 80% of the
+    /// machine's memory.
+    pub allocatable_memory_mb: u64,
+    /// Largest number of instances (warm or busy) on this node.
+    pub max_instances: u32,
+    /// Idle warm instances are reclaimed after this many seconds.
+    pub idle_timeout_seconds: u64,
+    /// How long a cold start (sandbox + runtime initialisation) may take.
+    pub init_timeout_seconds: u64,
+    /// Interpreter used by the `python3` runtime.
+    pub python_path: PathBuf,
+    /// Value of `AWS_EXECUTION_ENV` for the `python3` runtime.
+    pub python_execution_env: String,
+    /// Region reported to functions (`AWS_REGION`).
+    pub region: String,
+    /// First uid (and gid) handed to sandboxes; each instance gets its own.
+    pub sandbox_uid_base: u32,
+    /// Number of uids in the sandbox range.
+    pub sandbox_uid_count: u32,
+    /// Cgroup (relative to each hierarchy's root) under which instances get
+    /// their cgroups.
+    pub cgroup_parent: String,
+    /// Largest number of processes/threads in one instance.
+    pub max_processes: u32,
+    /// Cap on one invocation's captured log; the rest is replaced by a
+    /// truncation marker.
+    pub max_log_bytes_per_invocation: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            server: "http://127.0.0.1:7070".into(),
+            agent_id: String::new(),
+            data_dir: PathBuf::from("/var/lib/kumo-agent"),
+            allocatable_memory_mb: 0,
+            max_instances: 1000,
+            idle_timeout_seconds: 600,
+            init_timeout_seconds: 10,
+            python_path: PathBuf::from("/usr/bin/python3"),
+            python_execution_env: "AWS_Lambda_python3.11".into(),
+            region: "us-east-1".into(),
+            sandbox_uid_base: 100_000,
+            sandbox_uid_count: 60_000,
+            cgroup_parent: "kumo".into(),
+            max_processes: 1024,
+            max_log_bytes_per_invocation: 1024 * 1024,
+        }
+    }
+}
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("loading agent configuration from {path}: {source}")]
+pub struct ConfigError {
+    /// The file (or `<defaults>`) being read.
+    pub path: String,
+    /// What went wrong.
+    #[source]
+    pub source: config::ConfigError,
+}
+
+impl AgentConfig {
+    /// Loads defaults, then the TOML file (if given), then environment
+    /// variables with `env_prefix` (e.g. `KUMO_AGENT`, so
+    /// `KUMO_AGENT_IDLE_TIMEOUT_SECONDS=60`).
+    pub fn load(file: Option<&Path>, env_prefix: &str) -> Result<Self, ConfigError> {
+        let path = file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<defaults>".into());
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(env_prefix)
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        builder
+            .build()
+            .and_then(|c| c.try_deserialize::<AgentConfig>())
+            .map_err(|source| ConfigError { path, source })
+    }
+
+    /// Fills in values derived from the machine (agent id, memory).
+    pub fn resolve_machine_defaults(&mut self) {
+        if self.agent_id.is_empty() {
+            self.agent_id = nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "agent".into());
+        }
+        if self.allocatable_memory_mb == 0 {
+            self.allocatable_memory_mb = total_memory_mb().saturating_mul(8) / 10;
+        }
+    }
+
+    /// Directory of the unpacked-package cache.
+    pub fn package_dir(&self) -> PathBuf {
+        self.data_dir.join("packages")
+    }
+
+    /// Directory of per-instance sandbox scratch space.
+    pub fn sandbox_dir(&self) -> PathBuf {
+        self.data_dir.join("sandboxes")
+    }
+
+    /// Directory where the Python bootstrap is written.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.data_dir.join("runtime")
+    }
+}
+
+/// Total memory of this machine in MB, from `/proc/meminfo`.
+pub fn total_memory_mb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_defaults_combine() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.toml");
+        std::fs::write(&file, "idle_timeout_seconds = 5\nserver = \"http://10.0.0.1:7070\"\n").unwrap();
+        let cfg = AgentConfig::load(Some(&file), "KUMO_AGENT_TEST_UNUSED").unwrap();
+        assert_eq!(cfg.idle_timeout_seconds, 5);
+        assert_eq!(cfg.server, "http://10.0.0.1:7070");
+        assert_eq!(cfg.max_processes, 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.toml");
+        std::fs::write(&file, "idle_timout = 5\n").unwrap();
+        let err = AgentConfig::load(Some(&file), "KUMO_AGENT_TEST_UNUSED").unwrap_err();
+        assert!(err.to_string().contains("agent.toml"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! TODO(owner): runtime_api

@@ -1,0 +1,2 @@
+//! kumo CLI.
+fn main() {}

@@ -1,0 +1,1 @@
+//! kumod library.

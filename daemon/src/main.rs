@@ -1,0 +1,2 @@
+//! kumod binary.
+fn main() {}

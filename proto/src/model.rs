@@ -1,0 +1,411 @@
+//! Function configuration rules and Lambda limits.
+//!
+//! kumod is the authority: it calls [`normalize_config`] on every create and
+//! update. The CLI calls the same functions to fail early with the same words.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::control::FunctionConfig;
+
+/// Default memory size in MB (Lambda's default).
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// Smallest memory size in MB.
+pub const MIN_MEMORY_MB: u32 = 128;
+/// Largest memory size in MB.
+pub const MAX_MEMORY_MB: u32 = 10240;
+/// Default timeout in seconds.
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3;
+/// Largest timeout in seconds.
+pub const MAX_TIMEOUT_SECONDS: u32 = 900;
+/// Default size of the private `/tmp` in MB.
+pub const DEFAULT_EPHEMERAL_STORAGE_MB: u32 = 512;
+/// Smallest `/tmp` size in MB.
+pub const MIN_EPHEMERAL_STORAGE_MB: u32 = 512;
+/// Largest `/tmp` size in MB.
+pub const MAX_EPHEMERAL_STORAGE_MB: u32 = 10240;
+/// Largest synchronous request or response payload (wire-formats.md §1).
+pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6_291_556;
+/// Largest asynchronous event payload.
+pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Largest total size of user environment variables (keys + values).
+pub const MAX_ENVIRONMENT_BYTES: usize = 4096;
+/// Largest ZIP package accepted.
+pub const MAX_PACKAGE_ZIPPED_BYTES: u64 = 50 * 1024 * 1024;
+/// Default largest unpacked package size.
+pub const MAX_PACKAGE_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
+/// Largest description length in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 256;
+/// Memory size that buys one full vCPU, as on Lambda.
+pub const MEMORY_MB_PER_VCPU: u32 = 1769;
+/// The editable version.
+pub const LATEST: &str = "$LATEST";
+
+/// Environment variables the platform sets; users may not override them.
+pub const RESERVED_ENV_VARS: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "AWS_LAMBDA_MAX_CONCURRENCY",
+    "_LAMBDA_TELEMETRY_LOG_FD",
+];
+
+/// A configuration value that breaks a rule; the message names the field,
+/// the value and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {message}")]
+pub struct ValidationError {
+    /// The offending field, e.g. `memory_mb`.
+    pub field: &'static str,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a function's code is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// Kumo's own Python bootstrap runs `file.function` from the package.
+    Python3,
+    /// The package's executable `bootstrap` speaks the Runtime API itself.
+    Provided,
+}
+
+impl Runtime {
+    /// The name used in configuration and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Python3 => "python3",
+            Runtime::Provided => "provided",
+        }
+    }
+}
+
+impl FromStr for Runtime {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "python3" => Ok(Runtime::Python3),
+            "provided" => Ok(Runtime::Provided),
+            other => Err(ValidationError::new(
+                "runtime",
+                format!("'{other}' is not a runtime; use 'python3' or 'provided'"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Network access of a function's sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum NetworkMode {
+    /// A private network namespace with only loopback (the default).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+impl NetworkMode {
+    /// The name used in configuration and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+impl FromStr for NetworkMode {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" | "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            other => Err(ValidationError::new(
+                "network",
+                format!("'{other}' is not a network mode; use 'none' or 'host'"),
+            )),
+        }
+    }
+}
+
+fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(pattern).expect("static pattern compiles"))
+}
+
+/// Checks a function name: 1–64 characters of `A-Z a-z 0-9 - _`.
+pub fn validate_function_name(name: &str) -> Result<(), ValidationError> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    if regex(&RE, r"^[A-Za-z0-9_-]{1,64}$").is_match(name) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "name",
+            format!("'{name}' must be 1-64 characters of letters, digits, '-' and '_'"),
+        ))
+    }
+}
+
+/// Checks a handler string for a runtime.
+///
+/// For `python3` the handler is `file.function` (a dotted or slashed module
+/// path, then the function name after the last dot).
+pub fn validate_handler(runtime: Runtime, handler: &str) -> Result<(), ValidationError> {
+    if handler.is_empty() {
+        return match runtime {
+            Runtime::Python3 => Err(ValidationError::new(
+                "handler",
+                "a python3 function needs a handler 'file.function', e.g. lambda_function.lambda_handler",
+            )),
+            Runtime::Provided => Ok(()),
+        };
+    }
+    if handler.len() > 128 || handler.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ValidationError::new(
+            "handler",
+            format!("'{handler}' must be at most 128 characters without spaces or control characters"),
+        ));
+    }
+    if runtime == Runtime::Python3 {
+        static RE: OnceLock<Regex> = OnceLock::new();
+        let re = regex(&RE, r"^[A-Za-z_][A-Za-z0-9_]*([./][A-Za-z_][A-Za-z0-9_]*)*$");
+        let Some((module, function)) = handler.rsplit_once('.') else {
+            return Err(ValidationError::new(
+                "handler",
+                format!(
+                    "'{handler}' has no module part; a python3 handler is 'file.function', e.g. lambda_function.{handler}"
+                ),
+            ));
+        };
+        if module.is_empty() || function.is_empty() || !re.is_match(handler) {
+            return Err(ValidationError::new(
+                "handler",
+                format!("'{handler}' is not of the form 'file.function' with Python identifiers"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a memory size in MB.
+pub fn validate_memory_mb(memory_mb: u32) -> Result<(), ValidationError> {
+    if (MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(&memory_mb) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "memory_mb",
+            format!("{memory_mb} MB is outside {MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB"),
+        ))
+    }
+}
+
+/// Checks a timeout in seconds.
+pub fn validate_timeout_seconds(timeout: u32) -> Result<(), ValidationError> {
+    if (1..=MAX_TIMEOUT_SECONDS).contains(&timeout) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "timeout_seconds",
+            format!("{timeout} s is outside 1-{MAX_TIMEOUT_SECONDS} s"),
+        ))
+    }
+}
+
+/// Checks the size of the private `/tmp` in MB.
+pub fn validate_ephemeral_storage_mb(size: u32) -> Result<(), ValidationError> {
+    if (MIN_EPHEMERAL_STORAGE_MB..=MAX_EPHEMERAL_STORAGE_MB).contains(&size) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "ephemeral_storage_mb",
+            format!("{size} MB is outside {MIN_EPHEMERAL_STORAGE_MB}-{MAX_EPHEMERAL_STORAGE_MB} MB"),
+        ))
+    }
+}
+
+/// Checks user environment variables: names `[A-Za-z][A-Za-z0-9_]+`, no
+/// reserved names, at most 4 KB in total.
+pub fn validate_environment(env: &HashMap<String, String>) -> Result<(), ValidationError> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = regex(&RE, r"^[A-Za-z][A-Za-z0-9_]+$");
+    let mut names: Vec<&String> = env.keys().collect();
+    names.sort();
+    let mut total = 0usize;
+    for name in names {
+        if !re.is_match(name) {
+            return Err(ValidationError::new(
+                "environment",
+                format!("'{name}' is not a valid variable name (letters, digits and '_', starting with a letter, at least 2 characters)"),
+            ));
+        }
+        if RESERVED_ENV_VARS.contains(&name.as_str()) {
+            return Err(ValidationError::new(
+                "environment",
+                format!("'{name}' is reserved by the platform and cannot be set"),
+            ));
+        }
+        let value = &env[name];
+        if value.contains('\0') {
+            return Err(ValidationError::new(
+                "environment",
+                format!("the value of '{name}' contains a NUL byte"),
+            ));
+        }
+        total += name.len() + value.len();
+    }
+    if total > MAX_ENVIRONMENT_BYTES {
+        return Err(ValidationError::new(
+            "environment",
+            format!("variables take {total} bytes; at most {MAX_ENVIRONMENT_BYTES} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Fills in defaults and checks every field of a function configuration.
+///
+/// After success, every optional numeric field is set and `network` is
+/// `"none"` or `"host"`.
+pub fn normalize_config(config: &mut FunctionConfig) -> Result<(), ValidationError> {
+    validate_function_name(&config.name)?;
+    if config.description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ValidationError::new(
+            "description",
+            format!("at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    let runtime: Runtime = config.runtime.parse()?;
+    validate_handler(runtime, &config.handler)?;
+    let memory = *config.memory_mb.get_or_insert(DEFAULT_MEMORY_MB);
+    validate_memory_mb(memory)?;
+    let timeout = *config.timeout_seconds.get_or_insert(DEFAULT_TIMEOUT_SECONDS);
+    validate_timeout_seconds(timeout)?;
+    let tmp = *config
+        .ephemeral_storage_mb
+        .get_or_insert(DEFAULT_EPHEMERAL_STORAGE_MB);
+    validate_ephemeral_storage_mb(tmp)?;
+    validate_environment(&config.environment)?;
+    let network: NetworkMode = config.network.parse()?;
+    config.network = network.as_str().to_string();
+    Ok(())
+}
+
+/// Splits `name` or `name:qualifier` into its parts.
+pub fn split_qualified_name(input: &str) -> (&str, Option<&str>) {
+    match input.split_once(':') {
+        Some((name, qualifier)) => (name, Some(qualifier)),
+        None => (input, None),
+    }
+}
+
+/// The ARN Kumo reports for a function (and qualifier), Lambda-shaped.
+pub fn function_arn(region: &str, account: &str, name: &str, qualifier: Option<&str>) -> String {
+    match qualifier {
+        Some(q) => format!("arn:aws:lambda:{region}:{account}:function:{name}:{q}"),
+        None => format!("arn:aws:lambda:{region}:{account}:function:{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> FunctionConfig {
+        FunctionConfig {
+            name: "div".into(),
+            runtime: "python3".into(),
+            handler: "lambda_function.handler".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_lambdas() {
+        let mut c = config();
+        normalize_config(&mut c).unwrap();
+        assert_eq!(c.memory_mb, Some(128));
+        assert_eq!(c.timeout_seconds, Some(3));
+        assert_eq!(c.ephemeral_storage_mb, Some(512));
+        assert_eq!(c.network, "none");
+    }
+
+    #[test]
+    fn handler_without_dot_is_explained() {
+        let err = validate_handler(Runtime::Python3, "handler").unwrap_err();
+        assert!(err.to_string().contains("file.function"), "{err}");
+        assert!(validate_handler(Runtime::Python3, "pkg/mod.fn").is_ok());
+        assert!(validate_handler(Runtime::Python3, "a.b.fn").is_ok());
+        assert!(validate_handler(Runtime::Python3, ".fn").is_err());
+        assert!(validate_handler(Runtime::Python3, "mod.").is_err());
+        assert!(validate_handler(Runtime::Python3, "").is_err());
+        assert!(validate_handler(Runtime::Provided, "").is_ok());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        assert!(validate_memory_mb(127).is_err());
+        assert!(validate_memory_mb(10241).is_err());
+        assert!(validate_memory_mb(10240).is_ok());
+        assert!(validate_timeout_seconds(0).is_err());
+        assert!(validate_timeout_seconds(901).is_err());
+        assert!(validate_timeout_seconds(900).is_ok());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_function_name("my-fn_1").is_ok());
+        assert!(validate_function_name("").is_err());
+        assert!(validate_function_name("a/b").is_err());
+        assert!(validate_function_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn environment_rules() {
+        let env = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
+        assert!(validate_environment(&env("GREETING", "hi")).is_ok());
+        let err = validate_environment(&env("AWS_REGION", "x")).unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+        assert!(validate_environment(&env("1BAD", "x")).is_err());
+        assert!(validate_environment(&env("A", "x")).is_err());
+        assert!(validate_environment(&env("BIG", &"x".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn qualified_names_split() {
+        assert_eq!(split_qualified_name("f"), ("f", None));
+        assert_eq!(split_qualified_name("f:prod"), ("f", Some("prod")));
+    }
+}
