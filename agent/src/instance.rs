@@ -1,1 +1,572 @@
-//! TODO(owner): instance
+//! One function instance: a runtime process in a [`Sandbox`], served the
+//! Runtime API ([`RuntimeApi`]), its output captured per invocation
+//! ([`OutputCapture`]), reused warm until something goes wrong.
+//!
+//! Semantics (product.md, wire-formats.md §3): the first invocation waits
+//! for the runtime to initialise (reach `/next`) within the init timeout; an
+//! init error, a timeout or a runtime exit discards the instance; a function
+//! error does not. Output written outside an invocation (during init or
+//! between invocations) is reported before the next invocation's `START`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use kumo_proto::agent::{FunctionSpec, Invocation, InvocationResult, Outcome};
+use kumo_proto::model::{NetworkMode, Runtime};
+
+use crate::bootstrap;
+use crate::config::AgentConfig;
+use crate::invocation_log::{self, OutputCapture, Report, ReportStatus};
+use crate::runtime_api::{self, PendingInvocation, RuntimeApi, RuntimeReply};
+use crate::sandbox::{RuntimeExit, Sandbox, SandboxError, SandboxSettings, SandboxSpec};
+
+mod environment;
+
+/// Agent-wide settings every instance is started with.
+#[derive(Debug, Clone)]
+pub struct InstanceSettings {
+    /// How sandboxes are started.
+    pub sandbox: SandboxSettings,
+    /// Interpreter of the `python3` runtime (path inside the sandbox).
+    pub python_path: PathBuf,
+    /// `AWS_EXECUTION_ENV` of the `python3` runtime.
+    pub python_execution_env: String,
+    /// Host directory holding `bootstrap.py`, mounted at `/var/runtime`.
+    pub runtime_dir: PathBuf,
+    /// `AWS_REGION` reported to functions.
+    pub region: String,
+    /// How long a cold start may take until the runtime asks for work.
+    pub init_timeout: Duration,
+    /// Largest number of processes/threads in one instance.
+    pub max_processes: u32,
+    /// Cap on one invocation's captured output.
+    pub max_log_bytes: usize,
+}
+
+impl InstanceSettings {
+    /// Settings from the agent configuration; `init_program`/`init_args`
+    /// start the sandbox init (normally this binary and
+    /// [`crate::sandbox::INIT_SUBCOMMAND`]).
+    pub fn from_config(
+        config: &AgentConfig,
+        init_program: PathBuf,
+        init_args: Vec<String>,
+    ) -> Self {
+        Self {
+            sandbox: SandboxSettings {
+                init_program,
+                init_args,
+                cgroup_parent: config.cgroup_parent.clone(),
+                state_dir: config.sandbox_dir(),
+            },
+            python_path: config.python_path.clone(),
+            python_execution_env: config.python_execution_env.clone(),
+            runtime_dir: config.runtime_dir(),
+            region: config.region.clone(),
+            init_timeout: Duration::from_secs(config.init_timeout_seconds.max(1)),
+            max_processes: config.max_processes,
+            max_log_bytes: config.max_log_bytes_per_invocation,
+        }
+    }
+}
+
+/// An instance could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// The function specification cannot be run.
+    #[error("starting an instance of {function}: {reason}")]
+    InvalidSpec {
+        /// Function name and version.
+        function: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The sandbox failed to start.
+    #[error("starting the sandbox of {function}: {source}")]
+    Sandbox {
+        /// Function name and version.
+        function: String,
+        /// The sandbox's error.
+        #[source]
+        source: SandboxError,
+    },
+    /// The Runtime API or output capture could not be set up.
+    #[error("wiring up the sandbox of {function}: {reason}")]
+    Wiring {
+        /// Function name and version.
+        function: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// A running, possibly warm, function instance.
+#[derive(Debug)]
+pub struct Instance {
+    id: String,
+    function: FunctionSpec,
+    sandbox: Sandbox,
+    api: RuntimeApi,
+    output: OutputCapture,
+    started: Instant,
+    init_timeout: Duration,
+    initialized: bool,
+    reusable: bool,
+    last_used: Instant,
+}
+
+/// How waiting for one invocation's reply ended.
+enum Ending {
+    Reply(RuntimeReply),
+    /// The reply channel closed without a reply (should not happen).
+    ReplyLost,
+    Exit(RuntimeExit),
+    Timeout,
+    InitTimeout,
+}
+
+impl Instance {
+    /// Cold-starts an instance of `function` with its package unpacked at
+    /// `task_dir`, running as `uid`/`uid`.
+    pub async fn start(
+        settings: &InstanceSettings,
+        function: &FunctionSpec,
+        task_dir: PathBuf,
+        uid: u32,
+    ) -> Result<Instance, InstanceError> {
+        let label = format!("{}:{}", function.name, function.version);
+        let invalid = |reason: String| InstanceError::InvalidSpec {
+            function: label.clone(),
+            reason,
+        };
+        let runtime: Runtime = function
+            .runtime
+            .parse()
+            .map_err(|e| invalid(format!("{e}")))?;
+        let network: NetworkMode = function
+            .network
+            .parse()
+            .map_err(|e| invalid(format!("{e}")))?;
+        let uuid = uuid::Uuid::new_v4().simple().to_string();
+        let id = format!("{}-{}", &uuid[..12], sanitize(&function.name));
+        let argv = match runtime {
+            Runtime::Python3 => bootstrap::python_argv(&settings.python_path),
+            Runtime::Provided => vec!["/var/task/bootstrap".to_owned()],
+        };
+        let spec = SandboxSpec {
+            instance_id: id.clone(),
+            argv,
+            env: environment::environment(settings, function, runtime, &uuid),
+            task_dir,
+            runtime_dir: (runtime == Runtime::Python3).then(|| settings.runtime_dir.clone()),
+            memory_mb: function.memory_mb,
+            tmp_size_mb: function.ephemeral_storage_mb,
+            max_processes: settings.max_processes,
+            network,
+            uid,
+            gid: uid,
+            hostname: format!("kumo-{}", &uuid[..12]),
+        };
+        let started = Instant::now();
+        let mut sandbox = Sandbox::start(&settings.sandbox, spec)
+            .await
+            .map_err(|source| InstanceError::Sandbox {
+                function: label.clone(),
+                source,
+            })?;
+        let wiring = |reason: String| InstanceError::Wiring {
+            function: label.clone(),
+            reason,
+        };
+        let wired = (|| {
+            let listener = sandbox
+                .take_runtime_api_listener()
+                .ok_or_else(|| wiring("the sandbox gave no Runtime API listener".into()))?;
+            let pipe = sandbox
+                .take_output()
+                .ok_or_else(|| wiring("the sandbox gave no output pipe".into()))?;
+            let api = RuntimeApi::serve(listener).map_err(|e| wiring(e.to_string()))?;
+            let output = OutputCapture::start(pipe, settings.max_log_bytes)
+                .map_err(|e| wiring(e.to_string()))?;
+            Ok((api, output))
+        })();
+        let (api, output) = match wired {
+            Ok(parts) => parts,
+            Err(e) => {
+                if let Err(destroy) = sandbox.destroy().await {
+                    tracing::warn!(error = %destroy, instance = %id, "destroying a half-started sandbox");
+                }
+                return Err(e);
+            }
+        };
+        Ok(Instance {
+            id,
+            function: function.clone(),
+            sandbox,
+            api,
+            output,
+            started,
+            init_timeout: settings.init_timeout,
+            initialized: false,
+            reusable: true,
+            last_used: Instant::now(),
+        })
+    }
+
+    /// Runs one invocation and reports it completely (outcome, payload,
+    /// log START…REPORT, durations, memory). Never fails: problems become
+    /// the result's outcome, and make the instance non-reusable.
+    pub async fn invoke(&mut self, invocation: &Invocation) -> InvocationResult {
+        let request_id = invocation.request_id.as_str();
+        let invoked = Instant::now();
+        if !self.reusable {
+            return self.platform_error(invocation, "this instance can no longer be used");
+        }
+        let timeout = Duration::from_secs(u64::from(self.function.timeout_seconds.max(1)));
+        let mut reply = self.api.deliver(PendingInvocation {
+            request_id: invocation.request_id.clone(),
+            payload: Bytes::copy_from_slice(&invocation.payload),
+            timeout,
+            invoked_function_arn: if invocation.invoked_function_arn.is_empty() {
+                self.function.function_arn.clone()
+            } else {
+                invocation.invoked_function_arn.clone()
+            },
+            trace_id: if invocation.trace_id.is_empty() {
+                runtime_api::generate_trace_id()
+            } else {
+                invocation.trace_id.clone()
+            },
+            client_context: non_empty(&invocation.client_context),
+            cognito_identity: non_empty(&invocation.cognito_identity),
+        });
+
+        let mut init_duration = None;
+        let mut early = None;
+        if !self.initialized {
+            let init_deadline = tokio::time::Instant::from_std(self.started + self.init_timeout);
+            early = tokio::select! {
+                biased;
+                r = &mut reply => Some(r.map_or(Ending::ReplyLost, Ending::Reply)),
+                () = self.api.next_requested() => None,
+                exit = self.sandbox.wait_exit() => Some(Ending::Exit(exit)),
+                () = tokio::time::sleep_until(init_deadline) => Some(Ending::InitTimeout),
+            };
+            if early.is_none() || self.api.has_requested_next() {
+                init_duration = Some(self.started.elapsed());
+                self.initialized = true;
+            }
+            if early.is_none() {
+                self.output.mark_start();
+            }
+        } else {
+            self.output.mark_start();
+        }
+        let run_start = if self.initialized {
+            Instant::now()
+        } else {
+            invoked
+        };
+        let ending = match early {
+            Some(ending) => ending,
+            None => {
+                let deadline = tokio::time::Instant::from_std(run_start + timeout);
+                tokio::select! {
+                    biased;
+                    r = &mut reply => r.map_or(Ending::ReplyLost, Ending::Reply),
+                    exit = self.sandbox.wait_exit() => Ending::Exit(exit),
+                    () = tokio::time::sleep_until(deadline) => Ending::Timeout,
+                }
+            }
+        };
+        // A reply racing the process exit wins: the runtime posted it first.
+        let ending = match ending {
+            Ending::Exit(exit) => match reply.try_recv() {
+                Ok(r) => Ending::Reply(r),
+                Err(_) => Ending::Exit(exit),
+            },
+            other => other,
+        };
+        let duration = run_start.elapsed();
+        if matches!(ending, Ending::Timeout | Ending::InitTimeout) {
+            self.sandbox.kill();
+        }
+        self.last_used = Instant::now();
+        self.finish(
+            invocation,
+            request_id,
+            ending,
+            duration,
+            init_duration,
+            timeout,
+        )
+    }
+
+    fn finish(
+        &mut self,
+        invocation: &Invocation,
+        request_id: &str,
+        ending: Ending,
+        duration: Duration,
+        init_duration: Option<Duration>,
+        timeout: Duration,
+    ) -> InvocationResult {
+        let mut timed_out_line = None;
+        let (outcome, payload, error_type, status) = match ending {
+            Ending::Reply(RuntimeReply::Response(body)) => (
+                Outcome::Success,
+                body,
+                String::new(),
+                ReportStatus::Completed,
+            ),
+            Ending::Reply(RuntimeReply::Error { body, error_type }) => {
+                let error_type = error_type_of(&body, error_type, "Unhandled");
+                (
+                    Outcome::FunctionError,
+                    body,
+                    error_type,
+                    ReportStatus::Completed,
+                )
+            }
+            Ending::Reply(RuntimeReply::ResponseTooLarge) => (
+                Outcome::FunctionError,
+                Bytes::from_static(runtime_api::RESPONSE_TOO_LARGE_BODY.as_bytes()),
+                runtime_api::RESPONSE_TOO_LARGE_TYPE.to_owned(),
+                ReportStatus::Completed,
+            ),
+            Ending::Reply(RuntimeReply::InitError { body, error_type }) => {
+                self.reusable = false;
+                let error_type = error_type_of(&body, error_type, "Runtime.Unknown");
+                (
+                    Outcome::InitError,
+                    body,
+                    error_type.clone(),
+                    ReportStatus::Error(error_type),
+                )
+            }
+            Ending::ReplyLost => {
+                self.reusable = false;
+                let message =
+                    format!("RequestId: {request_id} Error: the runtime's reply was lost");
+                (
+                    Outcome::PlatformError,
+                    error_json("Runtime.Unknown", &message),
+                    "Runtime.Unknown".into(),
+                    ReportStatus::Error("Runtime.Unknown".into()),
+                )
+            }
+            Ending::Exit(exit) => {
+                self.reusable = false;
+                let message =
+                    format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
+                let report_type = if self.sandbox.oom_killed() {
+                    "Runtime.OutOfMemory"
+                } else {
+                    "Runtime.ExitError"
+                };
+                let outcome = if self.initialized {
+                    Outcome::RuntimeExit
+                } else {
+                    Outcome::InitError
+                };
+                (
+                    outcome,
+                    error_json("Runtime.ExitError", &message),
+                    "Runtime.ExitError".into(),
+                    ReportStatus::Error(report_type.into()),
+                )
+            }
+            Ending::Timeout => {
+                self.reusable = false;
+                let seconds = timeout.as_secs_f64();
+                let message = format!(
+                    "RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds"
+                );
+                timed_out_line = Some(invocation_log::timeout_line(
+                    SystemTime::now(),
+                    request_id,
+                    seconds,
+                ));
+                (
+                    Outcome::Timeout,
+                    error_json("Sandbox.Timedout", &message),
+                    "Sandbox.Timedout".into(),
+                    ReportStatus::Timeout,
+                )
+            }
+            Ending::InitTimeout => {
+                self.reusable = false;
+                let seconds = self.init_timeout.as_secs_f64();
+                let message = format!(
+                    "RequestId: {request_id} Error: Init timed out after {seconds:.2} seconds"
+                );
+                (
+                    Outcome::InitError,
+                    error_json("Sandbox.Timedout", &message),
+                    "Sandbox.Timedout".into(),
+                    ReportStatus::Timeout,
+                )
+            }
+        };
+        let captured = self.output.take();
+        let max_memory_used_mb = self
+            .sandbox
+            .max_memory_used_bytes()
+            .unwrap_or(0)
+            .div_ceil(1024 * 1024);
+        let duration_ms = duration.as_secs_f64() * 1000.0;
+        let init_duration_ms = init_duration.map(|d| d.as_secs_f64() * 1000.0);
+        let mut log =
+            String::with_capacity(captured.before_start.len() + captured.during.len() + 256);
+        push_lines(&mut log, &captured.before_start);
+        log.push_str(&invocation_log::start_line(
+            request_id,
+            &self.function.version,
+        ));
+        push_lines(&mut log, &captured.during);
+        if let Some(line) = timed_out_line {
+            log.push_str(&line);
+        }
+        log.push_str(&invocation_log::end_line(request_id));
+        log.push_str(&invocation_log::report_line(&Report {
+            request_id,
+            duration_ms,
+            memory_size_mb: self.function.memory_mb,
+            max_memory_used_mb,
+            init_duration_ms,
+            status,
+        }));
+        InvocationResult {
+            invocation_id: invocation.invocation_id,
+            request_id: invocation.request_id.clone(),
+            outcome: outcome as i32,
+            payload: payload.into(),
+            error_type,
+            log,
+            duration_ms,
+            init_duration_ms,
+            max_memory_used_mb,
+            executed_version: self.function.version.clone(),
+        }
+    }
+
+    fn platform_error(&self, invocation: &Invocation, reason: &str) -> InvocationResult {
+        let message = format!("RequestId: {} Error: {reason}", invocation.request_id);
+        InvocationResult {
+            invocation_id: invocation.invocation_id,
+            request_id: invocation.request_id.clone(),
+            outcome: Outcome::PlatformError as i32,
+            payload: error_json("Runtime.Unknown", &message).into(),
+            error_type: "Runtime.Unknown".into(),
+            executed_version: self.function.version.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the instance may serve another invocation.
+    pub fn is_reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Configured memory of the instance in MB.
+    pub fn memory_mb(&self) -> u32 {
+        self.function.memory_mb
+    }
+
+    /// When the instance last finished an invocation (or started).
+    pub fn last_used(&self) -> Instant {
+        self.last_used
+    }
+
+    /// The function version this instance runs.
+    pub fn function(&self) -> &FunctionSpec {
+        &self.function
+    }
+
+    /// Unique id of this instance (also its sandbox's id).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Stops serving, destroys the sandbox and reports any cleanup problem
+    /// to the log.
+    pub async fn shutdown(self) {
+        let Instance {
+            id,
+            sandbox,
+            api,
+            output,
+            ..
+        } = self;
+        drop(api);
+        drop(output);
+        if let Err(e) = sandbox.destroy().await {
+            tracing::warn!(error = %e, instance = %id, "destroying sandbox");
+        }
+    }
+}
+
+/// `{"errorType":…,"errorMessage":…}` in that order.
+fn error_json(error_type: &str, message: &str) -> Bytes {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    Bytes::from(format!(
+        "{{\"errorType\":{},\"errorMessage\":{}}}",
+        quote(error_type),
+        quote(message)
+    ))
+}
+
+/// The error type of an error document: its `errorType`, else the header's,
+/// else `fallback`.
+fn error_type_of(body: &[u8], header: Option<String>, fallback: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorDoc {
+        #[serde(rename = "errorType")]
+        error_type: Option<String>,
+    }
+    serde_json::from_slice::<ErrorDoc>(body)
+        .ok()
+        .and_then(|d| d.error_type)
+        .filter(|t| !t.is_empty())
+        .or(header.filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+fn push_lines(log: &mut String, text: &str) {
+    log.push_str(text);
+    if !text.is_empty() && !text.ends_with('\n') {
+        log.push('\n');
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// A name fragment safe for cgroup and directory names.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(32)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_documents_put_the_type_first() {
+        assert_eq!(
+            &error_json("Sandbox.Timedout", "a \"b\"")[..],
+            br#"{"errorType":"Sandbox.Timedout","errorMessage":"a \"b\""}"#
+        );
+        assert_eq!(
+            error_type_of(br#"{"errorType":"ValueError"}"#, Some("H".into()), "F"),
+            "ValueError"
+        );
+        assert_eq!(error_type_of(b"garbage", Some("H".into()), "F"), "H");
+        assert_eq!(error_type_of(b"{}", None, "F"), "F");
+    }
+}

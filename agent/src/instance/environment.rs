@@ -1,0 +1,149 @@
+//! The environment of a function's runtime process (wire-formats.md §2).
+
+use kumo_proto::agent::FunctionSpec;
+use kumo_proto::model::Runtime;
+
+use super::InstanceSettings;
+use crate::bootstrap;
+
+/// The sandbox environment (wire-formats.md §2): platform variables, then
+/// the user's, which may override only the non-reserved ones.
+pub(super) fn environment(
+    settings: &InstanceSettings,
+    function: &FunctionSpec,
+    runtime: Runtime,
+    stream_hex: &str,
+) -> Vec<(String, String)> {
+    let date = chrono::Utc::now().format("%Y/%m/%d");
+    let mut env: Vec<(String, String)> = Vec::with_capacity(24 + function.environment.len());
+    let mut set = |k: &str, v: String| env.push((k.to_owned(), v));
+    set("_HANDLER", function.handler.clone());
+    set("AWS_REGION", settings.region.clone());
+    set("AWS_DEFAULT_REGION", settings.region.clone());
+    if runtime == Runtime::Python3 {
+        set("AWS_EXECUTION_ENV", settings.python_execution_env.clone());
+    }
+    set("AWS_LAMBDA_FUNCTION_NAME", function.name.clone());
+    set(
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        function.memory_mb.to_string(),
+    );
+    set("AWS_LAMBDA_FUNCTION_VERSION", function.version.clone());
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
+    set(
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        format!("/aws/lambda/{}", function.name),
+    );
+    set(
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        format!("{date}/[{}]{stream_hex}", function.version),
+    );
+    set("LAMBDA_TASK_ROOT", "/var/task".into());
+    set(
+        "LAMBDA_RUNTIME_DIR",
+        bootstrap::RUNTIME_DIR_IN_SANDBOX.into(),
+    );
+    set("TZ", ":UTC".into());
+    set("LANG", "en_US.UTF-8".into());
+    set("PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin".into());
+    set(
+        "LD_LIBRARY_PATH",
+        "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into(),
+    );
+    if runtime == Runtime::Python3 {
+        set("PYTHONPATH", bootstrap::RUNTIME_DIR_IN_SANDBOX.into());
+    }
+    let mut user: Vec<(&String, &String)> = function.environment.iter().collect();
+    user.sort();
+    for (key, value) in user {
+        if !user_may_set(key) {
+            tracing::warn!(function = %function.name, variable = %key, "ignoring a reserved environment variable");
+            continue;
+        }
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.clone(),
+            None => env.push((key.clone(), value.clone())),
+        }
+    }
+    env
+}
+
+/// Whether a user variable may be passed: anything not set by the platform,
+/// except the platform's overridable ones, and except credentials (which
+/// kumod passes in the function's environment from its profile).
+fn user_may_set(key: &str) -> bool {
+    const OVERRIDABLE: &[&str] = &["PATH", "LANG", "LD_LIBRARY_PATH", "PYTHONPATH", "TZ"];
+    const CREDENTIALS: &[&str] = &[
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ];
+    OVERRIDABLE.contains(&key)
+        || CREDENTIALS.contains(&key)
+        || !kumo_proto::model::RESERVED_ENV_VARS.contains(&key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentConfig;
+
+    fn settings() -> InstanceSettings {
+        InstanceSettings::from_config(&AgentConfig::default(), "/proc/self/exe".into(), vec![])
+    }
+
+    fn function() -> FunctionSpec {
+        FunctionSpec {
+            name: "fn".into(),
+            version: "$LATEST".into(),
+            runtime: "python3".into(),
+            handler: "app.handler".into(),
+            memory_mb: 128,
+            environment: [
+                ("PATH", "/custom"),
+                ("_HANDLER", "evil.x"),
+                ("AWS_LAMBDA_MAX_CONCURRENCY", "4"),
+                ("MY_VAR", "1"),
+                ("AWS_ACCESS_KEY_ID", "AK"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn environment_has_platform_variables_and_allowed_user_overrides() {
+        let env = environment(
+            &settings(),
+            &function(),
+            Runtime::Python3,
+            "0123456789abcdef0123456789abcdef",
+        );
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("_HANDLER"), Some("app.handler"));
+        assert_eq!(get("PATH"), Some("/custom"));
+        assert_eq!(get("MY_VAR"), Some("1"));
+        assert_eq!(get("AWS_ACCESS_KEY_ID"), Some("AK"));
+        assert_eq!(get("AWS_LAMBDA_MAX_CONCURRENCY"), None);
+        assert_eq!(get("_LAMBDA_TELEMETRY_LOG_FD"), None);
+        assert_eq!(get("AWS_EXECUTION_ENV"), Some("AWS_Lambda_python3.11"));
+        assert_eq!(get("AWS_LAMBDA_LOG_GROUP_NAME"), Some("/aws/lambda/fn"));
+        let stream = get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap();
+        assert!(
+            stream.ends_with("/[$LATEST]0123456789abcdef0123456789abcdef"),
+            "{stream}"
+        );
+        assert_eq!(stream.len(), "YYYY/MM/DD/".len() + "[$LATEST]".len() + 32);
+        assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
+        let provided = environment(&settings(), &function(), Runtime::Provided, "0");
+        assert!(!provided
+            .iter()
+            .any(|(k, _)| k == "AWS_EXECUTION_ENV" || k == "PYTHONPATH"));
+    }
+}
