@@ -81,6 +81,7 @@ impl Harness {
         }
         let runtime_dir = tempfile::tempdir().unwrap();
         let bootstrap = kumo_agent::bootstrap::install(runtime_dir.path()).unwrap();
+        kumo_agent::bootstrap::precompile_once(runtime_dir.path(), Path::new(PYTHON));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let api = RuntimeApi::serve(listener).unwrap();

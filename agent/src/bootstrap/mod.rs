@@ -1,25 +1,35 @@
-//! Kumo's Python bootstrap: a stdlib-only Lambda runtime client
-//! (`bootstrap.py`, embedded here) that the `python3` runtime runs as
-//! `<python> -B -s /var/runtime/bootstrap.py`. It imports the `_HANDLER`
-//! module from `LAMBDA_TASK_ROOT`, reports loader failures to
+//! Kumo's Python bootstrap: a stdlib-only Lambda runtime client that the
+//! `python3` runtime runs as `<python> -B -s /var/runtime/bootstrap.py`.
+//!
+//! `bootstrap.py` is a three-line entry point; the client itself is the
+//! module `kumo_runtime.py`, so that its compiled form can be cached in
+//! `__pycache__` by [`precompile`] (a script is compiled on every start,
+//! which costs milliseconds of every cold start). The client imports the
+//! `_HANDLER` module from `LAMBDA_TASK_ROOT`, reports loader failures to
 //! `/runtime/init/error`, then loops over `/invocation/next`, speaking
 //! HTTP/1.1 over a raw socket so that it starts about as fast as a bare
 //! interpreter.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-/// The bootstrap's source.
+/// The entry point's source.
 pub const BOOTSTRAP_PY: &str = include_str!("bootstrap.py");
-/// File name of the bootstrap inside the runtime directory.
+/// The runtime client's source.
+pub const KUMO_RUNTIME_PY: &str = include_str!("kumo_runtime.py");
+/// File name of the entry point inside the runtime directory.
 pub const BOOTSTRAP_FILE_NAME: &str = "bootstrap.py";
+/// File name of the runtime client module inside the runtime directory.
+pub const KUMO_RUNTIME_FILE_NAME: &str = "kumo_runtime.py";
 /// Where the runtime directory is mounted inside a sandbox.
 pub const RUNTIME_DIR_IN_SANDBOX: &str = "/var/runtime";
 /// Interpreter flags: `-B` writes no `.pyc` files (the code is read-only),
 /// `-s` skips the per-user site directory (there is no home).
 pub const PYTHON_FLAGS: &[&str] = &["-B", "-s"];
 
-/// The bootstrap could not be written.
+/// The bootstrap could not be written or compiled.
 #[derive(Debug, thiserror::Error)]
 #[error("{op} {path}: {source}")]
 pub struct InstallError {
@@ -27,31 +37,90 @@ pub struct InstallError {
     pub op: &'static str,
     /// The file or directory.
     pub path: PathBuf,
-    /// The OS error.
+    /// The OS error (or the compiler's complaint).
     #[source]
     pub source: std::io::Error,
 }
 
-/// Writes `bootstrap.py` into `dir` (created if missing), atomically, and
-/// only when its content differs. Returns the file's path.
+/// Writes `bootstrap.py` and `kumo_runtime.py` into `dir` (created if
+/// missing), atomically, each only when its content differs (so that a
+/// compiled cache stays valid). Returns the entry point's path.
 pub fn install(dir: &Path) -> Result<PathBuf, InstallError> {
-    let target = dir.join(BOOTSTRAP_FILE_NAME);
-    if std::fs::read(&target).is_ok_and(|existing| existing == BOOTSTRAP_PY.as_bytes()) {
-        return Ok(target);
+    std::fs::create_dir_all(dir).map_err(|source| InstallError {
+        op: "creating directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    write_if_changed(&dir.join(KUMO_RUNTIME_FILE_NAME), KUMO_RUNTIME_PY)?;
+    let entry = dir.join(BOOTSTRAP_FILE_NAME);
+    write_if_changed(&entry, BOOTSTRAP_PY)?;
+    Ok(entry)
+}
+
+fn write_if_changed(target: &Path, content: &str) -> Result<(), InstallError> {
+    if std::fs::read(target).is_ok_and(|existing| existing == content.as_bytes()) {
+        return Ok(());
     }
     let err = |op, path: &Path| {
         let path = path.to_path_buf();
         move |source| InstallError { op, path, source }
     };
-    std::fs::create_dir_all(dir).map_err(err("creating directory", dir))?;
-    let temp = dir.join(format!(".{BOOTSTRAP_FILE_NAME}.{}.tmp", std::process::id()));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = target.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let mut file = std::fs::File::create(&temp).map_err(err("creating", &temp))?;
-    file.write_all(BOOTSTRAP_PY.as_bytes())
+    file.write_all(content.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(err("writing", &temp))?;
     drop(file);
-    std::fs::rename(&temp, &target).map_err(err("renaming into place", &target))?;
-    Ok(target)
+    std::fs::rename(&temp, target).map_err(err("renaming into place", target))
+}
+
+/// Compiles `kumo_runtime.py` in `dir` into `dir/__pycache__` with
+/// `python_path` (blocking: spawns the interpreter once).
+pub fn precompile(dir: &Path, python_path: &Path) -> Result<(), InstallError> {
+    let source = dir.join(KUMO_RUNTIME_FILE_NAME);
+    let err = |op| {
+        let path = source.clone();
+        move |source| InstallError { op, path, source }
+    };
+    let output = std::process::Command::new(python_path)
+        .args([
+            "-c",
+            "import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True)",
+        ])
+        .arg(&source)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(err("running the interpreter to compile"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let message = format!(
+        "{}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Err(err("compiling")(std::io::Error::other(message)))
+}
+
+/// [`precompile`] once per runtime directory and interpreter for the life
+/// of this process; failures are logged (the runtime still works, it just
+/// starts a few milliseconds slower).
+pub fn precompile_once(dir: &Path, python_path: &Path) {
+    static DONE: Mutex<Option<HashSet<(PathBuf, PathBuf)>>> = Mutex::new(None);
+    let key = (dir.to_path_buf(), python_path.to_path_buf());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    let done = done.get_or_insert_with(HashSet::new);
+    if done.contains(&key) {
+        return;
+    }
+    if let Err(e) = precompile(dir, python_path) {
+        tracing::warn!(error = %e, "precompiling the python3 runtime client");
+    }
+    done.insert(key);
 }
 
 /// The argv that runs the bootstrap with `python_path` inside a sandbox.
@@ -77,8 +146,12 @@ mod tests {
         install(&runtime).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), BOOTSTRAP_PY);
         assert_eq!(
+            std::fs::read_to_string(runtime.join(KUMO_RUNTIME_FILE_NAME)).unwrap(),
+            KUMO_RUNTIME_PY
+        );
+        assert_eq!(
             std::fs::read_dir(&runtime).unwrap().count(),
-            1,
+            2,
             "no temp files left"
         );
     }
@@ -98,5 +171,18 @@ mod tests {
             python_argv(Path::new("/usr/bin/python3")),
             ["/usr/bin/python3", "-B", "-s", "/var/runtime/bootstrap.py"]
         );
+    }
+
+    #[test]
+    fn precompile_writes_a_cache_and_reports_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        install(dir.path()).unwrap();
+        precompile(dir.path(), Path::new("/usr/bin/python3")).unwrap();
+        let cached = std::fs::read_dir(dir.path().join("__pycache__"))
+            .unwrap()
+            .count();
+        assert_eq!(cached, 1);
+        let err = precompile(dir.path(), Path::new("/nonexistent/python")).unwrap_err();
+        assert!(err.to_string().contains("kumo_runtime.py"), "{err}");
     }
 }
