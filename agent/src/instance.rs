@@ -9,6 +9,7 @@
 //! between invocations) is reported before the next invocation's `START`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -108,7 +109,7 @@ pub struct Instance {
     function: FunctionSpec,
     sandbox: Sandbox,
     api: RuntimeApi,
-    output: OutputCapture,
+    output: Arc<OutputCapture>,
     started: Instant,
     init_timeout: Duration,
     initialized: bool,
@@ -193,8 +194,14 @@ impl Instance {
                 .take_output()
                 .ok_or_else(|| wiring("the sandbox gave no output pipe".into()))?;
             let api = RuntimeApi::serve(listener).map_err(|e| wiring(e.to_string()))?;
-            let output = OutputCapture::start(pipe, settings.max_log_bytes)
-                .map_err(|e| wiring(e.to_string()))?;
+            let output = Arc::new(
+                OutputCapture::start(pipe, settings.max_log_bytes)
+                    .map_err(|e| wiring(e.to_string()))?,
+            );
+            // Output written before the runtime receives an event belongs
+            // before that event's START line.
+            let marker = output.clone();
+            api.on_handover(Box::new(move || marker.mark_start()));
             Ok((api, output))
         })();
         let (api, output) = match wired {
@@ -259,17 +266,12 @@ impl Instance {
                 exit = self.sandbox.wait_exit() => Some(Ending::Exit(exit)),
                 () = tokio::time::sleep_until(init_deadline) => Some(Ending::InitTimeout),
             };
-            if early.is_none() || self.api.has_requested_next() {
-                init_duration = Some(self.started.elapsed());
-                self.initialized = true;
-            }
-            if early.is_none() {
-                self.output.mark_start();
-            }
-        } else {
-            self.output.mark_start();
+            // A cold start reports its init time, also when init failed.
+            init_duration = Some(self.started.elapsed());
+            self.initialized = early.is_none() || self.api.has_requested_next();
         }
-        let run_start = if self.initialized {
+        // Until the hand-over time is known, now is within microseconds of it.
+        let approx_start = if self.initialized {
             Instant::now()
         } else {
             invoked
@@ -277,7 +279,7 @@ impl Instance {
         let ending = match early {
             Some(ending) => ending,
             None => {
-                let deadline = tokio::time::Instant::from_std(run_start + timeout);
+                let deadline = tokio::time::Instant::from_std(approx_start + timeout);
                 tokio::select! {
                     biased;
                     r = &mut reply => r.map_or(Ending::ReplyLost, Ending::Reply),
@@ -294,6 +296,11 @@ impl Instance {
             },
             other => other,
         };
+        let run_start = self
+            .api
+            .last_handover()
+            .filter(|at| *at >= invoked)
+            .unwrap_or(approx_start);
         let duration = run_start.elapsed();
         if matches!(ending, Ending::Timeout | Ending::InitTimeout) {
             self.sandbox.kill();

@@ -12,8 +12,8 @@
 //! was delivered is kept and becomes the reply to the next delivery.
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
@@ -103,13 +103,29 @@ struct State {
     previous_id: Option<String>,
     /// An init error reported while nothing was delivered.
     init_error: Option<RuntimeReply>,
+    /// When the last invocation was handed to the runtime.
+    handed_over_at: Option<Instant>,
 }
 
-#[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
     /// Becomes true at the runtime's first `/next` (end of init).
     ready: watch::Sender<bool>,
+    /// Called just before an invocation is handed to the runtime.
+    handover_hook: OnceLock<HandoverHook>,
+}
+
+/// See [`RuntimeApi::on_handover`].
+pub type HandoverHook = Box<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("state", &self.state)
+            .field("ready", &self.ready)
+            .field("handover_hook", &self.handover_hook.get().is_some())
+            .finish()
+    }
 }
 
 impl Shared {
@@ -151,6 +167,7 @@ impl RuntimeApi {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             ready: ready_tx,
+            handover_hook: OnceLock::new(),
         });
         let server = tokio::spawn(server::accept_loop(listener, shared.clone()));
         Ok(RuntimeApi {
@@ -172,6 +189,20 @@ impl RuntimeApi {
         let mut ready = self.ready.clone();
         // The sender lives in `shared`, which we hold: it cannot be dropped.
         let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// Sets a hook called in the `/next` handler just before an invocation
+    /// is sent to the runtime, i.e. before the runtime can act on it (used
+    /// to mark where the invocation's own output starts). Set once; later
+    /// calls are ignored.
+    pub fn on_handover(&self, hook: HandoverHook) {
+        let _ = self.shared.handover_hook.set(hook);
+    }
+
+    /// When the most recent invocation was handed to the runtime (its run
+    /// time starts there).
+    pub fn last_handover(&self) -> Option<Instant> {
+        self.shared.lock().handed_over_at
     }
 
     /// Whether the runtime has asked for work at least once.

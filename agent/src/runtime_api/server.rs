@@ -102,28 +102,45 @@ async fn next(shared: &Shared) -> HttpResponse {
         .send_if_modified(|ready| !std::mem::replace(ready, true));
     let waiting = {
         let mut state = shared.lock();
-        if let Some(invocation) = state.queued.take() {
-            return invocation_response(invocation);
+        match state.queued.take() {
+            Some(invocation) => Ok(invocation),
+            None if state.parked_next.as_ref().is_some_and(|p| !p.is_closed()) => {
+                return error_response(
+                    StatusCode::FORBIDDEN,
+                    "InvalidStateTransition",
+                    "another /next request is already waiting for an invocation",
+                );
+            }
+            None => {
+                let (tx, rx) = oneshot::channel();
+                state.parked_next = Some(tx);
+                Err(rx)
+            }
         }
-        if state.parked_next.as_ref().is_some_and(|p| !p.is_closed()) {
-            return error_response(
-                StatusCode::FORBIDDEN,
-                "InvalidStateTransition",
-                "another /next request is already waiting for an invocation",
-            );
-        }
-        let (tx, rx) = oneshot::channel();
-        state.parked_next = Some(tx);
-        rx
     };
-    match waiting.await {
-        Ok(invocation) => invocation_response(invocation),
-        Err(_) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ServiceException",
-            "the instance stopped waiting for this /next request",
-        ),
+    // The state lock is released here: `hand_over` takes it again.
+    let invocation = match waiting {
+        Ok(invocation) => invocation,
+        Err(parked) => match parked.await {
+            Ok(invocation) => invocation,
+            Err(_) => {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ServiceException",
+                    "the instance stopped waiting for this /next request",
+                )
+            }
+        },
+    };
+    hand_over(shared, invocation)
+}
+
+fn hand_over(shared: &Shared, invocation: PendingInvocation) -> HttpResponse {
+    if let Some(hook) = shared.handover_hook.get() {
+        hook();
     }
+    shared.lock().handed_over_at = Some(std::time::Instant::now());
+    invocation_response(invocation)
 }
 
 fn invocation_response(invocation: PendingInvocation) -> HttpResponse {
