@@ -1,0 +1,169 @@
+//! One cgroup per instance (cgroups-rs; v1 controllers or the v2 unified
+//! hierarchy, whichever the host uses): memory without swap, CPU weight
+//! proportional to memory, a process limit; peak memory and OOM kills read
+//! back for REPORT lines.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cgroups_rs::fs::cpu::CpuController;
+use cgroups_rs::fs::memory::MemController;
+use cgroups_rs::fs::pid::PidController;
+use cgroups_rs::fs::{hierarchies, Cgroup, Controller, MaxValue};
+
+use super::SandboxError;
+
+/// Memory that buys one full CPU weight unit, as on Lambda (1769 MB = 1 vCPU).
+const MB_PER_VCPU: u64 = kumo_proto::model::MEMORY_MB_PER_VCPU as u64;
+
+/// The cgroup of one sandbox.
+#[derive(Debug)]
+pub struct InstanceCgroup {
+    cgroup: Cgroup,
+    name: String,
+    v2: bool,
+    memory_dir: Option<PathBuf>,
+}
+
+fn cgroup_error(op: &'static str, path: &str, err: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Cgroup {
+        op,
+        path: path.to_string(),
+        message: err.to_string(),
+    }
+}
+
+impl InstanceCgroup {
+    /// Creates `<parent>/<id>` with the limits set.
+    pub fn create(
+        parent: &str,
+        id: &str,
+        memory_mb: u32,
+        max_processes: u32,
+    ) -> Result<Self, SandboxError> {
+        let name = format!("{}/{}", parent.trim_matches('/'), id);
+        let hierarchy = hierarchies::auto();
+        let v2 = hierarchy.v2();
+        let controllers = vec!["memory".to_string(), "cpu".to_string(), "pids".to_string()];
+        let cgroup = Cgroup::new_with_specified_controllers(hierarchy, &name, Some(controllers))
+            .map_err(|e| cgroup_error("create", &name, e))?;
+        let mut this = Self {
+            cgroup,
+            name,
+            v2,
+            memory_dir: None,
+        };
+        if let Err(err) = this.apply_limits(memory_mb, max_processes) {
+            let _ = this.cgroup.delete();
+            return Err(err);
+        }
+        Ok(this)
+    }
+
+    fn apply_limits(&mut self, memory_mb: u32, max_processes: u32) -> Result<(), SandboxError> {
+        let bytes = i64::from(memory_mb) * 1024 * 1024;
+        let memory: &MemController = self
+            .cgroup
+            .controller_of()
+            .ok_or_else(|| cgroup_error("find controller", &self.name, "no memory controller"))?;
+        memory
+            .set_limit(bytes)
+            .map_err(|e| cgroup_error("set memory limit", &self.name, e))?;
+        // No swap: the memory+swap limit equals the memory limit (v1 only
+        // when swap accounting exists; v2 sets memory.swap.max = 0).
+        let swap = if self.v2 { 0 } else { bytes };
+        let memsw_supported = self.v2 || memory.path().join("memory.memsw.limit_in_bytes").exists();
+        if memsw_supported {
+            memory
+                .set_memswap_limit(swap)
+                .map_err(|e| cgroup_error("set swap limit", &self.name, e))?;
+        }
+        self.memory_dir = Some(memory.path().to_path_buf());
+        let cpu: &CpuController = self
+            .cgroup
+            .controller_of()
+            .ok_or_else(|| cgroup_error("find controller", &self.name, "no cpu controller"))?;
+        let shares = (u64::from(memory_mb) * 1024 / MB_PER_VCPU).max(2);
+        // cgroups-rs maps shares to cpu.weight on v2.
+        cpu.set_shares(shares)
+            .map_err(|e| cgroup_error("set cpu shares", &self.name, e))?;
+        let pids: &PidController = self
+            .cgroup
+            .controller_of()
+            .ok_or_else(|| cgroup_error("find controller", &self.name, "no pids controller"))?;
+        pids.set_pid_max(MaxValue::Value(i64::from(max_processes)))
+            .map_err(|e| cgroup_error("set pids.max", &self.name, e))?;
+        Ok(())
+    }
+
+    /// The `cgroup.procs` file of every hierarchy this cgroup lives in.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .cgroup
+            .subsystems()
+            .iter()
+            .map(|s| s.to_controller().path().join("cgroup.procs"))
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// Peak memory use in bytes.
+    pub fn max_memory_used_bytes(&self) -> Option<u64> {
+        let file = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        read_trimmed(&self.memory_dir.as_ref()?.join(file))?
+            .parse()
+            .ok()
+    }
+
+    /// Number of processes the kernel OOM-killed in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let Some(dir) = &self.memory_dir else {
+            return 0;
+        };
+        read_trimmed(&dir.join(file))
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill "))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Kills whatever is left in the cgroup and removes it, retrying while
+    /// the kernel still reports it busy.
+    pub fn remove(self) -> Result<(), SandboxError> {
+        let mut last = String::new();
+        for attempt in 0..50u32 {
+            for pid in self.cgroup.procs() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid.pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            match self.cgroup.delete() {
+                Ok(()) if !self.cgroup.exists() => return Ok(()),
+                Ok(()) => last = "still exists after delete".into(),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(2 * u64::from(attempt + 1)));
+        }
+        Err(cgroup_error("remove", &self.name, last))
+    }
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}

@@ -1,0 +1,219 @@
+//! The sandbox init: the agent binary re-executed with the hidden
+//! subcommand, single-threaded, talking to the agent over fd 3.
+//!
+//! Process tree: outer init (host pid namespace; joins the cgroup, unshares
+//! the namespaces, binds the Runtime API listener in the new network
+//! namespace) → PID 1 of the new pid namespace (builds the root filesystem,
+//! pivots, reaps) → the runtime (drops privileges, execs).
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{OwnedFd, RawFd};
+
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
+
+use super::channel::{self, InitMessage};
+use super::rootfs;
+use super::spec::InitSpec;
+
+/// The control channel's descriptor number in the init process.
+pub const CONTROL_FD: RawFd = 3;
+
+/// Runs the init; never returns.
+pub fn main() -> ! {
+    let code = match outer() {
+        Ok(()) => 0,
+        Err(message) => {
+            let _ = channel::send(CONTROL_FD, &InitMessage::Error(message));
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn outer() -> Result<(), String> {
+    let (bytes, _) = channel::recv_raw(CONTROL_FD)
+        .map_err(|e| format!("reading the sandbox spec: {e}"))?
+        .ok_or("the agent closed the control channel before sending the spec")?;
+    let spec: InitSpec =
+        serde_json::from_slice(&bytes).map_err(|e| format!("decoding the sandbox spec: {e}"))?;
+    let pid = std::process::id().to_string();
+    for procs in &spec.cgroup_procs {
+        std::fs::write(procs, &pid)
+            .map_err(|e| format!("joining cgroup {}: {e}", procs.display()))?;
+    }
+    // The init processes should never be the OOM killer's choice: the
+    // runtime is. Best effort: lowering needs CAP_SYS_RESOURCE, which some
+    // hosts (e.g. containers) withhold even from root.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWPID;
+    if spec.private_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(|e| format!("unshare({flags:?}): {e}"))?;
+    if spec.private_network {
+        super::net::bring_up_loopback().map_err(|e| format!("bringing up lo: {e}"))?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 9001))
+            .map_err(|e| format!("binding the Runtime API on 127.0.0.1:9001: {e}"))?;
+        let fd = OwnedFd::from(listener);
+        channel::send(CONTROL_FD, &InitMessage::Listener(fd))
+            .map_err(|e| format!("sending the Runtime API listener: {e}"))?;
+    }
+    // SAFETY: this process is single-threaded (a fresh exec that started no
+    // threads), so the child may run arbitrary code after fork.
+    match unsafe { fork() }.map_err(|e| format!("fork of the sandbox PID 1: {e}"))? {
+        ForkResult::Child => {
+            let code = match pid1(&spec) {
+                Ok(code) => code,
+                Err(message) => {
+                    let _ = channel::send(CONTROL_FD, &InitMessage::Error(message));
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+        ForkResult::Parent { child } => {
+            let _ = channel::send(CONTROL_FD, &InitMessage::Pid1(child.as_raw()));
+            loop {
+                match waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    _ => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// PID 1 of the sandbox: set up the root, start the runtime, reap, report.
+fn pid1(spec: &InitSpec) -> Result<i32, String> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("set_pdeathsig: {e}"))?;
+    rootfs::build(spec)?;
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| format!("sethostname {}: {e}", spec.hostname))?;
+    let (exec_errors, exec_errors_writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("creating the exec status pipe: {e}"))?;
+    // SAFETY: still single-threaded (see `outer`).
+    let runtime = match unsafe { fork() }.map_err(|e| format!("fork of the runtime: {e}"))? {
+        ForkResult::Child => {
+            drop(exec_errors);
+            let error = exec_runtime(spec);
+            let mut writer = std::fs::File::from(exec_errors_writer);
+            let _ = std::io::Write::write_all(&mut writer, error.as_bytes());
+            // SAFETY: `_exit` is always safe to call; it ends this child
+            // without running the parent's atexit handlers.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(exec_errors_writer);
+    let mut error = String::new();
+    let _ = std::fs::File::from(exec_errors).read_to_string(&mut error);
+    if !error.is_empty() {
+        let _ = waitpid(runtime, None);
+        return Err(error);
+    }
+    channel::send(CONTROL_FD, &InitMessage::Ready)
+        .map_err(|e| format!("reporting readiness: {e}"))?;
+    Ok(reap_until_exit(runtime))
+}
+
+/// Reaps every child (orphans are reparented to PID 1) until the runtime
+/// itself ends, then reports its status. Exiting PID 1 kills the rest.
+fn reap_until_exit(runtime: Pid) -> i32 {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == runtime => {
+                let _ = channel::send(CONTROL_FD, &InitMessage::Exit(code));
+                return 0;
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == runtime => {
+                let _ = channel::send(CONTROL_FD, &InitMessage::Exit(-(signal as i32)));
+                return 0;
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 0,
+        }
+    }
+}
+
+/// In the runtime child: drop privileges and exec. Returns only on failure,
+/// with the message to report.
+fn exec_runtime(spec: &InitSpec) -> String {
+    let step = || -> Result<std::convert::Infallible, String> {
+        // Undo the init's protection (best effort, see `outer`).
+        let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+        nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+        let gid = Gid::from_raw(spec.gid);
+        let uid = Uid::from_raw(spec.uid);
+        nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("setresgid {gid}: {e}"))?;
+        nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setresuid {uid}: {e}"))?;
+        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .map_err(|e| format!("set_pdeathsig: {e}"))?;
+        nix::unistd::chdir("/var/task").map_err(|e| format!("chdir /var/task: {e}"))?;
+        close_inherited_descriptors();
+        let cstring = |s: &str| CString::new(s).map_err(|_| format!("NUL byte in {s:?}"));
+        let argv = spec
+            .argv
+            .iter()
+            .map(|a| cstring(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = spec
+            .env
+            .iter()
+            .map(|(k, v)| cstring(&format!("{k}={v}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let program = argv.first().ok_or("empty argv")?;
+        nix::unistd::execve(program, &argv, &env)
+            .map_err(|e| format!("exec {}: {}", spec.argv[0], e.desc()))
+    };
+    match step() {
+        Ok(never) => match never {},
+        Err(message) => message,
+    }
+}
+
+/// Marks every descriptor above stderr close-on-exec, so the runtime
+/// inherits only stdin, stdout and stderr (the control channel and the exec
+/// status pipe close at exec).
+fn close_inherited_descriptors() {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes flags of this process's descriptors.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if rc != 0 {
+        // Older kernels: walk the table.
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<RawFd> = dir
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd > 2)
+                .collect();
+            for fd in fds {
+                // SAFETY: setting FD_CLOEXEC on a descriptor we own.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+}
+
+/// Makes `fd` the control channel at [`CONTROL_FD`] in a freshly forked
+/// child (called from `pre_exec`: async-signal-safe calls only).
+pub fn install_control_fd(fd: RawFd) -> std::io::Result<()> {
+    if fd == CONTROL_FD {
+        // SAFETY: clearing FD_CLOEXEC on our own descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        return Ok(());
+    }
+    // SAFETY: dup2 onto fd 3 in the child; the duplicate has no FD_CLOEXEC.
+    if unsafe { libc::dup2(fd, CONTROL_FD) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! What the agent tells a sandbox's init process: everything it needs to set
+//! the sandbox up, sent as JSON over the control channel.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The init process's instructions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitSpec {
+    /// Program and arguments, paths as seen inside the sandbox.
+    pub argv: Vec<String>,
+    /// The complete environment of the runtime process.
+    pub env: Vec<(String, String)>,
+    /// Host directory mounted read-only at `/var/task`.
+    pub task_dir: PathBuf,
+    /// Host directory mounted read-only at `/var/runtime`.
+    pub runtime_dir: Option<PathBuf>,
+    /// Empty directory that becomes the sandbox's root mount point.
+    pub root_dir: PathBuf,
+    /// Size of `/tmp` in MB.
+    pub tmp_size_mb: u32,
+    /// Whether to create a private network namespace (loopback only).
+    pub private_network: bool,
+    /// Uid of the runtime process.
+    pub uid: u32,
+    /// Gid of the runtime process.
+    pub gid: u32,
+    /// Hostname inside the sandbox.
+    pub hostname: String,
+    /// `cgroup.procs` files the init joins before anything else.
+    pub cgroup_procs: Vec<PathBuf>,
+}
