@@ -153,7 +153,11 @@ mod tests {
     fn file_and_defaults_combine() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agent.toml");
-        std::fs::write(&file, "idle_timeout_seconds = 5\nserver = \"http://10.0.0.1:7070\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "idle_timeout_seconds = 5\nserver = \"http://10.0.0.1:7070\"\n",
+        )
+        .unwrap();
         let cfg = AgentConfig::load(Some(&file), "KUMO_AGENT_TEST_UNUSED").unwrap();
         assert_eq!(cfg.idle_timeout_seconds, 5);
         assert_eq!(cfg.server, "http://10.0.0.1:7070");

@@ -1,1 +1,250 @@
-//! TODO(owner): connection
+//! The agent's link to kumod: one long-lived `Attach` stream carrying
+//! registrations, invocations, results and heartbeats, re-established with
+//! backoff whenever it breaks; and package downloads over `FetchPackage`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use kumo_proto::agent::agent_control_client::AgentControlClient;
+use kumo_proto::agent::{
+    agent_message, daemon_message, AgentMessage, FetchPackageRequest, Heartbeat, Invocation,
+    Register,
+};
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::executor::Executor;
+use crate::package_cache::{FetchError, PackageFetcher};
+
+/// First reconnect delay; doubled after every failed attempt up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Heartbeat interval used until kumod says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The connection to kumod could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The server URL is not a valid gRPC endpoint.
+    #[error("invalid kumod URL {url}: {source}")]
+    InvalidUrl {
+        /// The configured URL.
+        url: String,
+        /// Why tonic refused it.
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// Builds a lazily-connecting gRPC channel to kumod.
+pub fn channel(url: &str) -> Result<Channel, ConnectionError> {
+    let endpoint =
+        Endpoint::from_shared(url.to_string()).map_err(|source| ConnectionError::InvalidUrl {
+            url: url.to_string(),
+            source,
+        })?;
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+fn client(channel: Channel) -> AgentControlClient<Channel> {
+    AgentControlClient::new(channel)
+        .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+}
+
+/// Downloads packages from kumod's `FetchPackage` stream.
+#[derive(Clone)]
+pub struct GrpcPackageFetcher {
+    channel: Channel,
+}
+
+impl GrpcPackageFetcher {
+    /// A fetcher using `channel`.
+    pub fn new(channel: Channel) -> Self {
+        Self { channel }
+    }
+}
+
+impl PackageFetcher for GrpcPackageFetcher {
+    fn fetch(&self, digest: &str) -> BoxFuture<'_, Result<Vec<u8>, FetchError>> {
+        let digest = digest.to_string();
+        Box::pin(async move {
+            let failed = |message: String| FetchError {
+                digest: digest.clone(),
+                message,
+            };
+            let mut stream = client(self.channel.clone())
+                .fetch_package(FetchPackageRequest {
+                    digest: digest.clone(),
+                })
+                .await
+                .map_err(|status| failed(status.message().to_string()))?
+                .into_inner();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|status| failed(status.message().to_string()))?;
+                if bytes.is_empty() && chunk.total_size > 0 {
+                    let expected = usize::try_from(chunk.total_size).unwrap_or(usize::MAX);
+                    bytes.reserve(expected.min(kumo_proto::MAX_GRPC_MESSAGE_BYTES));
+                }
+                bytes.extend_from_slice(&chunk.data);
+                if bytes.len() as u64 > kumo_proto::model::MAX_PACKAGE_ZIPPED_BYTES {
+                    return Err(failed("package is larger than the 50 MB limit".into()));
+                }
+            }
+            Ok(bytes)
+        })
+    }
+}
+
+/// Identity and capacity this agent announces when it registers.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Stable node id.
+    pub agent_id: String,
+    /// Host name of the node.
+    pub hostname: String,
+    /// Memory (MB) available to instances.
+    pub allocatable_memory_mb: u64,
+    /// Largest number of instances.
+    pub max_instances: u32,
+}
+
+/// Keeps the `Attach` stream to kumod up until `shutdown` resolves, running
+/// every invocation it receives on `executor`.
+pub async fn serve(
+    channel: Channel,
+    registration: Registration,
+    executor: Arc<Executor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let session = attach_once(channel.clone(), &registration, executor.clone());
+        tokio::select! {
+            _ = &mut shutdown => return,
+            outcome = session => match outcome {
+                SessionEnd::WasRegistered(reason) => {
+                    tracing::warn!(%reason, "connection to kumod lost; reconnecting");
+                    backoff = MIN_BACKOFF;
+                }
+                SessionEnd::NeverRegistered(reason) => {
+                    tracing::warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "cannot attach to kumod");
+                }
+            },
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Why one `Attach` session ended.
+enum SessionEnd {
+    /// The session had registered; reconnect quickly.
+    WasRegistered(String),
+    /// Registration never completed; back off.
+    NeverRegistered(String),
+}
+
+async fn attach_once(
+    channel: Channel,
+    registration: &Registration,
+    executor: Arc<Executor>,
+) -> SessionEnd {
+    let (outbound, outbound_rx) = mpsc::channel::<AgentMessage>(1024);
+    let register = AgentMessage {
+        body: Some(agent_message::Body::Register(Register {
+            agent_id: registration.agent_id.clone(),
+            hostname: registration.hostname.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            allocatable_memory_mb: registration.allocatable_memory_mb,
+            max_instances: registration.max_instances,
+        })),
+    };
+    if outbound.send(register).await.is_err() {
+        return SessionEnd::NeverRegistered("outbound queue closed".into());
+    }
+    let request = tokio_stream::wrappers::ReceiverStream::new(outbound_rx);
+    let mut inbound = match client(channel).attach(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return SessionEnd::NeverRegistered(status.message().to_string()),
+    };
+    let mut registered = false;
+    let mut heartbeat = tokio::time::interval(DEFAULT_HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = inbound.next() => {
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    Some(Err(status)) => return end(registered, status.message().to_string()),
+                    None => return end(registered, "kumod closed the stream".into()),
+                };
+                match message.body {
+                    Some(daemon_message::Body::Registered(ack)) => {
+                        registered = true;
+                        tracing::info!(agent_id = %ack.agent_id, daemon_version = %ack.daemon_version, "attached to kumod");
+                        if ack.heartbeat_interval_ms > 0 {
+                            heartbeat = tokio::time::interval(Duration::from_millis(ack.heartbeat_interval_ms.into()));
+                            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        }
+                    }
+                    Some(daemon_message::Body::Invoke(invocation)) => {
+                        spawn_invocation(executor.clone(), invocation, outbound.clone());
+                    }
+                    None => tracing::debug!("ignoring an empty message from kumod"),
+                }
+            }
+            _ = heartbeat.tick(), if registered => {
+                let stats = executor.stats();
+                let beat = AgentMessage {
+                    body: Some(agent_message::Body::Heartbeat(Heartbeat {
+                        running_invocations: stats.busy,
+                        instances: stats.instances,
+                        memory_reserved_mb: stats.memory_reserved_mb,
+                    })),
+                };
+                if outbound.send(beat).await.is_err() {
+                    return end(registered, "outbound queue closed".into());
+                }
+            }
+        }
+    }
+}
+
+fn end(registered: bool, reason: String) -> SessionEnd {
+    if registered {
+        SessionEnd::WasRegistered(reason)
+    } else {
+        SessionEnd::NeverRegistered(reason)
+    }
+}
+
+fn spawn_invocation(
+    executor: Arc<Executor>,
+    invocation: Invocation,
+    outbound: mpsc::Sender<AgentMessage>,
+) {
+    tokio::spawn(async move {
+        let request_id = invocation.request_id.clone();
+        let result = executor.execute(invocation).await;
+        let message = AgentMessage {
+            body: Some(agent_message::Body::Result(result)),
+        };
+        if outbound.send(message).await.is_err() {
+            tracing::warn!(%request_id, "connection to kumod closed before the result could be sent");
+        }
+    });
+}

@@ -1,1 +1,161 @@
-//! TODO(owner): executor
+//! Runs one invocation on this node: package → warm or cold instance →
+//! invoke → keep or discard the instance. Never fails: every problem
+//! becomes an `InvocationResult` the daemon can pass on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kumo_proto::agent::{Invocation, InvocationResult, Outcome};
+
+use crate::config::AgentConfig;
+use crate::instance::{Instance, InstanceSettings};
+use crate::package_cache::PackageCache;
+use crate::pool::{Acquired, Pool, PoolKey, PoolLimits, PoolStats, Pooled};
+use crate::sandbox::INIT_SUBCOMMAND;
+
+/// How often idle instances are checked for expiry.
+const REAP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The executor could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("locating the sandbox init program (this executable): {0}")]
+pub struct ExecutorError(#[from] std::io::Error);
+
+/// Runs invocations on this node's instances.
+pub struct Executor {
+    settings: InstanceSettings,
+    packages: PackageCache,
+    pool: Arc<Pool>,
+    agent_id: String,
+    reaper: tokio::task::JoinHandle<()>,
+}
+
+impl Executor {
+    /// An executor whose sandboxes re-execute this very binary as their
+    /// init. Must be called inside a tokio runtime (starts the idle reaper).
+    pub fn new(config: &AgentConfig, packages: PackageCache) -> Result<Self, ExecutorError> {
+        let init_program = std::env::current_exe()?;
+        let settings =
+            InstanceSettings::from_config(config, init_program, vec![INIT_SUBCOMMAND.into()]);
+        let pool = Arc::new(Pool::new(PoolLimits {
+            max_instances: config.max_instances,
+            allocatable_memory_mb: config.allocatable_memory_mb,
+            idle_timeout: Duration::from_secs(config.idle_timeout_seconds),
+            uid_base: config.sandbox_uid_base,
+            uid_count: config.sandbox_uid_count,
+        }));
+        let reaper = tokio::spawn(reap_idle(Arc::downgrade(&pool)));
+        Ok(Self {
+            settings,
+            packages,
+            pool,
+            agent_id: config.agent_id.clone(),
+            reaper,
+        })
+    }
+
+    /// Instance counters.
+    pub fn stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Runs one invocation to its result.
+    pub async fn execute(&self, invocation: Invocation) -> InvocationResult {
+        let Some(function) = invocation.function.clone() else {
+            return platform_error(
+                &invocation,
+                "Kumo.InvalidInvocation",
+                "the invocation has no function".into(),
+            );
+        };
+        let task_dir = match self.packages.ensure(&function.package_digest).await {
+            Ok(dir) => dir,
+            Err(err) => return platform_error(&invocation, "Kumo.InvalidPackage", err.to_string()),
+        };
+        let key = PoolKey {
+            name: function.name.clone(),
+            version: function.version.clone(),
+            revision: function.revision,
+        };
+        let (acquired, evicted) = self.pool.acquire(&key, function.memory_mb);
+        shutdown_all(evicted);
+        let mut pooled = match acquired {
+            Ok(Acquired::Warm(pooled)) => pooled,
+            Ok(Acquired::Cold(reservation)) => {
+                match Instance::start(&self.settings, &function, task_dir, reservation.uid).await {
+                    Ok(instance) => Pooled {
+                        instance,
+                        uid: reservation.uid,
+                    },
+                    Err(err) => {
+                        self.pool.cancel(reservation);
+                        return platform_error(&invocation, "Kumo.SandboxError", err.to_string());
+                    }
+                }
+            }
+            Err(capacity) => {
+                return platform_error(
+                    &invocation,
+                    "TooManyRequestsException",
+                    format!("agent {}: {capacity}", self.agent_id),
+                )
+            }
+        };
+        let mut result = pooled.instance.invoke(&invocation).await;
+        result.invocation_id = invocation.invocation_id;
+        result.request_id = invocation.request_id.clone();
+        let reusable = pooled.instance.is_reusable();
+        if let Some(gone) = self.pool.release(key, pooled, reusable) {
+            shutdown_all(vec![gone]);
+        }
+        result
+    }
+
+    /// Stops the reaper and shuts every idle instance down.
+    pub async fn shutdown(&self) {
+        self.reaper.abort();
+        for pooled in self.pool.take_all_idle() {
+            pooled.instance.shutdown().await;
+        }
+    }
+}
+
+fn shutdown_all(instances: Vec<Pooled>) {
+    for pooled in instances {
+        tokio::spawn(pooled.instance.shutdown());
+    }
+}
+
+async fn reap_idle(pool: std::sync::Weak<Pool>) {
+    let mut tick = tokio::time::interval(REAP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        let expired = pool.take_expired();
+        if !expired.is_empty() {
+            tracing::debug!(count = expired.len(), "reclaiming idle instances");
+        }
+        shutdown_all(expired);
+    }
+}
+
+/// A result for an invocation the platform could not run.
+fn platform_error(invocation: &Invocation, error_type: &str, message: String) -> InvocationResult {
+    tracing::warn!(request_id = %invocation.request_id, %error_type, %message, "invocation failed on the platform");
+    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+    InvocationResult {
+        invocation_id: invocation.invocation_id,
+        request_id: invocation.request_id.clone(),
+        outcome: Outcome::PlatformError as i32,
+        payload: body.to_string().into_bytes(),
+        error_type: error_type.to_string(),
+        executed_version: invocation
+            .function
+            .as_ref()
+            .map(|f| f.version.clone())
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}

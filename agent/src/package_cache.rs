@@ -1,1 +1,171 @@
-//! TODO(owner): package_cache
+//! Unpacked packages by digest: fetched once from kumod, verified against
+//! their SHA-256, unpacked safely into `dir/<digest>/` (mounted read-only at
+//! `/var/task`). A warm lookup is a map read; concurrent requests for one
+//! digest fetch and unpack it once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::unzip::{self, UnzipLimits};
+
+/// Marker written last into a complete tree.
+const COMPLETE_MARKER: &str = ".kumo-complete";
+/// Downloads tried before giving up on a digest mismatch or transfer error.
+const FETCH_ATTEMPTS: u32 = 3;
+
+/// A package download failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("fetching package {digest}: {message}")]
+pub struct FetchError {
+    /// The requested digest.
+    pub digest: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Where packages come from (kumod's `FetchPackage` in production).
+pub trait PackageFetcher: Send + Sync {
+    /// Returns the ZIP bytes of the package with this hex SHA-256.
+    fn fetch(&self, digest: &str) -> BoxFuture<'_, Result<Vec<u8>, FetchError>>;
+}
+
+/// A package could not be made available.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PackageError {
+    /// The digest is not 64 lowercase hex characters.
+    #[error("invalid package digest {0:?}")]
+    InvalidDigest(String),
+    /// Every download attempt failed.
+    #[error("{0}")]
+    Fetch(#[from] FetchError),
+    /// Downloads never matched the digest.
+    #[error("package {digest}: downloaded bytes hash to {actual}; refusing to run them")]
+    DigestMismatch {
+        /// Expected digest.
+        digest: String,
+        /// What the bytes hashed to.
+        actual: String,
+    },
+    /// The archive was refused or could not be written.
+    #[error("package {digest}: {message}")]
+    Unpack {
+        /// The digest.
+        digest: String,
+        /// The unzip error.
+        message: String,
+    },
+}
+
+/// The cache of unpacked packages.
+pub struct PackageCache {
+    dir: PathBuf,
+    fetcher: Arc<dyn PackageFetcher>,
+    limits: UnzipLimits,
+    entries: Mutex<HashMap<String, Arc<OnceCell<PathBuf>>>>,
+}
+
+impl PackageCache {
+    /// Opens the cache in `dir`, keeping complete trees from earlier runs and
+    /// removing partial ones.
+    pub fn new(
+        dir: PathBuf,
+        fetcher: Arc<dyn PackageFetcher>,
+        limits: UnzipLimits,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let mut entries = HashMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if is_digest(&name) && path.join(COMPLETE_MARKER).exists() {
+                entries.insert(name, Arc::new(OnceCell::new_with(Some(path))));
+            } else {
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+        Ok(Self {
+            dir,
+            fetcher,
+            limits,
+            entries: Mutex::new(entries),
+        })
+    }
+
+    /// The unpacked directory of the package `digest`, fetching and
+    /// unpacking it first if needed.
+    pub async fn ensure(&self, digest: &str) -> Result<PathBuf, PackageError> {
+        if !is_digest(digest) {
+            return Err(PackageError::InvalidDigest(digest.to_string()));
+        }
+        let cell = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries.entry(digest.to_string()).or_default().clone()
+        };
+        cell.get_or_try_init(|| self.fetch_and_unpack(digest))
+            .await
+            .cloned()
+    }
+
+    async fn fetch_and_unpack(&self, digest: &str) -> Result<PathBuf, PackageError> {
+        let bytes = self.fetch_verified(digest).await?;
+        let dest = self.dir.join(digest);
+        let limits = self.limits.clone();
+        let digest_owned = digest.to_string();
+        let unpacked = dest.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&unpacked);
+            unzip::extract(&bytes, &unpacked, &limits)
+                .map_err(|e| e.to_string())
+                .and_then(|_| {
+                    std::fs::write(unpacked.join(COMPLETE_MARKER), b"")
+                        .map_err(|e| format!("writing the completion marker: {e}"))
+                })
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(|message| PackageError::Unpack {
+            digest: digest_owned,
+            message,
+        })?;
+        Ok(dest)
+    }
+
+    async fn fetch_verified(&self, digest: &str) -> Result<Vec<u8>, PackageError> {
+        let mut last = None;
+        for attempt in 1..=FETCH_ATTEMPTS {
+            match self.fetcher.fetch(digest).await {
+                Ok(bytes) => {
+                    let actual = hex::encode(Sha256::digest(&bytes));
+                    if actual == digest {
+                        return Ok(bytes);
+                    }
+                    tracing::warn!(%digest, %actual, attempt, "package download does not match its digest");
+                    last = Some(PackageError::DigestMismatch {
+                        digest: digest.to_string(),
+                        actual,
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(%digest, attempt, error = %err, "package download failed");
+                    last = Some(err.into());
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+        }
+        Err(last.unwrap_or_else(|| PackageError::InvalidDigest(digest.to_string())))
+    }
+}
+
+/// Whether `s` is a hex SHA-256 (64 lowercase hex characters).
+pub fn is_digest(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

@@ -1,1 +1,290 @@
-//! TODO(owner): pool
+//! Accounting for this node's instances: idle warm instances per function
+//! revision (most recently used first), capacity by instance count and
+//! memory, one unprivileged uid per live instance, and idle expiry.
+//!
+//! The pool never awaits: instances it gives up (evicted, expired, not
+//! reusable) are handed back to the caller to shut down outside the lock.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::instance::Instance;
+
+/// Which instances may serve an invocation: same function, version and
+/// configuration revision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    /// Function name.
+    pub name: String,
+    /// Executing version.
+    pub version: String,
+    /// Configuration revision.
+    pub revision: u64,
+}
+
+/// An instance with the uid it runs as.
+#[derive(Debug)]
+pub struct Pooled {
+    /// The instance.
+    pub instance: Instance,
+    /// Its sandbox uid (returned to the pool when it goes).
+    pub uid: u32,
+}
+
+/// Capacity reserved for a cold start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// The uid the new instance must run as.
+    pub uid: u32,
+    /// The memory reserved for it.
+    pub memory_mb: u32,
+}
+
+/// What [`Pool::acquire`] found.
+#[derive(Debug)]
+pub enum Acquired {
+    /// A warm instance, now busy.
+    Warm(Pooled),
+    /// No warm instance: capacity was reserved for a cold start.
+    Cold(Reservation),
+}
+
+/// The node has no room for another instance.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no capacity for a {memory_mb} MB instance: {live} instances using {reserved_mb} of {allocatable_mb} MB (at most {max_instances} instances)")]
+pub struct CapacityExceeded {
+    /// Memory asked for.
+    pub memory_mb: u32,
+    /// Live instances.
+    pub live: u32,
+    /// Memory reserved by them.
+    pub reserved_mb: u64,
+    /// Memory available to instances.
+    pub allocatable_mb: u64,
+    /// Instance limit.
+    pub max_instances: u32,
+}
+
+/// Counters for heartbeats and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Live instances (busy + idle + starting).
+    pub instances: u32,
+    /// Instances running an invocation or starting.
+    pub busy: u32,
+    /// Memory reserved by live instances.
+    pub memory_reserved_mb: u64,
+}
+
+/// Limits of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolLimits {
+    /// Largest number of live instances.
+    pub max_instances: u32,
+    /// Memory available to instances.
+    pub allocatable_memory_mb: u64,
+    /// Idle instances older than this are reclaimed.
+    pub idle_timeout: Duration,
+    /// First sandbox uid.
+    pub uid_base: u32,
+    /// Number of sandbox uids.
+    pub uid_count: u32,
+}
+
+struct Idle {
+    pooled: Pooled,
+    since: Instant,
+}
+
+struct State {
+    idle: HashMap<PoolKey, Vec<Idle>>,
+    live: u32,
+    busy: u32,
+    memory_reserved_mb: u64,
+    free_uids: Vec<u32>,
+    next_uid: u32,
+}
+
+/// The pool.
+pub struct Pool {
+    limits: PoolLimits,
+    state: Mutex<State>,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(limits: PoolLimits) -> Self {
+        Self {
+            state: Mutex::new(State {
+                idle: HashMap::new(),
+                live: 0,
+                busy: 0,
+                memory_reserved_mb: 0,
+                free_uids: Vec::new(),
+                next_uid: 0,
+            }),
+            limits,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a warm instance for `key`, or reserves room for a cold start
+    /// (evicting idle instances of other functions, least recently used
+    /// first, when needed; they are returned for shutdown).
+    pub fn acquire(
+        &self,
+        key: &PoolKey,
+        memory_mb: u32,
+    ) -> (Result<Acquired, CapacityExceeded>, Vec<Pooled>) {
+        let mut state = self.lock();
+        if let Some(list) = state.idle.get_mut(key) {
+            if let Some(idle) = list.pop() {
+                if list.is_empty() {
+                    state.idle.remove(key);
+                }
+                state.busy += 1;
+                return (Ok(Acquired::Warm(idle.pooled)), Vec::new());
+            }
+        }
+        let mut evicted = Vec::new();
+        while !self.fits(&state, memory_mb) {
+            match Self::evict_oldest(&mut state) {
+                Some(pooled) => evicted.push(pooled),
+                None => break,
+            }
+        }
+        if !self.fits(&state, memory_mb) {
+            let err = CapacityExceeded {
+                memory_mb,
+                live: state.live,
+                reserved_mb: state.memory_reserved_mb,
+                allocatable_mb: self.limits.allocatable_memory_mb,
+                max_instances: self.limits.max_instances,
+            };
+            return (Err(err), evicted);
+        }
+        let uid = match state.free_uids.pop() {
+            Some(uid) => uid,
+            None => {
+                let uid = self.limits.uid_base + state.next_uid % self.limits.uid_count.max(1);
+                state.next_uid += 1;
+                uid
+            }
+        };
+        state.live += 1;
+        state.busy += 1;
+        state.memory_reserved_mb += u64::from(memory_mb);
+        (Ok(Acquired::Cold(Reservation { uid, memory_mb })), evicted)
+    }
+
+    fn fits(&self, state: &State, memory_mb: u32) -> bool {
+        state.live < self.limits.max_instances
+            && state.memory_reserved_mb + u64::from(memory_mb) <= self.limits.allocatable_memory_mb
+    }
+
+    fn evict_oldest(state: &mut State) -> Option<Pooled> {
+        let key = state
+            .idle
+            .iter()
+            .filter_map(|(k, list)| list.first().map(|i| (k.clone(), i.since)))
+            .min_by_key(|(_, since)| *since)?
+            .0;
+        let list = state.idle.get_mut(&key)?;
+        let idle = list.remove(0);
+        if list.is_empty() {
+            state.idle.remove(&key);
+        }
+        Self::account_gone(state, idle.pooled.uid, idle.pooled.instance.memory_mb());
+        Some(idle.pooled)
+    }
+
+    fn account_gone(state: &mut State, uid: u32, memory_mb: u32) {
+        state.live = state.live.saturating_sub(1);
+        state.memory_reserved_mb = state
+            .memory_reserved_mb
+            .saturating_sub(u64::from(memory_mb));
+        state.free_uids.push(uid);
+    }
+
+    /// Returns a busy instance: kept warm if `reusable`, otherwise handed
+    /// back for shutdown.
+    pub fn release(&self, key: PoolKey, pooled: Pooled, reusable: bool) -> Option<Pooled> {
+        let mut state = self.lock();
+        state.busy = state.busy.saturating_sub(1);
+        if reusable {
+            state.idle.entry(key).or_default().push(Idle {
+                pooled,
+                since: Instant::now(),
+            });
+            None
+        } else {
+            Self::account_gone(&mut state, pooled.uid, pooled.instance.memory_mb());
+            Some(pooled)
+        }
+    }
+
+    /// Gives back a reservation whose cold start failed.
+    pub fn cancel(&self, reservation: Reservation) {
+        let mut state = self.lock();
+        state.busy = state.busy.saturating_sub(1);
+        Self::account_gone(&mut state, reservation.uid, reservation.memory_mb);
+    }
+
+    /// Removes idle instances older than the idle timeout.
+    pub fn take_expired(&self) -> Vec<Pooled> {
+        let mut state = self.lock();
+        let timeout = self.limits.idle_timeout;
+        let mut expired = Vec::new();
+        let keys: Vec<PoolKey> = state.idle.keys().cloned().collect();
+        for key in keys {
+            let Some(list) = state.idle.get_mut(&key) else {
+                continue;
+            };
+            let (old, keep): (Vec<Idle>, Vec<Idle>) =
+                list.drain(..).partition(|i| i.since.elapsed() >= timeout);
+            *list = keep;
+            if list.is_empty() {
+                state.idle.remove(&key);
+            }
+            for idle in old {
+                Self::account_gone(
+                    &mut state,
+                    idle.pooled.uid,
+                    idle.pooled.instance.memory_mb(),
+                );
+                expired.push(idle.pooled);
+            }
+        }
+        expired
+    }
+
+    /// Removes every idle instance (for shutdown).
+    pub fn take_all_idle(&self) -> Vec<Pooled> {
+        let mut state = self.lock();
+        let all: Vec<Idle> = state.idle.drain().flat_map(|(_, list)| list).collect();
+        all.into_iter()
+            .map(|idle| {
+                Self::account_gone(
+                    &mut state,
+                    idle.pooled.uid,
+                    idle.pooled.instance.memory_mb(),
+                );
+                idle.pooled
+            })
+            .collect()
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> PoolStats {
+        let state = self.lock();
+        PoolStats {
+            instances: state.live,
+            busy: state.busy,
+            memory_reserved_mb: state.memory_reserved_mb,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Running one agent node: prepare directories and the runtime bootstrap,
+//! build the package cache and executor, and stay attached to kumod until
+//! shutdown.
+
+use std::sync::Arc;
+
+use crate::config::AgentConfig;
+use crate::connection::{self, GrpcPackageFetcher, Registration};
+use crate::executor::Executor;
+use crate::package_cache::PackageCache;
+
+/// The agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A directory could not be created.
+    #[error("creating directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Python bootstrap could not be installed.
+    #[error("installing the python3 bootstrap: {0}")]
+    Bootstrap(String),
+    /// The kumod URL is unusable.
+    #[error(transparent)]
+    Connection(#[from] connection::ConnectionError),
+    /// The executor could not be built.
+    #[error("starting the executor: {0}")]
+    Executor(String),
+    /// The package cache could not be opened.
+    #[error("opening the package cache: {0}")]
+    Packages(String),
+}
+
+/// Runs the agent until `shutdown` resolves, then stops every instance.
+pub async fn run(
+    mut config: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentError> {
+    config.resolve_machine_defaults();
+    for dir in [
+        config.package_dir(),
+        config.sandbox_dir(),
+        config.runtime_dir(),
+    ] {
+        std::fs::create_dir_all(&dir).map_err(|source| AgentError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    crate::bootstrap::install(&config.runtime_dir())
+        .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
+    let channel = connection::channel(&config.server)?;
+    let fetcher = Arc::new(GrpcPackageFetcher::new(channel.clone()));
+    let packages = PackageCache::new(config.package_dir(), fetcher, Default::default())
+        .map_err(|e| AgentError::Packages(e.to_string()))?;
+    let executor = Arc::new(
+        Executor::new(&config, packages).map_err(|e| AgentError::Executor(e.to_string()))?,
+    );
+    let registration = Registration {
+        agent_id: config.agent_id.clone(),
+        hostname: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default(),
+        allocatable_memory_mb: config.allocatable_memory_mb,
+        max_instances: config.max_instances,
+    };
+    tracing::info!(agent_id = %registration.agent_id, server = %config.server,
+        allocatable_memory_mb = registration.allocatable_memory_mb, "agent starting");
+    connection::serve(channel, registration, executor.clone(), shutdown).await;
+    executor.shutdown().await;
+    Ok(())
+}
