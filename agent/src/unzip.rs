@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{Cursor, Read, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Limits applied while unpacking.
 #[derive(Debug, Clone)]
@@ -142,7 +142,11 @@ fn extract_into(
             .name()
             .map_err(|e| UnzipError::Malformed(format!("entry {index}: {e}")))?
             .to_string();
-        let relative = safe_relative_path(&name)?;
+        let relative =
+            kumo_proto::package::entry_path(&name).map_err(|reason| UnzipError::UnsafeEntry {
+                name: name.clone(),
+                reason,
+            })?;
         if relative.ancestors().any(|a| symlinks.contains(a)) {
             return Err(UnzipError::UnsafeEntry {
                 name,
@@ -160,13 +164,18 @@ fn extract_into(
             fs::create_dir_all(parent).map_err(io_error(parent))?;
         }
         let mode = entry.unix_mode().unwrap_or(0o644);
-        if mode & 0o170000 == 0o120000 {
+        if kumo_proto::package::is_symlink_mode(mode) {
             let mut link = String::new();
             (&mut entry)
                 .take(4096)
                 .read_to_string(&mut link)
                 .map_err(|e| UnzipError::Malformed(format!("symlink {name:?}: {e}")))?;
-            check_symlink_target(&name, &relative, &link)?;
+            kumo_proto::package::check_symlink_target(&relative, &link).map_err(|reason| {
+                UnzipError::UnsafeEntry {
+                    name: name.clone(),
+                    reason,
+                }
+            })?;
             symlink(&link, &target).map_err(io_error(&target))?;
             symlinks.insert(relative);
             continue;
@@ -215,83 +224,5 @@ fn copy_limited(
             return Ok(None);
         }
         sink.write_all(&buf[..n])?;
-    }
-}
-
-/// The entry's path relative to the package root, or why it is unsafe.
-fn safe_relative_path(name: &str) -> Result<PathBuf, UnzipError> {
-    let unsafe_entry = |reason| UnzipError::UnsafeEntry {
-        name: name.to_string(),
-        reason,
-    };
-    if name.contains('\0') || name.contains('\\') {
-        return Err(unsafe_entry("it contains a NUL byte or a backslash"));
-    }
-    let path = Path::new(name);
-    let mut relative = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => relative.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => return Err(unsafe_entry("it contains '..'")),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(unsafe_entry("it is an absolute path"))
-            }
-        }
-    }
-    if relative.as_os_str().is_empty() {
-        return Err(unsafe_entry("it has an empty name"));
-    }
-    Ok(relative)
-}
-
-/// A symlink may only point inside the package, by a relative path.
-fn check_symlink_target(name: &str, relative: &Path, link: &str) -> Result<(), UnzipError> {
-    let refuse = |reason| UnzipError::UnsafeEntry {
-        name: name.to_string(),
-        reason,
-    };
-    if link.is_empty() || link.contains('\0') {
-        return Err(refuse("symlink with an empty or invalid target"));
-    }
-    let target = Path::new(link);
-    if target.is_absolute() {
-        return Err(refuse("symlink to an absolute path"));
-    }
-    let mut depth: i64 = relative.components().count() as i64 - 1;
-    for component in target.components() {
-        match component {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            _ => {}
-        }
-        if depth < 0 {
-            return Err(refuse("symlink that leads outside the package"));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_paths() {
-        assert!(safe_relative_path("a/b.py").is_ok());
-        assert!(safe_relative_path("./a").is_ok());
-        assert!(safe_relative_path("../evil").is_err());
-        assert!(safe_relative_path("a/../../x").is_err());
-        assert!(safe_relative_path("/abs").is_err());
-        assert!(safe_relative_path("a\\..\\b").is_err());
-    }
-
-    #[test]
-    fn symlink_targets() {
-        let rel = Path::new("lib/libfoo.so");
-        assert!(check_symlink_target("x", rel, "libfoo.so.1").is_ok());
-        assert!(check_symlink_target("x", rel, "../data.txt").is_ok());
-        assert!(check_symlink_target("x", rel, "../../etc/passwd").is_err());
-        assert!(check_symlink_target("x", rel, "/etc/passwd").is_err());
     }
 }

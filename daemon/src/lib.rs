@@ -1,1 +1,24 @@
-//! kumod library.
+//! kumod: Kumo's scheduler daemon.
+//!
+//! - [`config`] / [`cli`]: typed configuration and flags.
+//! - [`store`]: durable state behind the `Store` trait (sled).
+//! - [`packages`]: content-addressed package blobs, checked on upload.
+//! - [`functions`]: create/update/get/list/delete at `$LATEST`.
+//! - [`invoke`]: synchronous invocation.
+//! - [`agents`]: the agent protocol service, registry and dispatch.
+//! - [`logs`]: per-function logs and the live feed.
+//! - [`control_service`]: the client gRPC API.
+//! - [`http`]: the HTTP listener.
+//! - [`server`]: wiring it all together.
+
+pub mod agents;
+pub mod cli;
+pub mod config;
+pub mod control_service;
+pub mod functions;
+pub mod http;
+pub mod invoke;
+pub mod logs;
+pub mod packages;
+pub mod server;
+pub mod store;

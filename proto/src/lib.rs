@@ -18,6 +18,7 @@ pub mod agent {
 }
 
 pub mod model;
+pub mod package;
 
 /// Largest gRPC message kumod and agents accept: a 50 MB package plus headroom.
 pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

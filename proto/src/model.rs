@@ -196,12 +196,17 @@ pub fn validate_handler(runtime: Runtime, handler: &str) -> Result<(), Validatio
     if handler.len() > 128 || handler.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ValidationError::new(
             "handler",
-            format!("'{handler}' must be at most 128 characters without spaces or control characters"),
+            format!(
+                "'{handler}' must be at most 128 characters without spaces or control characters"
+            ),
         ));
     }
     if runtime == Runtime::Python3 {
         static RE: OnceLock<Regex> = OnceLock::new();
-        let re = regex(&RE, r"^[A-Za-z_][A-Za-z0-9_]*([./][A-Za-z_][A-Za-z0-9_]*)*$");
+        let re = regex(
+            &RE,
+            r"^[A-Za-z_][A-Za-z0-9_]*([./][A-Za-z_][A-Za-z0-9_]*)*$",
+        );
         let Some((module, function)) = handler.rsplit_once('.') else {
             return Err(ValidationError::new(
                 "handler",
@@ -251,7 +256,9 @@ pub fn validate_ephemeral_storage_mb(size: u32) -> Result<(), ValidationError> {
     } else {
         Err(ValidationError::new(
             "ephemeral_storage_mb",
-            format!("{size} MB is outside {MIN_EPHEMERAL_STORAGE_MB}-{MAX_EPHEMERAL_STORAGE_MB} MB"),
+            format!(
+                "{size} MB is outside {MIN_EPHEMERAL_STORAGE_MB}-{MAX_EPHEMERAL_STORAGE_MB} MB"
+            ),
         ))
     }
 }
@@ -311,7 +318,9 @@ pub fn normalize_config(config: &mut FunctionConfig) -> Result<(), ValidationErr
     validate_handler(runtime, &config.handler)?;
     let memory = *config.memory_mb.get_or_insert(DEFAULT_MEMORY_MB);
     validate_memory_mb(memory)?;
-    let timeout = *config.timeout_seconds.get_or_insert(DEFAULT_TIMEOUT_SECONDS);
+    let timeout = *config
+        .timeout_seconds
+        .get_or_insert(DEFAULT_TIMEOUT_SECONDS);
     validate_timeout_seconds(timeout)?;
     let tmp = *config
         .ephemeral_storage_mb

@@ -1,0 +1,166 @@
+//! Typed kumod configuration: defaults → TOML file (`--config`) →
+//! `KUMO_*` environment variables (nested keys joined by `__`) → flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Args;
+
+/// kumod's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Where functions, packages and logs are stored.
+    pub data_dir: PathBuf,
+    /// gRPC control API and agent endpoint.
+    pub listen: SocketAddr,
+    /// HTTP listener (`/healthz`).
+    pub http_listen: SocketAddr,
+    /// Region used in ARNs and reported to functions.
+    pub region: String,
+    /// Account id used in ARNs.
+    pub account_id: String,
+    /// kumod's own logs.
+    pub log: LogConfig,
+    /// Seconds a synchronous invoke waits for an agent to be connected.
+    pub agent_wait_seconds: u64,
+    /// Seconds added to a function's timeout (and the agent's init timeout)
+    /// before kumod gives up on a result.
+    pub invoke_grace_seconds: u64,
+    /// Log records kept per function (oldest dropped first).
+    pub max_log_records_per_function: usize,
+    /// Settings of the embedded agent of `--all-in-one` (the agent's own
+    /// keys; kept opaque here, the daemon library never uses the agent).
+    pub agent: Option<serde_json::Value>,
+}
+
+/// kumod's own diagnostic logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// Level filter (`RUST_LOG` takes precedence).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/kumo"),
+            listen: ([127, 0, 0, 1], 7070).into(),
+            http_listen: ([127, 0, 0, 1], 7071).into(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            log: LogConfig::default(),
+            agent_wait_seconds: 5,
+            invoke_grace_seconds: 5,
+            max_log_records_per_function: 10_000,
+            agent: None,
+        }
+    }
+}
+
+/// The configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("loading kumod configuration from {path}: {message}")]
+pub struct ConfigError {
+    /// The file, or `<defaults>`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl DaemonConfig {
+    /// Loads the configuration for these command-line arguments.
+    pub fn load(args: &Args) -> Result<Self, ConfigError> {
+        let mut config = Self::load_sources(args.config.as_deref(), "KUMO")?;
+        if let Some(dir) = &args.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = args.listen {
+            config.listen = listen;
+        }
+        if let Some(listen) = args.http_listen {
+            config.http_listen = listen;
+        }
+        if let Some(format) = &args.log_format {
+            config.log.format = format.clone();
+        }
+        Ok(config)
+    }
+
+    /// Defaults, then the file, then environment variables with `prefix`.
+    pub fn load_sources(file: Option<&Path>, prefix: &str) -> Result<Self, ConfigError> {
+        let path = file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<defaults>".into());
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(prefix)
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        builder
+            .build()
+            .and_then(|c| c.try_deserialize::<DaemonConfig>())
+            .map_err(|e| ConfigError {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// Directory of the sled database.
+    pub fn state_dir(&self) -> PathBuf {
+        self.data_dir.join("state")
+    }
+
+    /// Directory of package blobs.
+    pub fn package_dir(&self) -> PathBuf {
+        self.data_dir.join("packages")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_and_agent_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kumod.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[agent]\nidle_timeout_seconds = 5\n",
+        )
+        .unwrap();
+        let config = DaemonConfig::load_sources(Some(&file), "KUMO_TEST_UNUSED").unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.http_listen.port(), 7071);
+        assert_eq!(config.agent.unwrap()["idle_timeout_seconds"], 5);
+    }
+
+    #[test]
+    fn typos_are_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kumod.toml");
+        std::fs::write(&file, "lissten = \"x\"\n").unwrap();
+        let err = DaemonConfig::load_sources(Some(&file), "KUMO_TEST_UNUSED").unwrap_err();
+        assert!(err.to_string().contains("kumod.toml"), "{err}");
+    }
+}

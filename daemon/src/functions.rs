@@ -1,0 +1,220 @@
+//! Function management at `$LATEST`: create, update code or configuration,
+//! get, list, delete — validated with the shared rules of
+//! `kumo_proto::model`, packages stored content-addressed.
+
+use std::sync::Arc;
+
+use kumo_proto::control::{FunctionConfig, FunctionInfo, UpdateFunctionConfigurationRequest};
+use kumo_proto::model::{self, ValidationError, LATEST};
+
+use crate::packages::{PackageError, PackageStore, StoredPackage};
+use crate::store::{FunctionRecord, Store, StoreError, StoredConfig};
+
+/// A function operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// No such function.
+    #[error("Function not found: {arn}")]
+    NotFound {
+        /// The ARN asked for.
+        arn: String,
+    },
+    /// A function with this name exists.
+    #[error("Function already exists: {name}")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// A configuration value breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The package was refused or could not be stored.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Function management.
+#[derive(Clone)]
+pub struct Functions {
+    store: Arc<dyn Store>,
+    packages: PackageStore,
+    region: String,
+    account_id: String,
+}
+
+impl Functions {
+    /// Functions over this store and blob directory.
+    pub fn new(
+        store: Arc<dyn Store>,
+        packages: PackageStore,
+        region: String,
+        account_id: String,
+    ) -> Self {
+        Self {
+            store,
+            packages,
+            region,
+            account_id,
+        }
+    }
+
+    /// The unqualified (or qualified) ARN of a function.
+    pub fn arn(&self, name: &str, qualifier: Option<&str>) -> String {
+        model::function_arn(&self.region, &self.account_id, name, qualifier)
+    }
+
+    /// The package store.
+    pub fn packages(&self) -> &PackageStore {
+        &self.packages
+    }
+
+    /// Reads a function or fails with NotFound.
+    pub fn get_record(&self, name: &str) -> Result<FunctionRecord, FunctionError> {
+        self.store
+            .get_function(name)?
+            .ok_or_else(|| FunctionError::NotFound {
+                arn: self.arn(name, None),
+            })
+    }
+
+    /// Creates a function from a configuration and a ZIP.
+    pub fn create(
+        &self,
+        mut config: FunctionConfig,
+        zip: &[u8],
+    ) -> Result<FunctionInfo, FunctionError> {
+        model::normalize_config(&mut config)?;
+        if self.store.get_function(&config.name)?.is_some() {
+            return Err(FunctionError::AlreadyExists { name: config.name });
+        }
+        let package = self.packages.put(zip)?;
+        let record = FunctionRecord {
+            config: StoredConfig::from_proto(&config),
+            package_digest: package.digest.clone(),
+            code_sha256: package.code_sha256.clone(),
+            code_size: package.size,
+            revision: 1,
+            last_modified: now(),
+        };
+        self.store.put_function(&record)?;
+        Ok(self.info(&record))
+    }
+
+    /// Replaces the package of `$LATEST`.
+    pub fn update_code(&self, name: &str, zip: &[u8]) -> Result<FunctionInfo, FunctionError> {
+        let mut record = self.get_record(name)?;
+        let StoredPackage {
+            digest,
+            code_sha256,
+            size,
+        } = self.packages.put(zip)?;
+        let old = std::mem::replace(&mut record.package_digest, digest);
+        record.code_sha256 = code_sha256;
+        record.code_size = size;
+        self.bump(&mut record)?;
+        self.collect_package(&old)?;
+        Ok(self.info(&record))
+    }
+
+    /// Changes configuration fields of `$LATEST`.
+    pub fn update_configuration(
+        &self,
+        update: UpdateFunctionConfigurationRequest,
+    ) -> Result<FunctionInfo, FunctionError> {
+        let mut record = self.get_record(&update.name)?;
+        let mut config = record.config.to_proto();
+        if let Some(v) = update.description {
+            config.description = v;
+        }
+        if let Some(v) = update.runtime {
+            config.runtime = v;
+        }
+        if let Some(v) = update.handler {
+            config.handler = v;
+        }
+        if update.memory_mb.is_some() {
+            config.memory_mb = update.memory_mb;
+        }
+        if update.timeout_seconds.is_some() {
+            config.timeout_seconds = update.timeout_seconds;
+        }
+        if update.set_environment {
+            config.environment = update.environment;
+        }
+        if let Some(v) = update.network {
+            config.network = v;
+        }
+        if update.ephemeral_storage_mb.is_some() {
+            config.ephemeral_storage_mb = update.ephemeral_storage_mb;
+        }
+        model::normalize_config(&mut config)?;
+        record.config = StoredConfig::from_proto(&config);
+        self.bump(&mut record)?;
+        Ok(self.info(&record))
+    }
+
+    fn bump(&self, record: &mut FunctionRecord) -> Result<(), FunctionError> {
+        record.revision += 1;
+        record.last_modified = now();
+        self.store.put_function(record)?;
+        Ok(())
+    }
+
+    /// One function.
+    pub fn get(&self, name: &str) -> Result<FunctionInfo, FunctionError> {
+        Ok(self.info(&self.get_record(name)?))
+    }
+
+    /// Every function, by name.
+    pub fn list(&self) -> Result<Vec<FunctionInfo>, FunctionError> {
+        Ok(self
+            .store
+            .list_functions()?
+            .iter()
+            .map(|r| self.info(r))
+            .collect())
+    }
+
+    /// Deletes a function, its logs, and its package if nothing else uses it.
+    pub fn delete(&self, name: &str) -> Result<(), FunctionError> {
+        let record = self.get_record(name)?;
+        self.store.delete_function(name)?;
+        self.store.delete_logs(name)?;
+        self.collect_package(&record.package_digest)?;
+        Ok(())
+    }
+
+    /// Removes a package blob when no function refers to it any more.
+    fn collect_package(&self, digest: &str) -> Result<(), FunctionError> {
+        let in_use = self
+            .store
+            .list_functions()?
+            .iter()
+            .any(|r| r.package_digest == digest);
+        if !in_use {
+            self.packages.remove(digest);
+        }
+        Ok(())
+    }
+
+    /// The protocol view of a record.
+    pub fn info(&self, record: &FunctionRecord) -> FunctionInfo {
+        FunctionInfo {
+            config: Some(record.config.to_proto()),
+            code_sha256: record.code_sha256.clone(),
+            package_digest: record.package_digest.clone(),
+            code_size: record.code_size,
+            version: LATEST.to_string(),
+            function_arn: self.arn(&record.config.name, None),
+            last_modified: record.last_modified.clone(),
+            revision: record.revision,
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

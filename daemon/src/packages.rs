@@ -1,0 +1,170 @@
+//! Content-addressed package blobs: `<dir>/<sha256 hex>.zip`, written
+//! atomically. Uploads are checked before they are stored: size, a readable
+//! ZIP, safe entry names and symlinks, and a declared unpacked size within
+//! the limit (the agent counts real bytes again when unpacking).
+
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use kumo_proto::model::{MAX_PACKAGE_UNZIPPED_BYTES, MAX_PACKAGE_ZIPPED_BYTES};
+use kumo_proto::package;
+use sha2::{Digest, Sha256};
+
+/// A package was refused or could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The upload breaks a rule; the message says which.
+    #[error("invalid package: {0}")]
+    Invalid(String),
+    /// No blob with this digest.
+    #[error("package {0} not found")]
+    NotFound(String),
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Identity of a stored package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPackage {
+    /// Hex SHA-256 (the blob's name).
+    pub digest: String,
+    /// Base64 SHA-256, Lambda's `CodeSha256`.
+    pub code_sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The blob directory.
+#[derive(Debug, Clone)]
+pub struct PackageStore {
+    dir: PathBuf,
+}
+
+impl PackageStore {
+    /// Opens (creating) the blob directory.
+    pub fn open(dir: PathBuf) -> Result<Self, PackageError> {
+        std::fs::create_dir_all(&dir).map_err(|source| PackageError::Io {
+            op: "creating",
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}.zip"))
+    }
+
+    /// Checks and stores a package; storing equal bytes twice is a no-op.
+    pub fn put(&self, zip: &[u8]) -> Result<StoredPackage, PackageError> {
+        validate(zip)?;
+        let hash = Sha256::digest(zip);
+        let digest = hex::encode(hash);
+        let stored = StoredPackage {
+            code_sha256: base64::engine::general_purpose::STANDARD.encode(hash),
+            size: zip.len() as u64,
+            digest: digest.clone(),
+        };
+        let path = self.path(&digest);
+        if path.exists() {
+            return Ok(stored);
+        }
+        let tmp = self
+            .dir
+            .join(format!(".{digest}.{}.tmp", uuid::Uuid::new_v4()));
+        let io = |op, p: &Path| {
+            let path = p.display().to_string();
+            move |source| PackageError::Io { op, path, source }
+        };
+        let mut file = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
+        file.write_all(zip).map_err(io("writing", &tmp))?;
+        file.sync_all().map_err(io("syncing", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("renaming into", &path))?;
+        Ok(stored)
+    }
+
+    /// Reads a package's bytes.
+    pub fn get(&self, digest: &str) -> Result<Vec<u8>, PackageError> {
+        if !is_digest(digest) {
+            return Err(PackageError::NotFound(digest.to_string()));
+        }
+        let path = self.path(digest);
+        std::fs::read(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => PackageError::NotFound(digest.to_string()),
+            _ => PackageError::Io {
+                op: "reading",
+                path: path.display().to_string(),
+                source,
+            },
+        })
+    }
+
+    /// Removes a blob no function uses any more.
+    pub fn remove(&self, digest: &str) {
+        if is_digest(digest) {
+            let _ = std::fs::remove_file(self.path(digest));
+        }
+    }
+}
+
+fn is_digest(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Refuses packages the agent would refuse, before they are stored.
+pub fn validate(zip: &[u8]) -> Result<(), PackageError> {
+    let invalid = |m: String| Err(PackageError::Invalid(m));
+    if zip.len() as u64 > MAX_PACKAGE_ZIPPED_BYTES {
+        return invalid(format!(
+            "{} bytes is over the {MAX_PACKAGE_ZIPPED_BYTES}-byte (50 MB) limit for a zipped package",
+            zip.len()
+        ));
+    }
+    let mut archive = match zip::ZipArchive::new(Cursor::new(zip)) {
+        Ok(archive) => archive,
+        Err(e) => return invalid(format!("not a valid zip archive: {e}")),
+    };
+    let mut declared: u64 = 0;
+    for index in 0..archive.len() {
+        let mut entry = match archive.by_index(index) {
+            Ok(entry) => entry,
+            Err(e) => return invalid(format!("entry {index} is unreadable: {e}")),
+        };
+        let name = match entry.name() {
+            Ok(name) => name.to_string(),
+            Err(e) => return invalid(format!("entry {index} has an unreadable name: {e}")),
+        };
+        let relative = match package::entry_path(&name) {
+            Ok(relative) => relative,
+            Err(reason) => return invalid(format!("entry {name:?} is unsafe: {reason}")),
+        };
+        if entry.unix_mode().is_some_and(package::is_symlink_mode) {
+            let mut link = String::new();
+            if (&mut entry).take(4096).read_to_string(&mut link).is_err() {
+                return invalid(format!("symlink entry {name:?} is unreadable"));
+            }
+            if let Err(reason) = package::check_symlink_target(&relative, &link) {
+                return invalid(format!("entry {name:?} is unsafe: {reason}"));
+            }
+        }
+        declared = declared.saturating_add(entry.size());
+        if declared > MAX_PACKAGE_UNZIPPED_BYTES {
+            return invalid(format!(
+                "it unpacks to more than {MAX_PACKAGE_UNZIPPED_BYTES} bytes (250 MB)"
+            ));
+        }
+    }
+    Ok(())
+}

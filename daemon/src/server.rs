@@ -1,0 +1,148 @@
+//! Starting kumod: open the store and blob directory, bind the gRPC and
+//! HTTP listeners, and serve until shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kumo_proto::agent::agent_control_server::AgentControlServer;
+use kumo_proto::control::control_server::ControlServer;
+use kumo_proto::MAX_GRPC_MESSAGE_BYTES;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::agents::{AgentRegistry, AgentService};
+use crate::config::DaemonConfig;
+use crate::control_service::ControlService;
+use crate::functions::Functions;
+use crate::invoke::Invoker;
+use crate::logs::Logs;
+use crate::packages::{PackageError, PackageStore};
+use crate::store::{SledStore, Store, StoreError};
+
+/// kumod could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The state store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blob directory could not be opened.
+    #[error(transparent)]
+    Packages(#[from] PackageError),
+    /// A listener could not be bound.
+    #[error("binding {what} listener on {address}: {source}")]
+    Bind {
+        /// gRPC or HTTP.
+        what: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+/// A running kumod.
+pub struct DaemonHandle {
+    /// Bound gRPC address.
+    pub grpc_address: SocketAddr,
+    /// Bound HTTP address.
+    pub http_address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    http: tokio::task::JoinHandle<()>,
+}
+
+impl DaemonHandle {
+    /// Stops serving and waits for the gRPC server to finish.
+    pub async fn shutdown(mut self) -> Result<(), DaemonError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.http.abort();
+        match self.grpc.await {
+            Ok(result) => result.map_err(DaemonError::from),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Opens the state in `config.data_dir` and starts serving.
+pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.state_dir())?);
+    let packages = PackageStore::open(config.package_dir())?;
+    let functions = Functions::new(
+        store.clone(),
+        packages.clone(),
+        config.region.clone(),
+        config.account_id.clone(),
+    );
+    let logs = Logs::new(store, config.max_log_records_per_function);
+    let agents = AgentRegistry::new(Duration::from_secs(config.agent_wait_seconds));
+    let invoker = Invoker::new(
+        functions.clone(),
+        agents.clone(),
+        logs.clone(),
+        Duration::from_secs(config.invoke_grace_seconds),
+    );
+
+    let grpc_listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                what: "gRPC",
+                address: config.listen,
+                source,
+            })?;
+    let grpc_address = grpc_listener
+        .local_addr()
+        .map_err(|source| DaemonError::Bind {
+            what: "gRPC",
+            address: config.listen,
+            source,
+        })?;
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            what: "HTTP",
+            address: config.http_listen,
+            source,
+        })?;
+    let http_address = http_listener
+        .local_addr()
+        .map_err(|source| DaemonError::Bind {
+            what: "HTTP",
+            address: config.http_listen,
+            source,
+        })?;
+
+    let control = ControlServer::new(ControlService::new(functions, invoker, logs))
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let agent = AgentControlServer::new(AgentService::new(agents, packages))
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+    let grpc = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(control)
+            .add_service(agent)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop.await;
+            }),
+    );
+    let http = tokio::spawn(crate::http::serve(http_listener));
+    tracing::info!(grpc = %grpc_address, http = %http_address, data_dir = %config.data_dir.display(), "kumod serving");
+    Ok(DaemonHandle {
+        grpc_address,
+        http_address,
+        shutdown: Some(shutdown),
+        grpc,
+        http,
+    })
+}
