@@ -20,6 +20,9 @@ use crate::logs::Logs;
 use crate::packages::{PackageError, PackageStore};
 use crate::store::{SledStore, Store, StoreError};
 
+/// How long shutdown waits for open gRPC streams to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// kumod could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -63,9 +66,16 @@ impl DaemonHandle {
             let _ = tx.send(());
         }
         self.http.abort();
-        match self.grpc.await {
-            Ok(result) => result.map_err(DaemonError::from),
-            Err(_) => Ok(()),
+        // Graceful shutdown waits for open streams (attached agents, log
+        // followers); give them a moment, then stop regardless.
+        let abort = self.grpc.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.grpc).await {
+            Ok(Ok(result)) => result.map_err(DaemonError::from),
+            Ok(Err(_)) => Ok(()),
+            Err(_) => {
+                abort.abort();
+                Ok(())
+            }
         }
     }
 }
