@@ -1,2 +1,44 @@
-//! kumo CLI.
-fn main() {}
+//! `kumo`: the command-line client of Kumo's gRPC control API.
+
+mod args;
+mod commands;
+mod output;
+mod package;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use commands::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::FunctionFailed) => ExitCode::from(1),
+        Err(CliError::Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let mut client = commands::connect(&cli.endpoint).await?;
+    match cli.command {
+        Command::Function(command) => commands::function(&mut client, command).await,
+        Command::Invoke(args) => commands::invoke(&mut client, args).await,
+        Command::Logs(args) => commands::logs(&mut client, args).await,
+    }
+}

@@ -1,0 +1,184 @@
+//! The `kumo` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// kumo: deploy and invoke functions on a Kumo cluster.
+#[derive(Debug, Parser)]
+#[command(name = "kumo", version)]
+pub struct Cli {
+    /// gRPC URL of kumod.
+    #[arg(
+        long,
+        env = "KUMO_ENDPOINT",
+        default_value = "http://127.0.0.1:7070",
+        global = true
+    )]
+    pub endpoint: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, change, inspect and delete functions.
+    #[command(subcommand)]
+    Function(FunctionCommand),
+    /// Invoke a function synchronously and print its result.
+    Invoke(InvokeArgs),
+    /// Print a function's logs (START … REPORT per invocation).
+    Logs(LogsArgs),
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum Output {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Function subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FunctionCommand {
+    /// Create a function from a directory or a .zip.
+    Create(CreateArgs),
+    /// Change a function's code and/or configuration.
+    Update(UpdateArgs),
+    /// Show one function.
+    Get {
+        /// Function name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List functions.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete a function.
+    Delete {
+        /// Function name.
+        name: String,
+    },
+}
+
+/// `function create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Function name.
+    pub name: String,
+    /// Runtime: python3 or provided.
+    #[arg(long)]
+    pub runtime: String,
+    /// Handler, e.g. lambda_function.lambda_handler (python3).
+    #[arg(long, default_value = "")]
+    pub handler: String,
+    /// Package: a directory (zipped by the CLI) or a .zip file.
+    #[arg(long)]
+    pub code: PathBuf,
+    /// Memory in MB (128-10240, default 128).
+    #[arg(long)]
+    pub memory: Option<u32>,
+    /// Timeout in seconds (1-900, default 3).
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Environment variable K=V (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Network: none (loopback only, default) or host.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Free-text description.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Size of /tmp in MB (512-10240, default 512).
+    #[arg(long)]
+    pub tmp_size: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `function update`.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Function name.
+    pub name: String,
+    /// New package: a directory or a .zip file.
+    #[arg(long)]
+    pub code: Option<PathBuf>,
+    /// New runtime.
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// New handler.
+    #[arg(long)]
+    pub handler: Option<String>,
+    /// New memory in MB.
+    #[arg(long)]
+    pub memory: Option<u32>,
+    /// New timeout in seconds.
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Replace the whole environment with these K=V (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Remove every environment variable.
+    #[arg(long, conflicts_with = "env")]
+    pub clear_env: bool,
+    /// New network mode.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// New description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// New /tmp size in MB.
+    #[arg(long)]
+    pub tmp_size: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `invoke`.
+#[derive(Debug, clap::Args)]
+pub struct InvokeArgs {
+    /// Function name, optionally name:qualifier.
+    pub name: String,
+    /// Qualifier (version or alias).
+    #[arg(long)]
+    pub qualifier: Option<String>,
+    /// JSON payload (default {}).
+    #[arg(long, conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+    /// File holding the JSON payload.
+    #[arg(long)]
+    pub payload_file: Option<PathBuf>,
+    /// Print this invocation's log tail on stderr.
+    #[arg(long)]
+    pub log_tail: bool,
+}
+
+/// `logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Function name.
+    pub name: String,
+    /// Keep printing new invocations' logs.
+    #[arg(long)]
+    pub follow: bool,
+    /// Only logs newer than this: 30s, 10m, 2h, 1d, or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only this invocation's log.
+    #[arg(long)]
+    pub request_id: Option<String>,
+}

@@ -1,0 +1,283 @@
+//! Running each command against kumod.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use kumo_proto::control::control_client::ControlClient;
+use kumo_proto::control::*;
+use kumo_proto::model;
+use tonic::transport::Channel;
+
+use crate::args::{CreateArgs, FunctionCommand, InvokeArgs, LogsArgs, UpdateArgs};
+use crate::output;
+
+/// How a command failed; decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The function ran and failed (exit 1; its error JSON is on stdout).
+    #[error("function error")]
+    FunctionFailed,
+    /// Anything else (exit 2).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<tonic::Status> for CliError {
+    fn from(status: tonic::Status) -> Self {
+        CliError::Failed(status.message().to_string())
+    }
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        CliError::Failed(message)
+    }
+}
+
+/// Connects to kumod.
+pub async fn connect(endpoint: &str) -> Result<ControlClient<Channel>, CliError> {
+    let unreachable = |e: &dyn std::fmt::Display| {
+        CliError::Failed(format!("cannot reach kumod at {endpoint}: {e}"))
+    };
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+        .map_err(|e| unreachable(&e))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| {
+            unreachable(
+                &std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| e.to_string()),
+            )
+        })?;
+    Ok(ControlClient::new(channel)
+        .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES))
+}
+
+fn parse_env(pairs: &[String]) -> Result<HashMap<String, String>, CliError> {
+    pairs
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| CliError::Failed(format!("--env {pair:?} must be KEY=VALUE")))
+        })
+        .collect()
+}
+
+/// `kumo function …`.
+pub async fn function(
+    client: &mut ControlClient<Channel>,
+    command: FunctionCommand,
+) -> Result<(), CliError> {
+    match command {
+        FunctionCommand::Create(args) => create(client, args).await,
+        FunctionCommand::Update(args) => update(client, args).await,
+        FunctionCommand::Get { name, output } => {
+            let info = client
+                .get_function(GetFunctionRequest { name })
+                .await?
+                .into_inner();
+            output::function(&info, output);
+            Ok(())
+        }
+        FunctionCommand::List { output } => {
+            let list = client
+                .list_functions(ListFunctionsRequest {})
+                .await?
+                .into_inner();
+            output::functions(&list.functions, output);
+            Ok(())
+        }
+        FunctionCommand::Delete { name } => {
+            client
+                .delete_function(DeleteFunctionRequest { name: name.clone() })
+                .await?;
+            println!("deleted {name}");
+            Ok(())
+        }
+    }
+}
+
+async fn create(client: &mut ControlClient<Channel>, args: CreateArgs) -> Result<(), CliError> {
+    let mut config = FunctionConfig {
+        name: args.name,
+        description: args.description,
+        runtime: args.runtime,
+        handler: args.handler,
+        memory_mb: args.memory,
+        timeout_seconds: args.timeout,
+        environment: parse_env(&args.env)?,
+        network: args.network.unwrap_or_default(),
+        tags: HashMap::new(),
+        ephemeral_storage_mb: args.tmp_size,
+    };
+    // The same rules kumod applies, checked before uploading anything.
+    model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
+    let zip = crate::package::load(&args.code)?;
+    let info = client
+        .create_function(CreateFunctionRequest {
+            config: Some(config),
+            zip,
+        })
+        .await?
+        .into_inner();
+    output::function(&info, args.output);
+    Ok(())
+}
+
+async fn update(client: &mut ControlClient<Channel>, args: UpdateArgs) -> Result<(), CliError> {
+    let mut info = None;
+    if let Some(code) = &args.code {
+        let zip = crate::package::load(code)?;
+        info = Some(
+            client
+                .update_function_code(UpdateFunctionCodeRequest {
+                    name: args.name.clone(),
+                    zip,
+                })
+                .await?
+                .into_inner(),
+        );
+    }
+    let set_environment = args.clear_env || !args.env.is_empty();
+    let changes_config = args.runtime.is_some()
+        || args.handler.is_some()
+        || args.memory.is_some()
+        || args.timeout.is_some()
+        || set_environment
+        || args.network.is_some()
+        || args.description.is_some()
+        || args.tmp_size.is_some();
+    if changes_config {
+        let request = UpdateFunctionConfigurationRequest {
+            name: args.name.clone(),
+            description: args.description,
+            runtime: args.runtime,
+            handler: args.handler,
+            memory_mb: args.memory,
+            timeout_seconds: args.timeout,
+            set_environment,
+            environment: parse_env(&args.env)?,
+            network: args.network,
+            ephemeral_storage_mb: args.tmp_size,
+        };
+        info = Some(
+            client
+                .update_function_configuration(request)
+                .await?
+                .into_inner(),
+        );
+    }
+    let info =
+        info.ok_or_else(|| CliError::Failed("nothing to update: give --code or a setting".into()))?;
+    output::function(&info, args.output);
+    Ok(())
+}
+
+/// `kumo invoke`.
+pub async fn invoke(client: &mut ControlClient<Channel>, args: InvokeArgs) -> Result<(), CliError> {
+    let payload = match (&args.payload, &args.payload_file) {
+        (Some(p), _) => p.clone().into_bytes(),
+        (None, Some(file)) => {
+            std::fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))?
+        }
+        (None, None) => b"{}".to_vec(),
+    };
+    let response = client
+        .invoke(InvokeRequest {
+            function_name: args.name,
+            qualifier: args.qualifier.unwrap_or_default(),
+            payload,
+            invocation_type: InvocationType::RequestResponse as i32,
+            log_tail: args.log_tail,
+            client_context: String::new(),
+        })
+        .await?
+        .into_inner();
+    if args.log_tail {
+        eprint!("{}", response.log_tail);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&response.payload);
+    let _ = stdout.write_all(b"\n");
+    if response.function_error.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::FunctionFailed)
+    }
+}
+
+/// `kumo logs`.
+pub async fn logs(client: &mut ControlClient<Channel>, args: LogsArgs) -> Result<(), CliError> {
+    let since_unix_ms = match &args.since {
+        Some(since) => parse_since(since, chrono::Utc::now())?,
+        None => 0,
+    };
+    let mut stream = client
+        .get_logs(GetLogsRequest {
+            function_name: args.name,
+            follow: args.follow,
+            since_unix_ms,
+            request_id: args.request_id.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    while let Some(event) = stream.message().await? {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(event.text.as_bytes());
+        let _ = stdout.flush();
+    }
+    Ok(())
+}
+
+/// `30s`, `10m`, `2h`, `1d` ago, or an RFC 3339 time, as epoch milliseconds.
+pub fn parse_since(since: &str, now: chrono::DateTime<chrono::Utc>) -> Result<i64, CliError> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(since) {
+        return Ok(time.timestamp_millis());
+    }
+    let bad = || {
+        CliError::Failed(format!(
+            "--since {since:?}: use e.g. 30s, 10m, 2h, 1d or an RFC 3339 time"
+        ))
+    };
+    let (number, unit) = since.split_at(since.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(now.timestamp_millis() - seconds * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_forms() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            parse_since("10m", now).unwrap(),
+            now.timestamp_millis() - 600_000
+        );
+        assert_eq!(
+            parse_since("2026-01-01T00:00:00Z", now).unwrap(),
+            now.timestamp_millis() - 600_000
+        );
+        assert!(parse_since("ten minutes", now).is_err());
+    }
+
+    #[test]
+    fn env_pairs() {
+        assert_eq!(parse_env(&["A_B=x=y".into()]).unwrap()["A_B"], "x=y");
+        assert!(parse_env(&["NOEQUALS".into()]).is_err());
+    }
+}
