@@ -1,1 +1,240 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers for the end-to-end tests: start the real `kumod --all-in-one`
+//! (real sandboxes, real sled) in a temp dir on free ports, and drive it
+//! with the real `kumo` CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when the test may run; false (after saying why) when it must skip.
+/// Panics instead of skipping when `KUMO_REQUIRE_ROOT_TESTS=1`.
+pub fn root_or_skip() -> bool {
+    // SAFETY-free check: effective uid via /proc.
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+        })
+        .unwrap_or_default();
+    if euid == "0" {
+        return true;
+    }
+    assert!(
+        std::env::var("KUMO_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+        "KUMO_REQUIRE_ROOT_TESTS=1 but the end-to-end tests are not running as root"
+    );
+    eprintln!("skipping: end-to-end tests need root (namespaces and cgroups)");
+    false
+}
+
+/// Where `kumod` and `kumo` are: `$KUMO_BIN_DIR`, else next to the test's deps dir.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("KUMO_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf();
+    for bin in ["kumod", "kumo"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} is missing: run `cargo build --workspace --bins` first (tests/run-all.sh does)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// A fixture directory under tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// What a CLI run produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// A running all-in-one kumod with its own data dir and cgroup parent.
+pub struct Kumo {
+    child: Child,
+    /// Its data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// gRPC endpoint URL.
+    pub endpoint: String,
+    bins: PathBuf,
+}
+
+impl Kumo {
+    /// Starts kumod --all-in-one and waits until it serves and has an agent.
+    pub fn start() -> Kumo {
+        let bins = bin_dir();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let grpc = free_port();
+        let http = free_port();
+        let config = dir.path().join("kumod.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\nagent_wait_seconds = 10\n\n[agent]\ncgroup_parent = \"kumo-e2e-{pid}-{grpc}\"\nidle_timeout_seconds = 60\nallocatable_memory_mb = 8192\n",
+                data = dir.path().join("data").display(),
+                pid = std::process::id(),
+            ),
+        )
+        .expect("writing kumod.toml");
+        let log = std::fs::File::create(dir.path().join("kumod.log")).expect("log file");
+        let child = Command::new(bins.join("kumod"))
+            .arg("--all-in-one")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting kumod");
+        let kumo = Kumo {
+            child,
+            dir,
+            endpoint: format!("http://127.0.0.1:{grpc}"),
+            bins,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let run = kumo.cli(&["function", "list"]);
+            if run.code == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "kumod never became ready: {run:?}\n{}", kumo.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kumo
+    }
+
+    /// kumod's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kumod.log")).unwrap_or_default()
+    }
+
+    /// Runs `kumo --endpoint … args…`.
+    pub fn cli(&self, args: &[&str]) -> Run {
+        let output = Command::new(self.bins.join("kumo"))
+            .arg("--endpoint")
+            .arg(&self.endpoint)
+            .args(args)
+            .output()
+            .expect("running kumo");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Creates a function; panics with kumod's log on failure.
+    pub fn create(&self, name: &str, runtime: &str, handler: &str, code: &Path, extra: &[&str]) {
+        let code = code.to_string_lossy();
+        let mut args = vec![
+            "function", "create", name, "--runtime", runtime, "--handler", handler, "--code", &code,
+        ];
+        args.extend_from_slice(extra);
+        let run = self.cli(&args);
+        assert_eq!(run.code, 0, "create {name} failed: {run:?}\n{}", self.log());
+    }
+
+    /// Invokes with a payload, retrying while the agent is still attaching.
+    pub fn invoke(&self, name: &str, payload: &str) -> Run {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let run = self.cli(&["invoke", name, "--payload", payload]);
+            if !run.stderr.contains("no agent connected") || Instant::now() > deadline {
+                return run;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Invokes and expects success; returns the JSON result.
+    pub fn invoke_ok(&self, name: &str, payload: &str) -> serde_json::Value {
+        let run = self.invoke(name, payload);
+        assert_eq!(run.code, 0, "invoke {name} {payload} failed: {run:?}\n{}", self.log());
+        run.json()
+    }
+
+    /// The function's whole log.
+    pub fn logs(&self, name: &str) -> String {
+        let run = self.cli(&["logs", name]);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout
+    }
+
+    /// Whether kumod is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Kumo {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SIGTERM lets the embedded agent tear its sandboxes down.
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- kumod log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Writes `files` into a fresh directory (world-readable) and returns it.
+pub fn package_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, content).expect("write");
+    }
+    dir
+}
+
+/// Runs `/usr/bin/python3 -c script args…`, panicking on failure.
+pub fn python(script: &str, args: &[&str]) {
+    let status = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .status()
+        .expect("running /usr/bin/python3");
+    assert!(status.success(), "python helper failed");
+}
