@@ -75,7 +75,7 @@ pub struct ConfigError {
     pub path: String,
     /// What went wrong.
     #[source]
-    pub source: config::ConfigError,
+    pub source: Box<config::ConfigError>,
 }
 
 impl AgentConfig {
@@ -99,7 +99,10 @@ impl AgentConfig {
         builder
             .build()
             .and_then(|c| c.try_deserialize::<AgentConfig>())
-            .map_err(|source| ConfigError { path, source })
+            .map_err(|source| ConfigError {
+                path,
+                source: Box::new(source),
+            })
     }
 
     /// Fills in values derived from the machine (agent id, memory).

@@ -80,7 +80,7 @@ impl Executor {
         let (acquired, evicted) = self.pool.acquire(&key, function.memory_mb);
         shutdown_all(evicted);
         let mut pooled = match acquired {
-            Ok(Acquired::Warm(pooled)) => pooled,
+            Ok(Acquired::Warm(pooled)) => *pooled,
             Ok(Acquired::Cold(reservation)) => {
                 match Instance::start(&self.settings, &function, task_dir, reservation.uid).await {
                     Ok(instance) => Pooled {

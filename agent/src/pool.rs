@@ -45,7 +45,7 @@ pub struct Reservation {
 #[derive(Debug)]
 pub enum Acquired {
     /// A warm instance, now busy.
-    Warm(Pooled),
+    Warm(Box<Pooled>),
     /// No warm instance: capacity was reserved for a cold start.
     Cold(Reservation),
 }
@@ -147,7 +147,7 @@ impl Pool {
                     state.idle.remove(key);
                 }
                 state.busy += 1;
-                return (Ok(Acquired::Warm(idle.pooled)), Vec::new());
+                return (Ok(Acquired::Warm(Box::new(idle.pooled))), Vec::new());
             }
         }
         let mut evicted = Vec::new();

@@ -25,7 +25,7 @@ pub fn load(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("reading {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -34,7 +34,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String>
     for entry in entries {
         let meta = std::fs::metadata(&entry).map_err(|e| format!("{}: {e}", entry.display()))?;
         if meta.is_dir() {
-            walk(root, &entry, files)?;
+            walk(&entry, files)?;
         } else {
             files.push(entry);
         }
@@ -45,7 +45,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String>
 /// Zips a directory's contents (the directory itself is the package root).
 pub fn zip_dir(dir: &Path) -> Result<Vec<u8>, String> {
     let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
+    walk(dir, &mut files)?;
     let mut out = std::io::Cursor::new(Vec::new());
     let mut zip = zip::ZipWriter::new(&mut out);
     for file in files {
@@ -89,7 +89,10 @@ mod tests {
         let a = zip_dir(dir.path()).unwrap();
         assert_eq!(a, zip_dir(dir.path()).unwrap());
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
-        let names: Vec<String> = archive.file_names().map(String::from).collect();
+        let names: Vec<String> = archive
+            .file_names()
+            .map(|n| n.unwrap().to_string())
+            .collect();
         assert_eq!(names, ["bootstrap", "lib/x.txt"]);
         assert_eq!(
             archive.by_name("bootstrap").unwrap().unix_mode().unwrap() & 0o777,

@@ -52,7 +52,9 @@ pub fn bin_dir() -> PathBuf {
 
 /// A fixture directory under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 fn free_port() -> u16 {
@@ -129,7 +131,11 @@ impl Kumo {
             if run.code == 0 {
                 break;
             }
-            assert!(Instant::now() < deadline, "kumod never became ready: {run:?}\n{}", kumo.log());
+            assert!(
+                Instant::now() < deadline,
+                "kumod never became ready: {run:?}\n{}",
+                kumo.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         kumo
@@ -159,7 +165,15 @@ impl Kumo {
     pub fn create(&self, name: &str, runtime: &str, handler: &str, code: &Path, extra: &[&str]) {
         let code = code.to_string_lossy();
         let mut args = vec![
-            "function", "create", name, "--runtime", runtime, "--handler", handler, "--code", &code,
+            "function",
+            "create",
+            name,
+            "--runtime",
+            runtime,
+            "--handler",
+            handler,
+            "--code",
+            &code,
         ];
         args.extend_from_slice(extra);
         let run = self.cli(&args);
@@ -181,7 +195,12 @@ impl Kumo {
     /// Invokes and expects success; returns the JSON result.
     pub fn invoke_ok(&self, name: &str, payload: &str) -> serde_json::Value {
         let run = self.invoke(name, payload);
-        assert_eq!(run.code, 0, "invoke {name} {payload} failed: {run:?}\n{}", self.log());
+        assert_eq!(
+            run.code,
+            0,
+            "invoke {name} {payload} failed: {run:?}\n{}",
+            self.log()
+        );
         run.json()
     }
 

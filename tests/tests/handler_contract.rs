@@ -8,15 +8,27 @@ fn division_result_error_and_logs() {
         return;
     }
     let kumo = Kumo::start();
-    kumo.create("div", "python3", "lambda_function.myfunc01_handler", &fixture("division"), &[]);
-    assert_eq!(kumo.invoke_ok("div", r#"{"x":10,"y":2}"#), serde_json::json!({"result": 5.0}));
+    kumo.create(
+        "div",
+        "python3",
+        "lambda_function.myfunc01_handler",
+        &fixture("division"),
+        &[],
+    );
+    assert_eq!(
+        kumo.invoke_ok("div", r#"{"x":10,"y":2}"#),
+        serde_json::json!({"result": 5.0})
+    );
 
     let failed = kumo.invoke("div", r#"{"x":10,"y":0}"#);
     assert_eq!(failed.code, 1, "{failed:?}");
     let error = failed.json();
     assert_eq!(error["errorType"], "ZeroDivisionError");
     assert_eq!(error["errorMessage"], "division by zero");
-    assert!(!error["stackTrace"].as_array().unwrap().is_empty(), "{error}");
+    assert!(
+        !error["stackTrace"].as_array().unwrap().is_empty(),
+        "{error}"
+    );
 
     let logs = kumo.logs("div");
     let starts = logs.matches("START RequestId: ").count();
@@ -36,7 +48,13 @@ fn warm_reuse_keeps_module_state_and_reports_init_once() {
         return;
     }
     let kumo = Kumo::start();
-    kumo.create("probe", "python3", "lambda_function.handler", &fixture("probe"), &[]);
+    kumo.create(
+        "probe",
+        "python3",
+        "lambda_function.handler",
+        &fixture("probe"),
+        &[],
+    );
     assert_eq!(kumo.invoke_ok("probe", "{}")["count"], 1);
     assert_eq!(kumo.invoke_ok("probe", "{}")["count"], 2);
     let logs = kumo.logs("probe");
@@ -52,17 +70,28 @@ fn context_environment_and_user_variables() {
         return;
     }
     let kumo = Kumo::start();
-    kumo.create("probe", "python3", "lambda_function.handler", &fixture("probe"),
-        &["--env", "GREETING=hi", "--memory", "256", "--timeout", "7"]);
+    kumo.create(
+        "probe",
+        "python3",
+        "lambda_function.handler",
+        &fixture("probe"),
+        &["--env", "GREETING=hi", "--memory", "256", "--timeout", "7"],
+    );
     let facts = kumo.invoke_ok("probe", r#"{"action":"facts"}"#);
     let ctx = &facts["context"];
     assert_eq!(ctx["function_name"], "probe");
     assert_eq!(ctx["function_version"], "$LATEST");
-    assert_eq!(ctx["invoked_function_arn"], "arn:aws:lambda:us-east-1:000000000000:function:probe");
+    assert_eq!(
+        ctx["invoked_function_arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:probe"
+    );
     assert_eq!(ctx["memory_limit_in_mb"], 256);
     assert_eq!(ctx["aws_request_id"].as_str().unwrap().len(), 36);
     assert_eq!(ctx["log_group_name"], "/aws/lambda/probe");
-    assert!(ctx["log_stream_name"].as_str().unwrap().contains("[$LATEST]"));
+    assert!(ctx["log_stream_name"]
+        .as_str()
+        .unwrap()
+        .contains("[$LATEST]"));
     let remaining = ctx["remaining_ms"].as_i64().unwrap();
     assert!(remaining > 0 && remaining <= 7000, "{remaining}");
     assert_eq!(ctx["has_identity"], true);
@@ -76,7 +105,11 @@ fn context_environment_and_user_variables() {
     assert_eq!(env["_HANDLER"], "lambda_function.handler");
     assert_eq!(env["AWS_REGION"], "us-east-1");
     assert_eq!(env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:9001");
-    assert!(env["LD_LIBRARY_PATH"].as_str().unwrap().split(':').any(|p| p == "/var/task/lib"));
+    assert!(env["LD_LIBRARY_PATH"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .any(|p| p == "/var/task/lib"));
 }
 
 #[test]
@@ -85,18 +118,40 @@ fn loader_errors_are_named() {
         return;
     }
     let kumo = Kumo::start();
-    kumo.create("nomod", "python3", "missing_module.handler", &fixture("division"), &[]);
+    kumo.create(
+        "nomod",
+        "python3",
+        "missing_module.handler",
+        &fixture("division"),
+        &[],
+    );
     let run = kumo.invoke("nomod", "{}");
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.json()["errorType"], "Runtime.ImportModuleError");
-    assert!(run.stdout.contains("Unable to import module 'missing_module'"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("Unable to import module 'missing_module'"),
+        "{run:?}"
+    );
 
-    kumo.create("nofn", "python3", "lambda_function.nope", &fixture("division"), &[]);
+    kumo.create(
+        "nofn",
+        "python3",
+        "lambda_function.nope",
+        &fixture("division"),
+        &[],
+    );
     let run = kumo.invoke("nofn", "{}");
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.json()["errorType"], "Runtime.HandlerNotFound");
     // The platform keeps serving.
-    kumo.create("div", "python3", "lambda_function.myfunc01_handler", &fixture("division"), &[]);
+    kumo.create(
+        "div",
+        "python3",
+        "lambda_function.myfunc01_handler",
+        &fixture("division"),
+        &[],
+    );
     assert_eq!(kumo.invoke_ok("div", r#"{"x":1,"y":4}"#)["result"], 0.25);
 }
 
@@ -121,7 +176,10 @@ while True:
     let kumo = Kumo::start();
     kumo.create("custom", "provided", "", dir.path(), &[]);
     let out = kumo.invoke_ok("custom", r#"{"a":[1,2]}"#);
-    assert_eq!(out, serde_json::json!({"echo": {"a": [1, 2]}, "runtime": "provided"}));
+    assert_eq!(
+        out,
+        serde_json::json!({"echo": {"a": [1, 2]}, "runtime": "provided"})
+    );
 }
 
 #[test]
@@ -131,40 +189,81 @@ fn native_extension_shared_library_and_data_file() {
     }
     let dir = package_dir(&[
         ("lib/kumotest.c", "int kumo_answer(void) { return 42; }\n"),
-        ("nativemod.c", r#"#include <Python.h>
+        (
+            "nativemod.c",
+            r#"#include <Python.h>
 int kumo_answer(void);
 static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(kumo_answer()); }
 static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, "answer"}, {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "nativemod", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_nativemod(void) { return PyModule_Create(&module); }
-"#),
+"#,
+        ),
         ("data/greeting.txt", "hello from the package\n"),
-        ("lambda_function.py", r#"import os
+        (
+            "lambda_function.py",
+            r#"import os
 import nativemod
 
 def handler(event, context):
     with open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "data/greeting.txt")) as f:
         greeting = f.read().strip()
     return {"answer": nativemod.answer(), "greeting": greeting, "ld": os.environ["LD_LIBRARY_PATH"], "file": nativemod.__file__}
-"#),
+"#,
+        ),
     ]);
     let root = dir.path();
     let gcc = |args: &[&str]| {
-        let status = std::process::Command::new("gcc").current_dir(root).args(args).status().expect("gcc");
+        let status = std::process::Command::new("gcc")
+            .current_dir(root)
+            .args(args)
+            .status()
+            .expect("gcc");
         assert!(status.success(), "gcc {args:?}");
     };
-    gcc(&["-shared", "-fPIC", "-o", "lib/libkumotest.so", "lib/kumotest.c"]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        "lib/libkumotest.so",
+        "lib/kumotest.c",
+    ]);
     let suffix = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))",
+        ])
         .output()
         .unwrap();
-    let module = format!("nativemod{}", String::from_utf8_lossy(&suffix.stdout).trim());
-    gcc(&["-shared", "-fPIC", "-I/usr/include/python3.11", "-o", &module, "nativemod.c", "-Llib", "-lkumotest"]);
+    let module = format!(
+        "nativemod{}",
+        String::from_utf8_lossy(&suffix.stdout).trim()
+    );
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-I/usr/include/python3.11",
+        "-o",
+        &module,
+        "nativemod.c",
+        "-Llib",
+        "-lkumotest",
+    ]);
     let kumo = Kumo::start();
     kumo.create("native", "python3", "lambda_function.handler", root, &[]);
     let out = kumo.invoke_ok("native", "{}");
     assert_eq!(out["answer"], 42);
     assert_eq!(out["greeting"], "hello from the package");
-    assert!(out["ld"].as_str().unwrap().split(':').any(|p| p == "/var/task/lib"), "{out}");
-    assert!(out["file"].as_str().unwrap().starts_with("/var/task/"), "{out}");
+    assert!(
+        out["ld"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .any(|p| p == "/var/task/lib"),
+        "{out}"
+    );
+    assert!(
+        out["file"].as_str().unwrap().starts_with("/var/task/"),
+        "{out}"
+    );
 }

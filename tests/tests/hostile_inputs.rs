@@ -38,8 +38,15 @@ fn make_zip(dir: &std::path::Path, name: &str, entries: &[&str]) -> String {
 fn assert_refused(run: &kumo_tests::Run, needle: &str) {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.starts_with("error: "), "{run:?}");
-    assert_eq!(run.stderr.trim_end().lines().count(), 1, "one line: {run:?}");
-    assert!(run.stderr.contains(needle), "expected {needle:?} in {run:?}");
+    assert_eq!(
+        run.stderr.trim_end().lines().count(),
+        1,
+        "one line: {run:?}"
+    );
+    assert!(
+        run.stderr.contains(needle),
+        "expected {needle:?} in {run:?}"
+    );
 }
 
 #[test]
@@ -54,20 +61,54 @@ fn bad_packages_are_refused() {
     let handler = "file:lambda_function.py:def handler(e, c): return 1";
     let cases = [
         (garbage.to_string_lossy().into_owned(), "not a valid zip"),
-        (make_zip(dir.path(), "dotdot.zip", &[handler, "file:../evil.py:x"]), "'..'"),
-        (make_zip(dir.path(), "abs.zip", &[handler, "file:/etc/evil:x"]), "absolute"),
-        (make_zip(dir.path(), "link.zip", &[handler, "link:passwd:/etc/passwd"]), "symlink"),
-        (make_zip(dir.path(), "link2.zip", &[handler, "link:up:../../outside"]), "outside the package"),
-        (make_zip(dir.path(), "bomb.zip", &[handler, "zeros:zeros.bin:300"]), "250 MB"),
+        (
+            make_zip(dir.path(), "dotdot.zip", &[handler, "file:../evil.py:x"]),
+            "'..'",
+        ),
+        (
+            make_zip(dir.path(), "abs.zip", &[handler, "file:/etc/evil:x"]),
+            "absolute",
+        ),
+        (
+            make_zip(
+                dir.path(),
+                "link.zip",
+                &[handler, "link:passwd:/etc/passwd"],
+            ),
+            "symlink",
+        ),
+        (
+            make_zip(dir.path(), "link2.zip", &[handler, "link:up:../../outside"]),
+            "outside the package",
+        ),
+        (
+            make_zip(dir.path(), "bomb.zip", &[handler, "zeros:zeros.bin:300"]),
+            "250 MB",
+        ),
     ];
     for (i, (zip, needle)) in cases.iter().enumerate() {
         let name = format!("bad{i}");
-        let run = kumo.cli(&["function", "create", &name, "--runtime", "python3",
-            "--handler", "lambda_function.handler", "--code", zip]);
+        let run = kumo.cli(&[
+            "function",
+            "create",
+            &name,
+            "--runtime",
+            "python3",
+            "--handler",
+            "lambda_function.handler",
+            "--code",
+            zip,
+        ]);
         assert_refused(&run, needle);
     }
     assert!(kumo.alive());
-    kumo.create("div", "python3", "lambda_function.myfunc01_handler", &fixture("division"), &[]);
+    kumo.create(
+        "div",
+        "python3",
+        "lambda_function.myfunc01_handler",
+        &fixture("division"),
+        &[],
+    );
     assert_eq!(kumo.invoke_ok("div", r#"{"x":9,"y":3}"#)["result"], 3.0);
 }
 
@@ -79,16 +120,54 @@ fn bad_configuration_is_refused() {
     let mut kumo = Kumo::start();
     let code = fixture("division");
     let code = code.to_string_lossy();
-    let base = |name: &'static str| vec!["function", "create", name, "--runtime", "python3", "--code", &code];
+    let base = |name: &'static str| {
+        vec![
+            "function",
+            "create",
+            name,
+            "--runtime",
+            "python3",
+            "--code",
+            &code,
+        ]
+    };
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        ([base("h"), vec!["--handler", "myfunc01_handler"]].concat(), "file.function"),
-        ([base("bad/name"), vec!["--handler", "a.b"]].concat(), "invalid name"),
-        ([base("m1"), vec!["--handler", "a.b", "--memory", "64"]].concat(), "invalid memory_mb"),
-        ([base("m2"), vec!["--handler", "a.b", "--memory", "20000"]].concat(), "invalid memory_mb"),
-        ([base("t1"), vec!["--handler", "a.b", "--timeout", "0"]].concat(), "invalid timeout_seconds"),
-        ([base("t2"), vec!["--handler", "a.b", "--timeout", "901"]].concat(), "invalid timeout_seconds"),
-        ([base("e1"), vec!["--handler", "a.b", "--env", "AWS_REGION=x"]].concat(), "reserved"),
-        ([base("e2"), vec!["--handler", "a.b", "--env", "NOEQUALS"]].concat(), "KEY=VALUE"),
+        (
+            [base("h"), vec!["--handler", "myfunc01_handler"]].concat(),
+            "file.function",
+        ),
+        (
+            [base("bad/name"), vec!["--handler", "a.b"]].concat(),
+            "invalid name",
+        ),
+        (
+            [base("m1"), vec!["--handler", "a.b", "--memory", "64"]].concat(),
+            "invalid memory_mb",
+        ),
+        (
+            [base("m2"), vec!["--handler", "a.b", "--memory", "20000"]].concat(),
+            "invalid memory_mb",
+        ),
+        (
+            [base("t1"), vec!["--handler", "a.b", "--timeout", "0"]].concat(),
+            "invalid timeout_seconds",
+        ),
+        (
+            [base("t2"), vec!["--handler", "a.b", "--timeout", "901"]].concat(),
+            "invalid timeout_seconds",
+        ),
+        (
+            [
+                base("e1"),
+                vec!["--handler", "a.b", "--env", "AWS_REGION=x"],
+            ]
+            .concat(),
+            "reserved",
+        ),
+        (
+            [base("e2"), vec!["--handler", "a.b", "--env", "NOEQUALS"]].concat(),
+            "KEY=VALUE",
+        ),
     ];
     for (args, needle) in cases {
         assert_refused(&kumo.cli(&args), needle);
@@ -102,30 +181,64 @@ fn bad_invocations_are_refused() {
         return;
     }
     let mut kumo = Kumo::start();
-    kumo.create("div", "python3", "lambda_function.myfunc01_handler", &fixture("division"), &[]);
-    assert_refused(&kumo.cli(&["invoke", "nope", "--payload", "{}"]), "Function not found: arn:aws:lambda:");
-    assert_refused(&kumo.cli(&["invoke", "div", "--payload", "{not json"]), "Could not parse request body into json");
+    kumo.create(
+        "div",
+        "python3",
+        "lambda_function.myfunc01_handler",
+        &fixture("division"),
+        &[],
+    );
+    assert_refused(
+        &kumo.cli(&["invoke", "nope", "--payload", "{}"]),
+        "Function not found: arn:aws:lambda:",
+    );
+    assert_refused(
+        &kumo.cli(&["invoke", "div", "--payload", "{not json"]),
+        "Could not parse request body into json",
+    );
     let big = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(big.path(), format!("\"{}\"", "x".repeat(7 * 1024 * 1024))).unwrap();
     let path = big.path().to_string_lossy().into_owned();
-    assert_refused(&kumo.cli(&["invoke", "div", "--payload-file", &path]), "RequestTooLargeException");
-    assert_refused(&kumo.cli(&["function", "get", "nope"]), "Function not found");
+    assert_refused(
+        &kumo.cli(&["invoke", "div", "--payload-file", &path]),
+        "RequestTooLargeException",
+    );
+    assert_refused(
+        &kumo.cli(&["function", "get", "nope"]),
+        "Function not found",
+    );
     assert!(kumo.alive());
     assert_eq!(kumo.invoke_ok("div", r#"{"x":1,"y":1}"#)["result"], 1.0);
 }
 
 #[test]
 fn unreachable_kumod_is_one_clear_line() {
-    let Some(bins) = std::env::var("KUMO_BIN_DIR").ok().map(std::path::PathBuf::from).or_else(|| Some(kumo_tests::bin_dir())) else {
+    let Some(bins) = std::env::var("KUMO_BIN_DIR")
+        .ok()
+        .map(std::path::PathBuf::from)
+        .or_else(|| Some(kumo_tests::bin_dir()))
+    else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = std::process::Command::new(bins.join("kumo"))
-        .args(["--endpoint", &format!("http://127.0.0.1:{port}"), "function", "list"])
+        .args([
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+            "function",
+            "list",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.starts_with("error: cannot reach kumod at http://127.0.0.1:"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot reach kumod at http://127.0.0.1:"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }

@@ -4,7 +4,13 @@
 use kumo_tests::{fixture, root_or_skip, Kumo};
 
 fn probe(kumo: &Kumo, name: &str, extra: &[&str]) {
-    kumo.create(name, "python3", "lambda_function.handler", &fixture("probe"), extra);
+    kumo.create(
+        name,
+        "python3",
+        "lambda_function.handler",
+        &fixture("probe"),
+        extra,
+    );
 }
 
 #[test]
@@ -15,8 +21,17 @@ fn sandbox_is_isolated_from_the_host() {
     let kumo = Kumo::start();
     probe(&kumo, "iso", &[]);
     let facts = kumo.invoke_ok("iso", r#"{"action":"facts"}"#);
-    assert!(facts["pid1"].as_str().unwrap().contains("__kumo-sandbox-init"), "{facts}");
-    assert!(facts["pids"].as_array().unwrap().len() <= 4, "host processes visible: {facts}");
+    assert!(
+        facts["pid1"]
+            .as_str()
+            .unwrap()
+            .contains("__kumo-sandbox-init"),
+        "{facts}"
+    );
+    assert!(
+        facts["pids"].as_array().unwrap().len() <= 4,
+        "host processes visible: {facts}"
+    );
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_ne!(facts["hostname"].as_str().unwrap(), host.trim());
     assert_ne!(facts["uid"], 0);
@@ -35,8 +50,16 @@ fn network_none_reaches_nothing_on_the_host_and_host_mode_does() {
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut targets = vec![serde_json::json!(["127.0.0.1", port])];
-    let ips = std::process::Command::new("hostname").arg("-I").output().ok();
-    if let Some(ip) = ips.as_ref().and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().next().map(str::to_string)) {
+    let ips = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok();
+    if let Some(ip) = ips.as_ref().and_then(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .map(str::to_string)
+    }) {
         targets.push(serde_json::json!([ip, port]));
     }
     let event = serde_json::json!({"action": "facts", "targets": targets}).to_string();
@@ -44,9 +67,23 @@ fn network_none_reaches_nothing_on_the_host_and_host_mode_does() {
     probe(&kumo, "none", &[]);
     probe(&kumo, "host", &["--network", "host"]);
     let isolated = kumo.invoke_ok("none", &event);
-    assert!(isolated["connects"].as_array().unwrap().iter().all(|c| c == false), "{isolated}");
+    assert!(
+        isolated["connects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c == false),
+        "{isolated}"
+    );
     let shared = kumo.invoke_ok("host", &event);
-    assert!(shared["connects"].as_array().unwrap().iter().all(|c| c == true), "{shared}");
+    assert!(
+        shared["connects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c == true),
+        "{shared}"
+    );
 }
 
 #[test]
@@ -61,8 +98,16 @@ fn timeout_kills_and_the_next_call_works() {
     let error = run.json();
     assert_eq!(error["errorType"], "Sandbox.Timedout");
     let message = error["errorMessage"].as_str().unwrap();
-    assert!(message.starts_with("RequestId: ") && message.ends_with("Error: Task timed out after 1.00 seconds"), "{message}");
-    assert_eq!(kumo.invoke_ok("slow", "{}")["count"], 1, "a fresh instance serves the next call");
+    assert!(
+        message.starts_with("RequestId: ")
+            && message.ends_with("Error: Task timed out after 1.00 seconds"),
+        "{message}"
+    );
+    assert_eq!(
+        kumo.invoke_ok("slow", "{}")["count"],
+        1,
+        "a fresh instance serves the next call"
+    );
     let logs = kumo.logs("slow");
     assert!(logs.contains("Task timed out after 1.00 seconds"), "{logs}");
     assert!(logs.contains("\tStatus: timeout"), "{logs}");
@@ -79,9 +124,18 @@ fn memory_hog_is_killed_and_reported_as_out_of_memory() {
     assert_eq!(run.code, 1, "{run:?}");
     let error = run.json();
     assert_eq!(error["errorType"], "Runtime.ExitError");
-    assert!(error["errorMessage"].as_str().unwrap().ends_with("Runtime exited with error: signal: killed"), "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: signal: killed"),
+        "{error}"
+    );
     let logs = kumo.logs("hog");
-    assert!(logs.contains("\tStatus: error\tError Type: Runtime.OutOfMemory"), "{logs}");
+    assert!(
+        logs.contains("\tStatus: error\tError Type: Runtime.OutOfMemory"),
+        "{logs}"
+    );
     assert_eq!(kumo.invoke_ok("hog", "{}")["count"], 1);
 }
 
@@ -116,7 +170,11 @@ fn filling_tmp_stops_at_its_size() {
     let written = out["written_mb"].as_u64().unwrap();
     assert!((400..=512).contains(&written), "{out}");
     assert_eq!(out["error"], "No space left on device");
-    assert_eq!(kumo.invoke_ok("fill", "{}")["count"], 2, "the same warm instance keeps working");
+    assert_eq!(
+        kumo.invoke_ok("fill", "{}")["count"],
+        2,
+        "the same warm instance keeps working"
+    );
 }
 
 #[test]
@@ -130,6 +188,12 @@ fn process_exiting_mid_invocation_is_a_runtime_exit() {
     assert_eq!(run.code, 1, "{run:?}");
     let error = run.json();
     assert_eq!(error["errorType"], "Runtime.ExitError");
-    assert!(error["errorMessage"].as_str().unwrap().ends_with("Runtime exited with error: exit status 3"), "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: exit status 3"),
+        "{error}"
+    );
     assert_eq!(kumo.invoke_ok("quit", "{}")["count"], 1);
 }
