@@ -94,7 +94,12 @@ impl AgentConfig {
             config::Environment::with_prefix(env_prefix)
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(kumo_proto::env_overrides::overrides(
+                    std::env::vars(),
+                    env_prefix,
+                    &known_keys(),
+                ))),
         );
         builder
             .build()
@@ -146,6 +151,14 @@ pub fn total_memory_mb() -> u64 {
         })
         .map(|kb| kb / 1024)
         .unwrap_or(1024)
+}
+
+/// The configuration's top-level keys (what `KUMO_*` variables may set).
+fn known_keys() -> Vec<String> {
+    match serde_json::to_value(AgentConfig::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

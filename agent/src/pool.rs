@@ -288,3 +288,74 @@ impl Pool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(max_instances: u32, memory: u64) -> Pool {
+        Pool::new(PoolLimits {
+            max_instances,
+            allocatable_memory_mb: memory,
+            idle_timeout: Duration::from_secs(60),
+            uid_base: 1000,
+            uid_count: 10,
+        })
+    }
+
+    fn key(name: &str) -> PoolKey {
+        PoolKey {
+            name: name.into(),
+            version: "$LATEST".into(),
+            revision: 1,
+        }
+    }
+
+    fn cold(pool: &Pool, name: &str, memory: u32) -> Result<Reservation, CapacityExceeded> {
+        match pool.acquire(&key(name), memory).0? {
+            Acquired::Cold(reservation) => Ok(reservation),
+            Acquired::Warm(_) => panic!("no warm instance exists"),
+        }
+    }
+
+    #[test]
+    fn memory_capacity_is_enforced_and_released() {
+        let pool = pool(10, 512);
+        let a = cold(&pool, "f", 256).unwrap();
+        let b = cold(&pool, "f", 256).unwrap();
+        let err = cold(&pool, "f", 128).unwrap_err();
+        assert!(err.to_string().contains("512 of 512 MB"), "{err}");
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                instances: 2,
+                busy: 2,
+                memory_reserved_mb: 512
+            }
+        );
+        pool.cancel(a);
+        assert!(cold(&pool, "g", 256).is_ok());
+        pool.cancel(b);
+        assert_eq!(pool.stats().memory_reserved_mb, 256);
+    }
+
+    #[test]
+    fn instance_count_is_enforced() {
+        let pool = pool(2, 10_000);
+        cold(&pool, "f", 128).unwrap();
+        cold(&pool, "f", 128).unwrap();
+        assert!(cold(&pool, "f", 128).is_err());
+    }
+
+    #[test]
+    fn uids_are_unique_among_live_instances_and_reused() {
+        let pool = pool(10, 10_000);
+        let a = cold(&pool, "f", 128).unwrap();
+        let b = cold(&pool, "f", 128).unwrap();
+        assert_ne!(a.uid, b.uid);
+        assert!((1000..1010).contains(&a.uid) && (1000..1010).contains(&b.uid));
+        pool.cancel(a);
+        let c = cold(&pool, "f", 128).unwrap();
+        assert_eq!(c.uid, a.uid, "a freed uid is handed out again");
+    }
+}

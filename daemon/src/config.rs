@@ -114,7 +114,12 @@ impl DaemonConfig {
             config::Environment::with_prefix(prefix)
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(kumo_proto::env_overrides::overrides(
+                    std::env::vars(),
+                    prefix,
+                    &known_keys(),
+                ))),
         );
         builder
             .build()
@@ -133,6 +138,14 @@ impl DaemonConfig {
     /// Directory of package blobs.
     pub fn package_dir(&self) -> PathBuf {
         self.data_dir.join("packages")
+    }
+}
+
+/// The configuration's top-level keys (what `KUMO_*` variables may set).
+fn known_keys() -> Vec<String> {
+    match serde_json::to_value(DaemonConfig::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
     }
 }
 
