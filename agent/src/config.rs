@@ -67,47 +67,15 @@ impl Default for AgentConfig {
     }
 }
 
-/// The configuration could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("loading agent configuration from {path}: {source}")]
-pub struct ConfigError {
-    /// The file (or `<defaults>`) being read.
-    pub path: String,
-    /// What went wrong.
-    #[source]
-    pub source: Box<config::ConfigError>,
-}
+/// The configuration could not be read (names the file and the problem).
+pub type ConfigError = kumo_proto::layered_config::LoadError;
 
 impl AgentConfig {
     /// Loads defaults, then the TOML file (if given), then environment
     /// variables with `env_prefix` (e.g. `KUMO_AGENT`, so
     /// `KUMO_AGENT_IDLE_TIMEOUT_SECONDS=60`).
     pub fn load(file: Option<&Path>, env_prefix: &str) -> Result<Self, ConfigError> {
-        let path = file
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "<defaults>".into());
-        let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix(env_prefix)
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(kumo_proto::env_overrides::overrides(
-                    std::env::vars(),
-                    env_prefix,
-                    &known_keys(),
-                ))),
-        );
-        builder
-            .build()
-            .and_then(|c| c.try_deserialize::<AgentConfig>())
-            .map_err(|source| ConfigError {
-                path,
-                source: Box::new(source),
-            })
+        kumo_proto::layered_config::load(file, env_prefix)
     }
 
     /// Fills in values derived from the machine (agent id, memory).
@@ -151,14 +119,6 @@ pub fn total_memory_mb() -> u64 {
         })
         .map(|kb| kb / 1024)
         .unwrap_or(1024)
-}
-
-/// The configuration's top-level keys (what `KUMO_*` variables may set).
-fn known_keys() -> Vec<String> {
-    match serde_json::to_value(AgentConfig::default()) {
-        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]

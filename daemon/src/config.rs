@@ -72,15 +72,8 @@ impl Default for DaemonConfig {
     }
 }
 
-/// The configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[error("loading kumod configuration from {path}: {message}")]
-pub struct ConfigError {
-    /// The file, or `<defaults>`.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
+/// The configuration could not be loaded (names the file and the problem).
+pub type ConfigError = kumo_proto::layered_config::LoadError;
 
 impl DaemonConfig {
     /// Loads the configuration for these command-line arguments.
@@ -103,31 +96,7 @@ impl DaemonConfig {
 
     /// Defaults, then the file, then environment variables with `prefix`.
     pub fn load_sources(file: Option<&Path>, prefix: &str) -> Result<Self, ConfigError> {
-        let path = file
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "<defaults>".into());
-        let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix(prefix)
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(kumo_proto::env_overrides::overrides(
-                    std::env::vars(),
-                    prefix,
-                    &known_keys(),
-                ))),
-        );
-        builder
-            .build()
-            .and_then(|c| c.try_deserialize::<DaemonConfig>())
-            .map_err(|e| ConfigError {
-                path,
-                message: e.to_string(),
-            })
+        kumo_proto::layered_config::load(file, prefix)
     }
 
     /// Directory of the sled database.
@@ -138,14 +107,6 @@ impl DaemonConfig {
     /// Directory of package blobs.
     pub fn package_dir(&self) -> PathBuf {
         self.data_dir.join("packages")
-    }
-}
-
-/// The configuration's top-level keys (what `KUMO_*` variables may set).
-fn known_keys() -> Vec<String> {
-    match serde_json::to_value(DaemonConfig::default()) {
-        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-        _ => Vec::new(),
     }
 }
 

@@ -17,7 +17,7 @@ pub mod agent {
     tonic::include_proto!("kumo.agent.v1");
 }
 
-pub mod env_overrides;
+pub mod layered_config;
 pub mod model;
 pub mod package;
 
