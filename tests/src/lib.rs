@@ -96,6 +96,11 @@ pub struct Kumo {
 impl Kumo {
     /// Starts kumod --all-in-one and waits until it serves and has an agent.
     pub fn start() -> Kumo {
+        Self::start_with("")
+    }
+
+    /// Like [`Kumo::start`], with extra TOML lines for the `[agent]` table.
+    pub fn start_with(agent_settings: &str) -> Kumo {
         let bins = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir");
         let grpc = free_port();
@@ -104,9 +109,10 @@ impl Kumo {
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\nagent_wait_seconds = 10\n\n[agent]\ncgroup_parent = \"kumo-e2e-{pid}-{grpc}\"\nidle_timeout_seconds = 60\nallocatable_memory_mb = 8192\n",
+                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\nagent_wait_seconds = 10\n\n[agent]\ncgroup_parent = \"kumo-e2e-{pid}-{grpc}\"\n{idle}allocatable_memory_mb = 8192\n{agent_settings}\n",
                 data = dir.path().join("data").display(),
                 pid = std::process::id(),
+                idle = if agent_settings.contains("idle_timeout_seconds") { "" } else { "idle_timeout_seconds = 60\n" },
             ),
         )
         .expect("writing kumod.toml");
@@ -144,6 +150,18 @@ impl Kumo {
     /// kumod's own log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kumod.log")).unwrap_or_default()
+    }
+
+    /// Starts `kumo --endpoint … args…` without waiting for it.
+    pub fn spawn_cli(&self, args: &[&str]) -> Child {
+        Command::new(self.bins.join("kumo"))
+            .arg("--endpoint")
+            .arg(&self.endpoint)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kumo")
     }
 
     /// Runs `kumo --endpoint … args…`.

@@ -267,3 +267,73 @@ def handler(event, context):
         "{out}"
     );
 }
+
+#[test]
+fn idle_instances_are_reclaimed() {
+    if !root_or_skip() {
+        return;
+    }
+    let kumo = Kumo::start_with("idle_timeout_seconds = 1");
+    kumo.create(
+        "probe",
+        "python3",
+        "lambda_function.handler",
+        &fixture("probe"),
+        &[],
+    );
+    assert_eq!(kumo.invoke_ok("probe", "{}")["count"], 1);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        kumo.invoke_ok("probe", "{}")["count"],
+        1,
+        "a new instance after the idle timeout"
+    );
+    let logs = kumo.logs("probe");
+    assert_eq!(logs.matches("\tInit Duration: ").count(), 2, "{logs}");
+}
+
+#[test]
+fn logs_follow_streams_new_invocations() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let kumo = Kumo::start();
+    kumo.create(
+        "div",
+        "python3",
+        "lambda_function.myfunc01_handler",
+        &fixture("division"),
+        &[],
+    );
+    let mut follower = kumo.spawn_cli(&["logs", "div", "--follow"]);
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    kumo.invoke_ok("div", r#"{"x":8,"y":2}"#);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("REPORT RequestId:"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("follower printed no REPORT line; saw {seen:?}"),
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("dividing 8 by 2")),
+        "{seen:?}"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
