@@ -117,6 +117,7 @@ impl Executor {
         for pooled in self.pool.take_all_idle() {
             pooled.instance.shutdown().await;
         }
+        crate::sandbox::remove_cgroup_parent(&self.settings.sandbox);
     }
 }
 

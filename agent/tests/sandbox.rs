@@ -23,6 +23,12 @@ fn root_or_skip() -> bool {
     false
 }
 
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        kumo_agent::sandbox::remove_cgroup_parent(&self.settings);
+    }
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     settings: SandboxSettings,

@@ -162,6 +162,20 @@ impl InstanceCgroup {
     }
 }
 
+/// Removes the parent cgroup of this agent's instances if it is empty
+/// (best effort: a parent still holding instances is left alone).
+pub fn remove_parent_if_empty(parent: &str) {
+    let controllers = vec!["memory".to_string(), "cpu".to_string(), "pids".to_string()];
+    let cgroup = Cgroup::load_with_specified_controllers(
+        hierarchies::auto(),
+        parent.trim_matches('/'),
+        controllers,
+    );
+    if cgroup.exists() && cgroup.procs().is_empty() {
+        let _ = cgroup.delete();
+    }
+}
+
 fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()

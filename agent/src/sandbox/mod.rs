@@ -507,6 +507,12 @@ async fn monitor(
     let _ = child.wait().await;
 }
 
+/// Removes the (empty) parent cgroup of all instances, e.g. when the agent
+/// stops. Instances still alive keep it in place.
+pub fn remove_cgroup_parent(settings: &SandboxSettings) {
+    cgroup::remove_parent_if_empty(&settings.cgroup_parent);
+}
+
 /// Entry point of the hidden init subcommand; never returns. Must be called
 /// before any thread (e.g. a tokio runtime) is started.
 pub fn init_main() -> ! {
