@@ -218,3 +218,102 @@ impl Functions {
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn zip(body: &str) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        zip.start_file(
+            "lambda_function.py",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    fn functions(dir: &std::path::Path) -> Functions {
+        Functions::new(
+            Arc::new(MemoryStore::new()),
+            PackageStore::open(dir.to_path_buf()).unwrap(),
+            "eu-west-1".into(),
+            "123456789012".into(),
+        )
+    }
+
+    fn config() -> FunctionConfig {
+        FunctionConfig {
+            name: "f".into(),
+            runtime: "python3".into(),
+            handler: "lambda_function.handler".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn revisions_arns_and_partial_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = functions(dir.path());
+        let created = f.create(config(), &zip("a")).unwrap();
+        assert_eq!(created.revision, 1);
+        assert_eq!(
+            created.function_arn,
+            "arn:aws:lambda:eu-west-1:123456789012:function:f"
+        );
+        let updated = f
+            .update_configuration(UpdateFunctionConfigurationRequest {
+                name: "f".into(),
+                timeout_seconds: Some(30),
+                ..Default::default()
+            })
+            .unwrap();
+        let c = updated.config.unwrap();
+        assert_eq!(
+            (updated.revision, c.timeout_seconds, c.memory_mb),
+            (2, Some(30), Some(128))
+        );
+        let err = f
+            .update_configuration(UpdateFunctionConfigurationRequest {
+                name: "f".into(),
+                memory_mb: Some(64),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(matches!(err, FunctionError::Invalid(_)), "{err}");
+        assert_eq!(
+            f.get("f").unwrap().revision,
+            2,
+            "a refused update changes nothing"
+        );
+    }
+
+    #[test]
+    fn shared_packages_are_kept_until_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = functions(dir.path());
+        let a = f.create(config(), &zip("same")).unwrap();
+        let b = f
+            .create(
+                FunctionConfig {
+                    name: "g".into(),
+                    ..config()
+                },
+                &zip("same"),
+            )
+            .unwrap();
+        assert_eq!(a.package_digest, b.package_digest);
+        let blob = dir.path().join(format!("{}.zip", a.package_digest));
+        f.delete("f").unwrap();
+        assert!(blob.exists(), "still used by g");
+        f.update_code("g", &zip("other")).unwrap();
+        assert!(!blob.exists(), "unused after g moved on");
+        assert!(matches!(f.delete("f"), Err(FunctionError::NotFound { .. })));
+    }
+}
