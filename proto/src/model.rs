@@ -32,6 +32,16 @@ pub const MAX_EPHEMERAL_STORAGE_MB: u32 = 10240;
 pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6_291_556;
 /// Largest asynchronous event payload.
 pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Default retries of a failed asynchronous event.
+pub const DEFAULT_MAX_RETRY_ATTEMPTS: u32 = 2;
+/// Most retries of a failed asynchronous event.
+pub const MAX_RETRY_ATTEMPTS: u32 = 2;
+/// Default maximum age of an asynchronous event (6 hours).
+pub const DEFAULT_MAX_EVENT_AGE_SECONDS: u32 = 21_600;
+/// Smallest settable maximum event age.
+pub const MIN_MAX_EVENT_AGE_SECONDS: u32 = 60;
+/// Largest settable maximum event age.
+pub const MAX_MAX_EVENT_AGE_SECONDS: u32 = 21_600;
 /// Largest total size of user environment variables (keys + values).
 pub const MAX_ENVIRONMENT_BYTES: usize = 4096;
 /// Largest ZIP package accepted.
@@ -329,6 +339,50 @@ pub fn normalize_config(config: &mut FunctionConfig) -> Result<(), ValidationErr
     validate_environment(&config.environment)?;
     let network: NetworkMode = config.network.parse()?;
     config.network = network.as_str().to_string();
+    normalize_async_config(config)
+}
+
+/// Fills in and checks the asynchronous-invocation and concurrency fields.
+fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationError> {
+    let retries = *config
+        .max_retry_attempts
+        .get_or_insert(DEFAULT_MAX_RETRY_ATTEMPTS);
+    if retries > MAX_RETRY_ATTEMPTS {
+        return Err(ValidationError::new(
+            "max_retry_attempts",
+            format!("{retries} is outside 0-{MAX_RETRY_ATTEMPTS}"),
+        ));
+    }
+    let age = *config
+        .max_event_age_seconds
+        .get_or_insert(DEFAULT_MAX_EVENT_AGE_SECONDS);
+    if !(MIN_MAX_EVENT_AGE_SECONDS..=MAX_MAX_EVENT_AGE_SECONDS).contains(&age) {
+        return Err(ValidationError::new(
+            "max_event_age_seconds",
+            format!("{age} s is outside {MIN_MAX_EVENT_AGE_SECONDS}-{MAX_MAX_EVENT_AGE_SECONDS} s"),
+        ));
+    }
+    if let Some(reserved) = config.reserved_concurrency {
+        if reserved < 0 {
+            return Err(ValidationError::new(
+                "reserved_concurrency",
+                format!("{reserved} is below 0 (0 disables the function; leave it unset for no reservation)"),
+            ));
+        }
+    }
+    let destination = config.on_failure_destination.trim().to_string();
+    if !destination.is_empty() {
+        let (name, _) = split_qualified_name(&destination);
+        validate_function_name(name)
+            .map_err(|e| ValidationError::new("on_failure_destination", e.message))?;
+        if name == config.name {
+            return Err(ValidationError::new(
+                "on_failure_destination",
+                "a function cannot be its own on-failure destination",
+            ));
+        }
+    }
+    config.on_failure_destination = destination;
     Ok(())
 }
 
@@ -410,6 +464,35 @@ mod tests {
         assert!(validate_environment(&env("1BAD", "x")).is_err());
         assert!(validate_environment(&env("A", "x")).is_err());
         assert!(validate_environment(&env("BIG", &"x".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn async_settings_are_checked() {
+        let mut c = config();
+        normalize_config(&mut c).unwrap();
+        assert_eq!(c.max_retry_attempts, Some(2));
+        assert_eq!(c.max_event_age_seconds, Some(21_600));
+        assert_eq!(c.reserved_concurrency, None);
+        let with = |f: &dyn Fn(&mut FunctionConfig)| {
+            let mut c = config();
+            f(&mut c);
+            normalize_config(&mut c)
+        };
+        assert!(with(&|c| c.max_retry_attempts = Some(3))
+            .unwrap_err()
+            .to_string()
+            .contains("max_retry_attempts"));
+        assert!(with(&|c| c.max_event_age_seconds = Some(59)).is_err());
+        assert!(with(&|c| c.max_event_age_seconds = Some(21_601)).is_err());
+        assert!(with(&|c| c.max_event_age_seconds = Some(60)).is_ok());
+        assert!(with(&|c| c.reserved_concurrency = Some(-1))
+            .unwrap_err()
+            .to_string()
+            .contains("below 0"));
+        assert!(with(&|c| c.reserved_concurrency = Some(0)).is_ok());
+        assert!(with(&|c| c.on_failure_destination = "div".into()).is_err());
+        assert!(with(&|c| c.on_failure_destination = "bad/name".into()).is_err());
+        assert!(with(&|c| c.on_failure_destination = "sink".into()).is_ok());
     }
 
     #[test]
