@@ -33,6 +33,17 @@ pub enum DispatchError {
         /// The function.
         function: String,
     },
+    /// Agents are connected but none has the memory free for another
+    /// instance of this size.
+    #[error("{reason}: no agent has {memory_mb} MB free for {function} ({agents} agent(s) connected, all busy)", reason = crate::concurrency::ACCOUNT_LIMIT_EXCEEDED)]
+    NoCapacity {
+        /// The function.
+        function: String,
+        /// Its memory size.
+        memory_mb: u64,
+        /// Connected agents.
+        agents: usize,
+    },
     /// The agent went away before answering.
     #[error("agent {agent} disconnected while running request {request_id}; retry the call")]
     AgentLost {
@@ -57,10 +68,21 @@ struct ConnectedAgent {
     agent_id: String,
     sender: mpsc::Sender<Result<DaemonMessage, Status>>,
     running: u32,
+    /// Memory the agent may give instances (0 = not announced: unlimited).
+    allocatable_mb: u64,
+    /// Memory of the invocations running on it now.
+    running_mb: u64,
+}
+
+impl ConnectedAgent {
+    fn fits(&self, memory_mb: u64) -> bool {
+        self.allocatable_mb == 0 || self.running_mb + memory_mb <= self.allocatable_mb
+    }
 }
 
 struct Pending {
     session: u64,
+    memory_mb: u64,
     agent_id: String,
     request_id: String,
     reply: oneshot::Sender<Result<InvocationResult, DispatchError>>,
@@ -101,8 +123,8 @@ impl AgentRegistry {
         self.lock().agents.len()
     }
 
-    /// Runs `invocation` on the least busy agent and waits up to `deadline`
-    /// for its result.
+    /// Runs `invocation` on the least busy agent with memory free for it
+    /// and waits up to `deadline` for its result.
     pub async fn dispatch(
         &self,
         mut invocation: Invocation,
@@ -113,6 +135,10 @@ impl AgentRegistry {
             .as_ref()
             .map(|f| f.name.clone())
             .unwrap_or_default();
+        let memory_mb = invocation
+            .function
+            .as_ref()
+            .map_or(0, |f| u64::from(f.memory_mb));
         let invocation_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         invocation.invocation_id = invocation_id;
         let request_id = invocation.request_id.clone();
@@ -123,18 +149,29 @@ impl AgentRegistry {
             let notified = self.joined.notified();
             {
                 let mut state = self.lock();
+                let connected = state.agents.len();
                 let chosen = state
                     .agents
                     .iter_mut()
+                    .filter(|(_, a)| a.fits(memory_mb))
                     .min_by_key(|(_, a)| a.running)
                     .map(|(session, a)| (*session, a));
+                if chosen.is_none() && connected > 0 {
+                    return Err(DispatchError::NoCapacity {
+                        function,
+                        memory_mb,
+                        agents: connected,
+                    });
+                }
                 if let Some((session, agent)) = chosen {
                     agent.running += 1;
+                    agent.running_mb += memory_mb;
                     let picked = (agent.agent_id.clone(), agent.sender.clone());
                     state.pending.insert(
                         invocation_id,
                         Pending {
                             session,
+                            memory_mb,
                             agent_id: picked.0.clone(),
                             request_id: request_id.clone(),
                             reply: reply.take().expect("reply is set until an agent is picked"),
@@ -180,6 +217,7 @@ impl AgentRegistry {
         let pending = state.pending.remove(&invocation_id)?;
         if let Some(agent) = state.agents.get_mut(&pending.session) {
             agent.running = agent.running.saturating_sub(1);
+            agent.running_mb = agent.running_mb.saturating_sub(pending.memory_mb);
         }
         Some(pending)
     }
@@ -187,6 +225,7 @@ impl AgentRegistry {
     fn register(
         &self,
         agent_id: String,
+        allocatable_mb: u64,
         sender: mpsc::Sender<Result<DaemonMessage, Status>>,
     ) -> u64 {
         let session = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -196,6 +235,8 @@ impl AgentRegistry {
                 agent_id,
                 sender,
                 running: 0,
+                allocatable_mb,
+                running_mb: 0,
             },
         );
         self.joined.notify_waiters();
@@ -274,7 +315,11 @@ impl AgentControl for AgentService {
             .send(Ok(ack))
             .await
             .map_err(|_| Status::internal("stream closed"))?;
-        let session = self.registry.register(register.agent_id.clone(), sender);
+        let session = self.registry.register(
+            register.agent_id.clone(),
+            register.allocatable_memory_mb,
+            sender,
+        );
         tracing::info!(agent_id = %register.agent_id, hostname = %register.hostname,
             memory_mb = register.allocatable_memory_mb, "agent attached");
         let registry = self.registry.clone();
