@@ -31,6 +31,11 @@ pub struct DaemonConfig {
     pub invoke_grace_seconds: u64,
     /// Log records kept per function (oldest dropped first).
     pub max_log_records_per_function: usize,
+    /// Invocations that may run at once in the whole cluster (Lambda's
+    /// account concurrency); reservations are carved out of it.
+    pub concurrency_limit: u32,
+    /// Retry timing of asynchronous events.
+    pub async_invoke: crate::async_queue::AsyncConfig,
     /// Settings of the embedded agent of `--all-in-one` (the agent's own
     /// keys; kept opaque here, the daemon library never uses the agent).
     pub agent: Option<serde_json::Value>,
@@ -67,6 +72,8 @@ impl Default for DaemonConfig {
             agent_wait_seconds: 5,
             invoke_grace_seconds: 5,
             max_log_records_per_function: 10_000,
+            concurrency_limit: 1000,
+            async_invoke: crate::async_queue::AsyncConfig::default(),
             agent: None,
         }
     }

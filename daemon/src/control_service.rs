@@ -9,6 +9,8 @@ use kumo_proto::control::*;
 use tonic::{Code, Request, Response, Status};
 
 use crate::agents::DispatchError;
+use crate::async_queue::dead_letters::{self, DeadLetterError};
+use crate::async_queue::EventQueue;
 use crate::functions::{FunctionError, Functions};
 use crate::invoke::{InvokeError, Invoker};
 use crate::logs::Logs;
@@ -18,16 +20,40 @@ use crate::packages::PackageError;
 pub struct ControlService {
     functions: Functions,
     invoker: Invoker,
+    queue: EventQueue,
     logs: Logs,
 }
 
 impl ControlService {
     /// The service over its parts.
-    pub fn new(functions: Functions, invoker: Invoker, logs: Logs) -> Self {
+    pub fn new(functions: Functions, invoker: Invoker, queue: EventQueue, logs: Logs) -> Self {
         Self {
             functions,
             invoker,
+            queue,
             logs,
+        }
+    }
+
+    /// Adds the queue counters to a function's description.
+    fn with_queue(&self, mut info: FunctionInfo) -> Result<FunctionInfo, Status> {
+        let name = info
+            .config
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        info.queue = Some(self.queue.stats(&name).map_err(function_status)?);
+        Ok(info)
+    }
+}
+
+fn dead_letter_status(err: DeadLetterError) -> Status {
+    match err {
+        DeadLetterError::Function(f) => function_status(f),
+        DeadLetterError::NotFound { .. } => Status::not_found(err.to_string()),
+        DeadLetterError::NothingSelected => Status::invalid_argument(err.to_string()),
+        DeadLetterError::Store(_) | DeadLetterError::Replay { .. } => {
+            Status::internal(err.to_string())
         }
     }
 }
@@ -42,9 +68,12 @@ fn invoke_status(err: InvokeError) -> Status {
         InvokeError::Function(f) => return function_status_ref(f, err.to_string()),
         InvokeError::InvalidJson(_) | InvokeError::TooLarge { .. } => Code::InvalidArgument,
         InvokeError::UnknownQualifier { .. } => Code::NotFound,
-        InvokeError::AsyncUnavailable => Code::Unimplemented,
+        InvokeError::Throttled(_) | InvokeError::Dispatch(DispatchError::NoCapacity { .. }) => {
+            Code::ResourceExhausted
+        }
         InvokeError::Dispatch(DispatchError::Timeout { .. }) => Code::DeadlineExceeded,
         InvokeError::Dispatch(_) => Code::Unavailable,
+        InvokeError::Queue(_) => Code::Internal,
     };
     Status::new(code, err.to_string())
 }
@@ -53,9 +82,9 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
     let code = match err {
         FunctionError::NotFound { .. } => Code::NotFound,
         FunctionError::AlreadyExists { .. } => Code::AlreadyExists,
-        FunctionError::Invalid(_) | FunctionError::Package(PackageError::Invalid(_)) => {
-            Code::InvalidArgument
-        }
+        FunctionError::Invalid(_)
+        | FunctionError::Reservation(_)
+        | FunctionError::Package(PackageError::Invalid(_)) => Code::InvalidArgument,
         _ => Code::Internal,
     };
     Status::new(code, message)
@@ -88,7 +117,7 @@ impl Control for ControlService {
         let functions = self.functions.clone();
         let info = blocking(move || functions.create(config, &request.zip)).await?;
         tracing::info!(function = %info.function_arn, "function created");
-        Ok(Response::new(info))
+        Ok(Response::new(self.with_queue(info)?))
     }
 
     async fn update_function_code(
@@ -98,7 +127,7 @@ impl Control for ControlService {
         let request = request.into_inner();
         let functions = self.functions.clone();
         let info = blocking(move || functions.update_code(&request.name, &request.zip)).await?;
-        Ok(Response::new(info))
+        Ok(Response::new(self.with_queue(info)?))
     }
 
     async fn update_function_configuration(
@@ -108,7 +137,7 @@ impl Control for ControlService {
         let request = request.into_inner();
         let functions = self.functions.clone();
         let info = blocking(move || functions.update_configuration(request)).await?;
-        Ok(Response::new(info))
+        Ok(Response::new(self.with_queue(info)?))
     }
 
     async fn get_function(
@@ -117,7 +146,8 @@ impl Control for ControlService {
     ) -> Result<Response<FunctionInfo>, Status> {
         let name = request.into_inner().name;
         let functions = self.functions.clone();
-        Ok(Response::new(blocking(move || functions.get(&name)).await?))
+        let info = blocking(move || functions.get(&name)).await?;
+        Ok(Response::new(self.with_queue(info)?))
     }
 
     async fn list_functions(
@@ -126,6 +156,10 @@ impl Control for ControlService {
     ) -> Result<Response<ListFunctionsResponse>, Status> {
         let functions = self.functions.clone();
         let list = blocking(move || functions.list()).await?;
+        let list = list
+            .into_iter()
+            .map(|info| self.with_queue(info))
+            .collect::<Result<_, _>>()?;
         Ok(Response::new(ListFunctionsResponse { functions: list }))
     }
 
@@ -143,11 +177,65 @@ impl Control for ControlService {
         &self,
         request: Request<InvokeRequest>,
     ) -> Result<Response<InvokeResponse>, Status> {
+        let request = request.into_inner();
+        if request.invocation_type == InvocationType::Event as i32 {
+            let request_id = self.queue.accept(request).await.map_err(invoke_status)?;
+            return Ok(Response::new(InvokeResponse {
+                request_id,
+                status_code: 202,
+                ..Default::default()
+            }));
+        }
         self.invoker
-            .invoke(request.into_inner())
+            .invoke_sync(request)
             .await
             .map(Response::new)
             .map_err(invoke_status)
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let name = request.into_inner().function_name;
+        let letters = self.queue.dead_letters(&name).map_err(dead_letter_status)?;
+        Ok(Response::new(ListDeadLettersResponse {
+            dead_letters: letters.iter().map(dead_letters::to_proto).collect(),
+        }))
+    }
+
+    async fn get_dead_letter(
+        &self,
+        request: Request<GetDeadLetterRequest>,
+    ) -> Result<Response<DeadLetter>, Status> {
+        let request = request.into_inner();
+        let letter = self
+            .queue
+            .dead_letter(&request.function_name, &request.id)
+            .map_err(dead_letter_status)?;
+        Ok(Response::new(dead_letters::to_proto(&letter)))
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        request: Request<ReplayDeadLettersRequest>,
+    ) -> Result<Response<ReplayDeadLettersResponse>, Status> {
+        let request = request.into_inner();
+        let event_ids = self
+            .queue
+            .replay(&request.function_name, &request.ids, request.all)
+            .await
+            .map_err(dead_letter_status)?;
+        Ok(Response::new(ReplayDeadLettersResponse { event_ids }))
+    }
+
+    async fn purge_dead_letters(
+        &self,
+        request: Request<PurgeDeadLettersRequest>,
+    ) -> Result<Response<PurgeDeadLettersResponse>, Status> {
+        let name = request.into_inner().function_name;
+        let purged = self.queue.purge(&name).await.map_err(dead_letter_status)?;
+        Ok(Response::new(PurgeDeadLettersResponse { purged }))
     }
 
     async fn get_logs(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kumo_proto::control::{FunctionConfig, FunctionInfo, UpdateFunctionConfigurationRequest};
 use kumo_proto::model::{self, ValidationError, LATEST};
 
+use crate::concurrency::{ConcurrencyLimiter, ReservationTooLarge};
 use crate::packages::{PackageError, PackageStore, StoredPackage};
 use crate::store::{FunctionRecord, Store, StoreError, StoredConfig};
 
@@ -28,6 +29,9 @@ pub enum FunctionError {
     /// A configuration value breaks a rule.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The reserved concurrency does not fit the cluster limit.
+    #[error(transparent)]
+    Reservation(#[from] ReservationTooLarge),
     /// The package was refused or could not be stored.
     #[error(transparent)]
     Package(#[from] PackageError),
@@ -43,22 +47,39 @@ pub struct Functions {
     packages: PackageStore,
     region: String,
     account_id: String,
+    limiter: ConcurrencyLimiter,
 }
 
 impl Functions {
-    /// Functions over this store and blob directory.
+    /// Functions over this store and blob directory; their reservations
+    /// are registered with `limiter`.
     pub fn new(
         store: Arc<dyn Store>,
         packages: PackageStore,
         region: String,
         account_id: String,
-    ) -> Self {
-        Self {
+        limiter: ConcurrencyLimiter,
+    ) -> Result<Self, FunctionError> {
+        for record in store.list_functions()? {
+            limiter.set_reservation(&record.config.name, record.config.reserved_concurrency);
+        }
+        Ok(Self {
             store,
             packages,
             region,
             account_id,
-        }
+            limiter,
+        })
+    }
+
+    /// Checks and records a function's reservation, then stores the record.
+    fn store_record(&self, record: &FunctionRecord) -> Result<(), FunctionError> {
+        let name = &record.config.name;
+        let reserved = record.config.reserved_concurrency;
+        self.limiter.check_reservation(name, reserved)?;
+        self.store.put_function(record)?;
+        self.limiter.set_reservation(name, reserved);
+        Ok(())
     }
 
     /// The unqualified (or qualified) ARN of a function.
@@ -99,7 +120,10 @@ impl Functions {
             revision: 1,
             last_modified: now(),
         };
-        self.store.put_function(&record)?;
+        if let Err(err) = self.store_record(&record) {
+            self.collect_package(&record.package_digest)?;
+            return Err(err);
+        }
         Ok(self.info(&record))
     }
 
@@ -150,6 +174,20 @@ impl Functions {
         if update.ephemeral_storage_mb.is_some() {
             config.ephemeral_storage_mb = update.ephemeral_storage_mb;
         }
+        if update.max_retry_attempts.is_some() {
+            config.max_retry_attempts = update.max_retry_attempts;
+        }
+        if update.max_event_age_seconds.is_some() {
+            config.max_event_age_seconds = update.max_event_age_seconds;
+        }
+        if update.clear_reserved_concurrency {
+            config.reserved_concurrency = None;
+        } else if update.reserved_concurrency.is_some() {
+            config.reserved_concurrency = update.reserved_concurrency;
+        }
+        if let Some(v) = update.on_failure_destination {
+            config.on_failure_destination = v;
+        }
         model::normalize_config(&mut config)?;
         record.config = StoredConfig::from_proto(&config);
         self.bump(&mut record)?;
@@ -159,8 +197,7 @@ impl Functions {
     fn bump(&self, record: &mut FunctionRecord) -> Result<(), FunctionError> {
         record.revision += 1;
         record.last_modified = now();
-        self.store.put_function(record)?;
-        Ok(())
+        self.store_record(record)
     }
 
     /// One function.
@@ -178,11 +215,16 @@ impl Functions {
             .collect())
     }
 
-    /// Deletes a function, its logs, and its package if nothing else uses it.
+    /// Deletes a function, its logs and dead letters, and its package if
+    /// nothing else uses it. Its queued events are dropped when they fall due.
     pub fn delete(&self, name: &str) -> Result<(), FunctionError> {
         let record = self.get_record(name)?;
         self.store.delete_function(name)?;
+        self.limiter.set_reservation(name, None);
         self.store.delete_logs(name)?;
+        for letter in self.store.list_dead_letters(name)? {
+            self.store.delete_dead_letter(name, &letter.id)?;
+        }
         self.collect_package(&record.package_digest)?;
         Ok(())
     }
@@ -211,6 +253,7 @@ impl Functions {
             function_arn: self.arn(&record.config.name, None),
             last_modified: record.last_modified.clone(),
             revision: record.revision,
+            queue: None,
         }
     }
 }
@@ -245,7 +288,9 @@ mod tests {
             PackageStore::open(dir.to_path_buf()).unwrap(),
             "eu-west-1".into(),
             "123456789012".into(),
+            ConcurrencyLimiter::new(10),
         )
+        .unwrap()
     }
 
     fn config() -> FunctionConfig {
@@ -315,5 +360,30 @@ mod tests {
         f.update_code("g", &zip("other")).unwrap();
         assert!(!blob.exists(), "unused after g moved on");
         assert!(matches!(f.delete("f"), Err(FunctionError::NotFound { .. })));
+    }
+
+    #[test]
+    fn reservations_are_checked_against_the_cluster_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let functions = functions(dir.path());
+        let mut big = config();
+        big.reserved_concurrency = Some(10);
+        let err = functions.create(big, &zip("x = 1")).unwrap_err();
+        assert!(matches!(err, FunctionError::Reservation(_)), "{err}");
+        assert!(functions.list().unwrap().is_empty());
+        let mut ok = config();
+        ok.reserved_concurrency = Some(4);
+        functions.create(ok, &zip("x = 1")).unwrap();
+        let info = functions
+            .update_configuration(UpdateFunctionConfigurationRequest {
+                name: "f".into(),
+                clear_reserved_concurrency: true,
+                max_retry_attempts: Some(0),
+                ..Default::default()
+            })
+            .unwrap();
+        let config = info.config.unwrap();
+        assert_eq!(config.reserved_concurrency, None);
+        assert_eq!(config.max_retry_attempts, Some(0));
     }
 }

@@ -1,13 +1,16 @@
-//! Synchronous invocation: check the call, build the `Invocation`, dispatch
-//! it, store its log, and shape the answer.
+//! The invoke path shared by synchronous calls and the asynchronous queue:
+//! check a call ([`Invoker::prepare`]), run one attempt on an agent and
+//! store its log ([`Invoker::execute`]), and the synchronous call itself
+//! ([`Invoker::invoke_sync`]) with its concurrency check.
 
 use std::time::Duration;
 
-use kumo_proto::agent::{FunctionSpec, Invocation, Outcome};
+use kumo_proto::agent::{FunctionSpec, Invocation, InvocationResult, Outcome};
 use kumo_proto::control::{InvocationType, InvokeRequest, InvokeResponse};
-use kumo_proto::model::{self, LATEST, MAX_SYNC_PAYLOAD_BYTES};
+use kumo_proto::model::{self, LATEST, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES};
 
 use crate::agents::{AgentRegistry, DispatchError};
+use crate::concurrency::{ConcurrencyLimiter, Throttle};
 use crate::functions::{FunctionError, Functions};
 use crate::logs::Logs;
 use crate::store::{FunctionRecord, LogRecord};
@@ -25,12 +28,14 @@ pub enum InvokeError {
     #[error("Could not parse request body into json: {0}")]
     InvalidJson(String),
     /// The payload is too large.
-    #[error("RequestTooLargeException: request payload of {size} bytes exceeds the {limit}-byte limit for synchronous invocation")]
+    #[error("RequestTooLargeException: request payload of {size} bytes exceeds the {limit}-byte limit for {kind} invocation")]
     TooLarge {
         /// Payload size.
         size: usize,
         /// The limit.
         limit: usize,
+        /// "synchronous" or "asynchronous".
+        kind: &'static str,
     },
     /// A qualifier other than `$LATEST`.
     #[error("Function not found: {arn} (qualifier {qualifier:?} does not exist; only $LATEST is available)")]
@@ -40,12 +45,40 @@ pub enum InvokeError {
         /// The qualifier.
         qualifier: String,
     },
-    /// Asynchronous invocation is not available in this release.
-    #[error("asynchronous (Event) invocation is not available yet")]
-    AsyncUnavailable,
+    /// Over a concurrency limit.
+    #[error(transparent)]
+    Throttled(#[from] Throttle),
     /// No agent could run it.
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
+    /// The event could not be queued durably.
+    #[error("could not queue the event durably: {0}")]
+    Queue(String),
+}
+
+/// A checked call: the function as it is now, and a JSON payload.
+pub struct Prepared {
+    /// The function record.
+    pub record: FunctionRecord,
+    /// The qualifier asked for, if any.
+    pub qualifier: Option<String>,
+    /// The payload (`{}` when the call had none).
+    pub payload: Vec<u8>,
+}
+
+/// One attempt's result as stored and reported.
+pub struct Executed {
+    /// What the agent reported.
+    pub result: InvocationResult,
+    /// The version that ran.
+    pub version: String,
+}
+
+impl Executed {
+    /// True when the function returned normally.
+    pub fn succeeded(&self) -> bool {
+        self.result.outcome == Outcome::Success as i32
+    }
 }
 
 /// The invoke path.
@@ -54,22 +87,41 @@ pub struct Invoker {
     functions: Functions,
     agents: AgentRegistry,
     logs: Logs,
+    limiter: ConcurrencyLimiter,
     grace: Duration,
 }
 
 impl Invoker {
     /// An invoker over these parts; `grace` is added to every deadline.
-    pub fn new(functions: Functions, agents: AgentRegistry, logs: Logs, grace: Duration) -> Self {
+    pub fn new(
+        functions: Functions,
+        agents: AgentRegistry,
+        logs: Logs,
+        limiter: ConcurrencyLimiter,
+        grace: Duration,
+    ) -> Self {
         Self {
             functions,
             agents,
             logs,
+            limiter,
             grace,
         }
     }
 
-    /// Runs one invocation.
-    pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+    /// The function registry.
+    pub fn functions(&self) -> &Functions {
+        &self.functions
+    }
+
+    /// The concurrency limiter.
+    pub fn limiter(&self) -> &ConcurrencyLimiter {
+        &self.limiter
+    }
+
+    /// Checks a call: function and qualifier exist, the payload is JSON and
+    /// within the limit of its invocation type.
+    pub fn prepare(&self, request: &InvokeRequest) -> Result<Prepared, InvokeError> {
         let (name, inline_qualifier) = model::split_qualified_name(&request.function_name);
         let qualifier = inline_qualifier
             .map(str::to_string)
@@ -83,10 +135,16 @@ impl Invoker {
                 });
             }
         }
-        if request.payload.len() > MAX_SYNC_PAYLOAD_BYTES {
+        let (limit, kind) = if request.invocation_type == InvocationType::Event as i32 {
+            (MAX_ASYNC_PAYLOAD_BYTES, "asynchronous")
+        } else {
+            (MAX_SYNC_PAYLOAD_BYTES, "synchronous")
+        };
+        if request.payload.len() > limit {
             return Err(InvokeError::TooLarge {
                 size: request.payload.len(),
-                limit: MAX_SYNC_PAYLOAD_BYTES,
+                limit,
+                kind,
             });
         }
         let payload = if request.payload.iter().all(u8::is_ascii_whitespace) {
@@ -94,28 +152,79 @@ impl Invoker {
         } else {
             serde_json::from_slice::<serde::de::IgnoredAny>(&request.payload)
                 .map_err(|e| InvokeError::InvalidJson(e.to_string()))?;
-            request.payload
+            request.payload.clone()
         };
-        match InvocationType::try_from(request.invocation_type)
-            .unwrap_or(InvocationType::RequestResponse)
-        {
-            InvocationType::DryRun => {
-                return Ok(InvokeResponse {
-                    executed_version: LATEST.into(),
-                    ..Default::default()
-                })
-            }
-            InvocationType::Event => return Err(InvokeError::AsyncUnavailable),
-            InvocationType::RequestResponse => {}
+        Ok(Prepared {
+            record,
+            qualifier,
+            payload,
+        })
+    }
+
+    /// A synchronous (or dry-run) call.
+    pub async fn invoke_sync(&self, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let prepared = self.prepare(&request)?;
+        if request.invocation_type == InvocationType::DryRun as i32 {
+            return Ok(InvokeResponse {
+                executed_version: LATEST.into(),
+                status_code: 204,
+                ..Default::default()
+            });
         }
+        let _permit = self.limiter.try_acquire(&prepared.record.config.name)?;
         let request_id = uuid::Uuid::new_v4().to_string();
+        let executed = self
+            .execute(
+                &prepared.record,
+                prepared.qualifier.as_deref(),
+                prepared.payload,
+                &request_id,
+                request.client_context,
+            )
+            .await?;
+        let failed = !executed.succeeded();
+        let result = executed.result;
+        Ok(InvokeResponse {
+            request_id,
+            payload: result.payload,
+            function_error: if failed {
+                "Unhandled".into()
+            } else {
+                String::new()
+            },
+            error_type: if failed {
+                result.error_type
+            } else {
+                String::new()
+            },
+            executed_version: executed.version,
+            log_tail: if request.log_tail {
+                log_tail(&result.log)
+            } else {
+                String::new()
+            },
+            status_code: 200,
+        })
+    }
+
+    /// Runs one attempt with this request id on an agent and stores its log.
+    /// The caller holds the concurrency permit.
+    pub async fn execute(
+        &self,
+        record: &FunctionRecord,
+        qualifier: Option<&str>,
+        payload: Vec<u8>,
+        request_id: &str,
+        client_context: String,
+    ) -> Result<Executed, DispatchError> {
+        let name = &record.config.name;
         let invocation = Invocation {
             invocation_id: 0,
-            request_id: request_id.clone(),
-            function: Some(self.spec(&record)),
-            invoked_function_arn: self.functions.arn(name, qualifier.as_deref()),
+            request_id: request_id.to_string(),
+            function: Some(self.spec(record)),
+            invoked_function_arn: self.functions.arn(name, qualifier),
             payload,
-            client_context: request.client_context,
+            client_context,
             cognito_identity: String::new(),
             trace_id: String::new(),
         };
@@ -131,7 +240,7 @@ impl Invoker {
             let stored = self.logs.append(LogRecord {
                 timestamp_ms: chrono::Utc::now().timestamp_millis(),
                 function: name.to_string(),
-                request_id: request_id.clone(),
+                request_id: request_id.to_string(),
                 version: version.clone(),
                 text: result.log.clone(),
             });
@@ -139,27 +248,7 @@ impl Invoker {
                 tracing::error!(%err, %request_id, "storing an invocation log failed");
             }
         }
-        let failed = result.outcome != Outcome::Success as i32;
-        Ok(InvokeResponse {
-            request_id,
-            payload: result.payload,
-            function_error: if failed {
-                "Unhandled".into()
-            } else {
-                String::new()
-            },
-            error_type: if failed {
-                result.error_type
-            } else {
-                String::new()
-            },
-            executed_version: version,
-            log_tail: if request.log_tail {
-                log_tail(&result.log)
-            } else {
-                String::new()
-            },
-        })
+        Ok(Executed { result, version })
     }
 
     fn spec(&self, record: &FunctionRecord) -> FunctionSpec {

@@ -4,7 +4,9 @@
 //! - [`store`]: durable state behind the `Store` trait (sled).
 //! - [`packages`]: content-addressed package blobs, checked on upload.
 //! - [`functions`]: create/update/get/list/delete at `$LATEST`.
-//! - [`invoke`]: synchronous invocation.
+//! - [`invoke`]: the invoke path and synchronous invocation.
+//! - [`async_queue`]: asynchronous events: durable queue, retries, DLQ.
+//! - [`concurrency`]: cluster, reserved and unreserved concurrency limits.
 //! - [`agents`]: the agent protocol service, registry and dispatch.
 //! - [`logs`]: per-function logs and the live feed.
 //! - [`control_service`]: the client gRPC API.
@@ -12,7 +14,9 @@
 //! - [`server`]: wiring it all together.
 
 pub mod agents;
+pub mod async_queue;
 pub mod cli;
+pub mod concurrency;
 pub mod config;
 pub mod control_service;
 pub mod functions;

@@ -12,9 +12,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::agents::{AgentRegistry, AgentService};
+use crate::async_queue::EventQueue;
+use crate::concurrency::ConcurrencyLimiter;
 use crate::config::DaemonConfig;
 use crate::control_service::ControlService;
-use crate::functions::Functions;
+use crate::functions::{FunctionError, Functions};
 use crate::invoke::Invoker;
 use crate::logs::Logs;
 use crate::packages::{PackageError, PackageStore};
@@ -29,6 +31,9 @@ pub enum DaemonError {
     /// The state store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Function records could not be loaded.
+    #[error(transparent)]
+    Functions(#[from] FunctionError),
     /// The blob directory could not be opened.
     #[error(transparent)]
     Packages(#[from] PackageError),
@@ -43,6 +48,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// A configuration value is unusable.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -55,6 +63,7 @@ pub struct DaemonHandle {
     /// Bound HTTP address.
     pub http_address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
+    queue: EventQueue,
     grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     http: tokio::task::JoinHandle<()>,
 }
@@ -66,6 +75,7 @@ impl DaemonHandle {
             let _ = tx.send(());
         }
         self.http.abort();
+        self.queue.stop().await;
         // Graceful shutdown waits for open streams (attached agents, log
         // followers); give them a moment, then stop regardless.
         let abort = self.grpc.abort_handle();
@@ -84,20 +94,29 @@ impl DaemonHandle {
 pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.state_dir())?);
     let packages = PackageStore::open(config.package_dir())?;
+    if config.concurrency_limit == 0 {
+        return Err(DaemonError::InvalidConfig(
+            "concurrency_limit must be at least 1 (default 1000)".into(),
+        ));
+    }
+    let limiter = ConcurrencyLimiter::new(config.concurrency_limit);
     let functions = Functions::new(
         store.clone(),
         packages.clone(),
         config.region.clone(),
         config.account_id.clone(),
-    );
-    let logs = Logs::new(store, config.max_log_records_per_function);
+        limiter.clone(),
+    )?;
+    let logs = Logs::new(store.clone(), config.max_log_records_per_function);
     let agents = AgentRegistry::new(Duration::from_secs(config.agent_wait_seconds));
     let invoker = Invoker::new(
         functions.clone(),
         agents.clone(),
         logs.clone(),
+        limiter,
         Duration::from_secs(config.invoke_grace_seconds),
     );
+    let queue = EventQueue::start(store, invoker.clone(), config.async_invoke.clone()).await?;
 
     let grpc_listener =
         TcpListener::bind(config.listen)
@@ -129,7 +148,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
             source,
         })?;
 
-    let control = ControlServer::new(ControlService::new(functions, invoker, logs))
+    let control = ControlServer::new(ControlService::new(functions, invoker, queue.clone(), logs))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let agent = AgentControlServer::new(AgentService::new(agents, packages))
@@ -152,6 +171,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         grpc_address,
         http_address,
         shutdown: Some(shutdown),
+        queue,
         grpc,
         http,
     })

@@ -1,15 +1,21 @@
 //! An in-memory [`Store`] for unit tests.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
-use super::{FunctionRecord, LogRecord, Store, StoreError};
+use super::{DeadLetterRecord, EventRecord, FunctionRecord, LogRecord, Store, StoreError};
 
 /// State in memory; lost on drop.
 #[derive(Default)]
 pub struct MemoryStore {
     functions: Mutex<BTreeMap<String, FunctionRecord>>,
     logs: Mutex<Vec<LogRecord>>,
+    events: Mutex<BTreeMap<String, EventRecord>>,
+    dead_letters: Mutex<BTreeMap<(String, String), DeadLetterRecord>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MemoryStore {
@@ -75,5 +81,62 @@ impl Store for MemoryStore {
 
     fn delete_logs(&self, function: &str) -> Result<(), StoreError> {
         self.trim_logs(function, 0)
+    }
+
+    fn put_event(&self, event: &EventRecord, _durable: bool) -> Result<(), StoreError> {
+        lock(&self.events).insert(event.id.clone(), event.clone());
+        Ok(())
+    }
+
+    fn get_event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        Ok(lock(&self.events).get(id).cloned())
+    }
+
+    fn delete_event(&self, id: &str) -> Result<(), StoreError> {
+        lock(&self.events).remove(id);
+        Ok(())
+    }
+
+    fn list_events(&self) -> Result<Vec<EventRecord>, StoreError> {
+        Ok(lock(&self.events).values().cloned().collect())
+    }
+
+    fn put_dead_letter(&self, letter: &DeadLetterRecord) -> Result<(), StoreError> {
+        lock(&self.dead_letters)
+            .insert((letter.function.clone(), letter.id.clone()), letter.clone());
+        Ok(())
+    }
+
+    fn get_dead_letter(
+        &self,
+        function: &str,
+        id: &str,
+    ) -> Result<Option<DeadLetterRecord>, StoreError> {
+        Ok(lock(&self.dead_letters)
+            .get(&(function.to_string(), id.to_string()))
+            .cloned())
+    }
+
+    fn list_dead_letters(&self, function: &str) -> Result<Vec<DeadLetterRecord>, StoreError> {
+        let mut letters: Vec<DeadLetterRecord> = lock(&self.dead_letters)
+            .values()
+            .filter(|l| l.function == function)
+            .cloned()
+            .collect();
+        letters.sort_by_key(|l| l.failed_ms);
+        Ok(letters)
+    }
+
+    fn count_dead_letters(&self, function: &str) -> Result<u64, StoreError> {
+        Ok(lock(&self.dead_letters)
+            .values()
+            .filter(|l| l.function == function)
+            .count() as u64)
+    }
+
+    fn delete_dead_letter(&self, function: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.dead_letters)
+            .remove(&(function.to_string(), id.to_string()))
+            .is_some())
     }
 }

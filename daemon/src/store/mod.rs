@@ -1,7 +1,8 @@
-//! kumod's state behind the [`Store`] trait: function records and log
-//! records. [`SledStore`] is the durable implementation; [`MemoryStore`]
+//! kumod's state behind the [`Store`] trait: function records, log
+//! records, and the asynchronous queue (events and dead letters). [`SledStore`] is the durable implementation; [`MemoryStore`]
 //! serves unit tests.
 
+mod event_records;
 mod memory;
 mod sled_store;
 
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use kumo_proto::control::FunctionConfig;
 use serde::{Deserialize, Serialize};
 
+pub use event_records::{DeadLetterCondition, DeadLetterRecord, EventRecord};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
@@ -43,6 +45,28 @@ pub trait Store: Send + Sync + 'static {
     fn trim_logs(&self, function: &str, keep: usize) -> Result<(), StoreError>;
     /// Drops every log record of a function.
     fn delete_logs(&self, function: &str) -> Result<(), StoreError>;
+    /// Writes an event; with `durable` it is on disk before this returns.
+    fn put_event(&self, event: &EventRecord, durable: bool) -> Result<(), StoreError>;
+    /// Reads an event.
+    fn get_event(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
+    /// Removes an event (not flushed: a crash may run it once more).
+    fn delete_event(&self, id: &str) -> Result<(), StoreError>;
+    /// Every queued event.
+    fn list_events(&self) -> Result<Vec<EventRecord>, StoreError>;
+    /// Writes a dead letter durably.
+    fn put_dead_letter(&self, letter: &DeadLetterRecord) -> Result<(), StoreError>;
+    /// Reads one dead letter of a function.
+    fn get_dead_letter(
+        &self,
+        function: &str,
+        id: &str,
+    ) -> Result<Option<DeadLetterRecord>, StoreError>;
+    /// A function's dead letters, oldest failure first.
+    fn list_dead_letters(&self, function: &str) -> Result<Vec<DeadLetterRecord>, StoreError>;
+    /// Number of dead letters of a function.
+    fn count_dead_letters(&self, function: &str) -> Result<u64, StoreError>;
+    /// Removes a dead letter durably; false when it did not exist.
+    fn delete_dead_letter(&self, function: &str, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Configuration as stored (serde mirror of the protocol's `FunctionConfig`).
@@ -68,6 +92,26 @@ pub struct StoredConfig {
     pub tags: HashMap<String, String>,
     /// `/tmp` size in MB.
     pub ephemeral_storage_mb: u32,
+    /// Retries of a failed asynchronous event (0-2).
+    #[serde(default = "default_retries")]
+    pub max_retry_attempts: u32,
+    /// Oldest age of an asynchronous event still attempted, in seconds.
+    #[serde(default = "default_event_age")]
+    pub max_event_age_seconds: u32,
+    /// Reserved concurrency; `None` = unreserved, `Some(0)` = disabled.
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
+    /// Function invoked with the destination record of a failed event.
+    #[serde(default)]
+    pub on_failure_destination: String,
+}
+
+fn default_retries() -> u32 {
+    kumo_proto::model::DEFAULT_MAX_RETRY_ATTEMPTS
+}
+
+fn default_event_age() -> u32 {
+    kumo_proto::model::DEFAULT_MAX_EVENT_AGE_SECONDS
 }
 
 impl StoredConfig {
@@ -90,6 +134,14 @@ impl StoredConfig {
             ephemeral_storage_mb: config
                 .ephemeral_storage_mb
                 .unwrap_or(kumo_proto::model::DEFAULT_EPHEMERAL_STORAGE_MB),
+            max_retry_attempts: config.max_retry_attempts.unwrap_or_else(default_retries),
+            max_event_age_seconds: config
+                .max_event_age_seconds
+                .unwrap_or_else(default_event_age),
+            reserved_concurrency: config
+                .reserved_concurrency
+                .map(|r| u32::try_from(r).unwrap_or(0)),
+            on_failure_destination: config.on_failure_destination.clone(),
         }
     }
 
@@ -106,6 +158,12 @@ impl StoredConfig {
             network: self.network.clone(),
             tags: self.tags.clone(),
             ephemeral_storage_mb: Some(self.ephemeral_storage_mb),
+            max_retry_attempts: Some(self.max_retry_attempts),
+            max_event_age_seconds: Some(self.max_event_age_seconds),
+            reserved_concurrency: self
+                .reserved_concurrency
+                .map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
+            on_failure_destination: self.on_failure_destination.clone(),
         }
     }
 }

@@ -3,13 +3,17 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{FunctionRecord, LogRecord, Store, StoreError};
+use serde::de::DeserializeOwned;
+
+use super::{DeadLetterRecord, EventRecord, FunctionRecord, LogRecord, Store, StoreError};
 
 /// State in a sled database.
 pub struct SledStore {
     db: sled::Db,
     functions: sled::Tree,
     logs: sled::Tree,
+    events: sled::Tree,
+    dead_letters: sled::Tree,
     sequence: AtomicU64,
 }
 
@@ -49,14 +53,38 @@ impl SledStore {
         let logs = db
             .open_tree("logs")
             .map_err(|e| err("open tree", "logs", e))?;
+        let events = db
+            .open_tree("events")
+            .map_err(|e| err("open tree", "events", e))?;
+        let dead_letters = db
+            .open_tree("dead_letters")
+            .map_err(|e| err("open tree", "dead_letters", e))?;
         let sequence = AtomicU64::new(db.generate_id().map_err(|e| err("generate id", &path, e))?);
         Ok(Self {
             db,
             functions,
             logs,
+            events,
+            dead_letters,
             sequence,
         })
     }
+
+    fn flush(&self, key: &str) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| err("flush", key, e))?;
+        Ok(())
+    }
+}
+
+/// Dead-letter keys: function, NUL, event id.
+fn dead_letter_key(function: &str, id: &str) -> Vec<u8> {
+    let mut key = log_prefix(function);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn decode<T: DeserializeOwned>(op: &'static str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| err(op, key, e))
 }
 
 impl Store for SledStore {
@@ -147,5 +175,96 @@ impl Store for SledStore {
 
     fn delete_logs(&self, function: &str) -> Result<(), StoreError> {
         self.trim_logs(function, 0)
+    }
+
+    fn put_event(&self, event: &EventRecord, durable: bool) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(event).map_err(|e| err("encode event", &event.id, e))?;
+        self.events
+            .insert(event.id.as_bytes(), bytes)
+            .map_err(|e| err("insert event", &event.id, e))?;
+        if durable {
+            self.flush(&event.id)?;
+        }
+        Ok(())
+    }
+
+    fn get_event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        match self
+            .events
+            .get(id.as_bytes())
+            .map_err(|e| err("get event", id, e))?
+        {
+            Some(bytes) => decode("decode event", id, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn delete_event(&self, id: &str) -> Result<(), StoreError> {
+        self.events
+            .remove(id.as_bytes())
+            .map_err(|e| err("remove event", id, e))?;
+        Ok(())
+    }
+
+    fn list_events(&self) -> Result<Vec<EventRecord>, StoreError> {
+        self.events
+            .iter()
+            .map(|item| {
+                let (key, bytes) = item.map_err(|e| err("scan", "events", e))?;
+                decode("decode event", &String::from_utf8_lossy(&key), &bytes)
+            })
+            .collect()
+    }
+
+    fn put_dead_letter(&self, letter: &DeadLetterRecord) -> Result<(), StoreError> {
+        let bytes =
+            serde_json::to_vec(letter).map_err(|e| err("encode dead letter", &letter.id, e))?;
+        self.dead_letters
+            .insert(dead_letter_key(&letter.function, &letter.id), bytes)
+            .map_err(|e| err("insert dead letter", &letter.id, e))?;
+        self.flush(&letter.id)
+    }
+
+    fn get_dead_letter(
+        &self,
+        function: &str,
+        id: &str,
+    ) -> Result<Option<DeadLetterRecord>, StoreError> {
+        match self
+            .dead_letters
+            .get(dead_letter_key(function, id))
+            .map_err(|e| err("get dead letter", id, e))?
+        {
+            Some(bytes) => decode("decode dead letter", id, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn list_dead_letters(&self, function: &str) -> Result<Vec<DeadLetterRecord>, StoreError> {
+        let mut letters: Vec<DeadLetterRecord> = self
+            .dead_letters
+            .scan_prefix(log_prefix(function))
+            .values()
+            .map(|item| {
+                let bytes = item.map_err(|e| err("scan dead letters", function, e))?;
+                decode("decode dead letter", function, &bytes)
+            })
+            .collect::<Result<_, _>>()?;
+        letters.sort_by_key(|l| l.failed_ms);
+        Ok(letters)
+    }
+
+    fn count_dead_letters(&self, function: &str) -> Result<u64, StoreError> {
+        Ok(self.dead_letters.scan_prefix(log_prefix(function)).count() as u64)
+    }
+
+    fn delete_dead_letter(&self, function: &str, id: &str) -> Result<bool, StoreError> {
+        let existed = self
+            .dead_letters
+            .remove(dead_letter_key(function, id))
+            .map_err(|e| err("remove dead letter", id, e))?
+            .is_some();
+        self.flush(id)?;
+        Ok(existed)
     }
 }

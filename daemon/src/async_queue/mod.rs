@@ -1,0 +1,299 @@
+//! The asynchronous queue: accepted events are written durably before the
+//! caller hears of them, then dispatched in parallel within every
+//! concurrency limit, retried after failures, and dead-lettered for good.
+//!
+//! - [`policy`]: retry delays and backoff.
+//! - [`schedule`]: the in-memory schedule (ids and counters only).
+//! - [`attempt`]: running one attempt and deciding what follows.
+//! - [`dead_letters`]: the dead-letter queue and on-failure destinations.
+//!
+//! Delivery is at least once: an event leaves the store only after an
+//! attempt finished; one that was running when kumod or its agent stopped
+//! runs again and is counted as a redelivery.
+
+pub mod attempt;
+pub mod dead_letters;
+pub mod policy;
+pub mod schedule;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use kumo_proto::control::{InvocationType, InvokeRequest, QueueStats};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::concurrency::Throttle;
+use crate::functions::FunctionError;
+use crate::invoke::{InvokeError, Invoker};
+use crate::store::{DeadLetterCondition, EventRecord, Store, StoreError};
+
+pub use policy::AsyncConfig;
+use schedule::{Queued, Schedule};
+
+/// How often waiting events are checked for age even when nothing happens.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs blocking store work (flushes) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(StoreError {
+            op: "run blocking store task",
+            key: String::new(),
+            message: e.to_string(),
+        })
+    })
+}
+
+pub(crate) struct Shared {
+    store: Arc<dyn Store>,
+    invoker: Invoker,
+    policy: AsyncConfig,
+    schedule: Mutex<Schedule>,
+    wake: Notify,
+    /// Attempts and dead-letter moves in progress (aborted on stop).
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Shared {
+    fn schedule(&self) -> MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `work` as a tracked task, reaping finished ones.
+    fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(work);
+    }
+}
+
+/// The asynchronous queue of kumod.
+#[derive(Clone)]
+pub struct EventQueue {
+    shared: Arc<Shared>,
+    dispatcher: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl EventQueue {
+    /// Loads every stored event and starts dispatching.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        invoker: Invoker,
+        policy: AsyncConfig,
+    ) -> Result<Self, StoreError> {
+        let loader = store.clone();
+        let events = blocking(move || loader.list_events()).await?;
+        let mut schedule = Schedule::default();
+        let now = now_ms();
+        let mut interrupted = 0usize;
+        for event in &events {
+            if event.dispatched {
+                interrupted += 1;
+                schedule.redelivered(&event.function);
+            }
+            schedule.add(queued(event), event.not_before_ms.min(now));
+        }
+        if !events.is_empty() {
+            tracing::info!(
+                queued = events.len(),
+                interrupted,
+                "recovered asynchronous events; those interrupted mid-attempt run again (possible duplicates)"
+            );
+        }
+        let shared = Arc::new(Shared {
+            store,
+            invoker,
+            policy,
+            schedule: Mutex::new(schedule),
+            wake: Notify::new(),
+            tasks: Mutex::new(JoinSet::new()),
+        });
+        let dispatcher = tokio::spawn(dispatch_loop(shared.clone()));
+        Ok(Self {
+            shared,
+            dispatcher: Arc::new(Mutex::new(Some(dispatcher))),
+        })
+    }
+
+    /// Accepts an event: checks it, stores it durably, and returns its id
+    /// (also the request id of every attempt).
+    pub async fn accept(&self, request: InvokeRequest) -> Result<String, InvokeError> {
+        let mut request = request;
+        request.invocation_type = InvocationType::Event as i32;
+        let prepared = self.shared.invoker.prepare(&request)?;
+        let payload = String::from_utf8(prepared.payload)
+            .map_err(|e| InvokeError::InvalidJson(e.to_string()))?;
+        let id = self
+            .enqueue(
+                prepared.record.config.name.clone(),
+                prepared.qualifier,
+                payload,
+                String::new(),
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Stores a new event durably and schedules it now.
+    pub(crate) async fn enqueue(
+        &self,
+        function: String,
+        qualifier: Option<String>,
+        payload: String,
+        replay_of: String,
+    ) -> Result<String, InvokeError> {
+        enqueue(&self.shared, function, qualifier, payload, replay_of).await
+    }
+
+    /// A function's queue counters and dead-letter count.
+    pub fn stats(&self, function: &str) -> Result<QueueStats, FunctionError> {
+        let counts = self.shared.schedule().counts(function);
+        let dead_letters = self.shared.store.count_dead_letters(function)?;
+        Ok(QueueStats {
+            queued: counts.queued,
+            in_flight: counts.in_flight,
+            dead_letters,
+            redeliveries: counts.redeliveries,
+        })
+    }
+
+    /// Stops dispatching and abandons running attempts; their events stay
+    /// stored and run again at the next start (at least once).
+    pub async fn stop(&self) {
+        let dispatcher = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.abort();
+            let _ = dispatcher.await;
+        }
+        let mut tasks =
+            std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+pub(crate) async fn enqueue(
+    shared: &Arc<Shared>,
+    function: String,
+    qualifier: Option<String>,
+    payload: String,
+    replay_of: String,
+) -> Result<String, InvokeError> {
+    let now = now_ms();
+    let event = EventRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        function,
+        qualifier,
+        payload,
+        accepted_ms: now,
+        not_before_ms: now,
+        attempts: 0,
+        backoffs: 0,
+        dispatched: false,
+        last_error_type: String::new(),
+        last_error_message: String::new(),
+        last_response: String::new(),
+        replay_of,
+    };
+    let store = shared.store.clone();
+    let stored = event.clone();
+    blocking(move || store.put_event(&stored, true))
+        .await
+        .map_err(|e| InvokeError::Queue(e.to_string()))?;
+    shared.schedule().add(queued(&event), now);
+    shared.wake.notify_one();
+    Ok(event.id)
+}
+
+fn queued(event: &EventRecord) -> Queued {
+    Queued {
+        id: event.id.clone(),
+        function: event.function.clone(),
+        accepted_ms: event.accepted_ms,
+    }
+}
+
+/// Starts every due event that has a concurrency slot; sleeps until the
+/// next due time, a new event, a freed slot, or the age sweep.
+async fn dispatch_loop(shared: Arc<Shared>) {
+    loop {
+        let limiter = shared.invoker.limiter().clone();
+        let released = limiter.released().notified();
+        let woken = shared.wake.notified();
+        tokio::pin!(released, woken);
+        released.as_mut().enable();
+
+        let now = now_ms();
+        let ready = shared.schedule().take_ready(now);
+        let mut blocked = std::collections::VecDeque::new();
+        let mut max_age_ms: HashMap<String, Option<i64>> = HashMap::new();
+        for event in ready {
+            let max_age = *max_age_ms.entry(event.function.clone()).or_insert_with(|| {
+                shared
+                    .invoker
+                    .functions()
+                    .get_record(&event.function)
+                    .ok()
+                    .map(|r| i64::from(r.config.max_event_age_seconds) * 1000)
+            });
+            let Some(max_age) = max_age else {
+                // Deleted function: its events go with it.
+                shared.schedule().dropped(&event.function);
+                shared.spawn(attempt::discard(shared.clone(), event));
+                continue;
+            };
+            if now - event.accepted_ms > max_age {
+                shared.schedule().started(&event.function);
+                shared.spawn(dead_letters::dead_letter_by_id(
+                    shared.clone(),
+                    event,
+                    DeadLetterCondition::EventAgeExceeded,
+                ));
+                continue;
+            }
+            match limiter.try_acquire(&event.function) {
+                Ok(permit) => {
+                    shared.schedule().started(&event.function);
+                    shared.spawn(attempt::run(shared.clone(), event, permit));
+                }
+                Err(Throttle::Disabled { .. }) => {
+                    shared.schedule().started(&event.function);
+                    shared.spawn(dead_letters::dead_letter_by_id(
+                        shared.clone(),
+                        event,
+                        DeadLetterCondition::ZeroReservedConcurrency,
+                    ));
+                }
+                Err(_) => blocked.push_back(event),
+            }
+        }
+        let (next_due, has_blocked) = {
+            let mut schedule = shared.schedule();
+            schedule.keep_ready(blocked);
+            (schedule.next_due(), schedule.has_ready())
+        };
+        let mut sleep_ms = next_due.map_or(i64::MAX, |due| (due - now_ms()).max(0));
+        if has_blocked {
+            sleep_ms = sleep_ms.min(SWEEP_INTERVAL.as_millis() as i64);
+        }
+        let sleep = tokio::time::sleep(Duration::from_millis(sleep_ms.clamp(0, 3_600_000) as u64));
+        tokio::select! {
+            _ = sleep => {}
+            _ = &mut released => {}
+            _ = &mut woken => {}
+        }
+    }
+}
