@@ -31,6 +31,64 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Print a function's logs (START … REPORT per invocation).
     Logs(LogsArgs),
+    /// List, show, replay and purge a function's dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// Dead-letter queue subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List a function's dead letters (oldest failure first).
+    List {
+        /// Function name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show one dead letter with its payload and error (JSON).
+    Show {
+        /// Function name.
+        name: String,
+        /// Dead-letter id (the event's request id).
+        id: String,
+    },
+    /// Queue dead letters again as new asynchronous events.
+    Replay {
+        /// Function name.
+        name: String,
+        /// Dead-letter ids.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<String>,
+        /// Replay every dead letter of the function.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete every dead letter of a function.
+    Purge {
+        /// Function name.
+        name: String,
+    },
+}
+
+/// Asynchronous-invocation and concurrency settings of `function create`
+/// and `function update`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AsyncSettings {
+    /// Reserved (and maximum) concurrency; 0 disables the function.
+    #[arg(long, allow_negative_numbers = true)]
+    pub concurrency: Option<i32>,
+    /// Retries of a failed asynchronous event (0-2, default 2).
+    #[arg(long)]
+    pub max_retry_attempts: Option<u32>,
+    /// Seconds an asynchronous event is tried for (60-21600, default 21600).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_event_age: Option<u32>,
+    /// Function that receives the destination record of a failed event
+    /// ("" removes it).
+    #[arg(long, value_name = "FUNCTION")]
+    pub on_failure: Option<String>,
 }
 
 /// Output format.
@@ -103,6 +161,9 @@ pub struct CreateArgs {
     /// Size of /tmp in MB (512-10240, default 512).
     #[arg(long)]
     pub tmp_size: Option<u32>,
+    /// Asynchronous invocation and concurrency.
+    #[command(flatten)]
+    pub async_settings: AsyncSettings,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -143,6 +204,12 @@ pub struct UpdateArgs {
     /// New /tmp size in MB.
     #[arg(long)]
     pub tmp_size: Option<u32>,
+    /// Asynchronous invocation and concurrency.
+    #[command(flatten)]
+    pub async_settings: AsyncSettings,
+    /// Remove the reserved concurrency.
+    #[arg(long, conflicts_with = "concurrency")]
+    pub no_concurrency: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -163,8 +230,14 @@ pub struct InvokeArgs {
     #[arg(long)]
     pub payload_file: Option<PathBuf>,
     /// Print this invocation's log tail on stderr.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "async_")]
     pub log_tail: bool,
+    /// Queue the event and print its id at once (Event invocation).
+    #[arg(long = "async", id = "async_")]
+    pub async_: bool,
+    /// Only check the call (function exists, payload valid).
+    #[arg(long, conflicts_with = "async_")]
+    pub dry_run: bool,
 }
 
 /// `logs`.

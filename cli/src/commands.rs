@@ -113,6 +113,10 @@ async fn create(client: &mut ControlClient<Channel>, args: CreateArgs) -> Result
         network: args.network.unwrap_or_default(),
         tags: HashMap::new(),
         ephemeral_storage_mb: args.tmp_size,
+        max_retry_attempts: args.async_settings.max_retry_attempts,
+        max_event_age_seconds: args.async_settings.max_event_age,
+        reserved_concurrency: args.async_settings.concurrency,
+        on_failure_destination: args.async_settings.on_failure.unwrap_or_default(),
     };
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
@@ -150,7 +154,12 @@ async fn update(client: &mut ControlClient<Channel>, args: UpdateArgs) -> Result
         || set_environment
         || args.network.is_some()
         || args.description.is_some()
-        || args.tmp_size.is_some();
+        || args.tmp_size.is_some()
+        || args.no_concurrency
+        || args.async_settings.concurrency.is_some()
+        || args.async_settings.max_retry_attempts.is_some()
+        || args.async_settings.max_event_age.is_some()
+        || args.async_settings.on_failure.is_some();
     if changes_config {
         let request = UpdateFunctionConfigurationRequest {
             name: args.name.clone(),
@@ -163,6 +172,11 @@ async fn update(client: &mut ControlClient<Channel>, args: UpdateArgs) -> Result
             environment: parse_env(&args.env)?,
             network: args.network,
             ephemeral_storage_mb: args.tmp_size,
+            max_retry_attempts: args.async_settings.max_retry_attempts,
+            max_event_age_seconds: args.async_settings.max_event_age,
+            reserved_concurrency: args.async_settings.concurrency,
+            clear_reserved_concurrency: args.no_concurrency,
+            on_failure_destination: args.async_settings.on_failure,
         };
         info = Some(
             client
@@ -186,17 +200,32 @@ pub async fn invoke(client: &mut ControlClient<Channel>, args: InvokeArgs) -> Re
         }
         (None, None) => b"{}".to_vec(),
     };
+    let invocation_type = if args.async_ {
+        InvocationType::Event
+    } else if args.dry_run {
+        InvocationType::DryRun
+    } else {
+        InvocationType::RequestResponse
+    };
     let response = client
         .invoke(InvokeRequest {
             function_name: args.name,
             qualifier: args.qualifier.unwrap_or_default(),
             payload,
-            invocation_type: InvocationType::RequestResponse as i32,
+            invocation_type: invocation_type as i32,
             log_tail: args.log_tail,
             client_context: String::new(),
         })
         .await?
         .into_inner();
+    if invocation_type != InvocationType::RequestResponse {
+        let answer = serde_json::json!({
+            "StatusCode": response.status_code,
+            "RequestId": response.request_id,
+        });
+        println!("{answer}");
+        return Ok(());
+    }
     if args.log_tail {
         eprint!("{}", response.log_tail);
     }

@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod dlq;
 mod output;
 mod package;
 
@@ -40,5 +41,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Function(command) => commands::function(&mut client, command).await,
         Command::Invoke(args) => commands::invoke(&mut client, args).await,
         Command::Logs(args) => commands::logs(&mut client, args).await,
+        Command::Dlq(command) => dlq::run(&mut client, command).await,
     }
 }

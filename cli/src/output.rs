@@ -8,6 +8,7 @@ use crate::args::Output;
 /// The stable JSON shape of a function.
 pub fn function_json(info: &FunctionInfo) -> Value {
     let c = info.config.clone().unwrap_or_default();
+    let queue = info.queue.unwrap_or_default();
     json!({
         "name": c.name,
         "description": c.description,
@@ -16,6 +17,10 @@ pub fn function_json(info: &FunctionInfo) -> Value {
         "memory_mb": c.memory_mb,
         "timeout_seconds": c.timeout_seconds,
         "ephemeral_storage_mb": c.ephemeral_storage_mb,
+        "reserved_concurrency": c.reserved_concurrency,
+        "max_retry_attempts": c.max_retry_attempts,
+        "max_event_age_seconds": c.max_event_age_seconds,
+        "on_failure_destination": c.on_failure_destination,
         "environment": c.environment,
         "network": c.network,
         "tags": c.tags,
@@ -26,6 +31,12 @@ pub fn function_json(info: &FunctionInfo) -> Value {
         "function_arn": info.function_arn,
         "last_modified": info.last_modified,
         "revision": info.revision,
+        "queue": {
+            "queued": queue.queued,
+            "in_flight": queue.in_flight,
+            "dead_letters": queue.dead_letters,
+            "redeliveries": queue.redeliveries,
+        },
     })
 }
 
@@ -42,9 +53,15 @@ pub fn function(info: &FunctionInfo, output: Output) {
                 for (key, v) in map {
                     let text = match v {
                         Value::String(s) => s,
+                        Value::Null => "-".to_string(),
+                        Value::Object(fields) => fields
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" "),
                         other => other.to_string(),
                     };
-                    println!("{key:<21} {text}");
+                    println!("{key:<22} {text}");
                 }
             }
         }
