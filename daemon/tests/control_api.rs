@@ -1,78 +1,18 @@
 //! kumod's gRPC API over real listeners, a real sled store in a temp dir,
 //! and (for dispatch) an agent speaking the real agent protocol.
 
-use std::io::Write;
 use std::time::Duration;
 
-use kumo_daemon::config::DaemonConfig;
-use kumo_daemon::server::{self, DaemonHandle};
 use kumo_proto::agent::agent_control_client::AgentControlClient;
 use kumo_proto::agent::{
     agent_message, daemon_message, AgentMessage, FetchPackageRequest, InvocationResult, Outcome,
     Register,
 };
-use kumo_proto::control::control_client::ControlClient;
 use kumo_proto::control::*;
-use tonic::transport::Channel;
 use tonic::Code;
 
-fn zip_with(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    {
-        let mut zip = zip::ZipWriter::new(&mut out);
-        for (name, data) in files {
-            zip.start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            zip.write_all(data).unwrap();
-        }
-        zip.finish().unwrap();
-    }
-    out.into_inner()
-}
-
-fn package() -> Vec<u8> {
-    zip_with(&[("lambda_function.py", b"def handler(e, c):\n    return e\n")])
-}
-
-fn config(name: &str) -> FunctionConfig {
-    FunctionConfig {
-        name: name.into(),
-        runtime: "python3".into(),
-        handler: "lambda_function.handler".into(),
-        ..Default::default()
-    }
-}
-
-async fn start(dir: &std::path::Path) -> (DaemonHandle, ControlClient<Channel>) {
-    let config = DaemonConfig {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        agent_wait_seconds: 1,
-        ..Default::default()
-    };
-    let daemon = server::start(&config).await.unwrap();
-    let client = ControlClient::connect(format!("http://{}", daemon.grpc_address))
-        .await
-        .unwrap()
-        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
-        .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES);
-    (daemon, client)
-}
-
-async fn create(
-    client: &mut ControlClient<Channel>,
-    config: FunctionConfig,
-    zip: Vec<u8>,
-) -> Result<FunctionInfo, tonic::Status> {
-    client
-        .create_function(CreateFunctionRequest {
-            config: Some(config),
-            zip,
-        })
-        .await
-        .map(|r| r.into_inner())
-}
+mod common;
+use common::{config, create, package, start, zip_with};
 
 #[tokio::test]
 async fn crud_round_trip_and_restart() {

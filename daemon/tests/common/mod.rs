@@ -1,0 +1,84 @@
+//! Helpers shared by kumod's API tests: packages, configs, and a kumod
+//! started on free ports over a temp dir.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+
+use kumo_daemon::config::DaemonConfig;
+use kumo_daemon::server::{self, DaemonHandle};
+use kumo_proto::control::control_client::ControlClient;
+use kumo_proto::control::*;
+use tonic::transport::Channel;
+
+/// A ZIP of these files.
+pub fn zip_with(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut out);
+        for (name, data) in files {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    out.into_inner()
+}
+
+/// A one-file Python package.
+pub fn package() -> Vec<u8> {
+    zip_with(&[("lambda_function.py", b"def handler(e, c):\n    return e\n")])
+}
+
+/// A python3 configuration named `name`.
+pub fn config(name: &str) -> FunctionConfig {
+    FunctionConfig {
+        name: name.into(),
+        runtime: "python3".into(),
+        handler: "lambda_function.handler".into(),
+        ..Default::default()
+    }
+}
+
+/// Starts kumod on free ports over `dir` and connects a client.
+pub async fn start(dir: &std::path::Path) -> (DaemonHandle, ControlClient<Channel>) {
+    start_with(dir, |_| {}).await
+}
+
+/// Like [`start`], after `adjust` changed the configuration.
+pub async fn start_with(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut DaemonConfig),
+) -> (DaemonHandle, ControlClient<Channel>) {
+    let mut config = DaemonConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        agent_wait_seconds: 1,
+        ..Default::default()
+    };
+    adjust(&mut config);
+    let daemon = server::start(&config).await.unwrap();
+    let client = ControlClient::connect(format!("http://{}", daemon.grpc_address))
+        .await
+        .unwrap()
+        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+        .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES);
+    (daemon, client)
+}
+
+/// Creates a function.
+pub async fn create(
+    client: &mut ControlClient<Channel>,
+    config: FunctionConfig,
+    zip: Vec<u8>,
+) -> Result<FunctionInfo, tonic::Status> {
+    client
+        .create_function(CreateFunctionRequest {
+            config: Some(config),
+            zip,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
