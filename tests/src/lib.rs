@@ -2,6 +2,8 @@
 //! (real sandboxes, real sled) in a temp dir on free ports, and drive it
 //! with the real `kumo` CLI.
 
+pub mod sink;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,6 +93,8 @@ pub struct Kumo {
     /// gRPC endpoint URL.
     pub endpoint: String,
     bins: PathBuf,
+    /// The separate `kumo-agent` of [`Kumo::start_separate`].
+    agent: Option<Child>,
 }
 
 impl Kumo {
@@ -101,6 +105,16 @@ impl Kumo {
 
     /// Like [`Kumo::start`], with extra TOML lines for the `[agent]` table.
     pub fn start_with(agent_settings: &str) -> Kumo {
+        Self::start_configured("", agent_settings)
+    }
+
+    /// Like [`Kumo::start`], with extra top-level TOML for kumod (keys and
+    /// tables such as `[async_invoke]`) and extra lines for `[agent]`.
+    pub fn start_configured(daemon_settings: &str, agent_settings: &str) -> Kumo {
+        Self::launch(daemon_settings, agent_settings, true)
+    }
+
+    fn launch(daemon_settings: &str, agent_settings: &str, all_in_one: bool) -> Kumo {
         let bins = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir");
         let grpc = free_port();
@@ -109,28 +123,105 @@ impl Kumo {
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\nagent_wait_seconds = 10\n\n[agent]\ncgroup_parent = \"kumo-e2e-{pid}-{grpc}\"\n{idle}allocatable_memory_mb = 8192\n{agent_settings}\n",
+                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{wait}{daemon_settings}\n\n[agent]\ncgroup_parent = \"kumo-e2e-{pid}-{grpc}\"\n{idle}allocatable_memory_mb = 8192\n{agent_settings}\n",
                 data = dir.path().join("data").display(),
                 pid = std::process::id(),
+                wait = if daemon_settings.contains("agent_wait_seconds") { "" } else { "agent_wait_seconds = 10\n" },
                 idle = if agent_settings.contains("idle_timeout_seconds") { "" } else { "idle_timeout_seconds = 60\n" },
             ),
         )
         .expect("writing kumod.toml");
-        let log = std::fs::File::create(dir.path().join("kumod.log")).expect("log file");
-        let child = Command::new(bins.join("kumod"))
-            .arg("--all-in-one")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting kumod");
+        let child = Self::spawn_kumod(&bins, dir.path(), all_in_one);
         let kumo = Kumo {
             child,
             dir,
             endpoint: format!("http://127.0.0.1:{grpc}"),
             bins,
+            agent: None,
         };
+        kumo.wait_ready();
+        kumo
+    }
+
+    /// A plain kumod (no embedded agent) with `daemon_settings`, and one
+    /// separate `kumo-agent` process attached to it, as on a multi-node
+    /// install.
+    pub fn start_separate(daemon_settings: &str) -> Kumo {
+        let mut kumo = Self::launch(daemon_settings, "", false);
+        kumo.start_agent();
+        kumo
+    }
+
+    /// Starts (again) the separate agent of [`Kumo::start_separate`].
+    pub fn start_agent(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))
+            .expect("agent log file");
+        let port = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let agent = Command::new(self.bins.join("kumo-agent"))
+            .args(["--server", &self.endpoint, "--agent-id", "separate-agent"])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("agent"))
+            .env(
+                "KUMO_AGENT_CGROUP_PARENT",
+                format!("kumo-e2e-{}-{port}-agent", std::process::id()),
+            )
+            .env("KUMO_AGENT_ALLOCATABLE_MEMORY_MB", "8192")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting kumo-agent");
+        self.agent = Some(agent);
+    }
+
+    /// Kills the separate agent with SIGKILL and waits for it.
+    pub fn kill9_agent(&mut self) {
+        if let Some(mut agent) = self.agent.take() {
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
+    }
+
+    fn spawn_kumod(bins: &Path, dir: &Path, all_in_one: bool) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("kumod.log"))
+            .expect("log file");
+        let mut command = Command::new(bins.join("kumod"));
+        if all_in_one {
+            command.arg("--all-in-one");
+        }
+        command
+            .arg("--config")
+            .arg(dir.join("kumod.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting kumod")
+    }
+
+    /// Kills kumod with SIGKILL (no clean-up of any kind) and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts kumod again on the same data directory, ports and settings.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn_kumod(&self.bins, self.dir.path(), self.agent.is_none());
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let kumo = self;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let run = kumo.cli(&["function", "list"]);
@@ -144,7 +235,6 @@ impl Kumo {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        kumo
     }
 
     /// kumod's own log so far.
@@ -237,6 +327,15 @@ impl Kumo {
 
 impl Drop for Kumo {
     fn drop(&mut self) {
+        if let Some(mut agent) = self.agent.take() {
+            let _ = Command::new("kill").arg(agent.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(agent.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
         let pid = self.child.id() as i32;
         // SIGTERM lets the embedded agent tear its sandboxes down.
         let _ = Command::new("kill").arg(pid.to_string()).status();
@@ -248,6 +347,10 @@ impl Drop for Kumo {
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("---- kumod log ----\n{}", self.log());
+            let agent_log = std::fs::read_to_string(self.dir.path().join("agent.log"));
+            if let Ok(agent_log) = agent_log {
+                eprintln!("---- kumo-agent log ----\n{agent_log}");
+            }
         }
     }
 }

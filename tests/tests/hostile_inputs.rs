@@ -242,3 +242,91 @@ fn unreachable_kumod_is_one_clear_line() {
     );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn async_and_concurrency_settings_are_refused_clearly() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut kumo = Kumo::start();
+    let code = fixture("division").to_string_lossy().into_owned();
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "function",
+            "create",
+            "bad",
+            "--runtime",
+            "python3",
+            "--handler",
+            "lambda_function.myfunc01_handler",
+            "--code",
+            &code,
+        ];
+        args.extend_from_slice(extra);
+        kumo.cli(&args)
+    };
+    assert_refused(
+        &create(&["--max-retry-attempts", "3"]),
+        "max_retry_attempts",
+    );
+    assert_refused(&create(&["--max-event-age", "59"]), "max_event_age_seconds");
+    assert_refused(
+        &create(&["--max-event-age", "21601"]),
+        "max_event_age_seconds",
+    );
+    assert_refused(&create(&["--concurrency", "-1"]), "below 0");
+    assert_refused(&create(&["--concurrency", "1000"]), "unreserved");
+    assert_refused(
+        &create(&["--on-failure", "bad"]),
+        "own on-failure destination",
+    );
+
+    kumo.create(
+        "div",
+        "python3",
+        "lambda_function.myfunc01_handler",
+        &fixture("division"),
+        &[],
+    );
+    // The same rules on the server when updating (the CLI does not pre-check).
+    let update = |extra: &[&str]| {
+        let mut args = vec!["function", "update", "div"];
+        args.extend_from_slice(extra);
+        kumo.cli(&args)
+    };
+    assert_refused(
+        &update(&["--max-retry-attempts", "7"]),
+        "max_retry_attempts",
+    );
+    assert_refused(&update(&["--max-event-age", "0"]), "max_event_age_seconds");
+    assert_refused(&update(&["--concurrency", "-5"]), "below 0");
+
+    // Asynchronous calls that must be refused at once, never accepted.
+    let missing = kumo.cli(&["invoke", "nope", "--async"]);
+    assert_refused(&missing, "Function not found");
+    let big = format!("\"{}\"", "x".repeat(257 * 1024));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.json");
+    std::fs::write(&file, &big).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let too_big = kumo.cli(&["invoke", "div", "--async", "--payload-file", &file]);
+    assert_refused(&too_big, "RequestTooLargeException");
+    assert!(too_big.stderr.contains("asynchronous"), "{too_big:?}");
+    // The same payload is fine synchronously (6 MB limit): the function runs.
+    let sync = kumo.cli(&["invoke", "div", "--payload-file", &file]);
+    assert_ne!(sync.code, 2, "{sync:?}");
+    assert_refused(
+        &kumo.cli(&["invoke", "div", "--async", "--payload", "{oops"]),
+        "json",
+    );
+    assert_refused(
+        &kumo.cli(&["dlq", "show", "div", "no-such-id"]),
+        "not found",
+    );
+    assert_refused(&kumo.cli(&["dlq", "list", "nope"]), "Function not found");
+    let info = kumo
+        .cli(&["function", "get", "div", "--output", "json"])
+        .json();
+    assert_eq!(info["queue"]["queued"], 0, "nothing was accepted: {info}");
+    assert!(kumo.alive());
+}
