@@ -288,6 +288,24 @@ impl Kumo {
         assert_eq!(run.code, 0, "create {name} failed: {run:?}\n{}", self.log());
     }
 
+    /// Creates `name` from `fixtures/reporter`, reporting to `sink` over the
+    /// host network, with a 10 s timeout unless `extra` sets one.
+    pub fn create_reporter(&self, name: &str, sink: &sink::Sink, extra: &[&str]) {
+        let env = format!("SINK={}", sink.address);
+        let mut args = vec!["--network", "host", "--env", &env];
+        if !extra.contains(&"--timeout") {
+            args.extend_from_slice(&["--timeout", "10"]);
+        }
+        args.extend_from_slice(extra);
+        self.create(
+            name,
+            "python3",
+            "lambda_function.lambda_handler",
+            &fixture("reporter"),
+            &args,
+        );
+    }
+
     /// Invokes with a payload, retrying while the agent is still attaching.
     pub fn invoke(&self, name: &str, payload: &str) -> Run {
         let deadline = Instant::now() + Duration::from_secs(15);

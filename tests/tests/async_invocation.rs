@@ -5,27 +5,11 @@
 use std::time::Duration;
 
 use kumo_tests::sink::Sink;
-use kumo_tests::{fixture, root_or_skip, Kumo, Run};
+use kumo_tests::{root_or_skip, Kumo, Run};
 
 /// Retry delays of one second, so retries happen within the test.
 const FAST_RETRIES: &str =
     "[async_invoke]\nretry_delays_seconds = [1, 1]\nbackoff_initial_ms = 200\n";
-
-fn create_reporter(kumo: &Kumo, name: &str, sink: &Sink, extra: &[&str]) {
-    let env = format!("SINK={}", sink.address);
-    let mut args = vec!["--network", "host", "--env", &env];
-    if !extra.contains(&"--timeout") {
-        args.extend_from_slice(&["--timeout", "10"]);
-    }
-    args.extend_from_slice(extra);
-    kumo.create(
-        name,
-        "python3",
-        "lambda_function.lambda_handler",
-        &fixture("reporter"),
-        &args,
-    );
-}
 
 fn send_async(kumo: &Kumo, name: &str, payload: &str) -> String {
     let run = kumo.cli(&["invoke", name, "--async", "--payload", payload]);
@@ -65,7 +49,7 @@ fn retries_keep_one_request_id_and_exhausted_events_reach_the_dlq() {
     }
     let kumo = Kumo::start_configured(FAST_RETRIES, "");
     let sink = Sink::start();
-    create_reporter(&kumo, "flaky", &sink, &[]);
+    kumo.create_reporter("flaky", &sink, &[]);
 
     // Fails twice, then succeeds: three runs, one request id.
     let id = send_async(&kumo, "flaky", r#"{"tag":"twice","fail_times":2}"#);
@@ -142,15 +126,14 @@ fn no_retries_age_limits_and_the_on_failure_destination() {
         "",
     );
     let sink = Sink::start();
-    create_reporter(&kumo, "catcher", &sink, &[]);
-    create_reporter(
-        &kumo,
+    kumo.create_reporter("catcher", &sink, &[]);
+    kumo.create_reporter(
         "once",
         &sink,
         &["--max-retry-attempts", "0", "--on-failure", "catcher"],
     );
     // The retry would come 120 s later, after the 60 s maximum age.
-    create_reporter(&kumo, "short-lived", &sink, &["--max-event-age", "60"]);
+    kumo.create_reporter("short-lived", &sink, &["--max-event-age", "60"]);
 
     let id = send_async(&kumo, "once", r#"{"tag":"once","fail_times":5}"#);
     wait_until("the dead letter", Duration::from_secs(20), || {
@@ -205,8 +188,7 @@ fn an_event_waiting_past_its_maximum_age_is_dead_lettered() {
     }
     let kumo = Kumo::start_configured(FAST_RETRIES, "");
     let sink = Sink::start();
-    create_reporter(
-        &kumo,
+    kumo.create_reporter(
         "slow",
         &sink,
         &[

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use kumo_tests::sink::Sink;
-use kumo_tests::{fixture, root_or_skip, Kumo};
+use kumo_tests::{root_or_skip, Kumo};
 use serde_json::Value;
 
 /// Most handlers running at the same moment, from their start/end times.
@@ -26,26 +26,6 @@ fn max_overlap(records: &[Value]) -> usize {
     most as usize
 }
 
-fn create_reporter(kumo: &Kumo, name: &str, sink: &Sink, concurrency: &str) {
-    let env = format!("SINK={}", sink.address);
-    kumo.create(
-        name,
-        "python3",
-        "lambda_function.lambda_handler",
-        &fixture("reporter"),
-        &[
-            "--network",
-            "host",
-            "--env",
-            &env,
-            "--timeout",
-            "10",
-            "--concurrency",
-            concurrency,
-        ],
-    );
-}
-
 #[test]
 fn reserved_concurrency_refuses_surplus_sync_calls_and_paces_async_events() {
     if !root_or_skip() {
@@ -53,7 +33,7 @@ fn reserved_concurrency_refuses_surplus_sync_calls_and_paces_async_events() {
     }
     let kumo = Kumo::start();
     let sink = Sink::start();
-    create_reporter(&kumo, "pair", &sink, "2");
+    kumo.create_reporter("pair", &sink, &["--concurrency", "2"]);
     let children: Vec<_> = (0..10)
         .map(|i| {
             let payload = format!(r#"{{"tag":"sync-{i}","sleep":1}}"#);
@@ -86,7 +66,7 @@ fn reserved_concurrency_refuses_surplus_sync_calls_and_paces_async_events() {
     assert_eq!(runs.len(), ok);
     assert!(max_overlap(&runs) <= 2, "more than 2 ran at once: {runs:?}");
 
-    create_reporter(&kumo, "single", &sink, "1");
+    kumo.create_reporter("single", &sink, &["--concurrency", "1"]);
     let ids: Vec<String> = (0..10)
         .map(|i| {
             let run = kumo.cli(&[
@@ -122,7 +102,7 @@ fn zero_concurrency_disables_a_function() {
     }
     let kumo = Kumo::start();
     let sink = Sink::start();
-    create_reporter(&kumo, "off", &sink, "0");
+    kumo.create_reporter("off", &sink, &["--concurrency", "0"]);
     let run = kumo.invoke("off", "{}");
     assert_eq!(run.code, 2, "{run:?}");
     assert!(

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use kumo_tests::sink::Sink;
-use kumo_tests::{fixture, root_or_skip, Kumo};
+use kumo_tests::{root_or_skip, Kumo};
 
 const EVENTS: usize = 2_000;
 /// Senders running at once.
@@ -16,23 +16,7 @@ const PARALLEL_SENDERS: usize = 16;
 /// Creates a slow-ish reporter (20 ms per event, 4 at a time) so the crash
 /// lands while events are still queued or running.
 fn create_bulk(kumo: &Kumo, sink: &Sink) {
-    let env = format!("SINK={}", sink.address);
-    kumo.create(
-        "bulk",
-        "python3",
-        "lambda_function.lambda_handler",
-        &fixture("reporter"),
-        &[
-            "--network",
-            "host",
-            "--env",
-            &env,
-            "--concurrency",
-            "4",
-            "--timeout",
-            "10",
-        ],
-    );
+    kumo.create_reporter("bulk", sink, &["--concurrency", "4"]);
 }
 
 /// Sends `EVENTS` events through the CLI, returns the accepted ids.
