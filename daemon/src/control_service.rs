@@ -84,6 +84,7 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
         FunctionError::AlreadyExists { .. } => Code::AlreadyExists,
         FunctionError::Invalid(_)
         | FunctionError::Reservation(_)
+        | FunctionError::UnknownDestination { .. }
         | FunctionError::Package(PackageError::Invalid(_)) => Code::InvalidArgument,
         _ => Code::Internal,
     };

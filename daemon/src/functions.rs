@@ -29,6 +29,12 @@ pub enum FunctionError {
     /// A configuration value breaks a rule.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The on-failure destination is not a function.
+    #[error("invalid on_failure_destination: Function not found: {arn}")]
+    UnknownDestination {
+        /// The destination's ARN.
+        arn: String,
+    },
     /// The reserved concurrency does not fit the cluster limit.
     #[error(transparent)]
     Reservation(#[from] ReservationTooLarge),
@@ -77,6 +83,15 @@ impl Functions {
         let name = &record.config.name;
         let reserved = record.config.reserved_concurrency;
         self.limiter.check_reservation(name, reserved)?;
+        let destination = &record.config.on_failure_destination;
+        if !destination.is_empty() {
+            let (target, _) = model::split_qualified_name(destination);
+            if self.store.get_function(target)?.is_none() {
+                return Err(FunctionError::UnknownDestination {
+                    arn: self.arn(target, None),
+                });
+            }
+        }
         self.store.put_function(record)?;
         self.limiter.set_reservation(name, reserved);
         Ok(())
