@@ -34,6 +34,85 @@ pub enum Command {
     /// List, show, replay and purge a function's dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Schedules and bucket notifications that invoke functions.
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
+}
+
+/// Trigger subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TriggerCommand {
+    /// Create a schedule (--schedule) or bucket (--bucket) trigger.
+    Create(TriggerCreateArgs),
+    /// List triggers.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show a trigger (schedules: with the next 5 fire times).
+    Get {
+        /// Trigger name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Let a trigger fire again (schedules restart from now).
+    Enable {
+        /// Trigger name.
+        name: String,
+    },
+    /// Stop a trigger from firing.
+    Disable {
+        /// Trigger name.
+        name: String,
+    },
+    /// Delete a trigger (and the bucket configuration kumod made for it).
+    Delete {
+        /// Trigger name.
+        name: String,
+    },
+}
+
+/// `trigger create`.
+#[derive(Debug, clap::Args)]
+pub struct TriggerCreateArgs {
+    /// Trigger name.
+    pub name: String,
+    /// Function to invoke: NAME or NAME:QUALIFIER.
+    #[arg(long)]
+    pub function: String,
+    /// cron(min hour day-of-month month day-of-week year) or rate(N unit), UTC.
+    #[arg(long, conflicts_with = "bucket", required_unless_present = "bucket")]
+    pub schedule: Option<String>,
+    /// Constant JSON to send instead of the Scheduled Event.
+    #[arg(long, requires = "schedule")]
+    pub input: Option<String>,
+    /// Bucket whose notifications invoke the function.
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Event types, comma-separated (default s3:ObjectCreated:*).
+    #[arg(long, value_delimiter = ',', requires = "bucket")]
+    pub events: Vec<String>,
+    /// Only keys starting with this (decoded key).
+    #[arg(long, default_value = "", requires = "bucket")]
+    pub prefix: String,
+    /// Only keys ending with this (decoded key).
+    #[arg(long, default_value = "", requires = "bucket")]
+    pub suffix: String,
+    /// Also write the bucket's notification configuration (needs --s3-profile).
+    #[arg(long, requires_all = ["bucket", "s3_profile"])]
+    pub configure_bucket: bool,
+    /// kumod's S3 profile used by --configure-bucket.
+    #[arg(long)]
+    pub s3_profile: Option<String>,
+    /// Create it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 /// Dead-letter queue subcommands.
@@ -140,9 +219,17 @@ pub struct CreateArgs {
     /// Handler, e.g. lambda_function.lambda_handler (python3).
     #[arg(long, default_value = "")]
     pub handler: String,
-    /// Package: a directory (zipped by the CLI) or a .zip file.
+    /// Package: a directory (zipped by the CLI), a .zip file, or
+    /// s3://bucket/key.zip (fetched by kumod; needs --s3-profile).
     #[arg(long)]
     pub code: PathBuf,
+    /// kumod's S3 profile to fetch an s3:// package with.
+    #[arg(long)]
+    pub s3_profile: Option<String>,
+    /// kumod's S3 profile whose credentials and endpoint the function gets
+    /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3).
+    #[arg(long, value_name = "PROFILE")]
+    pub credentials: Option<String>,
     /// Memory in MB (128-10240, default 128).
     #[arg(long)]
     pub memory: Option<u32>,
@@ -174,9 +261,15 @@ pub struct CreateArgs {
 pub struct UpdateArgs {
     /// Function name.
     pub name: String,
-    /// New package: a directory or a .zip file.
+    /// New package: a directory, a .zip file, or s3://bucket/key.zip.
     #[arg(long)]
     pub code: Option<PathBuf>,
+    /// kumod's S3 profile to fetch an s3:// package with.
+    #[arg(long)]
+    pub s3_profile: Option<String>,
+    /// S3 profile whose credentials the function gets ("" removes them).
+    #[arg(long, value_name = "PROFILE")]
+    pub credentials: Option<String>,
     /// New runtime.
     #[arg(long)]
     pub runtime: Option<String>,

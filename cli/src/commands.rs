@@ -117,14 +117,16 @@ async fn create(client: &mut ControlClient<Channel>, args: CreateArgs) -> Result
         max_event_age_seconds: args.async_settings.max_event_age,
         reserved_concurrency: args.async_settings.concurrency,
         on_failure_destination: args.async_settings.on_failure.unwrap_or_default(),
+        credentials_profile: args.credentials.unwrap_or_default(),
     };
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
-    let zip = crate::package::load(&args.code)?;
+    let (zip, code_s3) = crate::package::source(&args.code, args.s3_profile.as_deref())?;
     let info = client
         .create_function(CreateFunctionRequest {
             config: Some(config),
             zip,
+            code_s3,
         })
         .await?
         .into_inner();
@@ -135,12 +137,13 @@ async fn create(client: &mut ControlClient<Channel>, args: CreateArgs) -> Result
 async fn update(client: &mut ControlClient<Channel>, args: UpdateArgs) -> Result<(), CliError> {
     let mut info = None;
     if let Some(code) = &args.code {
-        let zip = crate::package::load(code)?;
+        let (zip, code_s3) = crate::package::source(code, args.s3_profile.as_deref())?;
         info = Some(
             client
                 .update_function_code(UpdateFunctionCodeRequest {
                     name: args.name.clone(),
                     zip,
+                    code_s3,
                 })
                 .await?
                 .into_inner(),
@@ -159,7 +162,8 @@ async fn update(client: &mut ControlClient<Channel>, args: UpdateArgs) -> Result
         || args.async_settings.concurrency.is_some()
         || args.async_settings.max_retry_attempts.is_some()
         || args.async_settings.max_event_age.is_some()
-        || args.async_settings.on_failure.is_some();
+        || args.async_settings.on_failure.is_some()
+        || args.credentials.is_some();
     if changes_config {
         let request = UpdateFunctionConfigurationRequest {
             name: args.name.clone(),
@@ -177,6 +181,7 @@ async fn update(client: &mut ControlClient<Channel>, args: UpdateArgs) -> Result
             reserved_concurrency: args.async_settings.concurrency,
             clear_reserved_concurrency: args.no_concurrency,
             on_failure_destination: args.async_settings.on_failure,
+            credentials_profile: args.credentials,
         };
         info = Some(
             client

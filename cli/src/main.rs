@@ -5,6 +5,7 @@ mod commands;
 mod dlq;
 mod output;
 mod package;
+mod triggers;
 
 use std::process::ExitCode;
 
@@ -42,5 +43,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Invoke(args) => commands::invoke(&mut client, args).await,
         Command::Logs(args) => commands::logs(&mut client, args).await,
         Command::Dlq(command) => dlq::run(&mut client, command).await,
+        Command::Trigger(command) => triggers::run(&mut client, command).await,
     }
 }

@@ -8,6 +8,36 @@ use std::path::{Path, PathBuf};
 
 use zip::write::SimpleFileOptions;
 
+/// Where a package comes from: bytes to upload, or an object kumod
+/// fetches from an S3-compatible store (`s3://bucket/key` with a profile).
+pub fn source(
+    code: &Path,
+    s3_profile: Option<&str>,
+) -> Result<(Vec<u8>, Option<kumo_proto::control::S3Location>), String> {
+    let text = code.to_string_lossy();
+    let Some(location) = text.strip_prefix("s3://") else {
+        if s3_profile.is_some() {
+            return Err("--s3-profile applies only to --code s3://bucket/key".into());
+        }
+        return Ok((load(code)?, None));
+    };
+    let (bucket, key) = location
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| format!("--code {text}: use s3://bucket/key"))?;
+    let profile = s3_profile.ok_or_else(|| {
+        format!("--code {text} needs --s3-profile NAME (a profile in kumod's [s3.profiles])")
+    })?;
+    Ok((
+        Vec::new(),
+        Some(kumo_proto::control::S3Location {
+            profile: profile.to_string(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        }),
+    ))
+}
+
 /// Reads or builds the package for `path`.
 pub fn load(path: &Path) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("--code {}: {e}", path.display()))?;

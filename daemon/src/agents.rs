@@ -44,6 +44,15 @@ pub enum DispatchError {
         /// Connected agents.
         agents: usize,
     },
+    /// The invocation could not be prepared (e.g. its credentials profile
+    /// is no longer configured).
+    #[error("cannot prepare {function}: {message}")]
+    Setup {
+        /// The function.
+        function: String,
+        /// What failed.
+        message: String,
+    },
     /// The agent went away before answering.
     #[error("agent {agent} disconnected while running request {request_id}; retry the call")]
     AgentLost {

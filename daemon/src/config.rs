@@ -36,9 +36,39 @@ pub struct DaemonConfig {
     pub concurrency_limit: u32,
     /// Retry timing of asynchronous events.
     pub async_invoke: crate::async_queue::AsyncConfig,
+    /// Schedules and bucket notifications.
+    pub triggers: TriggersConfig,
+    /// S3-compatible stores, as named profiles.
+    pub s3: crate::s3::S3Config,
     /// Settings of the embedded agent of `--all-in-one` (the agent's own
     /// keys; kept opaque here, the daemon library never uses the agent).
     pub agent: Option<serde_json::Value>,
+}
+
+/// `[triggers]`: schedules and the MinIO webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriggersConfig {
+    /// Schedule due times that passed while kumod was down: `skip` or `fire_once`.
+    pub missed_fires: crate::triggers::scheduler::MissedFires,
+    /// Token MinIO must send (its `MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>`);
+    /// empty = no authentication.
+    pub minio_auth_token: String,
+    /// File holding the token instead (takes precedence when set).
+    pub minio_auth_token_file: Option<PathBuf>,
+    /// How long a delivered bucket event is remembered to drop redeliveries.
+    pub delivery_retention_hours: u64,
+}
+
+impl Default for TriggersConfig {
+    fn default() -> Self {
+        Self {
+            missed_fires: crate::triggers::scheduler::MissedFires::Skip,
+            minio_auth_token: String::new(),
+            minio_auth_token_file: None,
+            delivery_retention_hours: 24,
+        }
+    }
 }
 
 /// kumod's own diagnostic logs.
@@ -74,6 +104,8 @@ impl Default for DaemonConfig {
             max_log_records_per_function: 10_000,
             concurrency_limit: 1000,
             async_invoke: crate::async_queue::AsyncConfig::default(),
+            triggers: TriggersConfig::default(),
+            s3: crate::s3::S3Config::default(),
             agent: None,
         }
     }

@@ -15,6 +15,8 @@ use crate::functions::{FunctionError, Functions};
 use crate::invoke::{InvokeError, Invoker};
 use crate::logs::Logs;
 use crate::packages::PackageError;
+use crate::s3::S3Error;
+use crate::triggers::registry::{TriggerError, Triggers};
 
 /// The `kumo.control.v1.Control` implementation.
 pub struct ControlService {
@@ -22,17 +24,56 @@ pub struct ControlService {
     invoker: Invoker,
     queue: EventQueue,
     logs: Logs,
+    triggers: Triggers,
 }
 
 impl ControlService {
     /// The service over its parts.
-    pub fn new(functions: Functions, invoker: Invoker, queue: EventQueue, logs: Logs) -> Self {
+    pub fn new(
+        functions: Functions,
+        invoker: Invoker,
+        queue: EventQueue,
+        logs: Logs,
+        triggers: Triggers,
+    ) -> Self {
         Self {
             functions,
             invoker,
             queue,
             logs,
+            triggers,
         }
+    }
+
+    /// The package: the bytes sent, or the object fetched from S3.
+    async fn package_bytes(
+        &self,
+        zip: Vec<u8>,
+        code_s3: Option<S3Location>,
+    ) -> Result<Vec<u8>, Status> {
+        let Some(location) = code_s3 else {
+            return Ok(zip);
+        };
+        if !zip.is_empty() {
+            return Err(Status::invalid_argument(
+                "give either the ZIP bytes or an S3 location, not both",
+            ));
+        }
+        self.functions
+            .s3()
+            .get_object(
+                &location.profile,
+                &location.bucket,
+                &location.key,
+                kumo_proto::model::MAX_PACKAGE_ZIPPED_BYTES,
+            )
+            .await
+            .map_err(|e| match e {
+                S3Error::UnknownProfile { .. } | S3Error::TooLarge { .. } => {
+                    Status::invalid_argument(e.to_string())
+                }
+                other => Status::failed_precondition(other.to_string()),
+            })
     }
 
     /// Adds the queue counters to a function's description.
@@ -44,6 +85,22 @@ impl ControlService {
             .unwrap_or_default();
         info.queue = Some(self.queue.stats(&name).map_err(function_status)?);
         Ok(info)
+    }
+}
+
+fn trigger_status(err: TriggerError) -> Status {
+    match err {
+        TriggerError::Function(f) => function_status(f),
+        TriggerError::NotFound { .. } => Status::not_found(err.to_string()),
+        TriggerError::AlreadyExists { .. } => Status::already_exists(err.to_string()),
+        TriggerError::Invalid(_)
+        | TriggerError::Schedule(_)
+        | TriggerError::Pattern(_)
+        | TriggerError::S3(S3Error::UnknownProfile { .. }) => {
+            Status::invalid_argument(err.to_string())
+        }
+        TriggerError::S3(_) => Status::failed_precondition(err.to_string()),
+        TriggerError::Store(_) => Status::internal(err.to_string()),
     }
 }
 
@@ -85,6 +142,7 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
         FunctionError::Invalid(_)
         | FunctionError::Reservation(_)
         | FunctionError::UnknownDestination { .. }
+        | FunctionError::Credentials(_)
         | FunctionError::Package(PackageError::Invalid(_)) => Code::InvalidArgument,
         _ => Code::Internal,
     };
@@ -115,8 +173,9 @@ impl Control for ControlService {
         let config = request
             .config
             .ok_or_else(|| Status::invalid_argument("CreateFunction needs a config"))?;
+        let zip = self.package_bytes(request.zip, request.code_s3).await?;
         let functions = self.functions.clone();
-        let info = blocking(move || functions.create(config, &request.zip)).await?;
+        let info = blocking(move || functions.create(config, &zip)).await?;
         tracing::info!(function = %info.function_arn, "function created");
         Ok(Response::new(self.with_queue(info)?))
     }
@@ -126,8 +185,9 @@ impl Control for ControlService {
         request: Request<UpdateFunctionCodeRequest>,
     ) -> Result<Response<FunctionInfo>, Status> {
         let request = request.into_inner();
+        let zip = self.package_bytes(request.zip, request.code_s3).await?;
         let functions = self.functions.clone();
-        let info = blocking(move || functions.update_code(&request.name, &request.zip)).await?;
+        let info = blocking(move || functions.update_code(&request.name, &zip)).await?;
         Ok(Response::new(self.with_queue(info)?))
     }
 
@@ -305,5 +365,55 @@ impl Control for ControlService {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
+    }
+
+    async fn create_trigger(
+        &self,
+        request: Request<CreateTriggerRequest>,
+    ) -> Result<Response<TriggerInfo>, Status> {
+        let info = self
+            .triggers
+            .create(request.into_inner())
+            .await
+            .map_err(trigger_status)?;
+        Ok(Response::new(info))
+    }
+
+    async fn get_trigger(
+        &self,
+        request: Request<GetTriggerRequest>,
+    ) -> Result<Response<TriggerInfo>, Status> {
+        let name = request.into_inner().name;
+        let info = self.triggers.get(&name).map_err(trigger_status)?;
+        Ok(Response::new(info))
+    }
+
+    async fn list_triggers(
+        &self,
+        _request: Request<ListTriggersRequest>,
+    ) -> Result<Response<ListTriggersResponse>, Status> {
+        let triggers = self.triggers.list().map_err(trigger_status)?;
+        Ok(Response::new(ListTriggersResponse { triggers }))
+    }
+
+    async fn set_trigger_enabled(
+        &self,
+        request: Request<SetTriggerEnabledRequest>,
+    ) -> Result<Response<TriggerInfo>, Status> {
+        let request = request.into_inner();
+        let info = self
+            .triggers
+            .set_enabled(&request.name, request.enabled)
+            .map_err(trigger_status)?;
+        Ok(Response::new(info))
+    }
+
+    async fn delete_trigger(
+        &self,
+        request: Request<DeleteTriggerRequest>,
+    ) -> Result<Response<DeleteTriggerResponse>, Status> {
+        let name = request.into_inner().name;
+        self.triggers.delete(&name).await.map_err(trigger_status)?;
+        Ok(Response::new(DeleteTriggerResponse {}))
     }
 }

@@ -9,6 +9,7 @@ use kumo_proto::model::{self, ValidationError, LATEST};
 
 use crate::concurrency::{ConcurrencyLimiter, ReservationTooLarge};
 use crate::packages::{PackageError, PackageStore, StoredPackage};
+use crate::s3::{S3Error, S3Profiles};
 use crate::store::{FunctionRecord, Store, StoreError, StoredConfig};
 
 /// A function operation failed.
@@ -35,6 +36,9 @@ pub enum FunctionError {
         /// The destination's ARN.
         arn: String,
     },
+    /// The credentials profile is not configured.
+    #[error("invalid credentials_profile: {0}")]
+    Credentials(#[source] S3Error),
     /// The reserved concurrency does not fit the cluster limit.
     #[error(transparent)]
     Reservation(#[from] ReservationTooLarge),
@@ -54,6 +58,7 @@ pub struct Functions {
     region: String,
     account_id: String,
     limiter: ConcurrencyLimiter,
+    s3: S3Profiles,
 }
 
 impl Functions {
@@ -65,6 +70,7 @@ impl Functions {
         region: String,
         account_id: String,
         limiter: ConcurrencyLimiter,
+        s3: S3Profiles,
     ) -> Result<Self, FunctionError> {
         for record in store.list_functions()? {
             limiter.set_reservation(&record.config.name, record.config.reserved_concurrency);
@@ -75,7 +81,13 @@ impl Functions {
             region,
             account_id,
             limiter,
+            s3,
         })
+    }
+
+    /// The S3 profiles of kumod.
+    pub fn s3(&self) -> &S3Profiles {
+        &self.s3
     }
 
     /// Checks and records a function's reservation, then stores the record.
@@ -83,6 +95,12 @@ impl Functions {
         let name = &record.config.name;
         let reserved = record.config.reserved_concurrency;
         self.limiter.check_reservation(name, reserved)?;
+        let profile = &record.config.credentials_profile;
+        if !profile.is_empty() {
+            self.s3
+                .profile(profile)
+                .map_err(FunctionError::Credentials)?;
+        }
         let destination = &record.config.on_failure_destination;
         if !destination.is_empty() {
             let (target, _) = model::split_qualified_name(destination);
@@ -203,6 +221,9 @@ impl Functions {
         if let Some(v) = update.on_failure_destination {
             config.on_failure_destination = v;
         }
+        if let Some(v) = update.credentials_profile {
+            config.credentials_profile = v;
+        }
         model::normalize_config(&mut config)?;
         record.config = StoredConfig::from_proto(&config);
         self.bump(&mut record)?;
@@ -304,6 +325,7 @@ mod tests {
             "eu-west-1".into(),
             "123456789012".into(),
             ConcurrencyLimiter::new(10),
+            S3Profiles::default(),
         )
         .unwrap()
     }

@@ -218,10 +218,23 @@ impl Invoker {
         client_context: String,
     ) -> Result<Executed, DispatchError> {
         let name = &record.config.name;
+        let mut spec = self.spec(record);
+        let profile = &record.config.credentials_profile;
+        if !profile.is_empty() {
+            let credentials = self
+                .functions
+                .s3()
+                .function_environment(profile)
+                .map_err(|e| DispatchError::Setup {
+                    function: name.clone(),
+                    message: e.to_string(),
+                })?;
+            spec.environment.extend(credentials);
+        }
         let invocation = Invocation {
             invocation_id: 0,
             request_id: request_id.to_string(),
-            function: Some(self.spec(record)),
+            function: Some(spec),
             invoked_function_arn: self.functions.arn(name, qualifier),
             payload,
             client_context,

@@ -24,5 +24,7 @@ pub mod http;
 pub mod invoke;
 pub mod logs;
 pub mod packages;
+pub mod s3;
 pub mod server;
 pub mod store;
+pub mod triggers;

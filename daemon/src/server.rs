@@ -17,10 +17,15 @@ use crate::concurrency::ConcurrencyLimiter;
 use crate::config::DaemonConfig;
 use crate::control_service::ControlService;
 use crate::functions::{FunctionError, Functions};
+use crate::http::HttpState;
 use crate::invoke::Invoker;
 use crate::logs::Logs;
 use crate::packages::{PackageError, PackageStore};
+use crate::s3::S3Profiles;
 use crate::store::{SledStore, Store, StoreError};
+use crate::triggers::registry::Triggers;
+use crate::triggers::scheduler;
+use crate::triggers::webhook::Webhook;
 
 /// How long shutdown waits for open gRPC streams to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -66,6 +71,8 @@ pub struct DaemonHandle {
     queue: EventQueue,
     grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     http: tokio::task::JoinHandle<()>,
+    /// The schedule runner and the delivery-memory pruner.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl DaemonHandle {
@@ -75,6 +82,10 @@ impl DaemonHandle {
             let _ = tx.send(());
         }
         self.http.abort();
+        for task in self.background.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
         self.queue.stop().await;
         // Graceful shutdown waits for open streams (attached agents, log
         // followers); give them a moment, then stop regardless.
@@ -106,6 +117,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         config.region.clone(),
         config.account_id.clone(),
         limiter.clone(),
+        S3Profiles::new(&config.s3),
     )?;
     let logs = Logs::new(store.clone(), config.max_log_records_per_function);
     let agents = AgentRegistry::new(Duration::from_secs(config.agent_wait_seconds));
@@ -116,7 +128,27 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         limiter,
         Duration::from_secs(config.invoke_grace_seconds),
     );
-    let queue = EventQueue::start(store, invoker.clone(), config.async_invoke.clone()).await?;
+    let queue =
+        EventQueue::start(store.clone(), invoker.clone(), config.async_invoke.clone()).await?;
+    let triggers = Triggers::new(
+        store.clone(),
+        functions.clone(),
+        S3Profiles::new(&config.s3),
+        config.region.clone(),
+        config.account_id.clone(),
+    );
+    let webhook = Webhook::new(triggers.clone(), queue.clone(), &webhook_token(config)?);
+    let background = vec![
+        tokio::spawn(scheduler::run(
+            triggers.clone(),
+            queue.clone(),
+            config.triggers.missed_fires,
+        )),
+        tokio::spawn(prune_deliveries(
+            store,
+            config.triggers.delivery_retention_hours,
+        )),
+    ];
 
     let grpc_listener =
         TcpListener::bind(config.listen)
@@ -148,9 +180,15 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
             source,
         })?;
 
-    let control = ControlServer::new(ControlService::new(functions, invoker, queue.clone(), logs))
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let control = ControlServer::new(ControlService::new(
+        functions,
+        invoker,
+        queue.clone(),
+        logs,
+        triggers,
+    ))
+    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let agent = AgentControlServer::new(AgentService::new(agents, packages))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
@@ -165,7 +203,10 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
                 let _ = stop.await;
             }),
     );
-    let http = tokio::spawn(crate::http::serve(http_listener));
+    let http = tokio::spawn(crate::http::serve(
+        http_listener,
+        Arc::new(HttpState { webhook }),
+    ));
     tracing::info!(grpc = %grpc_address, http = %http_address, data_dir = %config.data_dir.display(), "kumod serving");
     Ok(DaemonHandle {
         grpc_address,
@@ -174,5 +215,38 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         queue,
         grpc,
         http,
+        background,
     })
+}
+
+/// The MinIO webhook token: from its file when one is configured.
+fn webhook_token(config: &DaemonConfig) -> Result<String, DaemonError> {
+    match &config.triggers.minio_auth_token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| {
+                DaemonError::InvalidConfig(format!(
+                    "triggers.minio_auth_token_file {}: {e}",
+                    path.display()
+                ))
+            }),
+        None => Ok(config.triggers.minio_auth_token.clone()),
+    }
+}
+
+/// Forgets delivered bucket events older than the retention, hourly.
+async fn prune_deliveries(store: Arc<dyn Store>, retention_hours: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let cutoff = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(retention_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_deliveries(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(pruned)) => tracing::debug!(pruned, "forgot old bucket deliveries"),
+            Ok(Err(err)) => tracing::warn!(%err, "pruning bucket deliveries failed"),
+            Err(err) => tracing::warn!(%err, "pruning task failed"),
+        }
+    }
 }

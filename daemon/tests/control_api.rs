@@ -50,6 +50,7 @@ async fn crud_round_trip_and_restart() {
         .update_function_code(UpdateFunctionCodeRequest {
             name: "div".into(),
             zip: new_code,
+            code_s3: None,
         })
         .await
         .unwrap()
@@ -190,6 +191,7 @@ async fn hostile_configuration_and_packages_are_refused_clearly() {
             .update_function_code(UpdateFunctionCodeRequest {
                 name: name.into(),
                 zip: package(),
+                code_s3: None,
             })
             .await
             .unwrap_err();

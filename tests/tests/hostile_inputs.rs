@@ -300,7 +300,10 @@ fn async_and_concurrency_settings_are_refused_clearly() {
     );
     assert_refused(&update(&["--max-event-age", "0"]), "max_event_age_seconds");
     assert_refused(&update(&["--concurrency", "-5"]), "below 0");
-    assert_refused(&update(&["--on-failure", "ghost"]), "on_failure_destination");
+    assert_refused(
+        &update(&["--on-failure", "ghost"]),
+        "on_failure_destination",
+    );
 
     // Asynchronous calls that must be refused at once, never accepted.
     let missing = kumo.cli(&["invoke", "nope", "--async"]);

@@ -69,14 +69,17 @@ pub(super) fn environment(
 }
 
 /// Whether a user variable may be passed: anything not set by the platform,
-/// except the platform's overridable ones, and except credentials (which
-/// kumod passes in the function's environment from its profile).
+/// except the platform's overridable ones, and except credentials and their
+/// region (which kumod passes in the function's environment from its S3
+/// profile; kumod refuses these names in user-supplied environments).
 fn user_may_set(key: &str) -> bool {
     const OVERRIDABLE: &[&str] = &["PATH", "LANG", "LD_LIBRARY_PATH", "PYTHONPATH", "TZ"];
     const CREDENTIALS: &[&str] = &[
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
     ];
     OVERRIDABLE.contains(&key)
         || CREDENTIALS.contains(&key)

@@ -11,9 +11,11 @@ use kumo_proto::model::LATEST;
 use serde_json::{json, Value};
 
 use super::schedule::Queued;
-use super::{blocking, now_ms, EventQueue, Shared};
+use super::{blocking, now_ms, EventQueue, NewEvent, Shared};
 use crate::functions::FunctionError;
-use crate::store::{DeadLetterCondition, DeadLetterRecord, EventRecord, StoreError};
+use crate::store::{
+    DeadLetterCondition, DeadLetterRecord, EventCompanion, EventRecord, StoreError,
+};
 
 /// A dead-letter operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -130,14 +132,13 @@ async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
     }
     let arn = functions.arn(&letter.function, letter.qualifier.as_deref());
     let body = destination_record(letter, &arn).to_string();
-    let queued = super::enqueue(
-        shared,
-        name.to_string(),
-        qualifier.map(str::to_string),
-        body,
-        String::new(),
-    )
-    .await;
+    let new = NewEvent {
+        function: name.to_string(),
+        qualifier: qualifier.map(str::to_string),
+        payload: body,
+        replay_of: String::new(),
+    };
+    let queued = super::enqueue(shared, new, EventCompanion::None).await;
     if let Err(err) = queued {
         tracing::error!(%err, %destination, event = %letter.id, "sending the destination record failed");
     }
@@ -240,18 +241,20 @@ impl EventQueue {
         };
         let mut replayed = Vec::with_capacity(letters.len());
         for letter in letters {
+            let new = NewEvent {
+                function: letter.function.clone(),
+                qualifier: letter.qualifier.clone(),
+                payload: letter.payload.clone(),
+                replay_of: letter.id.clone(),
+            };
             let new_id = self
-                .enqueue(
-                    letter.function.clone(),
-                    letter.qualifier.clone(),
-                    letter.payload.clone(),
-                    letter.id.clone(),
-                )
+                .submit(new, EventCompanion::None)
                 .await
                 .map_err(|e| DeadLetterError::Replay {
                     id: letter.id.clone(),
                     message: e.to_string(),
-                })?;
+                })?
+                .unwrap_or_default();
             let store = self.shared.store.clone();
             let (f, id) = (letter.function.clone(), letter.id.clone());
             blocking(move || store.delete_dead_letter(&f, &id)).await?;

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use crate::concurrency::Throttle;
 use crate::functions::FunctionError;
 use crate::invoke::{InvokeError, Invoker};
-use crate::store::{DeadLetterCondition, EventRecord, Store, StoreError};
+use crate::store::{DeadLetterCondition, EventCompanion, EventRecord, Store, StoreError};
 
 pub use policy::AsyncConfig;
 use schedule::{Queued, Schedule};
@@ -132,26 +132,25 @@ impl EventQueue {
         let prepared = self.shared.invoker.prepare(&request)?;
         let payload = String::from_utf8(prepared.payload)
             .map_err(|e| InvokeError::InvalidJson(e.to_string()))?;
-        let id = self
-            .enqueue(
-                prepared.record.config.name.clone(),
-                prepared.qualifier,
-                payload,
-                String::new(),
-            )
-            .await?;
-        Ok(id)
+        let new = NewEvent {
+            function: prepared.record.config.name.clone(),
+            qualifier: prepared.qualifier,
+            payload,
+            replay_of: String::new(),
+        };
+        let id = enqueue(&self.shared, new, EventCompanion::None).await?;
+        Ok(id.unwrap_or_default())
     }
 
-    /// Stores a new event durably and schedules it now.
-    pub(crate) async fn enqueue(
+    /// Stores a new event and its companion write in one durable
+    /// transaction and schedules it now. Returns its id, or `None` when the
+    /// companion is a delivery already queued before.
+    pub async fn submit(
         &self,
-        function: String,
-        qualifier: Option<String>,
-        payload: String,
-        replay_of: String,
-    ) -> Result<String, InvokeError> {
-        enqueue(&self.shared, function, qualifier, payload, replay_of).await
+        event: NewEvent,
+        companion: EventCompanion,
+    ) -> Result<Option<String>, InvokeError> {
+        enqueue(&self.shared, event, companion).await
     }
 
     /// A function's queue counters and dead-letter count.
@@ -185,14 +184,31 @@ impl EventQueue {
     }
 }
 
+/// An event to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Function name.
+    pub function: String,
+    /// Qualifier, if any.
+    pub qualifier: Option<String>,
+    /// JSON payload.
+    pub payload: String,
+    /// The dead letter it replays, or "".
+    pub replay_of: String,
+}
+
 pub(crate) async fn enqueue(
     shared: &Arc<Shared>,
-    function: String,
-    qualifier: Option<String>,
-    payload: String,
-    replay_of: String,
-) -> Result<String, InvokeError> {
+    new: NewEvent,
+    companion: EventCompanion,
+) -> Result<Option<String>, InvokeError> {
     let now = now_ms();
+    let NewEvent {
+        function,
+        qualifier,
+        payload,
+        replay_of,
+    } = new;
     let event = EventRecord {
         id: uuid::Uuid::new_v4().to_string(),
         function,
@@ -210,12 +226,15 @@ pub(crate) async fn enqueue(
     };
     let store = shared.store.clone();
     let stored = event.clone();
-    blocking(move || store.put_event(&stored, true))
+    let written = blocking(move || store.put_event_with(&stored, &companion))
         .await
         .map_err(|e| InvokeError::Queue(e.to_string()))?;
+    if !written {
+        return Ok(None);
+    }
     shared.schedule().add(queued(&event), now);
     shared.wake.notify_one();
-    Ok(event.id)
+    Ok(Some(event.id))
 }
 
 fn queued(event: &EventRecord) -> Queued {

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{DeadLetterRecord, EventRecord, FunctionRecord, LogRecord, Store, StoreError};
+use super::{
+    DeadLetterRecord, EventCompanion, EventRecord, FunctionRecord, LogRecord, Store, StoreError,
+    TriggerRecord,
+};
 
 /// State in memory; lost on drop.
 #[derive(Default)]
@@ -12,6 +15,8 @@ pub struct MemoryStore {
     logs: Mutex<Vec<LogRecord>>,
     events: Mutex<BTreeMap<String, EventRecord>>,
     dead_letters: Mutex<BTreeMap<(String, String), DeadLetterRecord>>,
+    triggers: Mutex<BTreeMap<String, TriggerRecord>>,
+    deliveries: Mutex<BTreeMap<String, i64>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,5 +143,51 @@ impl Store for MemoryStore {
         Ok(lock(&self.dead_letters)
             .remove(&(function.to_string(), id.to_string()))
             .is_some())
+    }
+
+    fn put_event_with(
+        &self,
+        event: &EventRecord,
+        companion: &EventCompanion,
+    ) -> Result<bool, StoreError> {
+        match companion {
+            EventCompanion::None => {}
+            EventCompanion::Fired(trigger) => {
+                lock(&self.triggers).insert(trigger.name.clone(), trigger.as_ref().clone());
+            }
+            EventCompanion::Delivery { key, seen_ms } => {
+                let mut deliveries = lock(&self.deliveries);
+                if deliveries.contains_key(key) {
+                    return Ok(false);
+                }
+                deliveries.insert(key.clone(), *seen_ms);
+            }
+        }
+        lock(&self.events).insert(event.id.clone(), event.clone());
+        Ok(true)
+    }
+
+    fn prune_deliveries(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut deliveries = lock(&self.deliveries);
+        let before = deliveries.len();
+        deliveries.retain(|_, seen| *seen >= before_ms);
+        Ok(before - deliveries.len())
+    }
+
+    fn put_trigger(&self, trigger: &TriggerRecord) -> Result<(), StoreError> {
+        lock(&self.triggers).insert(trigger.name.clone(), trigger.clone());
+        Ok(())
+    }
+
+    fn get_trigger(&self, name: &str) -> Result<Option<TriggerRecord>, StoreError> {
+        Ok(lock(&self.triggers).get(name).cloned())
+    }
+
+    fn list_triggers(&self) -> Result<Vec<TriggerRecord>, StoreError> {
+        Ok(lock(&self.triggers).values().cloned().collect())
+    }
+
+    fn delete_trigger(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.triggers).remove(name).is_some())
     }
 }

@@ -5,6 +5,7 @@
 mod event_records;
 mod memory;
 mod sled_store;
+mod trigger_records;
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use event_records::{DeadLetterCondition, DeadLetterRecord, EventRecord};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
+pub use trigger_records::{EventCompanion, TriggerRecord, TriggerSource};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,24 @@ pub trait Store: Send + Sync + 'static {
     fn count_dead_letters(&self, function: &str) -> Result<u64, StoreError>;
     /// Removes a dead letter durably; false when it did not exist.
     fn delete_dead_letter(&self, function: &str, id: &str) -> Result<bool, StoreError>;
+    /// Writes a new event and its companion in one transaction, durably.
+    /// Returns false (and writes nothing) when the companion is a
+    /// delivery already seen.
+    fn put_event_with(
+        &self,
+        event: &EventRecord,
+        companion: &EventCompanion,
+    ) -> Result<bool, StoreError>;
+    /// Forgets deliveries first seen before `before_ms`; returns how many.
+    fn prune_deliveries(&self, before_ms: i64) -> Result<usize, StoreError>;
+    /// Writes a trigger durably.
+    fn put_trigger(&self, trigger: &TriggerRecord) -> Result<(), StoreError>;
+    /// Reads a trigger.
+    fn get_trigger(&self, name: &str) -> Result<Option<TriggerRecord>, StoreError>;
+    /// Every trigger, by name.
+    fn list_triggers(&self) -> Result<Vec<TriggerRecord>, StoreError>;
+    /// Deletes a trigger durably; false when it did not exist.
+    fn delete_trigger(&self, name: &str) -> Result<bool, StoreError>;
 }
 
 /// Configuration as stored (serde mirror of the protocol's `FunctionConfig`).
@@ -104,6 +124,9 @@ pub struct StoredConfig {
     /// Function invoked with the destination record of a failed event.
     #[serde(default)]
     pub on_failure_destination: String,
+    /// S3 profile whose credentials the function gets.
+    #[serde(default)]
+    pub credentials_profile: String,
 }
 
 fn default_retries() -> u32 {
@@ -142,6 +165,7 @@ impl StoredConfig {
                 .reserved_concurrency
                 .map(|r| u32::try_from(r).unwrap_or(0)),
             on_failure_destination: config.on_failure_destination.clone(),
+            credentials_profile: config.credentials_profile.clone(),
         }
     }
 
@@ -164,6 +188,7 @@ impl StoredConfig {
                 .reserved_concurrency
                 .map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
             on_failure_destination: self.on_failure_destination.clone(),
+            credentials_profile: self.credentials_profile.clone(),
         }
     }
 }

@@ -4,8 +4,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
+use sled::transaction::TransactionError;
+use sled::Transactional;
 
-use super::{DeadLetterRecord, EventRecord, FunctionRecord, LogRecord, Store, StoreError};
+use super::{
+    DeadLetterRecord, EventCompanion, EventRecord, FunctionRecord, LogRecord, Store, StoreError,
+    TriggerRecord,
+};
 
 /// State in a sled database.
 pub struct SledStore {
@@ -14,6 +19,8 @@ pub struct SledStore {
     logs: sled::Tree,
     events: sled::Tree,
     dead_letters: sled::Tree,
+    triggers: sled::Tree,
+    deliveries: sled::Tree,
     sequence: AtomicU64,
 }
 
@@ -59,6 +66,12 @@ impl SledStore {
         let dead_letters = db
             .open_tree("dead_letters")
             .map_err(|e| err("open tree", "dead_letters", e))?;
+        let triggers = db
+            .open_tree("triggers")
+            .map_err(|e| err("open tree", "triggers", e))?;
+        let deliveries = db
+            .open_tree("deliveries")
+            .map_err(|e| err("open tree", "deliveries", e))?;
         let sequence = AtomicU64::new(db.generate_id().map_err(|e| err("generate id", &path, e))?);
         Ok(Self {
             db,
@@ -66,6 +79,8 @@ impl SledStore {
             logs,
             events,
             dead_letters,
+            triggers,
+            deliveries,
             sequence,
         })
     }
@@ -265,6 +280,111 @@ impl Store for SledStore {
             .map_err(|e| err("remove dead letter", id, e))?
             .is_some();
         self.flush(id)?;
+        Ok(existed)
+    }
+
+    fn put_event_with(
+        &self,
+        event: &EventRecord,
+        companion: &EventCompanion,
+    ) -> Result<bool, StoreError> {
+        let event_bytes =
+            serde_json::to_vec(event).map_err(|e| err("encode event", &event.id, e))?;
+        let written = match companion {
+            EventCompanion::None => {
+                self.events
+                    .insert(event.id.as_bytes(), event_bytes)
+                    .map_err(|e| err("insert event", &event.id, e))?;
+                true
+            }
+            EventCompanion::Fired(trigger) => {
+                let trigger_bytes = serde_json::to_vec(trigger.as_ref())
+                    .map_err(|e| err("encode trigger", &trigger.name, e))?;
+                let result: Result<(), TransactionError<()>> = (&self.events, &self.triggers)
+                    .transaction(|(events, triggers)| {
+                        events.insert(event.id.as_bytes(), event_bytes.as_slice())?;
+                        triggers.insert(trigger.name.as_bytes(), trigger_bytes.as_slice())?;
+                        Ok(())
+                    });
+                result.map_err(|e| err("fire trigger", &trigger.name, format!("{e:?}")))?;
+                true
+            }
+            EventCompanion::Delivery { key, seen_ms } => {
+                let seen = seen_ms.to_be_bytes();
+                let result: Result<bool, TransactionError<()>> = (&self.events, &self.deliveries)
+                    .transaction(|(events, deliveries)| {
+                        if deliveries.get(key.as_bytes())?.is_some() {
+                            return Ok(false);
+                        }
+                        deliveries.insert(key.as_bytes(), &seen[..])?;
+                        events.insert(event.id.as_bytes(), event_bytes.as_slice())?;
+                        Ok(true)
+                    });
+                result.map_err(|e: TransactionError<()>| {
+                    err("queue delivery", &event.id, format!("{e:?}"))
+                })?
+            }
+        };
+        if written {
+            self.flush(&event.id)?;
+        }
+        Ok(written)
+    }
+
+    fn prune_deliveries(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for item in self.deliveries.iter() {
+            let (key, seen) = item.map_err(|e| err("scan", "deliveries", e))?;
+            let seen_ms = <[u8; 8]>::try_from(seen.as_ref())
+                .map(i64::from_be_bytes)
+                .unwrap_or(0);
+            if seen_ms < before_ms {
+                self.deliveries
+                    .remove(&key)
+                    .map_err(|e| err("prune", "deliveries", e))?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
+    }
+
+    fn put_trigger(&self, trigger: &TriggerRecord) -> Result<(), StoreError> {
+        let bytes =
+            serde_json::to_vec(trigger).map_err(|e| err("encode trigger", &trigger.name, e))?;
+        self.triggers
+            .insert(trigger.name.as_bytes(), bytes)
+            .map_err(|e| err("insert trigger", &trigger.name, e))?;
+        self.flush(&trigger.name)
+    }
+
+    fn get_trigger(&self, name: &str) -> Result<Option<TriggerRecord>, StoreError> {
+        match self
+            .triggers
+            .get(name.as_bytes())
+            .map_err(|e| err("get trigger", name, e))?
+        {
+            Some(bytes) => decode("decode trigger", name, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn list_triggers(&self) -> Result<Vec<TriggerRecord>, StoreError> {
+        self.triggers
+            .iter()
+            .map(|item| {
+                let (key, bytes) = item.map_err(|e| err("scan", "triggers", e))?;
+                decode("decode trigger", &String::from_utf8_lossy(&key), &bytes)
+            })
+            .collect()
+    }
+
+    fn delete_trigger(&self, name: &str) -> Result<bool, StoreError> {
+        let existed = self
+            .triggers
+            .remove(name.as_bytes())
+            .map_err(|e| err("remove trigger", name, e))?
+            .is_some();
+        self.flush(name)?;
         Ok(existed)
     }
 }

@@ -78,6 +78,7 @@ pub async fn create(
         .create_function(CreateFunctionRequest {
             config: Some(config),
             zip,
+            code_s3: None,
         })
         .await
         .map(|r| r.into_inner())

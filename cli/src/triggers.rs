@@ -1,0 +1,183 @@
+//! `kumo trigger …`: schedules and bucket notifications.
+
+use kumo_proto::control::control_client::ControlClient;
+use kumo_proto::control::{
+    trigger_config, BucketSource, CreateTriggerRequest, DeleteTriggerRequest, GetTriggerRequest,
+    ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest, TriggerConfig, TriggerInfo,
+};
+use serde_json::{json, Value};
+use tonic::transport::Channel;
+
+use crate::args::{Output, TriggerCommand, TriggerCreateArgs};
+use crate::commands::CliError;
+
+/// The stable JSON shape of a trigger.
+pub fn trigger_json(info: &TriggerInfo) -> Value {
+    let config = info.config.clone().unwrap_or_default();
+    let mut value = json!({
+        "name": config.name,
+        "function": config.function,
+        "enabled": !config.disabled,
+        "arn": info.arn,
+        "created_at": info.created_at,
+        "fired": info.fired,
+    });
+    match config.source {
+        Some(trigger_config::Source::Schedule(s)) => {
+            value["schedule"] = json!(s.expression);
+            if !s.input.is_empty() {
+                value["input"] = json!(s.input);
+            }
+            value["next_fires"] = json!(info.next_fires);
+            value["last_fired_at"] = json!(info.last_fired_at);
+        }
+        Some(trigger_config::Source::Bucket(b)) => {
+            value["bucket"] = json!(b.bucket);
+            value["events"] = json!(b.events);
+            value["prefix"] = json!(b.prefix);
+            value["suffix"] = json!(b.suffix);
+            value["configured_with"] = json!(info.configured_with);
+        }
+        None => {}
+    }
+    value
+}
+
+fn print(info: &TriggerInfo, output: Output) {
+    let value = trigger_json(info);
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ),
+        Output::Text => {
+            if let Value::Object(map) = value {
+                for (key, v) in map {
+                    match v {
+                        Value::Array(items) if key == "next_fires" => {
+                            println!("{key:<16}");
+                            for item in items {
+                                println!("  {}", item.as_str().unwrap_or_default());
+                            }
+                        }
+                        Value::String(s) => println!("{key:<16} {s}"),
+                        other => println!("{key:<16} {other}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn create_request(args: TriggerCreateArgs) -> CreateTriggerRequest {
+    let source = match (args.schedule, args.bucket) {
+        (Some(expression), _) => trigger_config::Source::Schedule(ScheduleSource {
+            expression,
+            input: args.input.unwrap_or_default(),
+        }),
+        (None, bucket) => trigger_config::Source::Bucket(BucketSource {
+            bucket: bucket.unwrap_or_default(),
+            events: args.events,
+            prefix: args.prefix,
+            suffix: args.suffix,
+        }),
+    };
+    CreateTriggerRequest {
+        config: Some(TriggerConfig {
+            name: args.name,
+            function: args.function,
+            disabled: args.disabled,
+            source: Some(source),
+        }),
+        configure_bucket_profile: if args.configure_bucket {
+            args.s3_profile.unwrap_or_default()
+        } else {
+            String::new()
+        },
+    }
+}
+
+/// Runs a `kumo trigger` command.
+pub async fn run(
+    client: &mut ControlClient<Channel>,
+    command: TriggerCommand,
+) -> Result<(), CliError> {
+    match command {
+        TriggerCommand::Create(args) => {
+            let output = args.output;
+            let info = client
+                .create_trigger(create_request(args))
+                .await?
+                .into_inner();
+            print(&info, output);
+        }
+        TriggerCommand::Get { name, output } => {
+            let info = client
+                .get_trigger(GetTriggerRequest { name })
+                .await?
+                .into_inner();
+            print(&info, output);
+        }
+        TriggerCommand::List { output } => {
+            let list = client
+                .list_triggers(ListTriggersRequest {})
+                .await?
+                .into_inner()
+                .triggers;
+            match output {
+                Output::Json => {
+                    let values: Vec<Value> = list.iter().map(trigger_json).collect();
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&values).unwrap_or_default()
+                    );
+                }
+                Output::Text => {
+                    println!("{:<24} {:<8} {:<24} SOURCE", "NAME", "ENABLED", "FUNCTION");
+                    for info in &list {
+                        let value = trigger_json(info);
+                        let source = value["schedule"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| {
+                                format!("bucket {}", value["bucket"].as_str().unwrap_or_default())
+                            });
+                        println!(
+                            "{:<24} {:<8} {:<24} {source}",
+                            value["name"].as_str().unwrap_or_default(),
+                            value["enabled"],
+                            value["function"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+        TriggerCommand::Enable { name } => {
+            let info = client
+                .set_trigger_enabled(SetTriggerEnabledRequest {
+                    name,
+                    enabled: true,
+                })
+                .await?
+                .into_inner();
+            print(&info, Output::Text);
+        }
+        TriggerCommand::Disable { name } => {
+            let info = client
+                .set_trigger_enabled(SetTriggerEnabledRequest {
+                    name,
+                    enabled: false,
+                })
+                .await?
+                .into_inner();
+            print(&info, Output::Text);
+        }
+        TriggerCommand::Delete { name } => {
+            client
+                .delete_trigger(DeleteTriggerRequest { name: name.clone() })
+                .await?;
+            println!("deleted trigger {name}");
+        }
+    }
+    Ok(())
+}

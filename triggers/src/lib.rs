@@ -1,0 +1,12 @@
+//! Kumo's event-source formats, as pure functions without I/O so they can
+//! be unit-tested exhaustively and fuzzed:
+//!
+//! - [`schedule_expression`]: EventBridge `cron(…)` and `rate(…)` with fire
+//!   times (wire-formats §6).
+//! - [`scheduled_event`]: the Scheduled Event JSON a schedule sends (§5c).
+//! - [`minio`]: MinIO webhook bodies, key decoding, and which bucket
+//!   triggers an S3 event record matches (§5b).
+
+pub mod minio;
+pub mod schedule_expression;
+pub mod scheduled_event;
