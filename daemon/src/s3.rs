@@ -40,9 +40,23 @@ pub struct S3Profile {
     #[serde(default = "default_true")]
     pub path_style: bool,
     /// The MinIO webhook target id (`MINIO_NOTIFY_WEBHOOK_ENABLE_<ID>`);
-    /// `--configure-bucket` uses `arn:minio:sqs::<ID>:webhook`.
+    /// `--configure-bucket` uses `arn:minio:sqs:<REGION>:<ID>:webhook`.
     #[serde(default = "default_target")]
     pub webhook_target_id: String,
+    /// The region in that ARN: empty for a MinIO without `MINIO_REGION`
+    /// (`arn:minio:sqs::<ID>:webhook`), else the server's region.
+    #[serde(default)]
+    pub webhook_arn_region: String,
+}
+
+impl S3Profile {
+    /// The queue ARN of the MinIO webhook target.
+    pub fn webhook_arn(&self) -> String {
+        format!(
+            "arn:minio:sqs:{}:{}:webhook",
+            self.webhook_arn_region, self.webhook_target_id
+        )
+    }
 }
 
 fn default_region() -> String {
@@ -244,10 +258,7 @@ impl S3Profiles {
         bucket: &str,
         binding: &BucketBinding<'_>,
     ) -> Result<(), S3Error> {
-        let arn = format!(
-            "arn:minio:sqs::{}:webhook",
-            self.profile(profile)?.webhook_target_id
-        );
+        let arn = self.profile(profile)?.webhook_arn();
         let mut rules = Vec::new();
         for (name, value) in [
             (FilterRuleName::Prefix, binding.prefix),

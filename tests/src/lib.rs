@@ -2,6 +2,8 @@
 //! (real sandboxes, real sled) in a temp dir on free ports, and drive it
 //! with the real `kumo` CLI.
 
+pub mod http;
+pub mod s3;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
@@ -92,6 +94,8 @@ pub struct Kumo {
     pub dir: tempfile::TempDir,
     /// gRPC endpoint URL.
     pub endpoint: String,
+    /// HTTP listener address (`127.0.0.1:port`).
+    pub http_address: String,
     bins: PathBuf,
     /// The separate `kumo-agent` of [`Kumo::start_separate`].
     agent: Option<Child>,
@@ -136,6 +140,7 @@ impl Kumo {
             child,
             dir,
             endpoint: format!("http://127.0.0.1:{grpc}"),
+            http_address: format!("127.0.0.1:{http}"),
             bins,
             agent: None,
         };

@@ -1,0 +1,105 @@
+//! The S3-compatible server of the tests (moto, see `tests/s3-server.sh`):
+//! the one `tests/run-all.sh` started (`KUMO_TEST_S3_ENDPOINT`), or one
+//! started for this test. Object work goes through boto3 in the test venv.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A reachable S3-compatible endpoint and the Python that drives it.
+pub struct S3Server {
+    /// `http://127.0.0.1:port`.
+    pub endpoint: String,
+    /// Python with boto3 and pyzipper.
+    pub python: PathBuf,
+    /// boto3 + pyzipper to bundle into function packages.
+    pub vendor: PathBuf,
+    own: Option<tempfile::TempDir>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("s3-server.sh")
+}
+
+impl S3Server {
+    /// The shared server, or a new one for this test.
+    pub fn get() -> S3Server {
+        let python = PathBuf::from(
+            std::env::var("KUMO_TEST_VENV").unwrap_or_else(|_| "/var/tmp/kumo-test-venv".into()),
+        )
+        .join("bin/python");
+        let vendor = PathBuf::from(
+            std::env::var("KUMO_TEST_VENDOR")
+                .unwrap_or_else(|_| "/var/tmp/kumo-test-vendor".into()),
+        );
+        if let Ok(endpoint) = std::env::var("KUMO_TEST_S3_ENDPOINT") {
+            return S3Server {
+                endpoint,
+                python,
+                vendor,
+                own: None,
+            };
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(script())
+            .arg("start")
+            .env("KUMO_TEST_DIR", dir.path())
+            .output()
+            .expect("running tests/s3-server.sh");
+        assert!(
+            out.status.success(),
+            "tests/s3-server.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let endpoint = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        S3Server {
+            endpoint,
+            python,
+            vendor,
+            own: Some(dir),
+        }
+    }
+
+    /// Runs a boto3 script: `s3` is a client for this server; `argv[1:]` are `args`.
+    /// Returns stdout; panics with stderr on failure.
+    pub fn boto3(&self, script: &str, args: &[&str]) -> String {
+        let prelude = format!(
+            "import sys, boto3\nfrom botocore.config import Config\ns3 = boto3.client('s3', endpoint_url={:?}, aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1', config=Config(s3={{'addressing_style': 'path'}}))\n",
+            self.endpoint
+        );
+        let out = Command::new(&self.python)
+            .arg("-c")
+            .arg(format!("{prelude}{script}"))
+            .args(args)
+            .output()
+            .expect("running the test venv's python");
+        assert!(
+            out.status.success(),
+            "boto3 script failed: {}\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kumod TOML for an S3 profile `name` on this server (its secret
+    /// written under `dir`).
+    pub fn profile_toml(&self, name: &str, dir: &Path) -> String {
+        let secret = dir.join(format!("{name}.secret"));
+        std::fs::write(&secret, "test\n").expect("writing the secret");
+        format!(
+            "[s3.profiles.{name}]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key_file = \"{}\"\nwebhook_arn_region = \"us-east-1\"\n",
+            self.endpoint,
+            secret.display()
+        )
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.own {
+            let _ = Command::new(script())
+                .arg("stop")
+                .env("KUMO_TEST_DIR", dir.path())
+                .status();
+        }
+    }
+}
