@@ -24,9 +24,33 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> building binaries"
 cargo build --workspace --bins --quiet
+echo "==> S3 test server (moto; tests/s3-server.sh)"
+tests/s3-server.sh prepare
+KUMO_TEST_DIR="$(mktemp -d)"
+export KUMO_TEST_DIR
+KUMO_TEST_S3_ENDPOINT="$(tests/s3-server.sh start)"
+export KUMO_TEST_S3_ENDPOINT
+trap 'tests/s3-server.sh stop; rm -rf "$KUMO_TEST_DIR"' EXIT
+echo "    $KUMO_TEST_S3_ENDPOINT"
+
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else
   cargo test --workspace --no-fail-fast
+fi
+
+# Brief fuzzing of the parsers that take untrusted input (cargo-fuzz needs
+# a nightly toolchain; both are installed when missing).
+fuzz_seconds="${KUMO_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  echo "==> fuzzing, ${fuzz_seconds} s per target"
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked --quiet
+  for target in schedule_expression minio_webhook; do
+    corpus="$(mktemp -d)"
+    (cd fuzz && cargo +nightly fuzz run --release "$target" "$corpus" "seeds/$target" -- \
+      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 2>&1 | tail -n 3)
+    rm -rf "$corpus"
+  done
 fi

@@ -176,4 +176,37 @@ mod tests {
         let err = DaemonConfig::load_sources(Some(&file), "KUMO_TEST_UNUSED").unwrap_err();
         assert!(err.to_string().contains("kumod.toml"), "{err}");
     }
+
+    #[test]
+    fn the_shipped_example_parses_with_the_defaults_it_documents() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kumod.toml");
+        let config = DaemonConfig::load_sources(Some(&file), "KUMO_TEST_UNUSED").unwrap();
+        let defaults = DaemonConfig::default();
+        assert_eq!(config.concurrency_limit, defaults.concurrency_limit);
+        assert_eq!(config.async_invoke, defaults.async_invoke);
+        assert_eq!(config.triggers.missed_fires, defaults.triggers.missed_fires);
+        assert_eq!(config.triggers.delivery_retention_hours, 24);
+        assert!(config.s3.profiles.is_empty());
+    }
+
+    #[test]
+    fn s3_profiles_and_trigger_settings_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kumod.toml");
+        std::fs::write(
+            &file,
+            "[triggers]\nmissed_fires = \"fire_once\"\n[s3.profiles.minio]\nendpoint = \"http://m:9000\"\naccess_key_id = \"k\"\nsecret_access_key_file = \"/s\"\n",
+        )
+        .unwrap();
+        let config = DaemonConfig::load_sources(Some(&file), "KUMO_TEST_UNUSED").unwrap();
+        assert_eq!(
+            config.triggers.missed_fires,
+            crate::triggers::scheduler::MissedFires::FireOnce
+        );
+        let profile = &config.s3.profiles["minio"];
+        assert!(profile.path_style);
+        assert_eq!(profile.webhook_arn(), "arn:minio:sqs::KUMO:webhook");
+        std::fs::write(&file, "[triggers]\nmissed_fires = \"later\"\n").unwrap();
+        assert!(DaemonConfig::load_sources(Some(&file), "KUMO_TEST_UNUSED").is_err());
+    }
 }
