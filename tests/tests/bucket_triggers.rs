@@ -368,3 +368,36 @@ fn disabled_bucket_triggers_do_not_fire() {
     );
     assert_eq!(reply.json()["unmatched"], 1, "{reply:?}");
 }
+
+/// A 200 means the event is on disk: kill kumod right after it (while no
+/// agent could run the event yet), restart, and the function still runs.
+#[test]
+fn an_acknowledged_event_survives_a_kumod_crash() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut kumo = Kumo::start_separate(
+        "agent_wait_seconds = 1\n[async_invoke]\nbackoff_initial_ms = 200\nbackoff_max_ms = 1000\n",
+    );
+    let sink = Sink::start();
+    kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
+    trigger(
+        &kumo,
+        &["uploads", "--function", "photos", "--bucket", "images"],
+    );
+    kumo.kill9_agent();
+    let body = minio_event("s3:ObjectCreated:Put", "images", "late.jpg", "E1");
+    let reply = post_minio(&kumo.http_address, None, &body);
+    assert_eq!(reply.json()["queued"], 1, "{reply:?}");
+    kumo.kill9();
+    kumo.restart();
+    kumo.start_agent();
+    assert!(
+        sink.wait_for(Duration::from_secs(60), |r| r.len() == 1),
+        "the acknowledged event was lost:\n{}",
+        kumo.log()
+    );
+    // MinIO redelivering it after the crash does not run it again.
+    let again = post_minio(&kumo.http_address, None, &body);
+    assert_eq!(again.json()["duplicates"], 1, "{again:?}");
+}
