@@ -134,23 +134,42 @@ impl Pool {
 
     /// Takes a warm instance for `key`, or reserves room for a cold start
     /// (evicting idle instances of other functions, least recently used
-    /// first, when needed; they are returned for shutdown).
+    /// first, when needed; they are returned for shutdown). Idle instances
+    /// of older revisions of the same function version are drained (returned
+    /// for shutdown) as soon as a newer revision is asked for.
     pub fn acquire(
         &self,
         key: &PoolKey,
         memory_mb: u32,
     ) -> (Result<Acquired, CapacityExceeded>, Vec<Pooled>) {
         let mut state = self.lock();
+        let stale: Vec<PoolKey> = state
+            .idle
+            .keys()
+            .filter(|k| k.name == key.name && k.version == key.version && k.revision < key.revision)
+            .cloned()
+            .collect();
+        let mut drained = Vec::new();
+        for old in stale {
+            for idle in state.idle.remove(&old).unwrap_or_default() {
+                Self::account_gone(
+                    &mut state,
+                    idle.pooled.uid,
+                    idle.pooled.instance.memory_mb(),
+                );
+                drained.push(idle.pooled);
+            }
+        }
         if let Some(list) = state.idle.get_mut(key) {
             if let Some(idle) = list.pop() {
                 if list.is_empty() {
                     state.idle.remove(key);
                 }
                 state.busy += 1;
-                return (Ok(Acquired::Warm(Box::new(idle.pooled))), Vec::new());
+                return (Ok(Acquired::Warm(Box::new(idle.pooled))), drained);
             }
         }
-        let mut evicted = Vec::new();
+        let mut evicted = drained;
         while !self.fits(&state, memory_mb) {
             match Self::evict_oldest(&mut state) {
                 Some(pooled) => evicted.push(pooled),

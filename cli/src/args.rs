@@ -37,6 +37,101 @@ pub enum Command {
     /// Schedules and bucket notifications that invoke functions.
     #[command(subcommand)]
     Trigger(TriggerCommand),
+    /// Publish, list and delete immutable versions.
+    #[command(subcommand)]
+    Version(VersionCommand),
+    /// Named pointers at versions (with optional weighted routing).
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// The daemon and its agents.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+/// Version subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VersionCommand {
+    /// Snapshot $LATEST as the next version (or return the last one if nothing changed).
+    Publish {
+        /// Function name.
+        name: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Refuse unless $LATEST's CodeSha256 (base64) is this.
+        #[arg(long, value_name = "SHA256")]
+        expect_sha256: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List $LATEST and the published versions.
+    List {
+        /// Function name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete a published version no alias or trigger uses.
+    Delete {
+        /// Function name.
+        name: String,
+        /// Version number.
+        version: String,
+    },
+}
+
+/// What an alias points at.
+#[derive(Debug, clap::Args)]
+pub struct AliasTarget {
+    /// Function name.
+    pub name: String,
+    /// Alias name.
+    pub alias: String,
+    /// Version it points at (a number, or $LATEST).
+    #[arg(long)]
+    pub version: String,
+    /// A second version that gets --weight of the calls.
+    #[arg(long, requires = "weight")]
+    pub extra_version: Option<String>,
+    /// Share of calls (0-1) for --extra-version.
+    #[arg(long, requires = "extra_version")]
+    pub weight: Option<f64>,
+    /// Free text.
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+/// Alias subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Create an alias.
+    Create(AliasTarget),
+    /// Move an alias (takes effect for the next call).
+    Update(AliasTarget),
+    /// Show an alias.
+    Get {
+        /// Function name.
+        name: String,
+        /// Alias name.
+        alias: String,
+    },
+    /// List a function's aliases.
+    List {
+        /// Function name.
+        name: String,
+    },
+    /// Delete an alias no trigger uses.
+    Delete {
+        /// Function name.
+        name: String,
+        /// Alias name.
+        alias: String,
+    },
 }
 
 /// Trigger subcommands.
@@ -347,4 +442,7 @@ pub struct LogsArgs {
     /// Only this invocation's log.
     #[arg(long)]
     pub request_id: Option<String>,
+    /// Only invocations that ran this version ($LATEST, 1, 2, …).
+    #[arg(long)]
+    pub version: Option<String>,
 }

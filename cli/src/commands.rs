@@ -256,6 +256,7 @@ pub async fn logs(client: &mut ControlClient<Channel>, args: LogsArgs) -> Result
             follow: args.follow,
             since_unix_ms,
             request_id: args.request_id.unwrap_or_default(),
+            version: args.version.unwrap_or_default(),
         })
         .await?
         .into_inner();

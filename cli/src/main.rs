@@ -6,6 +6,7 @@ mod dlq;
 mod output;
 mod package;
 mod triggers;
+mod versions;
 
 use std::process::ExitCode;
 
@@ -44,5 +45,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logs(args) => commands::logs(&mut client, args).await,
         Command::Dlq(command) => dlq::run(&mut client, command).await,
         Command::Trigger(command) => triggers::run(&mut client, command).await,
+        Command::Version(command) => versions::version(&mut client, command).await,
+        Command::Alias(command) => versions::alias(&mut client, command).await,
+        Command::Status { output } => versions::status(&mut client, output).await,
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use kumo_proto::agent::agent_control_server::AgentControl;
 use kumo_proto::agent::{
-    agent_message, daemon_message, AgentMessage, DaemonMessage, FetchPackageRequest, Invocation,
-    InvocationResult, PackageChunk, Registered,
+    agent_message, daemon_message, AgentMessage, DaemonMessage, FetchPackageRequest, Heartbeat,
+    Invocation, InvocationResult, PackageChunk, Register, Registered,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 use tonic::{Request, Response, Status, Streaming};
@@ -81,6 +81,25 @@ struct ConnectedAgent {
     allocatable_mb: u64,
     /// Memory of the invocations running on it now.
     running_mb: u64,
+    registration: Register,
+    last_heartbeat: Heartbeat,
+    last_seen: std::time::Instant,
+    connected_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What kumod knows of one connected agent.
+#[derive(Debug, Clone)]
+pub struct AgentSnapshot {
+    /// How it registered.
+    pub registration: Register,
+    /// Invocations kumod sent it that have not finished.
+    pub running: u32,
+    /// Its last heartbeat.
+    pub heartbeat: Heartbeat,
+    /// Time since its last message.
+    pub last_seen: Duration,
+    /// When it attached.
+    pub connected_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl ConnectedAgent {
@@ -231,21 +250,51 @@ impl AgentRegistry {
         Some(pending)
     }
 
+    /// Every connected agent.
+    pub fn snapshot(&self) -> Vec<AgentSnapshot> {
+        let state = self.lock();
+        let mut agents: Vec<AgentSnapshot> = state
+            .agents
+            .values()
+            .map(|a| AgentSnapshot {
+                registration: a.registration.clone(),
+                running: a.running,
+                heartbeat: a.last_heartbeat,
+                last_seen: a.last_seen.elapsed(),
+                connected_at: a.connected_at,
+            })
+            .collect();
+        agents.sort_by(|a, b| a.registration.agent_id.cmp(&b.registration.agent_id));
+        agents
+    }
+
+    fn seen(&self, session: u64, heartbeat: Option<Heartbeat>) {
+        if let Some(agent) = self.lock().agents.get_mut(&session) {
+            agent.last_seen = std::time::Instant::now();
+            if let Some(heartbeat) = heartbeat {
+                agent.last_heartbeat = heartbeat;
+            }
+        }
+    }
+
     fn register(
         &self,
-        agent_id: String,
-        allocatable_mb: u64,
+        registration: Register,
         sender: mpsc::Sender<Result<DaemonMessage, Status>>,
     ) -> u64 {
         let session = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().agents.insert(
             session,
             ConnectedAgent {
-                agent_id,
+                agent_id: registration.agent_id.clone(),
                 sender,
                 running: 0,
-                allocatable_mb,
+                allocatable_mb: registration.allocatable_memory_mb,
                 running_mb: 0,
+                registration,
+                last_heartbeat: Heartbeat::default(),
+                last_seen: std::time::Instant::now(),
+                connected_at: chrono::Utc::now(),
             },
         );
         self.joined.notify_waiters();
@@ -324,11 +373,7 @@ impl AgentControl for AgentService {
             .send(Ok(ack))
             .await
             .map_err(|_| Status::internal("stream closed"))?;
-        let session = self.registry.register(
-            register.agent_id.clone(),
-            register.allocatable_memory_mb,
-            sender,
-        );
+        let session = self.registry.register(register.clone(), sender);
         tracing::info!(agent_id = %register.agent_id, hostname = %register.hostname,
             memory_mb = register.allocatable_memory_mb, "agent attached");
         let registry = self.registry.clone();
@@ -336,11 +381,15 @@ impl AgentControl for AgentService {
             while let Some(message) = inbound.next().await {
                 match message.map(|m| m.body) {
                     Ok(Some(agent_message::Body::Result(result))) => {
+                        registry.seen(session, None);
                         if let Some(pending) = registry.finish(result.invocation_id) {
                             let _ = pending.reply.send(Ok(result));
                         }
                     }
-                    Ok(Some(agent_message::Body::Heartbeat(_))) | Ok(None) => {}
+                    Ok(Some(agent_message::Body::Heartbeat(heartbeat))) => {
+                        registry.seen(session, Some(heartbeat));
+                    }
+                    Ok(None) => {}
                     Ok(Some(agent_message::Body::Register(_))) => {
                         tracing::warn!(agent_id = %register.agent_id, "ignoring a second Register");
                     }

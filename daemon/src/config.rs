@@ -29,8 +29,8 @@ pub struct DaemonConfig {
     /// Seconds added to a function's timeout (and the agent's init timeout)
     /// before kumod gives up on a result.
     pub invoke_grace_seconds: u64,
-    /// Log records kept per function (oldest dropped first).
-    pub max_log_records_per_function: usize,
+    /// Retention of function logs.
+    pub function_logs: crate::logs::FunctionLogsConfig,
     /// Invocations that may run at once in the whole cluster (Lambda's
     /// account concurrency); reservations are carved out of it.
     pub concurrency_limit: u32,
@@ -101,7 +101,7 @@ impl Default for DaemonConfig {
             log: LogConfig::default(),
             agent_wait_seconds: 5,
             invoke_grace_seconds: 5,
-            max_log_records_per_function: 10_000,
+            function_logs: crate::logs::FunctionLogsConfig::default(),
             concurrency_limit: 1000,
             async_invoke: crate::async_queue::AsyncConfig::default(),
             triggers: TriggersConfig::default(),
@@ -186,6 +186,7 @@ mod tests {
         assert_eq!(config.async_invoke, defaults.async_invoke);
         assert_eq!(config.triggers.missed_fires, defaults.triggers.missed_fires);
         assert_eq!(config.triggers.delivery_retention_hours, 24);
+        assert_eq!(config.function_logs, defaults.function_logs);
         assert!(config.s3.profiles.is_empty());
     }
 

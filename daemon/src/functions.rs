@@ -90,6 +90,11 @@ impl Functions {
         &self.s3
     }
 
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// Checks and records a function's reservation, then stores the record.
     fn store_record(&self, record: &FunctionRecord) -> Result<(), FunctionError> {
         let name = &record.config.name;
@@ -152,6 +157,7 @@ impl Functions {
             code_size: package.size,
             revision: 1,
             last_modified: now(),
+            published: 0,
         };
         if let Err(err) = self.store_record(&record) {
             self.collect_package(&record.package_digest)?;
@@ -251,11 +257,22 @@ impl Functions {
             .collect())
     }
 
-    /// Deletes a function, its logs and dead letters, and its package if
-    /// nothing else uses it. Its queued events are dropped when they fall due.
+    /// Deletes a function with its versions, aliases, logs and dead
+    /// letters, and its packages if nothing else uses them. Its queued
+    /// events are dropped when they fall due.
     pub fn delete(&self, name: &str) -> Result<(), FunctionError> {
         let record = self.get_record(name)?;
         self.store.delete_function(name)?;
+        let versions = self.store.list_versions(name)?;
+        for version in &versions {
+            self.store.delete_version(name, version.version)?;
+        }
+        for alias in self.store.list_aliases(name)? {
+            self.store.delete_alias(name, &alias.name)?;
+        }
+        for version in &versions {
+            self.collect_package(&version.package_digest)?;
+        }
         self.limiter.set_reservation(name, None);
         self.store.delete_logs(name)?;
         for letter in self.store.list_dead_letters(name)? {
@@ -266,12 +283,17 @@ impl Functions {
     }
 
     /// Removes a package blob when no function refers to it any more.
-    fn collect_package(&self, digest: &str) -> Result<(), FunctionError> {
-        let in_use = self
-            .store
-            .list_functions()?
-            .iter()
-            .any(|r| r.package_digest == digest);
+    pub(crate) fn collect_package(&self, digest: &str) -> Result<(), FunctionError> {
+        let mut in_use = false;
+        for record in self.store.list_functions()? {
+            in_use = in_use
+                || record.package_digest == digest
+                || self
+                    .store
+                    .list_versions(&record.config.name)?
+                    .iter()
+                    .any(|v| v.package_digest == digest);
+        }
         if !in_use {
             self.packages.remove(digest);
         }

@@ -1,4 +1,5 @@
-//! kumod's HTTP listener: `GET /healthz` and the MinIO webhook at
+//! kumod's HTTP listener: `GET /healthz`, `GET /metrics` (Prometheus
+//! text), and the MinIO webhook at
 //! `/webhooks/minio` (`HEAD` for MinIO's start-up check, `POST` for
 //! events, `GET` for its counters).
 
@@ -13,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use kumo_triggers::minio::MAX_BODY_BYTES;
 use tokio::net::TcpListener;
 
+use crate::scrape::Scraper;
 use crate::triggers::webhook::{Reply, Webhook};
 
 /// Path of the MinIO webhook endpoint.
@@ -22,6 +24,8 @@ pub const MINIO_WEBHOOK_PATH: &str = "/webhooks/minio";
 pub struct HttpState {
     /// The MinIO webhook endpoint.
     pub webhook: Webhook,
+    /// `/metrics`.
+    pub scraper: Scraper,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
@@ -54,6 +58,17 @@ async fn route(
     let response = match (request.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/healthz") => {
             respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))
+        }
+        (Method::GET, "/metrics") => {
+            let scraper = state.scraper.clone();
+            let text = tokio::task::spawn_blocking(move || scraper.render())
+                .await
+                .unwrap_or_default();
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                Bytes::from(text),
+            )
         }
         (Method::HEAD, MINIO_WEBHOOK_PATH) => respond(StatusCode::OK, "text/plain", Bytes::new()),
         (Method::GET, MINIO_WEBHOOK_PATH) => json(state.webhook.stats(authorization.as_deref())),

@@ -13,7 +13,9 @@ use crate::agents::{AgentRegistry, DispatchError};
 use crate::concurrency::{ConcurrencyLimiter, Throttle};
 use crate::functions::{FunctionError, Functions};
 use crate::logs::Logs;
-use crate::store::{FunctionRecord, LogRecord};
+use crate::metrics::{InvocationSample, Metrics};
+use crate::qualifiers::{self, Target};
+use crate::store::LogRecord;
 
 /// Bytes of log returned with `log_tail`, as Lambda's `X-Amz-Log-Result`.
 const LOG_TAIL_BYTES: usize = 4096;
@@ -37,14 +39,6 @@ pub enum InvokeError {
         /// "synchronous" or "asynchronous".
         kind: &'static str,
     },
-    /// A qualifier other than `$LATEST`.
-    #[error("Function not found: {arn} (qualifier {qualifier:?} does not exist; only $LATEST is available)")]
-    UnknownQualifier {
-        /// ARN asked for.
-        arn: String,
-        /// The qualifier.
-        qualifier: String,
-    },
     /// Over a concurrency limit.
     #[error(transparent)]
     Throttled(#[from] Throttle),
@@ -56,12 +50,10 @@ pub enum InvokeError {
     Queue(String),
 }
 
-/// A checked call: the function as it is now, and a JSON payload.
+/// A checked call: what it runs, and a JSON payload.
 pub struct Prepared {
-    /// The function record.
-    pub record: FunctionRecord,
-    /// The qualifier asked for, if any.
-    pub qualifier: Option<String>,
+    /// The resolved version.
+    pub target: Target,
     /// The payload (`{}` when the call had none).
     pub payload: Vec<u8>,
 }
@@ -89,6 +81,7 @@ pub struct Invoker {
     logs: Logs,
     limiter: ConcurrencyLimiter,
     grace: Duration,
+    metrics: Metrics,
 }
 
 impl Invoker {
@@ -99,6 +92,7 @@ impl Invoker {
         logs: Logs,
         limiter: ConcurrencyLimiter,
         grace: Duration,
+        metrics: Metrics,
     ) -> Self {
         Self {
             functions,
@@ -106,7 +100,13 @@ impl Invoker {
             logs,
             limiter,
             grace,
+            metrics,
         }
+    }
+
+    /// The metric registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The function registry.
@@ -126,15 +126,7 @@ impl Invoker {
         let qualifier = inline_qualifier
             .map(str::to_string)
             .or_else(|| (!request.qualifier.is_empty()).then(|| request.qualifier.clone()));
-        let record = self.functions.get_record(name)?;
-        if let Some(q) = qualifier.as_deref() {
-            if q != LATEST {
-                return Err(InvokeError::UnknownQualifier {
-                    arn: self.functions.arn(name, Some(q)),
-                    qualifier: q.to_string(),
-                });
-            }
-        }
+        let target = qualifiers::resolve(&self.functions, name, qualifier.as_deref())?;
         let (limit, kind) = if request.invocation_type == InvocationType::Event as i32 {
             (MAX_ASYNC_PAYLOAD_BYTES, "asynchronous")
         } else {
@@ -154,11 +146,7 @@ impl Invoker {
                 .map_err(|e| InvokeError::InvalidJson(e.to_string()))?;
             request.payload.clone()
         };
-        Ok(Prepared {
-            record,
-            qualifier,
-            payload,
-        })
+        Ok(Prepared { target, payload })
     }
 
     /// A synchronous (or dry-run) call.
@@ -171,17 +159,26 @@ impl Invoker {
                 ..Default::default()
             });
         }
-        let _permit = self.limiter.try_acquire(&prepared.record.config.name)?;
+        let name = prepared.target.name.clone();
+        let _permit = self.limiter.try_acquire(&name).inspect_err(|throttle| {
+            self.metrics.throttle(&name, throttle.reason());
+        })?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let executed = self
             .execute(
-                &prepared.record,
-                prepared.qualifier.as_deref(),
+                &prepared.target,
                 prepared.payload,
                 &request_id,
                 request.client_context,
+                "RequestResponse",
             )
-            .await?;
+            .await
+            .inspect_err(|err| {
+                if matches!(err, DispatchError::NoCapacity { .. }) {
+                    self.metrics
+                        .throttle(&name, crate::concurrency::ACCOUNT_LIMIT_EXCEEDED);
+                }
+            })?;
         let failed = !executed.succeeded();
         let result = executed.result;
         Ok(InvokeResponse {
@@ -211,15 +208,15 @@ impl Invoker {
     /// The caller holds the concurrency permit.
     pub async fn execute(
         &self,
-        record: &FunctionRecord,
-        qualifier: Option<&str>,
+        target: &Target,
         payload: Vec<u8>,
         request_id: &str,
         client_context: String,
+        invocation_type: &'static str,
     ) -> Result<Executed, DispatchError> {
-        let name = &record.config.name;
-        let mut spec = self.spec(record);
-        let profile = &record.config.credentials_profile;
+        let name = &target.name;
+        let mut spec = self.spec(target);
+        let profile = &target.config.credentials_profile;
         if !profile.is_empty() {
             let credentials = self
                 .functions
@@ -235,20 +232,35 @@ impl Invoker {
             invocation_id: 0,
             request_id: request_id.to_string(),
             function: Some(spec),
-            invoked_function_arn: self.functions.arn(name, qualifier),
+            invoked_function_arn: self.functions.arn(name, target.qualifier.as_deref()),
             payload,
             client_context,
             cognito_identity: String::new(),
             trace_id: String::new(),
         };
         let deadline =
-            Duration::from_secs(u64::from(record.config.timeout_seconds)) + self.grace * 3;
+            Duration::from_secs(u64::from(target.config.timeout_seconds)) + self.grace * 3;
         let result = self.agents.dispatch(invocation, deadline).await?;
         let version = if result.executed_version.is_empty() {
             LATEST.to_string()
         } else {
             result.executed_version.clone()
         };
+        let version = if version == LATEST {
+            target.version.clone()
+        } else {
+            version
+        };
+        let failed = result.outcome != Outcome::Success as i32;
+        self.metrics.invocation(&InvocationSample {
+            function: name,
+            version: &version,
+            invocation_type,
+            outcome: outcome_label(result.outcome),
+            error_type: if failed { &result.error_type } else { "" },
+            duration_ms: result.duration_ms,
+            init_duration_ms: result.init_duration_ms,
+        });
         if !result.log.is_empty() {
             let stored = self.logs.append(LogRecord {
                 timestamp_ms: chrono::Utc::now().timestamp_millis(),
@@ -264,11 +276,11 @@ impl Invoker {
         Ok(Executed { result, version })
     }
 
-    fn spec(&self, record: &FunctionRecord) -> FunctionSpec {
-        let c = &record.config;
+    fn spec(&self, target: &Target) -> FunctionSpec {
+        let c = &target.config;
         FunctionSpec {
             name: c.name.clone(),
-            version: LATEST.into(),
+            version: target.version.clone(),
             runtime: c.runtime.clone(),
             handler: c.handler.clone(),
             memory_mb: c.memory_mb,
@@ -276,10 +288,22 @@ impl Invoker {
             environment: c.environment.clone(),
             network: c.network.clone(),
             ephemeral_storage_mb: c.ephemeral_storage_mb,
-            package_digest: record.package_digest.clone(),
-            revision: record.revision,
+            package_digest: target.package_digest.clone(),
+            revision: target.revision,
             function_arn: self.functions.arn(&c.name, None),
         }
+    }
+}
+
+/// The metric label of an agent outcome.
+fn outcome_label(outcome: i32) -> &'static str {
+    match Outcome::try_from(outcome) {
+        Ok(Outcome::Success) => "success",
+        Ok(Outcome::FunctionError) => "error",
+        Ok(Outcome::Timeout) => "timeout",
+        Ok(Outcome::RuntimeExit) => "runtime_exit",
+        Ok(Outcome::InitError) => "init_error",
+        Ok(Outcome::PlatformError) | Err(_) => "platform_error",
     }
 }
 

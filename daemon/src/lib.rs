@@ -4,6 +4,9 @@
 //! - [`store`]: durable state behind the `Store` trait (sled).
 //! - [`packages`]: content-addressed package blobs, checked on upload.
 //! - [`functions`]: create/update/get/list/delete at `$LATEST`.
+//! - [`versions`]: published versions and aliases; [`qualifiers`]: what a
+//!   qualified call runs.
+//! - [`triggers`]: schedules and bucket notifications; [`s3`]: S3 profiles.
 //! - [`invoke`]: the invoke path and synchronous invocation.
 //! - [`async_queue`]: asynchronous events: durable queue, retries, DLQ.
 //! - [`concurrency`]: cluster, reserved and unreserved concurrency limits.
@@ -23,8 +26,12 @@ pub mod functions;
 pub mod http;
 pub mod invoke;
 pub mod logs;
+pub mod metrics;
 pub mod packages;
+pub mod qualifiers;
 pub mod s3;
+pub mod scrape;
 pub mod server;
 pub mod store;
 pub mod triggers;
+pub mod versions;

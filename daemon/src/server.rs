@@ -15,17 +15,20 @@ use crate::agents::{AgentRegistry, AgentService};
 use crate::async_queue::EventQueue;
 use crate::concurrency::ConcurrencyLimiter;
 use crate::config::DaemonConfig;
-use crate::control_service::ControlService;
+use crate::control_service::{ControlParts, ControlService};
 use crate::functions::{FunctionError, Functions};
 use crate::http::HttpState;
 use crate::invoke::Invoker;
 use crate::logs::Logs;
+use crate::metrics::Metrics;
 use crate::packages::{PackageError, PackageStore};
 use crate::s3::S3Profiles;
+use crate::scrape::Scraper;
 use crate::store::{SledStore, Store, StoreError};
 use crate::triggers::registry::Triggers;
 use crate::triggers::scheduler;
 use crate::triggers::webhook::Webhook;
+use crate::versions::Versions;
 
 /// How long shutdown waits for open gRPC streams to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -119,7 +122,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         limiter.clone(),
         S3Profiles::new(&config.s3),
     )?;
-    let logs = Logs::new(store.clone(), config.max_log_records_per_function);
+    let logs = Logs::new(store.clone(), config.function_logs.clone());
     let agents = AgentRegistry::new(Duration::from_secs(config.agent_wait_seconds));
     let invoker = Invoker::new(
         functions.clone(),
@@ -127,6 +130,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         logs.clone(),
         limiter,
         Duration::from_secs(config.invoke_grace_seconds),
+        Metrics::default(),
     );
     let queue =
         EventQueue::start(store.clone(), invoker.clone(), config.async_invoke.clone()).await?;
@@ -136,16 +140,20 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         S3Profiles::new(&config.s3),
         config.region.clone(),
         config.account_id.clone(),
+        invoker.metrics().clone(),
     );
     let webhook = Webhook::new(triggers.clone(), queue.clone(), &webhook_token(config)?);
+    let webhook_counters = triggers.webhook_counters.clone();
+    let invoker_for_metrics = invoker.clone();
     let background = vec![
         tokio::spawn(scheduler::run(
             triggers.clone(),
             queue.clone(),
             config.triggers.missed_fires,
         )),
-        tokio::spawn(prune_deliveries(
+        tokio::spawn(prune_hourly(
             store,
+            logs.clone(),
             config.triggers.delivery_retention_hours,
         )),
     ];
@@ -180,23 +188,39 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
             source,
         })?;
 
-    let control = ControlServer::new(ControlService::new(
+    let control = ControlServer::new(ControlService::new(ControlParts {
+        versions: Versions::new(functions.clone()),
         functions,
         invoker,
-        queue.clone(),
+        queue: queue.clone(),
         logs,
         triggers,
-    ))
+        agents: agents.clone(),
+    }))
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-    let agent = AgentControlServer::new(AgentService::new(agents, packages))
+    let agent = AgentControlServer::new(AgentService::new(agents.clone(), packages))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ControlServer<ControlService>>()
+        .await;
+    health_reporter
+        .set_serving::<AgentControlServer<AgentService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kumo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| DaemonError::InvalidConfig(format!("gRPC reflection: {e}")))?;
     let (shutdown, stop) = oneshot::channel::<()>();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .add_service(health)
+            .add_service(reflection)
             .add_service(control)
             .add_service(agent)
             .serve_with_incoming_shutdown(incoming, async {
@@ -205,7 +229,15 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     );
     let http = tokio::spawn(crate::http::serve(
         http_listener,
-        Arc::new(HttpState { webhook }),
+        Arc::new(HttpState {
+            webhook,
+            scraper: Scraper {
+                invoker: invoker_for_metrics,
+                queue: queue.clone(),
+                agents: agents.clone(),
+                webhook: webhook_counters,
+            },
+        }),
     ));
     tracing::info!(grpc = %grpc_address, http = %http_address, data_dir = %config.data_dir.display(), "kumod serving");
     Ok(DaemonHandle {
@@ -234,11 +266,19 @@ fn webhook_token(config: &DaemonConfig) -> Result<String, DaemonError> {
     }
 }
 
-/// Forgets delivered bucket events older than the retention, hourly.
-async fn prune_deliveries(store: Arc<dyn Store>, retention_hours: u64) {
+/// Hourly: forgets delivered bucket events older than their retention and
+/// applies the log retention to every function.
+async fn prune_hourly(store: Arc<dyn Store>, logs: Logs, retention_hours: u64) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        let sweeper = logs.clone();
+        match tokio::task::spawn_blocking(move || sweeper.sweep()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(dropped)) => tracing::debug!(dropped, "log records past their retention dropped"),
+            Ok(Err(err)) => tracing::warn!(%err, "applying the log retention failed"),
+            Err(err) => tracing::warn!(%err, "log retention task failed"),
+        }
         let cutoff = chrono::Utc::now().timestamp_millis()
             - i64::try_from(retention_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
         let store = store.clone();

@@ -17,6 +17,10 @@ pub mod agent {
     tonic::include_proto!("kumo.agent.v1");
 }
 
+/// The encoded `FileDescriptorSet` of every Kumo protocol, for gRPC server
+/// reflection (so `grpcurl` works without the .proto files).
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kumo_descriptor");
+
 pub mod layered_config;
 pub mod model;
 pub mod package;

@@ -12,6 +12,7 @@ use super::schedule::Queued;
 use super::{blocking, dead_letters, now_ms, Shared};
 use crate::agents::DispatchError;
 use crate::concurrency::Permit;
+use crate::qualifiers;
 use crate::store::{DeadLetterCondition, EventRecord};
 
 /// Longest error message kept with an event (Lambda's DLQ attribute limit).
@@ -107,25 +108,34 @@ pub(crate) async fn run(shared: Arc<Shared>, queued: Queued, permit: Permit) {
             return;
         }
     };
-    let record = match shared.invoker.functions().get_record(&event.function) {
-        Ok(record) => record,
-        Err(_) => {
-            shared.schedule().finished(&queued.function);
-            discard_event(&shared, &event.id).await;
+    let functions = shared.invoker.functions();
+    if functions.get_record(&event.function).is_err() {
+        shared.schedule().finished(&queued.function);
+        discard_event(&shared, &event.id).await;
+        return;
+    }
+    let mut event = event;
+    let target = match qualifiers::resolve(functions, &event.function, event.qualifier.as_deref()) {
+        Ok(target) => target,
+        Err(err) => {
+            // The version or alias it was sent to is gone.
+            event.last_error_type = "ResourceNotFoundException".into();
+            event.last_error_message = truncate(&err.to_string());
+            dead_letters::dead_letter(shared.clone(), event, DeadLetterCondition::RetriesExhausted)
+                .await;
             return;
         }
     };
-    let mut event = event;
     event.dispatched = true;
     persist(&shared, &event, false).await;
     let executed = shared
         .invoker
         .execute(
-            &record,
-            event.qualifier.as_deref(),
+            &target,
             event.payload.clone().into_bytes(),
             &event.id,
             String::new(),
+            "Event",
         )
         .await;
     drop(permit);
@@ -157,8 +167,8 @@ pub(crate) async fn run(shared: Arc<Shared>, queued: Queued, permit: Permit) {
             event.last_error_message = message;
             event.last_response = response;
             let delay = shared.policy.retry_delay(event.attempts).as_millis() as i64;
-            let max_age_ms = i64::from(record.config.max_event_age_seconds) * 1000;
-            if event.attempts > record.config.max_retry_attempts {
+            let max_age_ms = i64::from(target.config.max_event_age_seconds) * 1000;
+            if event.attempts > target.config.max_retry_attempts {
                 dead_letters::dead_letter(
                     shared.clone(),
                     event,

@@ -133,8 +133,8 @@ impl EventQueue {
         let payload = String::from_utf8(prepared.payload)
             .map_err(|e| InvokeError::InvalidJson(e.to_string()))?;
         let new = NewEvent {
-            function: prepared.record.config.name.clone(),
-            qualifier: prepared.qualifier,
+            function: prepared.target.name.clone(),
+            qualifier: prepared.target.qualifier.clone(),
             payload,
             replay_of: String::new(),
         };

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    DeadLetterRecord, EventCompanion, EventRecord, FunctionRecord, LogRecord, Store, StoreError,
-    TriggerRecord,
+    AliasRecord, DeadLetterRecord, EventCompanion, EventRecord, FunctionRecord, LogRecord,
+    LogRetention, Store, StoreError, TriggerRecord, VersionRecord,
 };
 
 /// State in memory; lost on drop.
@@ -17,6 +17,8 @@ pub struct MemoryStore {
     dead_letters: Mutex<BTreeMap<(String, String), DeadLetterRecord>>,
     triggers: Mutex<BTreeMap<String, TriggerRecord>>,
     deliveries: Mutex<BTreeMap<String, i64>>,
+    versions: Mutex<BTreeMap<(String, u64), VersionRecord>>,
+    aliases: Mutex<BTreeMap<(String, String), AliasRecord>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,10 +71,27 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn trim_logs(&self, function: &str, keep: usize) -> Result<(), StoreError> {
-        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
-        let count = logs.iter().filter(|r| r.function == function).count();
-        let mut to_drop = count.saturating_sub(keep);
+    fn logs_for_request(
+        &self,
+        function: &str,
+        request_id: &str,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        Ok(lock(&self.logs)
+            .iter()
+            .filter(|r| r.function == function && r.request_id == request_id)
+            .cloned()
+            .collect())
+    }
+
+    fn trim_logs(&self, function: &str, retention: &LogRetention) -> Result<usize, StoreError> {
+        let mut logs = lock(&self.logs);
+        let entries: Vec<(i64, u64)> = logs
+            .iter()
+            .filter(|r| r.function == function)
+            .map(|r| (r.timestamp_ms, r.text.len() as u64))
+            .collect();
+        let drop = retention.oldest_to_drop(&entries);
+        let mut to_drop = drop;
         logs.retain(|r| {
             if r.function == function && to_drop > 0 {
                 to_drop -= 1;
@@ -81,11 +100,11 @@ impl Store for MemoryStore {
                 true
             }
         });
-        Ok(())
+        Ok(drop)
     }
 
     fn delete_logs(&self, function: &str) -> Result<(), StoreError> {
-        self.trim_logs(function, 0)
+        self.trim_logs(function, &LogRetention::NONE).map(|_| ())
     }
 
     fn put_event(&self, event: &EventRecord, _durable: bool) -> Result<(), StoreError> {
@@ -189,5 +208,59 @@ impl Store for MemoryStore {
 
     fn delete_trigger(&self, name: &str) -> Result<bool, StoreError> {
         Ok(lock(&self.triggers).remove(name).is_some())
+    }
+
+    fn put_version(&self, version: &VersionRecord) -> Result<(), StoreError> {
+        lock(&self.versions).insert((version.function.clone(), version.version), version.clone());
+        Ok(())
+    }
+
+    fn get_version(
+        &self,
+        function: &str,
+        version: u64,
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        Ok(lock(&self.versions)
+            .get(&(function.to_string(), version))
+            .cloned())
+    }
+
+    fn list_versions(&self, function: &str) -> Result<Vec<VersionRecord>, StoreError> {
+        Ok(lock(&self.versions)
+            .values()
+            .filter(|v| v.function == function)
+            .cloned()
+            .collect())
+    }
+
+    fn delete_version(&self, function: &str, version: u64) -> Result<bool, StoreError> {
+        Ok(lock(&self.versions)
+            .remove(&(function.to_string(), version))
+            .is_some())
+    }
+
+    fn put_alias(&self, alias: &AliasRecord) -> Result<(), StoreError> {
+        lock(&self.aliases).insert((alias.function.clone(), alias.name.clone()), alias.clone());
+        Ok(())
+    }
+
+    fn get_alias(&self, function: &str, name: &str) -> Result<Option<AliasRecord>, StoreError> {
+        Ok(lock(&self.aliases)
+            .get(&(function.to_string(), name.to_string()))
+            .cloned())
+    }
+
+    fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError> {
+        Ok(lock(&self.aliases)
+            .values()
+            .filter(|a| a.function == function)
+            .cloned()
+            .collect())
+    }
+
+    fn delete_alias(&self, function: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.aliases)
+            .remove(&(function.to_string(), name.to_string()))
+            .is_some())
     }
 }

@@ -4,8 +4,10 @@
 
 mod event_records;
 mod memory;
+mod sled_logs;
 mod sled_store;
 mod trigger_records;
+mod version_records;
 
 use std::collections::HashMap;
 
@@ -16,6 +18,7 @@ pub use event_records::{DeadLetterCondition, DeadLetterRecord, EventRecord};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 pub use trigger_records::{EventCompanion, TriggerRecord, TriggerSource};
+pub use version_records::{AliasRecord, VersionRecord};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +46,14 @@ pub trait Store: Send + Sync + 'static {
     fn append_log(&self, record: &LogRecord) -> Result<(), StoreError>;
     /// A function's log records at or after `since_ms`, oldest first.
     fn logs(&self, function: &str, since_ms: i64) -> Result<Vec<LogRecord>, StoreError>;
-    /// Drops the oldest records of a function beyond `keep`.
-    fn trim_logs(&self, function: &str, keep: usize) -> Result<(), StoreError>;
+    /// A function's log records of one request (every attempt), oldest first.
+    fn logs_for_request(
+        &self,
+        function: &str,
+        request_id: &str,
+    ) -> Result<Vec<LogRecord>, StoreError>;
+    /// Drops a function's oldest records beyond the retention; returns how many.
+    fn trim_logs(&self, function: &str, retention: &LogRetention) -> Result<usize, StoreError>;
     /// Drops every log record of a function.
     fn delete_logs(&self, function: &str) -> Result<(), StoreError>;
     /// Writes an event; with `durable` it is on disk before this returns.
@@ -87,6 +96,26 @@ pub trait Store: Send + Sync + 'static {
     fn list_triggers(&self) -> Result<Vec<TriggerRecord>, StoreError>;
     /// Deletes a trigger durably; false when it did not exist.
     fn delete_trigger(&self, name: &str) -> Result<bool, StoreError>;
+    /// Writes a published version durably.
+    fn put_version(&self, version: &VersionRecord) -> Result<(), StoreError>;
+    /// Reads one published version.
+    fn get_version(
+        &self,
+        function: &str,
+        version: u64,
+    ) -> Result<Option<VersionRecord>, StoreError>;
+    /// A function's published versions, oldest first.
+    fn list_versions(&self, function: &str) -> Result<Vec<VersionRecord>, StoreError>;
+    /// Deletes a published version durably; false when it did not exist.
+    fn delete_version(&self, function: &str, version: u64) -> Result<bool, StoreError>;
+    /// Writes an alias durably.
+    fn put_alias(&self, alias: &AliasRecord) -> Result<(), StoreError>;
+    /// Reads one alias.
+    fn get_alias(&self, function: &str, name: &str) -> Result<Option<AliasRecord>, StoreError>;
+    /// A function's aliases, by name.
+    fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError>;
+    /// Deletes an alias durably; false when it did not exist.
+    fn delete_alias(&self, function: &str, name: &str) -> Result<bool, StoreError>;
 }
 
 /// Configuration as stored (serde mirror of the protocol's `FunctionConfig`).
@@ -208,6 +237,49 @@ pub struct FunctionRecord {
     pub revision: u64,
     /// RFC 3339 time of the last change.
     pub last_modified: String,
+    /// Highest version number published so far (numbers are never reused).
+    #[serde(default)]
+    pub published: u64,
+}
+
+/// How much of a function's log is kept: records beyond any limit go,
+/// oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRetention {
+    /// Most records.
+    pub max_records: usize,
+    /// Most bytes of log text.
+    pub max_bytes: u64,
+    /// Records older than this (ms since the epoch) go.
+    pub oldest_kept_ms: i64,
+}
+
+impl LogRetention {
+    /// Nothing is kept.
+    pub const NONE: LogRetention = LogRetention {
+        max_records: 0,
+        max_bytes: 0,
+        oldest_kept_ms: i64::MAX,
+    };
+
+    /// How many of `entries` (timestamp, bytes; oldest first) to drop.
+    pub fn oldest_to_drop(&self, entries: &[(i64, u64)]) -> usize {
+        let too_old = entries
+            .iter()
+            .take_while(|(ts, _)| *ts < self.oldest_kept_ms)
+            .count();
+        let too_many = entries.len().saturating_sub(self.max_records);
+        let mut total: u64 = entries.iter().map(|(_, b)| b).sum();
+        let mut too_big = 0;
+        for (_, bytes) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            total -= bytes;
+            too_big += 1;
+        }
+        too_old.max(too_many).max(too_big)
+    }
 }
 
 /// One invocation's log.

@@ -1,30 +1,33 @@
 //! The sled implementation of [`Store`].
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use serde::de::DeserializeOwned;
 use sled::transaction::TransactionError;
 use sled::Transactional;
 
 use super::{
-    DeadLetterRecord, EventCompanion, EventRecord, FunctionRecord, LogRecord, Store, StoreError,
-    TriggerRecord,
+    AliasRecord, DeadLetterRecord, EventCompanion, EventRecord, FunctionRecord, LogRecord,
+    LogRetention, Store, StoreError, TriggerRecord, VersionRecord,
 };
 
 /// State in a sled database.
 pub struct SledStore {
     db: sled::Db,
     functions: sled::Tree,
-    logs: sled::Tree,
+    pub(super) logs: sled::Tree,
+    pub(super) log_index: sled::Tree,
     events: sled::Tree,
     dead_letters: sled::Tree,
     triggers: sled::Tree,
     deliveries: sled::Tree,
-    sequence: AtomicU64,
+    versions: sled::Tree,
+    aliases: sled::Tree,
+    pub(super) sequence: AtomicU64,
 }
 
-fn err(op: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn err(op: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError {
         op,
         key: key.to_string(),
@@ -32,18 +35,7 @@ fn err(op: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Log keys: name, NUL, timestamp (big-endian), sequence (big-endian), so a
-/// prefix scan returns one function's records in time order.
-fn log_key(function: &str, timestamp_ms: i64, seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(function.len() + 17);
-    key.extend_from_slice(function.as_bytes());
-    key.push(0);
-    key.extend_from_slice(&(timestamp_ms.max(0) as u64).to_be_bytes());
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-fn log_prefix(function: &str) -> Vec<u8> {
+pub(super) fn log_prefix(function: &str) -> Vec<u8> {
     let mut prefix = function.as_bytes().to_vec();
     prefix.push(0);
     prefix
@@ -60,6 +52,9 @@ impl SledStore {
         let logs = db
             .open_tree("logs")
             .map_err(|e| err("open tree", "logs", e))?;
+        let log_index = db
+            .open_tree("log_index")
+            .map_err(|e| err("open tree", "log_index", e))?;
         let events = db
             .open_tree("events")
             .map_err(|e| err("open tree", "events", e))?;
@@ -72,11 +67,20 @@ impl SledStore {
         let deliveries = db
             .open_tree("deliveries")
             .map_err(|e| err("open tree", "deliveries", e))?;
+        let versions = db
+            .open_tree("versions")
+            .map_err(|e| err("open tree", "versions", e))?;
+        let aliases = db
+            .open_tree("aliases")
+            .map_err(|e| err("open tree", "aliases", e))?;
         let sequence = AtomicU64::new(db.generate_id().map_err(|e| err("generate id", &path, e))?);
         Ok(Self {
+            versions,
+            aliases,
             db,
             functions,
             logs,
+            log_index,
             events,
             dead_letters,
             triggers,
@@ -89,9 +93,68 @@ impl SledStore {
         self.db.flush().map_err(|e| err("flush", key, e))?;
         Ok(())
     }
+
+    fn put_json<T: serde::Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: Vec<u8>,
+        label: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| err("encode", label, e))?;
+        tree.insert(key, bytes)
+            .map_err(|e| err("insert", label, e))?;
+        self.flush(label)
+    }
+
+    fn get_json<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        key: Vec<u8>,
+        label: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(key).map_err(|e| err("get", label, e))? {
+            Some(bytes) => decode("decode", label, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_json<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        prefix: Vec<u8>,
+        label: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        tree.scan_prefix(prefix)
+            .values()
+            .map(|item| {
+                let bytes = item.map_err(|e| err("scan", label, e))?;
+                decode("decode", label, &bytes)
+            })
+            .collect()
+    }
+
+    fn remove_flushed(
+        &self,
+        tree: &sled::Tree,
+        key: Vec<u8>,
+        label: &str,
+    ) -> Result<bool, StoreError> {
+        let existed = tree
+            .remove(key)
+            .map_err(|e| err("remove", label, e))?
+            .is_some();
+        self.flush(label)?;
+        Ok(existed)
+    }
 }
 
-/// Dead-letter keys: function, NUL, event id.
+/// Version keys: function, NUL, version (big-endian), so a scan is in order.
+fn version_key(function: &str, version: u64) -> Vec<u8> {
+    let mut key = log_prefix(function);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// Keys of per-function records (dead letters, aliases): function, NUL, id.
 fn dead_letter_key(function: &str, id: &str) -> Vec<u8> {
     let mut key = log_prefix(function);
     key.extend_from_slice(id.as_bytes());
@@ -148,48 +211,28 @@ impl Store for SledStore {
     }
 
     fn append_log(&self, record: &LogRecord) -> Result<(), StoreError> {
-        let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let key = log_key(&record.function, record.timestamp_ms, seq);
-        let bytes =
-            serde_json::to_vec(record).map_err(|e| err("encode log", &record.request_id, e))?;
-        self.logs
-            .insert(key, bytes)
-            .map_err(|e| err("insert log", &record.request_id, e))?;
-        Ok(())
+        self.append_log_indexed(record)
     }
 
     fn logs(&self, function: &str, since_ms: i64) -> Result<Vec<LogRecord>, StoreError> {
-        let start = log_key(function, since_ms, 0);
-        let mut end = log_prefix(function);
-        end.extend_from_slice(&[0xff; 16]);
-        self.logs
-            .range(start..=end)
-            .map(|item| {
-                let (_, bytes) = item.map_err(|e| err("scan logs", function, e))?;
-                serde_json::from_slice(&bytes).map_err(|e| err("decode log", function, e))
-            })
-            .collect()
+        self.logs_since(function, since_ms)
     }
 
-    fn trim_logs(&self, function: &str, keep: usize) -> Result<(), StoreError> {
-        let keys: Vec<sled::IVec> = self
-            .logs
-            .scan_prefix(log_prefix(function))
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|e| err("scan logs", function, e))?;
-        if keys.len() > keep {
-            for key in &keys[..keys.len() - keep] {
-                self.logs
-                    .remove(key)
-                    .map_err(|e| err("trim logs", function, e))?;
-            }
-        }
-        Ok(())
+    fn logs_for_request(
+        &self,
+        function: &str,
+        request_id: &str,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        self.logs_of_request(function, request_id)
+    }
+
+    fn trim_logs(&self, function: &str, retention: &LogRetention) -> Result<usize, StoreError> {
+        self.trim_logs_indexed(function, retention)
     }
 
     fn delete_logs(&self, function: &str) -> Result<(), StoreError> {
-        self.trim_logs(function, 0)
+        self.trim_logs_indexed(function, &LogRetention::NONE)
+            .map(|_| ())
     }
 
     fn put_event(&self, event: &EventRecord, durable: bool) -> Result<(), StoreError> {
@@ -386,5 +429,43 @@ impl Store for SledStore {
             .is_some();
         self.flush(name)?;
         Ok(existed)
+    }
+
+    fn put_version(&self, version: &VersionRecord) -> Result<(), StoreError> {
+        let key = version_key(&version.function, version.version);
+        self.put_json(&self.versions, key, &version.function, version)
+    }
+
+    fn get_version(
+        &self,
+        function: &str,
+        version: u64,
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        Self::get_json(&self.versions, version_key(function, version), function)
+    }
+
+    fn list_versions(&self, function: &str) -> Result<Vec<VersionRecord>, StoreError> {
+        Self::scan_json(&self.versions, log_prefix(function), function)
+    }
+
+    fn delete_version(&self, function: &str, version: u64) -> Result<bool, StoreError> {
+        self.remove_flushed(&self.versions, version_key(function, version), function)
+    }
+
+    fn put_alias(&self, alias: &AliasRecord) -> Result<(), StoreError> {
+        let key = dead_letter_key(&alias.function, &alias.name);
+        self.put_json(&self.aliases, key, &alias.name, alias)
+    }
+
+    fn get_alias(&self, function: &str, name: &str) -> Result<Option<AliasRecord>, StoreError> {
+        Self::get_json(&self.aliases, dead_letter_key(function, name), name)
+    }
+
+    fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError> {
+        Self::scan_json(&self.aliases, log_prefix(function), function)
+    }
+
+    fn delete_alias(&self, function: &str, name: &str) -> Result<bool, StoreError> {
+        self.remove_flushed(&self.aliases, dead_letter_key(function, name), name)
     }
 }

@@ -9,13 +9,14 @@ use chrono::{DateTime, Utc};
 use kumo_proto::control::{
     trigger_config, BucketSource, CreateTriggerRequest, ScheduleSource, TriggerConfig, TriggerInfo,
 };
-use kumo_proto::model::{self, ValidationError, LATEST, MAX_ASYNC_PAYLOAD_BYTES};
+use kumo_proto::model::{self, ValidationError, MAX_ASYNC_PAYLOAD_BYTES};
 use kumo_triggers::minio::{normalize_event_patterns, EventPatternError};
 use kumo_triggers::schedule_expression::{self, ScheduleError};
 use tokio::sync::Notify;
 
 use super::webhook::WebhookCounters;
 use crate::functions::{FunctionError, Functions};
+use crate::metrics::Metrics;
 use crate::s3::{BucketBinding, S3Error, S3Profiles};
 use crate::store::{Store, StoreError, TriggerRecord, TriggerSource};
 
@@ -77,6 +78,8 @@ pub struct Triggers {
     pub(crate) changed: Arc<Notify>,
     /// The webhook's counters (bucket triggers' fire counts).
     pub(crate) webhook_counters: Arc<WebhookCounters>,
+    /// Schedule fires are counted here.
+    pub(crate) metrics: Metrics,
 }
 
 fn rfc3339(time: DateTime<Utc>) -> String {
@@ -115,6 +118,7 @@ impl Triggers {
         s3: S3Profiles,
         region: String,
         account_id: String,
+        metrics: Metrics,
     ) -> Self {
         Self {
             store,
@@ -124,6 +128,7 @@ impl Triggers {
             account_id,
             changed: Arc::new(Notify::new()),
             webhook_counters: Arc::default(),
+            metrics,
         }
     }
 
@@ -152,15 +157,7 @@ impl Triggers {
             return Err(TriggerError::AlreadyExists { name: config.name });
         }
         let (function, qualifier) = model::split_qualified_name(&config.function);
-        self.functions.get_record(function)?;
-        if let Some(q) = qualifier {
-            if q != LATEST {
-                return Err(TriggerError::Invalid(format!(
-                    "function {}: qualifier {q:?} does not exist; only $LATEST is available",
-                    config.function
-                )));
-            }
-        }
+        crate::qualifiers::resolve(&self.functions, function, qualifier)?;
         let source = match config.source {
             Some(trigger_config::Source::Schedule(schedule)) => self.schedule_source(schedule)?,
             Some(trigger_config::Source::Bucket(bucket)) => {

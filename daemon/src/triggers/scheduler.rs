@@ -220,6 +220,9 @@ async fn fire(
         .await
     {
         Ok(id) => {
+            triggers
+                .metrics
+                .schedule_fire(&record.name, &record.function);
             tracing::info!(trigger = %record.name, due = %due, event = id.as_deref().unwrap_or(""), "schedule fired");
             Some(updated)
         }

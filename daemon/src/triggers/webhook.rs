@@ -41,6 +41,19 @@ impl WebhookCounters {
             .unwrap_or(0)
     }
 
+    /// Every counter by result name.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("received", get(&self.received)),
+            ("queued", get(&self.queued)),
+            ("duplicate", get(&self.duplicates)),
+            ("unmatched", get(&self.unmatched)),
+            ("bad_request", get(&self.bad_requests)),
+            ("unauthorized", get(&self.unauthorized)),
+        ]
+    }
+
     fn json(&self) -> Value {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         json!({

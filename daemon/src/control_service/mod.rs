@@ -8,8 +8,12 @@ use kumo_proto::control::control_server::Control;
 use kumo_proto::control::*;
 use tonic::{Code, Request, Response, Status};
 
-use crate::agents::DispatchError;
-use crate::async_queue::dead_letters::{self, DeadLetterError};
+mod events_api;
+mod logs_api;
+mod versions_api;
+
+use crate::agents::{AgentRegistry, DispatchError};
+use crate::async_queue::dead_letters::DeadLetterError;
 use crate::async_queue::EventQueue;
 use crate::functions::{FunctionError, Functions};
 use crate::invoke::{InvokeError, Invoker};
@@ -17,6 +21,25 @@ use crate::logs::Logs;
 use crate::packages::PackageError;
 use crate::s3::S3Error;
 use crate::triggers::registry::{TriggerError, Triggers};
+use crate::versions::{VersionError, Versions};
+
+/// What the control API serves.
+pub struct ControlParts {
+    /// Function management.
+    pub functions: Functions,
+    /// The invoke path.
+    pub invoker: Invoker,
+    /// The asynchronous queue.
+    pub queue: EventQueue,
+    /// Function logs.
+    pub logs: Logs,
+    /// Triggers.
+    pub triggers: Triggers,
+    /// Versions and aliases.
+    pub versions: Versions,
+    /// Connected agents.
+    pub agents: AgentRegistry,
+}
 
 /// The `kumo.control.v1.Control` implementation.
 pub struct ControlService {
@@ -25,23 +48,23 @@ pub struct ControlService {
     queue: EventQueue,
     logs: Logs,
     triggers: Triggers,
+    versions: Versions,
+    agents: AgentRegistry,
+    started: chrono::DateTime<chrono::Utc>,
 }
 
 impl ControlService {
     /// The service over its parts.
-    pub fn new(
-        functions: Functions,
-        invoker: Invoker,
-        queue: EventQueue,
-        logs: Logs,
-        triggers: Triggers,
-    ) -> Self {
+    pub fn new(parts: ControlParts) -> Self {
         Self {
-            functions,
-            invoker,
-            queue,
-            logs,
-            triggers,
+            functions: parts.functions,
+            invoker: parts.invoker,
+            queue: parts.queue,
+            logs: parts.logs,
+            triggers: parts.triggers,
+            versions: parts.versions,
+            agents: parts.agents,
+            started: chrono::Utc::now(),
         }
     }
 
@@ -104,6 +127,18 @@ fn trigger_status(err: TriggerError) -> Status {
     }
 }
 
+fn version_status(err: VersionError) -> Status {
+    match err {
+        VersionError::Function(f) => function_status(f),
+        VersionError::ShaMismatch { .. } => Status::failed_precondition(err.to_string()),
+        VersionError::InUse { .. } | VersionError::AliasExists { .. } => {
+            Status::failed_precondition(err.to_string())
+        }
+        VersionError::Invalid(_) => Status::invalid_argument(err.to_string()),
+        VersionError::Store(_) => Status::internal(err.to_string()),
+    }
+}
+
 fn dead_letter_status(err: DeadLetterError) -> Status {
     match err {
         DeadLetterError::Function(f) => function_status(f),
@@ -124,7 +159,6 @@ fn invoke_status(err: InvokeError) -> Status {
     let code = match &err {
         InvokeError::Function(f) => return function_status_ref(f, err.to_string()),
         InvokeError::InvalidJson(_) | InvokeError::TooLarge { .. } => Code::InvalidArgument,
-        InvokeError::UnknownQualifier { .. } => Code::NotFound,
         InvokeError::Throttled(_) | InvokeError::Dispatch(DispatchError::NoCapacity { .. }) => {
             Code::ResourceExhausted
         }
@@ -258,162 +292,122 @@ impl Control for ControlService {
         &self,
         request: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
-        let name = request.into_inner().function_name;
-        let letters = self.queue.dead_letters(&name).map_err(dead_letter_status)?;
-        Ok(Response::new(ListDeadLettersResponse {
-            dead_letters: letters.iter().map(dead_letters::to_proto).collect(),
-        }))
+        self.list_dead_letters_rpc(request).await
     }
-
     async fn get_dead_letter(
         &self,
         request: Request<GetDeadLetterRequest>,
     ) -> Result<Response<DeadLetter>, Status> {
-        let request = request.into_inner();
-        let letter = self
-            .queue
-            .dead_letter(&request.function_name, &request.id)
-            .map_err(dead_letter_status)?;
-        Ok(Response::new(dead_letters::to_proto(&letter)))
+        self.get_dead_letter_rpc(request).await
     }
-
     async fn replay_dead_letters(
         &self,
         request: Request<ReplayDeadLettersRequest>,
     ) -> Result<Response<ReplayDeadLettersResponse>, Status> {
-        let request = request.into_inner();
-        let event_ids = self
-            .queue
-            .replay(&request.function_name, &request.ids, request.all)
-            .await
-            .map_err(dead_letter_status)?;
-        Ok(Response::new(ReplayDeadLettersResponse { event_ids }))
+        self.replay_dead_letters_rpc(request).await
     }
-
     async fn purge_dead_letters(
         &self,
         request: Request<PurgeDeadLettersRequest>,
     ) -> Result<Response<PurgeDeadLettersResponse>, Status> {
-        let name = request.into_inner().function_name;
-        let purged = self.queue.purge(&name).await.map_err(dead_letter_status)?;
-        Ok(Response::new(PurgeDeadLettersResponse { purged }))
+        self.purge_dead_letters_rpc(request).await
     }
-
     async fn get_logs(
         &self,
         request: Request<GetLogsRequest>,
     ) -> Result<Response<Self::GetLogsStream>, Status> {
-        let request = request.into_inner();
-        let name = request.function_name.clone();
-        let functions = self.functions.clone();
-        blocking(move || functions.get_record(&name)).await?;
-        // Subscribe before reading history so nothing falls in between.
-        let mut live = request.follow.then(|| self.logs.subscribe());
-        let request_id = (!request.request_id.is_empty()).then_some(request.request_id.clone());
-        let history = self
-            .logs
-            .history(
-                &request.function_name,
-                request.since_unix_ms,
-                request_id.as_deref(),
-            )
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(async move {
-            let to_event = |r: &crate::store::LogRecord| LogEvent {
-                timestamp_unix_ms: r.timestamp_ms,
-                function_name: r.function.clone(),
-                request_id: r.request_id.clone(),
-                version: r.version.clone(),
-                text: r.text.clone(),
-            };
-            for record in &history {
-                if tx.send(Ok(to_event(record))).await.is_err() {
-                    return;
-                }
-            }
-            let Some(live) = live.as_mut() else {
-                return;
-            };
-            loop {
-                match live.recv().await {
-                    Ok(record) => {
-                        let wanted = record.function == request.function_name
-                            && request_id
-                                .as_deref()
-                                .is_none_or(|id| id == record.request_id);
-                        if wanted && tx.send(Ok(to_event(&record))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        let note = LogEvent {
-                            function_name: request.function_name.clone(),
-                            text: format!(
-                                "[kumo] follower fell behind; {missed} log records skipped\n"
-                            ),
-                            ..Default::default()
-                        };
-                        if tx.send(Ok(note)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        self.get_logs_rpc(request).await
     }
-
     async fn create_trigger(
         &self,
         request: Request<CreateTriggerRequest>,
     ) -> Result<Response<TriggerInfo>, Status> {
-        let info = self
-            .triggers
-            .create(request.into_inner())
-            .await
-            .map_err(trigger_status)?;
-        Ok(Response::new(info))
+        self.create_trigger_rpc(request).await
     }
-
     async fn get_trigger(
         &self,
         request: Request<GetTriggerRequest>,
     ) -> Result<Response<TriggerInfo>, Status> {
-        let name = request.into_inner().name;
-        let info = self.triggers.get(&name).map_err(trigger_status)?;
-        Ok(Response::new(info))
+        self.get_trigger_rpc(request).await
     }
-
     async fn list_triggers(
         &self,
-        _request: Request<ListTriggersRequest>,
+        request: Request<ListTriggersRequest>,
     ) -> Result<Response<ListTriggersResponse>, Status> {
-        let triggers = self.triggers.list().map_err(trigger_status)?;
-        Ok(Response::new(ListTriggersResponse { triggers }))
+        self.list_triggers_rpc(request).await
     }
-
     async fn set_trigger_enabled(
         &self,
         request: Request<SetTriggerEnabledRequest>,
     ) -> Result<Response<TriggerInfo>, Status> {
-        let request = request.into_inner();
-        let info = self
-            .triggers
-            .set_enabled(&request.name, request.enabled)
-            .map_err(trigger_status)?;
-        Ok(Response::new(info))
+        self.set_trigger_enabled_rpc(request).await
     }
-
     async fn delete_trigger(
         &self,
         request: Request<DeleteTriggerRequest>,
     ) -> Result<Response<DeleteTriggerResponse>, Status> {
-        let name = request.into_inner().name;
-        self.triggers.delete(&name).await.map_err(trigger_status)?;
-        Ok(Response::new(DeleteTriggerResponse {}))
+        self.delete_trigger_rpc(request).await
+    }
+    async fn publish_version(
+        &self,
+        request: Request<PublishVersionRequest>,
+    ) -> Result<Response<VersionInfo>, Status> {
+        self.publish_version_rpc(request).await
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<ListVersionsRequest>,
+    ) -> Result<Response<ListVersionsResponse>, Status> {
+        self.list_versions_rpc(request).await
+    }
+
+    async fn delete_version(
+        &self,
+        request: Request<DeleteVersionRequest>,
+    ) -> Result<Response<DeleteVersionResponse>, Status> {
+        self.delete_version_rpc(request).await
+    }
+
+    async fn create_alias(
+        &self,
+        request: Request<AliasConfig>,
+    ) -> Result<Response<AliasInfo>, Status> {
+        self.create_alias_rpc(request).await
+    }
+
+    async fn update_alias(
+        &self,
+        request: Request<AliasConfig>,
+    ) -> Result<Response<AliasInfo>, Status> {
+        self.update_alias_rpc(request).await
+    }
+
+    async fn get_alias(
+        &self,
+        request: Request<GetAliasRequest>,
+    ) -> Result<Response<AliasInfo>, Status> {
+        self.get_alias_rpc(request).await
+    }
+
+    async fn list_aliases(
+        &self,
+        request: Request<ListAliasesRequest>,
+    ) -> Result<Response<ListAliasesResponse>, Status> {
+        self.list_aliases_rpc(request).await
+    }
+
+    async fn delete_alias(
+        &self,
+        request: Request<DeleteAliasRequest>,
+    ) -> Result<Response<DeleteAliasResponse>, Status> {
+        self.delete_alias_rpc(request).await
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<StatusInfo>, Status> {
+        self.get_status_rpc(request).await
     }
 }
