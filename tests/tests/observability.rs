@@ -161,6 +161,7 @@ fn logs_are_retained_followed_and_capped() {
         assert!(Instant::now() < deadline);
     }
     let _ = follower.kill();
+    let _ = follower.wait();
     // --log-tail is the stored log without its REPORT line.
     let stored = kumo.logs("chatty");
     assert!(
