@@ -40,6 +40,8 @@ pub struct DaemonConfig {
     pub triggers: TriggersConfig,
     /// S3-compatible stores, as named profiles.
     pub s3: crate::s3::S3Config,
+    /// Lambda's Invoke API on the HTTP listener.
+    pub invoke_api: crate::invoke_api::InvokeApiConfig,
     /// Settings of the embedded agent of `--all-in-one` (the agent's own
     /// keys; kept opaque here, the daemon library never uses the agent).
     pub agent: Option<serde_json::Value>,
@@ -106,6 +108,7 @@ impl Default for DaemonConfig {
             async_invoke: crate::async_queue::AsyncConfig::default(),
             triggers: TriggersConfig::default(),
             s3: crate::s3::S3Config::default(),
+            invoke_api: crate::invoke_api::InvokeApiConfig::default(),
             agent: None,
         }
     }

@@ -1,5 +1,6 @@
 //! kumod's HTTP listener: `GET /healthz`, `GET /metrics` (Prometheus
-//! text), and the MinIO webhook at
+//! text), Lambda's Invoke API under `/2015-03-31/functions/`, and the MinIO
+//! webhook at
 //! `/webhooks/minio` (`HEAD` for MinIO's start-up check, `POST` for
 //! events, `GET` for its counters).
 
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use kumo_triggers::minio::MAX_BODY_BYTES;
 use tokio::net::TcpListener;
 
+use crate::invoke_api::{aws_error, ApiRequest, ApiResponse, InvokeApi};
 use crate::scrape::Scraper;
 use crate::triggers::webhook::{Reply, Webhook};
 
@@ -26,6 +28,75 @@ pub struct HttpState {
     pub webhook: Webhook,
     /// `/metrics`.
     pub scraper: Scraper,
+    /// Lambda's Invoke API.
+    pub invoke_api: InvokeApi,
+}
+
+/// Largest Invoke API body: Lambda's synchronous payload limit.
+const MAX_INVOKE_BODY: usize = kumo_proto::model::MAX_SYNC_PAYLOAD_BYTES;
+
+fn api_response(answer: ApiResponse) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder().status(answer.status);
+    for (name, value) in &answer.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(Full::new(Bytes::from(answer.body)))
+        .unwrap_or_default()
+}
+
+/// Reads an Invoke API request, refusing an oversized body before reading it.
+async fn invoke_api(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let too_large = || {
+        api_response(aws_error(
+            413,
+            "RequestTooLargeException",
+            &format!(
+                "Request must be smaller than {MAX_INVOKE_BODY} bytes for the Invoke operation"
+            ),
+        ))
+    };
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_INVOKE_BODY as u64) {
+        return too_large();
+    }
+    let method = request.method().to_string();
+    let raw_path = request.uri().path().to_string();
+    let raw_query = request.uri().query().unwrap_or_default().to_string();
+    let mut headers: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for (name, value) in request.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_ascii_lowercase())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let body = match Limited::new(request.into_body(), MAX_INVOKE_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes().to_vec(),
+        Err(_) => return too_large(),
+    };
+    api_response(
+        state
+            .invoke_api
+            .handle(ApiRequest {
+                method,
+                raw_path,
+                raw_query,
+                headers,
+                body,
+            })
+            .await,
+    )
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
@@ -55,6 +126,9 @@ async fn route(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    if path.starts_with(crate::invoke_api::PREFIX) {
+        return Ok(invoke_api(&state, request).await);
+    }
     let response = match (request.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/healthz") => {
             respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))

@@ -295,6 +295,15 @@ impl Invoker {
     }
 }
 
+/// The answer to an accepted asynchronous event.
+pub fn accepted(request_id: String) -> InvokeResponse {
+    InvokeResponse {
+        request_id,
+        status_code: 202,
+        ..Default::default()
+    }
+}
+
 /// The metric label of an agent outcome.
 fn outcome_label(outcome: i32) -> &'static str {
     match Outcome::try_from(outcome) {

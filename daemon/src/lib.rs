@@ -25,6 +25,7 @@ pub mod control_service;
 pub mod functions;
 pub mod http;
 pub mod invoke;
+pub mod invoke_api;
 pub mod logs;
 pub mod metrics;
 pub mod packages;

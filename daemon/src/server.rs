@@ -19,6 +19,7 @@ use crate::control_service::{ControlParts, ControlService};
 use crate::functions::{FunctionError, Functions};
 use crate::http::HttpState;
 use crate::invoke::Invoker;
+use crate::invoke_api::InvokeApi;
 use crate::logs::Logs;
 use crate::metrics::Metrics;
 use crate::packages::{PackageError, PackageStore};
@@ -145,6 +146,8 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let webhook = Webhook::new(triggers.clone(), queue.clone(), &webhook_token(config)?);
     let webhook_counters = triggers.webhook_counters.clone();
     let invoker_for_metrics = invoker.clone();
+    let invoke_api = InvokeApi::new(invoker.clone(), queue.clone(), &config.invoke_api)
+        .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
     let background = vec![
         tokio::spawn(scheduler::run(
             triggers.clone(),
@@ -237,6 +240,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
                 agents: agents.clone(),
                 webhook: webhook_counters,
             },
+            invoke_api,
         }),
     ));
     tracing::info!(grpc = %grpc_address, http = %http_address, data_dir = %config.data_dir.display(), "kumod serving");

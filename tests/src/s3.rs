@@ -93,6 +93,40 @@ impl S3Server {
     }
 }
 
+/// The test venv's Python (boto3, pyzipper, moto), prepared if missing.
+pub fn venv_python() -> PathBuf {
+    let out = Command::new(script())
+        .arg("prepare")
+        .output()
+        .expect("running tests/s3-server.sh prepare");
+    assert!(
+        out.status.success(),
+        "tests/s3-server.sh prepare failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        std::env::var("KUMO_TEST_VENV").unwrap_or_else(|_| "/var/tmp/kumo-test-venv".into()),
+    )
+    .join("bin/python")
+}
+
+/// Runs `script` with the venv's Python; returns stdout, panics with stderr.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let out = Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("running the test venv's python");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         if let Some(dir) = &self.own {

@@ -275,11 +275,7 @@ impl Control for ControlService {
         let request = request.into_inner();
         if request.invocation_type == InvocationType::Event as i32 {
             let request_id = self.queue.accept(request).await.map_err(invoke_status)?;
-            return Ok(Response::new(InvokeResponse {
-                request_id,
-                status_code: 202,
-                ..Default::default()
-            }));
+            return Ok(Response::new(crate::invoke::accepted(request_id)));
         }
         self.invoker
             .invoke_sync(request)
