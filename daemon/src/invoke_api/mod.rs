@@ -238,23 +238,24 @@ impl InvokeApi {
             }
         }
         let qualifier = inline_qualifier.or(query_qualifier).unwrap_or_default();
-        let invocation_type =
-            match request
-                .headers
-                .get("x-amz-invocation-type")
-                .map(String::as_str)
-            {
-                None | Some("RequestResponse") => InvocationType::RequestResponse,
-                Some("Event") => InvocationType::Event,
-                Some("DryRun") => InvocationType::DryRun,
-                Some(other) => return aws_error(
+        let invocation_type = match request
+            .headers
+            .get("x-amz-invocation-type")
+            .map(String::as_str)
+        {
+            None | Some("RequestResponse") => InvocationType::RequestResponse,
+            Some("Event") => InvocationType::Event,
+            Some("DryRun") => InvocationType::DryRun,
+            Some(other) => {
+                return aws_error(
                     400,
                     "InvalidParameterValueException",
                     &format!(
                         "X-Amz-Invocation-Type {other:?} is not RequestResponse, Event or DryRun"
                     ),
-                ),
-            };
+                )
+            }
+        };
         let client_context = match request.headers.get("x-amz-client-context") {
             Some(encoded) => match base64::engine::general_purpose::STANDARD.decode(encoded.trim())
             {
@@ -284,10 +285,7 @@ impl InvokeApi {
             client_context,
         };
         let outcome = if invocation_type == InvocationType::Event {
-            self.queue
-                .accept(invoke)
-                .await
-                .map(|id| crate::invoke::accepted(id))
+            self.queue.accept(invoke).await.map(crate::invoke::accepted)
         } else {
             self.invoker.invoke_sync(invoke).await
         };
