@@ -179,14 +179,23 @@ pub struct TriggerCreateArgs {
     #[arg(long)]
     pub function: String,
     /// cron(min hour day-of-month month day-of-week year) or rate(N unit), UTC.
-    #[arg(long, conflicts_with = "bucket", required_unless_present = "bucket")]
+    #[arg(long, conflicts_with_all = ["bucket", "http_path"], required_unless_present_any = ["bucket", "http_path"])]
     pub schedule: Option<String>,
     /// Constant JSON to send instead of the Scheduled Event.
     #[arg(long, requires = "schedule")]
     pub input: Option<String>,
     /// Bucket whose notifications invoke the function.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "http_path")]
     pub bucket: Option<String>,
+    /// HTTP route under /http on kumod's HTTP listener: /hello, /users/{id}, /files/{proxy+}.
+    #[arg(long)]
+    pub http_path: Option<String>,
+    /// HTTP methods, comma-separated (default any).
+    #[arg(long, value_delimiter = ',', requires = "http_path")]
+    pub methods: Vec<String>,
+    /// API Gateway payload format: 1.0 or 2.0 (default).
+    #[arg(long, requires = "http_path")]
+    pub payload_format: Option<String>,
     /// Event types, comma-separated (default s3:ObjectCreated:*).
     #[arg(long, value_delimiter = ',', requires = "bucket")]
     pub events: Vec<String>,

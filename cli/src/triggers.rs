@@ -3,7 +3,8 @@
 use kumo_proto::control::control_client::ControlClient;
 use kumo_proto::control::{
     trigger_config, BucketSource, CreateTriggerRequest, DeleteTriggerRequest, GetTriggerRequest,
-    ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest, TriggerConfig, TriggerInfo,
+    HttpSource, ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest, TriggerConfig,
+    TriggerInfo,
 };
 use serde_json::{json, Value};
 use tonic::transport::Channel;
@@ -30,6 +31,12 @@ pub fn trigger_json(info: &TriggerInfo) -> Value {
             }
             value["next_fires"] = json!(info.next_fires);
             value["last_fired_at"] = json!(info.last_fired_at);
+        }
+        Some(trigger_config::Source::Http(h)) => {
+            value["http_path"] = json!(h.path);
+            value["methods"] = json!(h.methods);
+            value["payload_format"] = json!(h.payload_format);
+            value["url_path"] = json!(info.url_path);
         }
         Some(trigger_config::Source::Bucket(b)) => {
             value["bucket"] = json!(b.bucket);
@@ -70,12 +77,17 @@ fn print(info: &TriggerInfo, output: Output) {
 }
 
 fn create_request(args: TriggerCreateArgs) -> CreateTriggerRequest {
-    let source = match (args.schedule, args.bucket) {
-        (Some(expression), _) => trigger_config::Source::Schedule(ScheduleSource {
+    let source = match (args.schedule, args.http_path, args.bucket) {
+        (Some(expression), _, _) => trigger_config::Source::Schedule(ScheduleSource {
             expression,
             input: args.input.unwrap_or_default(),
         }),
-        (None, bucket) => trigger_config::Source::Bucket(BucketSource {
+        (None, Some(path), _) => trigger_config::Source::Http(HttpSource {
+            path,
+            methods: args.methods,
+            payload_format: args.payload_format.unwrap_or_default(),
+        }),
+        (None, None, bucket) => trigger_config::Source::Bucket(BucketSource {
             bucket: bucket.unwrap_or_default(),
             events: args.events,
             prefix: args.prefix,

@@ -30,6 +30,99 @@ pub struct HttpState {
     pub scraper: Scraper,
     /// Lambda's Invoke API.
     pub invoke_api: InvokeApi,
+    /// HTTP triggers' store and invoker.
+    pub http_triggers: (
+        std::sync::Arc<dyn crate::store::Store>,
+        crate::invoke::Invoker,
+    ),
+    /// Account id used in events.
+    pub account_id: String,
+}
+
+/// Runs an HTTP trigger for a request under `/http`.
+async fn http_trigger(
+    state: &HttpState,
+    request: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Response<Full<Bytes>> {
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "application/json",
+            Bytes::from_static(b"{\"message\":\"Request Entity Too Large\"}"),
+        )
+    };
+    if declared.is_some_and(|len| len > MAX_INVOKE_BODY as u64) {
+        return too_large();
+    }
+    let method = request.method().to_string();
+    let full_path = request.uri().path().to_string();
+    let sub_path = full_path
+        .strip_prefix(crate::triggers::http_trigger::PREFIX)
+        .unwrap_or_default();
+    let path = kumo_triggers::minio::decode_key(&sub_path.replace('+', "%2B"))
+        .unwrap_or_else(|_| sub_path.to_string());
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    };
+    let raw_query = request.uri().query().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = match Limited::new(request.into_body(), MAX_INVOKE_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return too_large(),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let source_ip = peer.ip().to_string();
+    let (store, invoker) = &state.http_triggers;
+    let answer = crate::triggers::http_trigger::handle(
+        store.as_ref(),
+        invoker,
+        kumo_triggers::apigw::HttpRequest {
+            method: &method,
+            path: &path,
+            raw_query: &raw_query,
+            headers: &headers,
+            body: &body,
+            source_ip: &source_ip,
+            request_id: &request_id,
+            time: chrono::Utc::now(),
+            account_id: &state.account_id,
+        },
+    )
+    .await;
+    let mut builder = Response::builder().status(answer.status);
+    for (name, value) in &answer.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .header("apigw-requestid", request_id.as_str())
+        .body(Full::new(Bytes::from(answer.body)))
+        .unwrap_or_else(|_| {
+            respond(
+                StatusCode::BAD_GATEWAY,
+                "application/json",
+                Bytes::from_static(b"{\"message\": \"Internal server error\"}"),
+            )
+        })
 }
 
 /// Largest Invoke API body: Lambda's synchronous payload limit.
@@ -119,6 +212,7 @@ fn json(reply: Reply) -> Response<Full<Bytes>> {
 async fn route(
     state: Arc<HttpState>,
     request: Request<Incoming>,
+    peer: std::net::SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().trim_end_matches('/').to_string();
     let authorization = request
@@ -128,6 +222,10 @@ async fn route(
         .map(str::to_string);
     if path.starts_with(crate::invoke_api::PREFIX) {
         return Ok(invoke_api(&state, request).await);
+    }
+    let http_prefix = crate::triggers::http_trigger::PREFIX;
+    if path == http_prefix || path.starts_with(&format!("{http_prefix}/")) {
+        return Ok(http_trigger(&state, request, peer).await);
     }
     let response = match (request.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/healthz") => {
@@ -177,7 +275,7 @@ async fn route(
 /// Serves HTTP on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(err) => {
                 tracing::warn!(%err, "accepting an HTTP connection failed");
@@ -187,7 +285,8 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| route(state.clone(), request));
+            let service =
+                hyper::service::service_fn(move |request| route(state.clone(), request, peer));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

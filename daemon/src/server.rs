@@ -146,6 +146,8 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let webhook = Webhook::new(triggers.clone(), queue.clone(), &webhook_token(config)?);
     let webhook_counters = triggers.webhook_counters.clone();
     let invoker_for_metrics = invoker.clone();
+    let invoker_for_http = invoker.clone();
+    let store_for_http = store.clone();
     let invoke_api = InvokeApi::new(invoker.clone(), queue.clone(), &config.invoke_api)
         .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
     let background = vec![
@@ -241,6 +243,8 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
                 webhook: webhook_counters,
             },
             invoke_api,
+            http_triggers: (store_for_http, invoker_for_http),
+            account_id: config.account_id.clone(),
         }),
     ));
     tracing::info!(grpc = %grpc_address, http = %http_address, data_dir = %config.data_dir.display(), "kumod serving");

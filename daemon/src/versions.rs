@@ -312,6 +312,7 @@ impl Versions {
                 let kind = match trigger.source {
                     TriggerSource::Schedule { .. } => "schedule",
                     TriggerSource::Bucket { .. } => "bucket",
+                    TriggerSource::Http { .. } => "HTTP",
                 };
                 return Err(VersionError::InUse {
                     function: name.to_string(),

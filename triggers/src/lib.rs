@@ -4,9 +4,12 @@
 //! - [`schedule_expression`]: EventBridge `cron(…)` and `rate(…)` with fire
 //!   times (wire-formats §6).
 //! - [`scheduled_event`]: the Scheduled Event JSON a schedule sends (§5c).
+//! - [`apigw`]: API Gateway proxy events and responses for HTTP triggers
+//!   (§5d).
 //! - [`minio`]: MinIO webhook bodies, key decoding, and which bucket
 //!   triggers an S3 event record matches (§5b).
 
+pub mod apigw;
 pub mod minio;
 pub mod schedule_expression;
 pub mod scheduled_event;

@@ -47,6 +47,15 @@ pub enum TriggerSource {
         /// S3 profile used to configure the bucket, if kumod did.
         configured_with: Option<String>,
     },
+    /// An API-Gateway-style HTTP route.
+    Http {
+        /// Route template, normalized.
+        path: String,
+        /// Allowed methods (empty = any).
+        methods: Vec<String>,
+        /// "1.0" or "2.0".
+        payload_format: String,
+    },
 }
 
 /// What must be written in the same transaction as a new event.

@@ -1,8 +1,10 @@
 //! Triggers on kumod's side: trigger records and their management
 //! ([`registry`]), firing schedules ([`scheduler`]), and the MinIO webhook
-//! endpoint ([`webhook`]). The formats themselves (schedule expressions,
+//! endpoint ([`webhook`]), and API-Gateway-style HTTP routes
+//! ([`http_trigger`]). The formats themselves (schedule expressions,
 //! webhook bodies, filters) live in the `kumo-triggers` crate.
 
+pub mod http_trigger;
 pub mod registry;
 pub mod scheduler;
 pub mod webhook;

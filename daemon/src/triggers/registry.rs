@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kumo_proto::control::{
-    trigger_config, BucketSource, CreateTriggerRequest, ScheduleSource, TriggerConfig, TriggerInfo,
+    trigger_config, BucketSource, CreateTriggerRequest, HttpSource, ScheduleSource, TriggerConfig,
+    TriggerInfo,
 };
 use kumo_proto::model::{self, ValidationError, MAX_ASYNC_PAYLOAD_BYTES};
 use kumo_triggers::minio::{normalize_event_patterns, EventPatternError};
@@ -139,7 +140,7 @@ impl Triggers {
                 "arn:aws:events:{}:{}:rule/{}",
                 self.region, self.account_id, record.name
             ),
-            TriggerSource::Bucket { .. } => format!(
+            TriggerSource::Bucket { .. } | TriggerSource::Http { .. } => format!(
                 "arn:kumo:triggers:{}:{}:trigger/{}",
                 self.region, self.account_id, record.name
             ),
@@ -160,13 +161,16 @@ impl Triggers {
         crate::qualifiers::resolve(&self.functions, function, qualifier)?;
         let source = match config.source {
             Some(trigger_config::Source::Schedule(schedule)) => self.schedule_source(schedule)?,
+            Some(trigger_config::Source::Http(http)) => {
+                super::http_trigger::source(&self.store.list_triggers()?, http)?
+            }
             Some(trigger_config::Source::Bucket(bucket)) => {
                 self.bucket_source(&config.name, bucket, &request.configure_bucket_profile)
                     .await?
             }
             None => {
                 return Err(TriggerError::Invalid(
-                    "a trigger needs a schedule or a bucket".into(),
+                    "a trigger needs a schedule, a bucket or an HTTP path".into(),
                 ))
             }
         };
@@ -354,6 +358,18 @@ impl Triggers {
                     events: events.clone(),
                     prefix: prefix.clone(),
                     suffix: suffix.clone(),
+                })
+            }
+            TriggerSource::Http {
+                path,
+                methods,
+                payload_format,
+            } => {
+                info.url_path = format!("{}{path}", super::http_trigger::PREFIX);
+                trigger_config::Source::Http(HttpSource {
+                    path: path.clone(),
+                    methods: methods.clone(),
+                    payload_format: payload_format.clone(),
                 })
             }
         };

@@ -193,7 +193,7 @@ impl Webhook {
                                 suffix,
                             },
                         )),
-                        TriggerSource::Schedule { .. } => None,
+                        TriggerSource::Schedule { .. } | TriggerSource::Http { .. } => None,
                     })
                     .collect(),
                 Err(err) => {

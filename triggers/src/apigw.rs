@@ -1,0 +1,483 @@
+//! API Gateway's Lambda proxy integration (wire-formats §5d): route
+//! templates (`/users/{id}`, `/files/{proxy+}`), the v1.0 and v2.0 request
+//! events, and turning a function's result into an HTTP response — with
+//! the 502 rules for malformed results.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+/// A route template that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid HTTP path {path:?}: {reason}")]
+pub struct RouteError {
+    /// The template.
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+    Greedy(String),
+}
+
+/// A parsed route template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    template: String,
+    segments: Vec<Segment>,
+}
+
+impl Route {
+    /// Parses `/a/{b}/{c+}`: literals, `{name}` for one segment, a final
+    /// `{name+}` for the rest.
+    pub fn parse(template: &str) -> Result<Route, RouteError> {
+        let fail = |reason: &str| RouteError {
+            path: template.to_string(),
+            reason: reason.to_string(),
+        };
+        if !template.starts_with('/') || template.len() > 512 {
+            return Err(fail("must start with / and be at most 512 characters"));
+        }
+        let parts: Vec<&str> = template[1..].split('/').filter(|p| !p.is_empty()).collect();
+        let mut segments = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let segment = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(inner) => {
+                    let (name, greedy) = match inner.strip_suffix('+') {
+                        Some(name) => (name, true),
+                        None => (inner, false),
+                    };
+                    if name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return Err(fail("parameter names are letters, digits and _"));
+                    }
+                    if greedy && i + 1 != parts.len() {
+                        return Err(fail("a {name+} parameter must be the last segment"));
+                    }
+                    if greedy {
+                        Segment::Greedy(name.to_string())
+                    } else {
+                        Segment::Param(name.to_string())
+                    }
+                }
+                None => {
+                    if part.contains(['{', '}']) || !part.chars().all(|c| c.is_ascii_graphic()) {
+                        return Err(fail("literal segments are printable ASCII without braces"));
+                    }
+                    Segment::Literal(part.to_string())
+                }
+            };
+            segments.push(segment);
+        }
+        Ok(Route {
+            template: format!("/{}", parts.join("/")),
+            segments,
+        })
+    }
+
+    /// The template, normalized.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// The path parameters when `path` matches, else None.
+    pub fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
+        let parts: Vec<&str> = path
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut params = BTreeMap::new();
+        for (i, segment) in self.segments.iter().enumerate() {
+            match segment {
+                Segment::Literal(text) => {
+                    if parts.get(i) != Some(&text.as_str()) {
+                        return None;
+                    }
+                }
+                Segment::Param(name) => {
+                    params.insert(name.clone(), parts.get(i)?.to_string());
+                }
+                Segment::Greedy(name) => {
+                    let rest = parts.get(i..).filter(|r| !r.is_empty())?;
+                    params.insert(name.clone(), rest.join("/"));
+                    return Some(params);
+                }
+            }
+        }
+        (parts.len() == self.segments.len()).then_some(params)
+    }
+}
+
+/// An HTTP request as the trigger saw it.
+pub struct HttpRequest<'a> {
+    /// `GET`, …
+    pub method: &'a str,
+    /// The path under the trigger prefix, percent-decoded.
+    pub path: &'a str,
+    /// The raw query string.
+    pub raw_query: &'a str,
+    /// Headers in arrival order (names lowercase).
+    pub headers: &'a [(String, String)],
+    /// Body bytes.
+    pub body: &'a [u8],
+    /// Client address.
+    pub source_ip: &'a str,
+    /// Request id.
+    pub request_id: &'a str,
+    /// Arrival time.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// Account id for `requestContext`.
+    pub account_id: &'a str,
+}
+
+fn body_field(body: &[u8]) -> (Value, bool) {
+    if body.is_empty() {
+        return (Value::Null, false);
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) => (Value::String(text.to_string()), false),
+        Err(_) => (
+            Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
+    }
+}
+
+fn decode_query_part(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(v) => {
+                    out.push(v);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode_query_part(k), decode_query_part(v))
+        })
+        .collect()
+}
+
+fn map_or_null(map: Map<String, Value>) -> Value {
+    if map.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(map)
+    }
+}
+
+/// The v1.0 proxy event.
+pub fn event_v1(
+    request: &HttpRequest<'_>,
+    route: &Route,
+    params: &BTreeMap<String, String>,
+) -> Value {
+    let mut headers = Map::new();
+    let mut multi_headers: Map<String, Value> = Map::new();
+    for (name, value) in request.headers {
+        headers.insert(name.clone(), json!(value));
+        multi_headers
+            .entry(name.clone())
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .map(|a| a.push(json!(value)));
+    }
+    let mut query = Map::new();
+    let mut multi_query: Map<String, Value> = Map::new();
+    for (k, v) in query_pairs(request.raw_query) {
+        query.insert(k.clone(), json!(v));
+        multi_query
+            .entry(k)
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .map(|a| a.push(json!(v)));
+    }
+    let path_params: Map<String, Value> =
+        params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let (body, is_base64) = body_field(request.body);
+    let user_agent = request
+        .headers
+        .iter()
+        .find(|(n, _)| n == "user-agent")
+        .map(|(_, v)| v.clone());
+    json!({
+        "resource": route.template(),
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": map_or_null(headers),
+        "multiValueHeaders": map_or_null(multi_headers),
+        "queryStringParameters": map_or_null(query),
+        "multiValueQueryStringParameters": map_or_null(multi_query),
+        "pathParameters": map_or_null(path_params),
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": request.account_id,
+            "apiId": "kumo",
+            "resourceId": "kumo",
+            "resourcePath": route.template(),
+            "httpMethod": request.method,
+            "path": request.path,
+            "protocol": "HTTP/1.1",
+            "requestId": request.request_id,
+            "requestTime": request.time.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+            "requestTimeEpoch": request.time.timestamp_millis(),
+            "identity": {"sourceIp": request.source_ip, "userAgent": user_agent},
+            "stage": "$default",
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    })
+}
+
+/// The v2.0 proxy event.
+pub fn event_v2(
+    request: &HttpRequest<'_>,
+    route_key: &str,
+    params: &BTreeMap<String, String>,
+) -> Value {
+    let mut headers: Map<String, Value> = Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in request.headers {
+        if name == "cookie" {
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty()),
+            );
+            continue;
+        }
+        match headers.get_mut(name) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(value);
+            }
+            _ => {
+                headers.insert(name.clone(), json!(value));
+            }
+        }
+    }
+    let mut query: Map<String, Value> = Map::new();
+    for (k, v) in query_pairs(request.raw_query) {
+        match query.get_mut(&k) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                query.insert(k, json!(v));
+            }
+        }
+    }
+    let path_params: Map<String, Value> =
+        params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let (body, is_base64) = body_field(request.body);
+    let user_agent = request
+        .headers
+        .iter()
+        .find(|(n, _)| n == "user-agent")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": request.path,
+        "rawQueryString": request.raw_query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": request.account_id,
+            "apiId": "kumo",
+            "domainName": "kumo",
+            "domainPrefix": "kumo",
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": request.source_ip,
+                "userAgent": user_agent,
+            },
+            "requestId": request.request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": request.time.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+            "timeEpoch": request.time.timestamp_millis(),
+        },
+        "isBase64Encoded": is_base64,
+    });
+    if !cookies.is_empty() {
+        event["cookies"] = json!(cookies);
+    }
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !path_params.is_empty() {
+        event["pathParameters"] = Value::Object(path_params);
+    }
+    if !body.is_null() {
+        event["body"] = body;
+    }
+    event
+}
+
+/// What goes back to the HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers (repeated names allowed, e.g. `set-cookie`).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// API Gateway's answer to a malformed result or a function error.
+pub fn bad_gateway() -> HttpResponse {
+    HttpResponse {
+        status: 502,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: br#"{"message": "Internal server error"}"#.to_vec(),
+    }
+}
+
+fn header_ok(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+const V1_KEYS: &[&str] = &[
+    "statusCode",
+    "headers",
+    "multiValueHeaders",
+    "body",
+    "isBase64Encoded",
+];
+
+/// Maps a function's JSON result to the HTTP response (`format` "1.0" or
+/// "2.0"); `None` for a function error.
+pub fn response(format: &str, result: Option<&[u8]>) -> HttpResponse {
+    let Some(result) = result else {
+        return bad_gateway();
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(result) else {
+        return bad_gateway();
+    };
+    let v2 = format == "2.0";
+    let object = match &value {
+        Value::Object(map) if map.contains_key("statusCode") => map,
+        _ if v2 => {
+            // v2: anything without statusCode is a 200 with the JSON as body.
+            let body = match &value {
+                Value::String(text) => text.clone().into_bytes(),
+                _ => result.to_vec(),
+            };
+            return HttpResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body,
+            };
+        }
+        _ => return bad_gateway(),
+    };
+    if !v2 && object.keys().any(|k| !V1_KEYS.contains(&k.as_str())) {
+        return bad_gateway();
+    }
+    let Some(status) = object["statusCode"]
+        .as_u64()
+        .filter(|s| (100..=599).contains(s))
+    else {
+        return bad_gateway();
+    };
+    let mut headers = Vec::new();
+    if let Some(map) = object.get("headers").and_then(Value::as_object) {
+        for (name, value) in map {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            headers.push((name.clone(), text));
+        }
+    }
+    if let Some(map) = object.get("multiValueHeaders").and_then(Value::as_object) {
+        for (name, values) in map {
+            for value in values.as_array().into_iter().flatten() {
+                headers.push((
+                    name.clone(),
+                    value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_string),
+                ));
+            }
+        }
+    }
+    if v2 {
+        for cookie in object
+            .get("cookies")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(cookie) = cookie.as_str() {
+                headers.push(("set-cookie".into(), cookie.to_string()));
+            }
+        }
+    }
+    if headers.iter().any(|(n, v)| !header_ok(n, v)) {
+        return bad_gateway();
+    }
+    let body = match object.get("body") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) => {
+            if object
+                .get("isBase64Encoded")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
+                match base64::engine::general_purpose::STANDARD.decode(text) {
+                    Ok(bytes) => bytes,
+                    Err(_) => return bad_gateway(),
+                }
+            } else {
+                text.clone().into_bytes()
+            }
+        }
+        Some(other) if v2 => other.to_string().into_bytes(),
+        Some(_) => return bad_gateway(),
+    };
+    HttpResponse {
+        status: status as u16,
+        headers,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests;
