@@ -203,21 +203,25 @@ pub fn event_v1(
     let mut multi_headers: Map<String, Value> = Map::new();
     for (name, value) in request.headers {
         headers.insert(name.clone(), json!(value));
-        multi_headers
+        if let Some(list) = multi_headers
             .entry(name.clone())
             .or_insert_with(|| json!([]))
             .as_array_mut()
-            .map(|a| a.push(json!(value)));
+        {
+            list.push(json!(value));
+        }
     }
     let mut query = Map::new();
     let mut multi_query: Map<String, Value> = Map::new();
     for (k, v) in query_pairs(request.raw_query) {
         query.insert(k.clone(), json!(v));
-        multi_query
+        if let Some(list) = multi_query
             .entry(k)
             .or_insert_with(|| json!([]))
             .as_array_mut()
-            .map(|a| a.push(json!(v)));
+        {
+            list.push(json!(v));
+        }
     }
     let path_params: Map<String, Value> =
         params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
