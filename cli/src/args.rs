@@ -137,8 +137,8 @@ pub enum AliasCommand {
 /// Trigger subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TriggerCommand {
-    /// Create a schedule (--schedule) or bucket (--bucket) trigger.
-    Create(TriggerCreateArgs),
+    /// Create a schedule (--schedule), bucket (--bucket) or HTTP (--http-path) trigger.
+    Create(Box<TriggerCreateArgs>),
     /// List triggers.
     List {
         /// Output format.
