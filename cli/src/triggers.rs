@@ -118,7 +118,7 @@ pub async fn run(
         TriggerCommand::Create(args) => {
             let output = args.output;
             let info = client
-                .create_trigger(create_request(args))
+                .create_trigger(create_request(*args))
                 .await?
                 .into_inner();
             print(&info, output);
