@@ -11,9 +11,11 @@
 # Paths (override with the variables):
 #   KUMO_TEST_VENV    /var/tmp/kumo-test-venv     moto, boto3, pyzipper for the tests
 #   KUMO_TEST_VENDOR  /var/tmp/kumo-test-vendor   boto3 + pyzipper to bundle in packages
+#   KUMO_TEST_RIC     /var/tmp/kumo-test-ric      awslambdaric (AWS's Python runtime client) to bundle
 set -euo pipefail
 VENV="${KUMO_TEST_VENV:-/var/tmp/kumo-test-venv}"
 VENDOR="${KUMO_TEST_VENDOR:-/var/tmp/kumo-test-vendor}"
+RIC="${KUMO_TEST_RIC:-/var/tmp/kumo-test-ric}"
 STATE="${KUMO_TEST_DIR:-/var/tmp/kumo-test-s3}"
 PY=/usr/bin/python3
 
@@ -28,6 +30,12 @@ prepare() {
     rm -rf "$VENDOR"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --target "$VENDOR" boto3 pyzipper
     touch "$VENDOR/.complete"
+  fi
+  if [ ! -f "$RIC/.complete" ]; then
+    echo "==> preparing $RIC (awslambdaric for test packages)" >&2
+    rm -rf "$RIC"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --target "$RIC" awslambdaric
+    touch "$RIC/.complete"
   fi
 }
 

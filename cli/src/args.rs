@@ -429,6 +429,9 @@ pub struct InvokeArgs {
     /// Print this invocation's log tail on stderr.
     #[arg(long, conflicts_with = "async_")]
     pub log_tail: bool,
+    /// Client context handed to the function (JSON, as context.client_context).
+    #[arg(long, value_name = "JSON")]
+    pub client_context: Option<String>,
     /// Queue the event and print its id at once (Event invocation).
     #[arg(long = "async", id = "async_")]
     pub async_: bool,

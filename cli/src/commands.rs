@@ -219,7 +219,7 @@ pub async fn invoke(client: &mut ControlClient<Channel>, args: InvokeArgs) -> Re
             payload,
             invocation_type: invocation_type as i32,
             log_tail: args.log_tail,
-            client_context: String::new(),
+            client_context: args.client_context.unwrap_or_default(),
         })
         .await?
         .into_inner();
