@@ -172,14 +172,23 @@ fn unsigned_and_malformed_requests_are_refused() {
     let reply = request(http, "GET", path, &[], b"");
     assert_eq!(reply.status, 405);
     // Malformed HTTP gets a 400 (or a closed connection) and kumod keeps serving.
-    for garbage in [&b"GARBAGE\r\n\r\n"[..], b"POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n", b"\x00\x01\x02\r\n\r\n"] {
+    for garbage in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"POST /x HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
+        b"\x00\x01\x02\r\n\r\n",
+    ] {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(http).unwrap();
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         stream.write_all(garbage).unwrap();
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
-        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+            "{answer:?}"
+        );
     }
     assert_eq!(request(http, "GET", "/healthz", &[], b"").status, 200);
     let reply = request(

@@ -1,0 +1,199 @@
+//! The Kumo under test: a release `kumod --all-in-one` started in a temp
+//! directory on free ports, and a gRPC client to it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use kumo_proto::control::control_client::ControlClient;
+use kumo_proto::control::*;
+use tonic::transport::Channel;
+
+/// A running kumod and a client.
+pub struct Cluster {
+    child: Child,
+    /// Its directory (data, config, log), removed on drop.
+    _dir: tempfile::TempDir,
+    /// gRPC client.
+    pub client: ControlClient<Channel>,
+    /// HTTP listener address.
+    pub http: String,
+    /// The cgroup parent of its instances.
+    pub cgroup_parent: String,
+}
+
+/// Where the release binaries are: next to this executable.
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding kumo-bench's own path")?;
+    let dir = exe
+        .parent()
+        .context("kumo-bench has no directory")?
+        .to_path_buf();
+    if !dir.join("kumod").exists() {
+        bail!(
+            "{} has no kumod: run bench/run.sh (it builds the release binaries)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts kumod on `data_dir` (a fresh one when None) and waits until it answers.
+pub async fn start(extra_toml: &str, data_dir: Option<&Path>) -> anyhow::Result<Cluster> {
+    let dir = tempfile::tempdir()?;
+    let (grpc, http) = (free_port()?, free_port()?);
+    let data = data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
+    let cgroup_parent = format!("kumo-bench-{}-{grpc}", std::process::id());
+    let config = dir.path().join("kumod.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{extra_toml}\n[log]\nlevel = \"warn\"\n\n[agent]\ncgroup_parent = \"{cgroup_parent}\"\nidle_timeout_seconds = 3600\n",
+            data.display()
+        ),
+    )?;
+    let log = std::fs::File::create(dir.path().join("kumod.log"))?;
+    let child = Command::new(bin_dir()?.join("kumod"))
+        .arg("--all-in-one")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting kumod")?;
+    let endpoint = format!("http://127.0.0.1:{grpc}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let client = loop {
+        if let Ok(channel) = tonic::transport::Endpoint::from_shared(endpoint.clone())?
+            .connect()
+            .await
+        {
+            let mut client = ControlClient::new(channel)
+                .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES);
+            if client
+                .get_status(GetStatusRequest {})
+                .await
+                .is_ok_and(|s| !s.get_ref().agents.is_empty())
+            {
+                break client;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "kumod did not become ready; see {}",
+                dir.path().join("kumod.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    Ok(Cluster {
+        child,
+        _dir: dir,
+        client,
+        http: format!("127.0.0.1:{http}"),
+        cgroup_parent,
+    })
+}
+
+/// A ZIP with one `lambda_function.py`.
+pub fn python_package(source: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip_writer(&mut out);
+        zip.start_file(
+            "lambda_function.py",
+            zip::write::SimpleFileOptions::default(),
+        )?;
+        zip.write_all(source.as_bytes())?;
+        zip.finish()?;
+    }
+    Ok(out.into_inner())
+}
+
+fn zip_writer<W: std::io::Write + std::io::Seek>(w: W) -> zip::ZipWriter<W> {
+    zip::ZipWriter::new(w)
+}
+
+impl Cluster {
+    /// Creates a python3 function.
+    pub async fn create(
+        &mut self,
+        name: &str,
+        source: &str,
+        tune: impl FnOnce(&mut FunctionConfig),
+    ) -> anyhow::Result<()> {
+        let mut config = FunctionConfig {
+            name: name.into(),
+            runtime: "python3".into(),
+            handler: "lambda_function.handler".into(),
+            timeout_seconds: Some(30),
+            ..Default::default()
+        };
+        tune(&mut config);
+        self.client
+            .create_function(CreateFunctionRequest {
+                config: Some(config),
+                zip: python_package(source)?,
+                code_s3: None,
+            })
+            .await
+            .with_context(|| format!("creating {name}"))?;
+        Ok(())
+    }
+
+    /// kumod's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of a process in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Busy and total jiffies of the whole machine.
+pub fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}

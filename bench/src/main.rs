@@ -1,0 +1,67 @@
+//! kumo-bench: runs every benchmark scenario against a release Kumo and
+//! writes docs/performance.md and docs/performance.json. See bench/README.md.
+
+mod cluster;
+mod report;
+mod scenarios;
+mod stats;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Benchmark Kumo against its baselines.
+#[derive(Debug, Parser)]
+#[command(name = "kumo-bench")]
+struct Args {
+    /// Fewer samples (under 2 minutes), for CI smoke runs.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write performance.md and performance.json.
+    #[arg(long, default_value = "docs")]
+    out_dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let q = args.quick;
+    let pick = |quick: usize, full: usize| if q { quick } else { full };
+    eprintln!("kumo-bench: starting kumod (release)…");
+    let mut kumo = cluster::start("", None).await?;
+    eprintln!("cold start…");
+    let cold = scenarios::latency::cold(&mut kumo, pick(15, 60)).await?;
+    eprintln!("warm latency…");
+    let warm = scenarios::latency::warm(&mut kumo, pick(500, 5000)).await?;
+    eprintln!("throughput…");
+    let throughput =
+        scenarios::load::throughput(&mut kumo, &[1, 8, 64], if q { 2.0 } else { 10.0 }).await?;
+    eprintln!("density…");
+    let density = scenarios::load::density(&mut kumo, pick(20, 100)).await?;
+    eprintln!("event ingest…");
+    let ingest = scenarios::ingest::ingest(&mut kumo, pick(2_000, 20_000), pick(0, 3)).await?;
+    drop(kumo);
+    eprintln!("state scale…");
+    let state = scenarios::state::state_scale(pick(1_000, 10_000), pick(10_000, 100_000)).await?;
+    let results = report::Results {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        command: format!("bench/run.sh{}", if q { " --quick" } else { "" }),
+        machine: report::machine(),
+        quick: q,
+        cold,
+        warm,
+        throughput,
+        density,
+        ingest,
+        state,
+    };
+    std::fs::create_dir_all(&args.out_dir)?;
+    let markdown = report::markdown(&results);
+    std::fs::write(args.out_dir.join("performance.md"), &markdown)?;
+    std::fs::write(
+        args.out_dir.join("performance.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    println!("{markdown}");
+    Ok(())
+}
