@@ -40,6 +40,34 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+# The benchmark harness must run and produce every number; no timing is
+# asserted (bench/README.md).
+if [ "${KUMO_SKIP_BENCH:-0}" != 1 ]; then
+  echo "==> benchmark harness smoke run: bench/run.sh --quick"
+  bench_out="$KUMO_TEST_DIR/bench"
+  mkdir -p "$bench_out"
+  if ! bench/run.sh --quick --out-dir "$bench_out" >"$bench_out/run.log" 2>&1; then
+    cat "$bench_out/run.log"
+    exit 1
+  fi
+  /usr/bin/python3 - "$bench_out/performance.json" <<'PY'
+import json, math, sys
+results = json.load(open(sys.argv[1]))
+def numbers(value):
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in numbers(v)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    return []
+for scenario in ["cold", "warm", "throughput", "density", "ingest", "state"]:
+    values = numbers(results[scenario])
+    assert values and all(math.isfinite(v) for v in values), f"{scenario}: {results[scenario]}"
+print("    every scenario produced numbers")
+PY
+fi
+
 # Brief fuzzing of the parsers that take untrusted input (cargo-fuzz needs
 # a nightly toolchain; both are installed when missing).
 fuzz_seconds="${KUMO_FUZZ_SECONDS:-20}"

@@ -12,6 +12,18 @@ pub struct HttpReply {
     pub status: u16,
     /// Body text.
     pub body: String,
+    /// Response headers, names lowercased, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpReply {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl HttpReply {
@@ -55,11 +67,18 @@ pub fn request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    HttpReply { status, body }
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpReply {
+        status,
+        body: body.to_string(),
+        headers,
+    }
 }
 
 /// POSTs a JSON webhook body to kumod's MinIO endpoint.

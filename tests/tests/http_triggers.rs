@@ -88,8 +88,28 @@ fn http_routes_invoke_functions_with_proxy_events() {
     assert_eq!(event["requestContext"]["http"]["method"], "GET");
     assert_eq!(event["requestContext"]["http"]["sourceIp"], "127.0.0.1");
     // The function's CORS header comes back.
-    let cors = request(http, "OPTIONS", "/http/api/echo", &[], b"");
+    let cors = request(
+        http,
+        "OPTIONS",
+        "/http/api/echo",
+        &[("Origin", "https://example.com")],
+        b"",
+    );
     assert_eq!(cors.status, 200);
+    assert_eq!(
+        cors.header("access-control-allow-origin"),
+        Some("*"),
+        "{cors:?}"
+    );
+    assert_eq!(cors.header("content-type"), Some("application/json"));
+    let cookies_reply = request(http, "GET", "/http/api/cookies", &[], b"");
+    let set: Vec<&str> = cookies_reply
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(set, ["a=1", "b=2"], "{cookies_reply:?}");
 
     // POST JSON and a binary body.
     let event = echo(&request(
