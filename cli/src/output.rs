@@ -43,26 +43,40 @@ pub fn function_json(info: &FunctionInfo) -> Value {
 
 /// Prints one function.
 pub fn function(info: &FunctionInfo, output: Output) {
-    let value = function_json(info);
+    print_record(&function_json(info), output);
+}
+
+/// Prints a JSON record: pretty JSON, or one `key value` line per field
+/// (objects as `k=v …`, arrays one item per line, null as `-`).
+pub fn print_record(value: &Value, output: Output) {
     match output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            serde_json::to_string_pretty(value).unwrap_or_default()
         ),
         Output::Text => {
-            if let Value::Object(map) = value {
-                for (key, v) in map {
-                    let text = match v {
-                        Value::String(s) => s,
-                        Value::Null => "-".to_string(),
-                        Value::Object(fields) => fields
-                            .iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        other => other.to_string(),
-                    };
-                    println!("{key:<22} {text}");
+            let Value::Object(map) = value else {
+                println!("{value}");
+                return;
+            };
+            for (key, v) in map {
+                match v {
+                    Value::Array(items)
+                        if items.iter().all(Value::is_string) && !items.is_empty() =>
+                    {
+                        println!("{key}");
+                        for item in items {
+                            println!("  {}", item.as_str().unwrap_or_default());
+                        }
+                    }
+                    Value::String(s) => println!("{key:<22} {s}"),
+                    Value::Null => println!("{key:<22} -"),
+                    Value::Object(fields) => {
+                        let text: Vec<String> =
+                            fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        println!("{key:<22} {}", text.join(" "));
+                    }
+                    other => println!("{key:<22} {other}"),
                 }
             }
         }

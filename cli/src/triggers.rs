@@ -51,29 +51,7 @@ pub fn trigger_json(info: &TriggerInfo) -> Value {
 }
 
 fn print(info: &TriggerInfo, output: Output) {
-    let value = trigger_json(info);
-    match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        ),
-        Output::Text => {
-            if let Value::Object(map) = value {
-                for (key, v) in map {
-                    match v {
-                        Value::Array(items) if key == "next_fires" => {
-                            println!("{key:<16}");
-                            for item in items {
-                                println!("  {}", item.as_str().unwrap_or_default());
-                            }
-                        }
-                        Value::String(s) => println!("{key:<16} {s}"),
-                        other => println!("{key:<16} {other}"),
-                    }
-                }
-            }
-        }
-    }
+    crate::output::print_record(&trigger_json(info), output);
 }
 
 fn create_request(args: TriggerCreateArgs) -> CreateTriggerRequest {
