@@ -96,11 +96,23 @@ impl Logs {
         }
     }
 
-    /// Stores one invocation's log and publishes it to followers.
+    /// Stores one invocation's log and publishes it to followers. Every
+    /// [`TRIM_EVERY`] appends the function's retention is applied — off the
+    /// caller's path when a Tokio runtime is there to run it.
     pub fn append(&self, record: LogRecord) -> Result<(), StoreError> {
         self.store.append_log(&record)?;
         if self.appends.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == TRIM_EVERY - 1 {
-            self.trim(&record.function)?;
+            let logs = self.clone();
+            let function = record.function.clone();
+            let trim = move || {
+                if let Err(err) = logs.trim(&function) {
+                    tracing::warn!(%err, %function, "applying the log retention failed");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(trim)),
+                Err(_) => trim(),
+            }
         }
         let _ = self.feed.send(Arc::new(record));
         Ok(())

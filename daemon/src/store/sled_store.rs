@@ -25,6 +25,26 @@ pub struct SledStore {
     versions: sled::Tree,
     aliases: sled::Tree,
     pub(super) sequence: AtomicU64,
+    flushes: FlushGate,
+}
+
+/// Group commit: callers that need their writes on disk share flushes. A
+/// caller waits for a flush that started after its write; whoever finds
+/// none running starts one for everybody waiting.
+#[derive(Default)]
+struct FlushGate {
+    state: std::sync::Mutex<FlushState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FlushState {
+    /// Tickets handed out (one per caller).
+    issued: u64,
+    /// Every ticket up to this one is on disk.
+    flushed: u64,
+    /// A flush is in progress.
+    running: bool,
 }
 
 pub(super) fn err(op: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
@@ -86,12 +106,45 @@ impl SledStore {
             triggers,
             deliveries,
             sequence,
+            flushes: FlushGate::default(),
         })
     }
 
     fn flush(&self, key: &str) -> Result<(), StoreError> {
         self.db.flush().map_err(|e| err("flush", key, e))?;
         Ok(())
+    }
+
+    /// Returns once everything written before the call is on disk, sharing
+    /// one flush among concurrent callers.
+    fn flush_shared(&self, key: &str) -> Result<(), StoreError> {
+        let gate = &self.flushes;
+        fn lock(m: &std::sync::Mutex<FlushState>) -> std::sync::MutexGuard<'_, FlushState> {
+            m.lock().unwrap_or_else(|p| p.into_inner())
+        }
+        let mut state = lock(&gate.state);
+        state.issued += 1;
+        let ticket = state.issued;
+        loop {
+            if state.flushed >= ticket {
+                return Ok(());
+            }
+            if state.running {
+                state = gate.done.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            state.running = true;
+            let target = state.issued;
+            drop(state);
+            let result = self.flush(key);
+            state = lock(&gate.state);
+            state.running = false;
+            if result.is_ok() {
+                state.flushed = state.flushed.max(target);
+            }
+            gate.done.notify_all();
+            result?;
+        }
     }
 
     fn put_json<T: serde::Serialize>(
@@ -369,7 +422,7 @@ impl Store for SledStore {
             }
         };
         if written {
-            self.flush(&event.id)?;
+            self.flush_shared(&event.id)?;
         }
         Ok(written)
     }
@@ -467,5 +520,56 @@ impl Store for SledStore {
 
     fn delete_alias(&self, function: &str, name: &str) -> Result<bool, StoreError> {
         self.remove_flushed(&self.aliases, dead_letter_key(function, name), name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn event(id: String) -> EventRecord {
+        EventRecord {
+            id,
+            function: "f".into(),
+            qualifier: None,
+            payload: "{}".into(),
+            accepted_ms: 0,
+            not_before_ms: 0,
+            attempts: 0,
+            backoffs: 0,
+            dispatched: false,
+            last_error_type: String::new(),
+            last_error_message: String::new(),
+            last_response: String::new(),
+            replay_of: String::new(),
+        }
+    }
+
+    #[test]
+    fn concurrent_durable_writes_share_flushes_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let written = store
+                            .put_event_with(&event(format!("{t}-{i}")), &EventCompanion::None)
+                            .unwrap();
+                        assert!(written);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(store.list_events().unwrap().len(), 400);
+        let state = store.flushes.state.lock().unwrap();
+        assert_eq!(state.flushed, state.issued, "every ticket was flushed");
+        assert!(!state.running);
     }
 }
