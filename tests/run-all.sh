@@ -12,6 +12,7 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 [ -f /usr/include/python3.11/Python.h ] || [ -n "$(ls /usr/include/python3*/Python.h 2>/dev/null)" ] || need_apt+=(python3-dev)
 command -v hostname >/dev/null || need_apt+=(hostname)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq
@@ -24,6 +25,20 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> building binaries"
 cargo build --workspace --bins --quiet
+
+echo "==> systemd units (systemd-analyze verify; any warning fails) and deploy/install.sh"
+unit_warnings="$(systemd-analyze verify systemd/kumod.service systemd/kumo-agent.service 2>&1)"
+if [ -n "$unit_warnings" ]; then
+  echo "$unit_warnings"
+  exit 1
+fi
+stage="$(mktemp -d)"
+BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" DESTDIR="$stage" deploy/install.sh >/dev/null
+for installed in usr/local/bin/kumod usr/local/bin/kumo-agent usr/local/bin/kumo \
+  etc/systemd/system/kumod.service etc/kumo/kumod.toml etc/kumo/agent.toml; do
+  [ -e "$stage/$installed" ] || { echo "install.sh did not install $installed"; exit 1; }
+done
+rm -rf "$stage"
 echo "==> S3 test server (moto; tests/s3-server.sh)"
 tests/s3-server.sh prepare
 KUMO_TEST_DIR="$(mktemp -d)"

@@ -51,8 +51,12 @@ async fn run(args: Args, config: DaemonConfig) -> anyhow::Result<()> {
     } else {
         None
     };
+    if let Err(err) = kumo_proto::sd_notify::notify("READY=1") {
+        tracing::warn!(%err, "telling systemd that kumod is ready failed");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
+    let _ = kumo_proto::sd_notify::notify("STOPPING=1");
     if let Some((stop, task)) = agent {
         let _ = stop.send(());
         let _ = task.await;

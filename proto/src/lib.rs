@@ -24,6 +24,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kumo
 pub mod layered_config;
 pub mod model;
 pub mod package;
+pub mod sd_notify;
 
 /// Largest gRPC message kumod and agents accept: a 50 MB package plus headroom.
 pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
