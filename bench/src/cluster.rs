@@ -39,16 +39,17 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Two distinct free ports (both held while the second is chosen).
+fn free_ports() -> anyhow::Result<(u16, u16)> {
+    let a = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let b = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
 /// Starts kumod on `data_dir` (a fresh one when None) and waits until it answers.
 pub async fn start(extra_toml: &str, data_dir: Option<&Path>) -> anyhow::Result<Cluster> {
     let dir = tempfile::tempdir()?;
-    let (grpc, http) = (free_port()?, free_port()?);
+    let (grpc, http) = free_ports()?;
     let data = data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
     let cgroup_parent = format!("kumo-bench-{}-{grpc}", std::process::id());
     let config = dir.path().join("kumod.toml");

@@ -61,11 +61,13 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// Two distinct free loopback ports (both held while the second is chosen,
+/// so they cannot be the same).
+pub fn free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("local address").port();
+    (port(&a), port(&b))
 }
 
 /// What a CLI run produced.
@@ -121,8 +123,7 @@ impl Kumo {
     fn launch(daemon_settings: &str, agent_settings: &str, all_in_one: bool) -> Kumo {
         let bins = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir");
-        let grpc = free_port();
-        let http = free_port();
+        let (grpc, http) = free_ports();
         let config = dir.path().join("kumod.toml");
         std::fs::write(
             &config,

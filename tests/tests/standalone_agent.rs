@@ -7,14 +7,6 @@ use std::time::{Duration, Instant};
 
 use kumo_tests::{bin_dir, fixture, root_or_skip};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn standalone_agent_runs_functions_for_kumod() {
     if !root_or_skip() {
@@ -22,7 +14,7 @@ fn standalone_agent_runs_functions_for_kumod() {
     }
     let bins = bin_dir();
     let dir = tempfile::tempdir().unwrap();
-    let (grpc, http) = (free_port(), free_port());
+    let (grpc, http) = kumo_tests::free_ports();
     let endpoint = format!("http://127.0.0.1:{grpc}");
     let mut kumod = Command::new(bins.join("kumod"))
         .args(["--data-dir", &dir.path().join("kumod").to_string_lossy()])
