@@ -65,8 +65,11 @@ async fn http_trigger(
     let sub_path = full_path
         .strip_prefix(crate::triggers::http_trigger::PREFIX)
         .unwrap_or_default();
-    let path = kumo_triggers::minio::decode_key(&sub_path.replace('+', "%2B"))
-        .unwrap_or_else(|_| sub_path.to_string());
+    // Paths are not form-encoded: `+` stays; malformed escapes leave the path raw.
+    let path = match kumo_triggers::percent::decode(sub_path, false) {
+        (bytes, None) => String::from_utf8(bytes).unwrap_or_else(|_| sub_path.to_string()),
+        (_, Some(_)) => sub_path.to_string(),
+    };
     let path = if path.is_empty() {
         "/".to_string()
     } else {

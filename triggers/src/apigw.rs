@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
+
+use crate::percent::decode_lossy;
 use serde_json::{json, Map, Value};
 
 /// A route template that cannot be used.
@@ -150,37 +152,12 @@ fn body_field(body: &[u8]) -> (Value, bool) {
     }
 }
 
-fn decode_query_part(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                Some(v) => {
-                    out.push(v);
-                    i += 2;
-                }
-                None => out.push(b'%'),
-            },
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn query_pairs(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode_query_part(k), decode_query_part(v))
+            (decode_lossy(k, true), decode_lossy(v, true))
         })
         .collect()
 }

@@ -8,8 +8,10 @@
 //!   (§5d).
 //! - [`minio`]: MinIO webhook bodies, key decoding, and which bucket
 //!   triggers an S3 event record matches (§5b).
+//! - [`percent`]: percent-decoding for all of them.
 
 pub mod apigw;
 pub mod minio;
+pub mod percent;
 pub mod schedule_expression;
 pub mod scheduled_event;

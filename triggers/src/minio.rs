@@ -129,26 +129,11 @@ fn with_s3_prefix(name: &str) -> String {
 /// Decodes a key escaped like Go's `url.QueryEscape` (and AWS's form
 /// encoding): `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_key(raw: &str) -> Result<String, String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("key {raw:?} has a bad %-escape at byte {i}"))?;
-                out.push(hex);
-                i += 2;
-            }
-            other => out.push(other),
-        }
-        i += 1;
+    let (bytes, bad) = crate::percent::decode(raw, true);
+    if let Some(i) = bad {
+        return Err(format!("key {raw:?} has a bad %-escape at byte {i}"));
     }
-    String::from_utf8(out).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
+    String::from_utf8(bytes).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
 }
 
 /// A filter pattern or event list that cannot be used.

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use base64::Engine;
 use kumo_proto::control::{InvocationType, InvokeRequest};
 use kumo_proto::model;
+use kumo_triggers::percent::decode_lossy;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -109,28 +110,6 @@ pub struct InvokeApi {
     allow_unsigned: bool,
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(v) = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `name`, `name:qualifier`, `ACCOUNT:function:name[:q]` or a full ARN,
 /// to (name, qualifier).
 pub fn parse_function_name(given: &str) -> Option<(String, Option<String>)> {
@@ -218,7 +197,7 @@ impl InvokeApi {
         if let Err(refused) = self.authenticate(&request) {
             return refused;
         }
-        let given = percent_decode(encoded_name);
+        let given = decode_lossy(encoded_name, false);
         let Some((name, inline_qualifier)) = parse_function_name(&given) else {
             return aws_error(
                 400,
@@ -231,7 +210,7 @@ impl InvokeApi {
             .split('&')
             .filter_map(|p| p.split_once('='))
             .find(|(k, _)| *k == "Qualifier")
-            .map(|(_, v)| percent_decode(v));
+            .map(|(_, v)| decode_lossy(v, false));
         if let (Some(a), Some(b)) = (&inline_qualifier, &query_qualifier) {
             if a != b {
                 return aws_error(400, "InvalidParameterValueException", "The derived qualifier from the function name does not match the specified qualifier.");

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
+use kumo_triggers::percent::decode_lossy;
 use sha2::{Digest, Sha256};
 
 /// How far a request's `X-Amz-Date` may be from kumod's clock.
@@ -57,28 +58,6 @@ fn aws_encode(text: &str, keep_slash: bool) -> String {
     out
 }
 
-fn decode_component(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(value) = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(value);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn canonical_query(raw_query: &str) -> String {
     let mut pairs: Vec<(String, String)> = raw_query
         .split('&')
@@ -86,8 +65,8 @@ fn canonical_query(raw_query: &str) -> String {
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (
-                aws_encode(&decode_component(k), false),
-                aws_encode(&decode_component(v), false),
+                aws_encode(&decode_lossy(k, true), false),
+                aws_encode(&decode_lossy(v, true), false),
             )
         })
         .collect();
