@@ -30,11 +30,8 @@ pub struct HttpState {
     pub scraper: Scraper,
     /// Lambda's Invoke API.
     pub invoke_api: InvokeApi,
-    /// HTTP triggers' store and invoker.
-    pub http_triggers: (
-        std::sync::Arc<dyn crate::store::Store>,
-        crate::invoke::Invoker,
-    ),
+    /// HTTP triggers' routes and the invoker they call.
+    pub http_triggers: (crate::triggers::registry::Triggers, crate::invoke::Invoker),
     /// Account id used in events.
     pub account_id: String,
 }
@@ -95,9 +92,9 @@ async fn http_trigger(
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let source_ip = peer.ip().to_string();
-    let (store, invoker) = &state.http_triggers;
+    let (triggers, invoker) = &state.http_triggers;
     let answer = crate::triggers::http_trigger::handle(
-        store.as_ref(),
+        triggers,
         invoker,
         kumo_triggers::apigw::HttpRequest {
             method: &method,

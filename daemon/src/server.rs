@@ -142,12 +142,12 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         config.region.clone(),
         config.account_id.clone(),
         invoker.metrics().clone(),
-    );
+    )?;
     let webhook = Webhook::new(triggers.clone(), queue.clone(), &webhook_token(config)?);
     let webhook_counters = triggers.webhook_counters.clone();
     let invoker_for_metrics = invoker.clone();
     let invoker_for_http = invoker.clone();
-    let store_for_http = store.clone();
+    let triggers_for_http = triggers.clone();
     let invoke_api = InvokeApi::new(invoker.clone(), queue.clone(), &config.invoke_api)
         .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
     let background = vec![
@@ -243,7 +243,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
                 webhook: webhook_counters,
             },
             invoke_api,
-            http_triggers: (store_for_http, invoker_for_http),
+            http_triggers: (triggers_for_http, invoker_for_http),
             account_id: config.account_id.clone(),
         }),
     ));

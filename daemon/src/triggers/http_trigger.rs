@@ -8,10 +8,10 @@ use kumo_proto::control::{HttpSource, InvocationType, InvokeRequest};
 use kumo_triggers::apigw::{self, HttpRequest, HttpResponse, Route};
 use serde_json::json;
 
-use super::registry::TriggerError;
+use super::registry::{TriggerError, Triggers};
 use crate::agents::DispatchError;
 use crate::invoke::{InvokeError, Invoker};
-use crate::store::{Store, TriggerRecord, TriggerSource};
+use crate::store::{TriggerRecord, TriggerSource};
 
 /// Where HTTP triggers live on kumod's HTTP listener.
 pub const PREFIX: &str = "/http";
@@ -81,8 +81,8 @@ fn plain(status: u16, message: &str) -> HttpResponse {
 }
 
 /// One matched route.
-struct Matched {
-    record: TriggerRecord,
+struct Matched<'a> {
+    record: &'a TriggerRecord,
     route: Route,
     params: std::collections::BTreeMap<String, String>,
     format: String,
@@ -90,9 +90,9 @@ struct Matched {
 
 /// Finds the route for a request: literal matches beat parameters, and
 /// parameters beat a greedy rest.
-fn find(records: Vec<TriggerRecord>, method: &str, path: &str) -> Option<Matched> {
-    let mut best: Option<(usize, Matched)> = None;
-    for record in records.into_iter().filter(|r| r.enabled) {
+fn find<'a>(records: &'a [TriggerRecord], method: &str, path: &str) -> Option<Matched<'a>> {
+    let mut best: Option<(usize, Matched<'a>)> = None;
+    for record in records.iter().filter(|r| r.enabled) {
         let TriggerSource::Http {
             path: template,
             methods,
@@ -129,15 +129,12 @@ fn find(records: Vec<TriggerRecord>, method: &str, path: &str) -> Option<Matched
 
 /// Answers a request under [`PREFIX`]; `request.path` is the part after it.
 pub async fn handle(
-    store: &dyn Store,
+    triggers: &Triggers,
     invoker: &Invoker,
     request: HttpRequest<'_>,
 ) -> HttpResponse {
-    let records = match store.list_triggers() {
-        Ok(records) => records,
-        Err(_) => return plain(500, "Internal Server Error"),
-    };
-    let Some(matched) = find(records, request.method, request.path) else {
+    let routes = triggers.routes();
+    let Some(matched) = find(&routes, request.method, request.path) else {
         return plain(404, "Not Found");
     };
     let event = if matched.format == "1.0" {

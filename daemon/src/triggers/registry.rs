@@ -3,7 +3,7 @@
 //! enable/disable, delete. Records live in the store; the scheduler and
 //! the webhook read them from there.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use kumo_proto::control::{
@@ -81,6 +81,9 @@ pub struct Triggers {
     pub(crate) webhook_counters: Arc<WebhookCounters>,
     /// Schedule fires are counted here.
     pub(crate) metrics: Metrics,
+    /// The enabled bucket and HTTP triggers, which every webhook POST and
+    /// HTTP-trigger request reads; replaced whenever a trigger changes.
+    routes: Arc<RwLock<Arc<Vec<TriggerRecord>>>>,
 }
 
 fn rfc3339(time: DateTime<Utc>) -> String {
@@ -120,8 +123,8 @@ impl Triggers {
         region: String,
         account_id: String,
         metrics: Metrics,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, StoreError> {
+        let triggers = Self {
             store,
             functions,
             s3,
@@ -130,7 +133,35 @@ impl Triggers {
             changed: Arc::new(Notify::new()),
             webhook_counters: Arc::default(),
             metrics,
-        }
+            routes: Arc::default(),
+        };
+        triggers.refresh_routes()?;
+        Ok(triggers)
+    }
+
+    /// The enabled bucket and HTTP triggers.
+    pub(crate) fn routes(&self) -> Arc<Vec<TriggerRecord>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After a change: reads the routes again and wakes the scheduler.
+    fn after_change(&self) -> Result<(), StoreError> {
+        self.changed.notify_one();
+        self.refresh_routes()
+    }
+
+    fn refresh_routes(&self) -> Result<(), StoreError> {
+        let routes: Vec<TriggerRecord> = self
+            .store
+            .list_triggers()?
+            .into_iter()
+            .filter(|r| r.enabled && !matches!(r.source, TriggerSource::Schedule { .. }))
+            .collect();
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routes);
+        Ok(())
     }
 
     /// The ARN of a trigger (an EventBridge rule ARN for schedules).
@@ -184,7 +215,7 @@ impl Triggers {
             fired: 0,
         };
         self.store.put_trigger(&record)?;
-        self.changed.notify_one();
+        self.after_change()?;
         tracing::info!(trigger = %record.name, function = %config.function, "trigger created");
         Ok(self.info(&record))
     }
@@ -284,7 +315,7 @@ impl Triggers {
         }
         record.enabled = enabled;
         self.store.put_trigger(&record)?;
-        self.changed.notify_one();
+        self.after_change()?;
         Ok(self.info(&record))
     }
 
@@ -304,7 +335,7 @@ impl Triggers {
             }
         }
         self.store.delete_trigger(name)?;
-        self.changed.notify_one();
+        self.after_change()?;
         Ok(())
     }
 

@@ -91,9 +91,26 @@ pub fn step(record: &TriggerRecord, now: DateTime<Utc>, started: DateTime<Utc>) 
 /// Runs the schedules until the task is dropped.
 pub async fn run(triggers: Triggers, queue: EventQueue, policy: MissedFires) {
     let started = Utc::now();
+    // The schedules, read again only when the registry changes them; fires
+    // update this copy as they update the store.
+    let mut schedules = Vec::new();
+    let mut stale = true;
     loop {
         let changed = triggers.changed.notified();
-        let next = tick(&triggers, &queue, policy, started).await;
+        if stale {
+            match load_schedules(&triggers) {
+                Ok(loaded) => {
+                    schedules = loaded;
+                    stale = false;
+                }
+                Err(err) => tracing::error!(%err, "reading triggers failed; retrying"),
+            }
+        }
+        let next = if stale {
+            Some(Utc::now() + chrono::Duration::seconds(1))
+        } else {
+            tick(&triggers, &queue, policy, started, &mut schedules).await
+        };
         let sleep = next
             .and_then(|due| (due - Utc::now()).to_std().ok())
             .unwrap_or(Duration::ZERO)
@@ -101,9 +118,19 @@ pub async fn run(triggers: Triggers, queue: EventQueue, policy: MissedFires) {
         let sleep = if next.is_none() { MAX_SLEEP } else { sleep };
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            _ = changed => {}
+            _ = changed => stale = true,
         }
     }
+}
+
+/// The enabled schedule triggers in the store.
+fn load_schedules(triggers: &Triggers) -> Result<Vec<TriggerRecord>, crate::store::StoreError> {
+    Ok(triggers
+        .store
+        .list_triggers()?
+        .into_iter()
+        .filter(|r| r.enabled && matches!(r.source, TriggerSource::Schedule { .. }))
+        .collect())
 }
 
 /// Fires everything due; returns the earliest future due time.
@@ -112,19 +139,13 @@ async fn tick(
     queue: &EventQueue,
     policy: MissedFires,
     started: DateTime<Utc>,
+    schedules: &mut [TriggerRecord],
 ) -> Option<DateTime<Utc>> {
-    let records = match triggers.store.list_triggers() {
-        Ok(records) => records,
-        Err(err) => {
-            tracing::error!(%err, "reading triggers failed");
-            return Some(Utc::now() + chrono::Duration::seconds(1));
-        }
-    };
     let mut earliest: Option<DateTime<Utc>> = None;
-    for mut record in records.into_iter().filter(|r| r.enabled) {
+    for record in schedules.iter_mut() {
         // Handle every due time of this trigger before moving on.
         loop {
-            match step(&record, Utc::now(), started) {
+            match step(record, Utc::now(), started) {
                 Step::Wait(next) => {
                     earliest = match (earliest, next) {
                         (Some(a), Some(b)) => Some(a.min(b)),
@@ -132,8 +153,8 @@ async fn tick(
                     };
                     break;
                 }
-                Step::Fire(due) => match fire(triggers, queue, &record, due).await {
-                    Some(updated) => record = updated,
+                Step::Fire(due) => match fire(triggers, queue, record, due).await {
+                    Some(updated) => *record = updated,
                     None => {
                         let retry = Utc::now() + chrono::Duration::seconds(1);
                         earliest = Some(earliest.map_or(retry, |e| e.min(retry)));
@@ -144,11 +165,11 @@ async fn tick(
                     tracing::warn!(trigger = %record.name, missed = count, latest = %latest,
                         policy = ?policy, "schedule fires were missed while kumod was not running");
                     let updated = match policy {
-                        MissedFires::Skip => skip_to(triggers, &record, latest),
-                        MissedFires::FireOnce => fire(triggers, queue, &record, latest).await,
+                        MissedFires::Skip => skip_to(triggers, record, latest),
+                        MissedFires::FireOnce => fire(triggers, queue, record, latest).await,
                     };
                     match updated {
-                        Some(updated) => record = updated,
+                        Some(updated) => *record = updated,
                         None => break,
                     }
                 }

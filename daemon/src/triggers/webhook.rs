@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::registry::Triggers;
 use crate::async_queue::{EventQueue, NewEvent};
-use crate::store::{EventCompanion, TriggerSource};
+use crate::store::{EventCompanion, TriggerRecord, TriggerSource};
 
 /// Counters of the endpoint since kumod started.
 #[derive(Default)]
@@ -170,43 +170,35 @@ impl Webhook {
                 return reply(400, json!({"message": err.to_string()}));
             }
         };
-        let filters: Vec<(String, String, Option<String>, EventFilter)> =
-            match self.triggers.store.list_triggers() {
-                Ok(records) => records
-                    .into_iter()
-                    .filter(|r| r.enabled)
-                    .filter_map(|r| match r.source {
-                        TriggerSource::Bucket {
-                            bucket,
-                            events,
-                            prefix,
-                            suffix,
-                            ..
-                        } => Some((
-                            r.name,
-                            r.function,
-                            r.qualifier,
-                            EventFilter {
-                                bucket,
-                                events,
-                                prefix,
-                                suffix,
-                            },
-                        )),
-                        TriggerSource::Schedule { .. } | TriggerSource::Http { .. } => None,
-                    })
-                    .collect(),
-                Err(err) => {
-                    tracing::error!(%err, "reading triggers failed");
-                    return reply(
-                        503,
-                        json!({"message": "kumod could not read its triggers; retry"}),
-                    );
-                }
-            };
+        let routes = self.triggers.routes();
+        let filters: Vec<(&TriggerRecord, EventFilter)> = routes
+            .iter()
+            .filter_map(|r| match &r.source {
+                TriggerSource::Bucket {
+                    bucket,
+                    events,
+                    prefix,
+                    suffix,
+                    ..
+                } => Some((
+                    r,
+                    EventFilter {
+                        bucket: bucket.clone(),
+                        events: events.clone(),
+                        prefix: prefix.clone(),
+                        suffix: suffix.clone(),
+                    },
+                )),
+                TriggerSource::Schedule { .. } | TriggerSource::Http { .. } => None,
+            })
+            .collect();
         let (mut queued, mut duplicates, mut unmatched) = (0u64, 0u64, 0u64);
         for event in &events {
-            let matching: Vec<_> = filters.iter().filter(|(.., f)| f.matches(event)).collect();
+            let matching: Vec<&TriggerRecord> = filters
+                .iter()
+                .filter(|(_, f)| f.matches(event))
+                .map(|(r, _)| *r)
+                .collect();
             if matching.is_empty() {
                 unmatched += 1;
                 tracing::debug!(bucket = %event.bucket, key = %event.key, event = %event.event_name,
@@ -221,10 +213,11 @@ impl Webhook {
                     json!({"message": format!("record of {} bytes is over the {MAX_ASYNC_PAYLOAD_BYTES}-byte event limit", payload.len())}),
                 );
             }
-            for (name, function, qualifier, _) in matching {
+            for trigger in matching {
+                let name = &trigger.name;
                 let new = NewEvent {
-                    function: function.clone(),
-                    qualifier: qualifier.clone(),
+                    function: trigger.function.clone(),
+                    qualifier: trigger.qualifier.clone(),
                     payload: payload.clone(),
                     replay_of: String::new(),
                 };
