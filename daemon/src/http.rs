@@ -10,6 +10,7 @@ use std::sync::Arc;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use kumo_triggers::minio::MAX_BODY_BYTES;
@@ -36,30 +37,60 @@ pub struct HttpState {
     pub account_id: String,
 }
 
+/// Largest body of an Invoke API or HTTP-trigger request: Lambda's
+/// synchronous payload limit.
+const MAX_INVOKE_BODY: usize = kumo_proto::model::MAX_SYNC_PAYLOAD_BYTES;
+
+/// Splits a request and reads its body, refusing (`None`) one over
+/// [`MAX_INVOKE_BODY`] — from its Content-Length before reading, when given.
+async fn read_body(request: Request<Incoming>) -> (Parts, Option<Bytes>) {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_INVOKE_BODY as u64) {
+        return (parts, None);
+    }
+    let body = Limited::new(body, MAX_INVOKE_BODY)
+        .collect()
+        .await
+        .ok()
+        .map(|b| b.to_bytes());
+    (parts, body)
+}
+
+/// A response with these headers and body.
+fn build(
+    status: u16,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Response<Full<Bytes>>, hyper::http::Error> {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder.body(Full::new(Bytes::from(body)))
+}
+
 /// Runs an HTTP trigger for a request under `/http`.
 async fn http_trigger(
     state: &HttpState,
     request: Request<Incoming>,
     peer: std::net::SocketAddr,
 ) -> Response<Full<Bytes>> {
-    let declared = request
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        respond(
+    let (parts, body) = read_body(request).await;
+    let Some(body) = body else {
+        return respond(
             StatusCode::PAYLOAD_TOO_LARGE,
             "application/json",
             Bytes::from_static(b"{\"message\":\"Request Entity Too Large\"}"),
-        )
+        );
     };
-    if declared.is_some_and(|len| len > MAX_INVOKE_BODY as u64) {
-        return too_large();
-    }
-    let method = request.method().to_string();
-    let full_path = request.uri().path().to_string();
-    let sub_path = full_path
+    let sub_path = parts
+        .uri
+        .path()
         .strip_prefix(crate::triggers::http_trigger::PREFIX)
         .unwrap_or_default();
     // Paths are not form-encoded: `+` stays; malformed escapes leave the path raw.
@@ -72,9 +103,8 @@ async fn http_trigger(
     } else {
         path
     };
-    let raw_query = request.uri().query().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = request
-        .headers()
+    let headers: Vec<(String, String)> = parts
+        .headers
         .iter()
         .map(|(n, v)| {
             (
@@ -83,23 +113,16 @@ async fn http_trigger(
             )
         })
         .collect();
-    let body = match Limited::new(request.into_body(), MAX_INVOKE_BODY)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return too_large(),
-    };
     let request_id = uuid::Uuid::new_v4().to_string();
     let source_ip = peer.ip().to_string();
     let (triggers, invoker) = &state.http_triggers;
-    let answer = crate::triggers::http_trigger::handle(
+    let mut answer = crate::triggers::http_trigger::handle(
         triggers,
         invoker,
         kumo_triggers::apigw::HttpRequest {
-            method: &method,
+            method: parts.method.as_str(),
             path: &path,
-            raw_query: &raw_query,
+            raw_query: parts.uri.query().unwrap_or_default(),
             headers: &headers,
             body: &body,
             source_ip: &source_ip,
@@ -109,59 +132,34 @@ async fn http_trigger(
         },
     )
     .await;
-    let mut builder = Response::builder().status(answer.status);
-    for (name, value) in &answer.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    builder
-        .header("apigw-requestid", request_id.as_str())
-        .body(Full::new(Bytes::from(answer.body)))
-        .unwrap_or_else(|_| {
-            respond(
-                StatusCode::BAD_GATEWAY,
-                "application/json",
-                Bytes::from_static(b"{\"message\": \"Internal server error\"}"),
-            )
-        })
+    answer.headers.push(("apigw-requestid".into(), request_id));
+    build(answer.status, &answer.headers, answer.body).unwrap_or_else(|_| {
+        respond(
+            StatusCode::BAD_GATEWAY,
+            "application/json",
+            Bytes::from_static(b"{\"message\": \"Internal server error\"}"),
+        )
+    })
 }
 
-/// Largest Invoke API body: Lambda's synchronous payload limit.
-const MAX_INVOKE_BODY: usize = kumo_proto::model::MAX_SYNC_PAYLOAD_BYTES;
-
 fn api_response(answer: ApiResponse) -> Response<Full<Bytes>> {
-    let mut builder = Response::builder().status(answer.status);
-    for (name, value) in &answer.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    builder
-        .body(Full::new(Bytes::from(answer.body)))
-        .unwrap_or_default()
+    build(answer.status, &answer.headers, answer.body).unwrap_or_default()
 }
 
 /// Reads an Invoke API request, refusing an oversized body before reading it.
 async fn invoke_api(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let too_large = || {
-        api_response(aws_error(
+    let (parts, body) = read_body(request).await;
+    let Some(body) = body else {
+        return api_response(aws_error(
             413,
             "RequestTooLargeException",
             &format!(
                 "Request must be smaller than {MAX_INVOKE_BODY} bytes for the Invoke operation"
             ),
-        ))
+        ));
     };
-    let declared = request
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_INVOKE_BODY as u64) {
-        return too_large();
-    }
-    let method = request.method().to_string();
-    let raw_path = request.uri().path().to_string();
-    let raw_query = request.uri().query().unwrap_or_default().to_string();
     let mut headers: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    for (name, value) in request.headers() {
+    for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         headers
             .entry(name.as_str().to_ascii_lowercase())
@@ -171,22 +169,15 @@ async fn invoke_api(state: &HttpState, request: Request<Incoming>) -> Response<F
             })
             .or_insert(value);
     }
-    let body = match Limited::new(request.into_body(), MAX_INVOKE_BODY)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes().to_vec(),
-        Err(_) => return too_large(),
-    };
     api_response(
         state
             .invoke_api
             .handle(ApiRequest {
-                method,
-                raw_path,
-                raw_query,
+                method: parts.method.to_string(),
+                raw_path: parts.uri.path().to_string(),
+                raw_query: parts.uri.query().unwrap_or_default().to_string(),
                 headers,
-                body,
+                body: body.to_vec(),
             })
             .await,
     )
