@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use kumo_proto::agent::Outcome;
+use kumo_proto::agent::{InvocationResult, Outcome};
 
 use super::schedule::Queued;
 use super::{blocking, dead_letters, now_ms, Shared};
@@ -44,28 +44,33 @@ pub enum Verdict {
 }
 
 /// Classifies an agent result or dispatch failure.
-pub fn verdict(outcome: Result<(i32, String, Vec<u8>), &DispatchError>) -> Verdict {
-    match outcome {
-        Ok((outcome, _, _)) if outcome == Outcome::Success as i32 => Verdict::Succeeded,
-        Ok((outcome, error_type, payload)) if outcome == Outcome::PlatformError as i32 => {
-            Verdict::PlatformFailed {
-                error_type,
-                message: truncate(&error_message(&payload)),
-                may_have_run: false,
+pub fn verdict(outcome: Result<&InvocationResult, &DispatchError>) -> Verdict {
+    let result = match outcome {
+        Ok(result) => result,
+        Err(err) => {
+            return Verdict::PlatformFailed {
+                error_type: "Kumo.DispatchFailed".into(),
+                message: truncate(&err.to_string()),
+                may_have_run: matches!(
+                    err,
+                    DispatchError::AgentLost { .. } | DispatchError::Timeout { .. }
+                ),
             }
         }
-        Ok((_, error_type, payload)) => Verdict::FunctionFailed {
+    };
+    let error_type = result.error_type.clone();
+    let message = || truncate(&error_message(&result.payload));
+    match Outcome::try_from(result.outcome) {
+        Ok(Outcome::Success) => Verdict::Succeeded,
+        Ok(Outcome::PlatformError) => Verdict::PlatformFailed {
             error_type,
-            message: truncate(&error_message(&payload)),
-            response: String::from_utf8_lossy(&payload).into_owned(),
+            message: message(),
+            may_have_run: false,
         },
-        Err(err) => Verdict::PlatformFailed {
-            error_type: "Kumo.DispatchFailed".into(),
-            message: truncate(&err.to_string()),
-            may_have_run: matches!(
-                err,
-                DispatchError::AgentLost { .. } | DispatchError::Timeout { .. }
-            ),
+        _ => Verdict::FunctionFailed {
+            error_type,
+            message: message(),
+            response: String::from_utf8_lossy(&result.payload).into_owned(),
         },
     }
 }
@@ -109,14 +114,15 @@ pub(crate) async fn run(shared: Arc<Shared>, queued: Queued, permit: Permit) {
         }
     };
     let functions = shared.invoker.functions();
-    if functions.get_record(&event.function).is_err() {
-        shared.schedule().finished(&queued.function);
-        discard_event(&shared, &event.id).await;
-        return;
-    }
     let mut event = event;
     let target = match qualifiers::resolve(functions, &event.function, event.qualifier.as_deref()) {
         Ok(target) => target,
+        Err(_) if functions.get_record(&event.function).is_err() => {
+            // The function itself was deleted: its events go with it.
+            shared.schedule().finished(&queued.function);
+            discard_event(&shared, &event.id).await;
+            return;
+        }
         Err(err) => {
             // The version or alias it was sent to is gone.
             event.last_error_type = "ResourceNotFoundException".into();
@@ -139,13 +145,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queued: Queued, permit: Permit) {
         )
         .await;
     drop(permit);
-    let verdict = verdict(executed.as_ref().map(|e| {
-        (
-            e.result.outcome,
-            e.result.error_type.clone(),
-            e.result.payload.clone(),
-        )
-    }));
+    let verdict = verdict(executed.as_ref().map(|e| &e.result));
     event.dispatched = false;
     match verdict {
         Verdict::Succeeded => {
@@ -250,28 +250,33 @@ pub(crate) async fn discard(shared: Arc<Shared>, queued: Queued) {
 mod tests {
     use super::*;
 
+    fn result(outcome: Outcome, error_type: &str, payload: &[u8]) -> InvocationResult {
+        InvocationResult {
+            outcome: outcome as i32,
+            error_type: error_type.into(),
+            payload: payload.to_vec(),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn outcomes_are_classified() {
         assert_eq!(
-            verdict(Ok((0, String::new(), b"{}".to_vec()))),
+            verdict(Ok(&result(Outcome::Success, "", b"{}"))),
             Verdict::Succeeded
         );
-        let failed = verdict(Ok((
-            Outcome::FunctionError as i32,
-            "ValueError".into(),
-            br#"{"errorMessage":"boom","errorType":"ValueError"}"#.to_vec(),
+        let failed = verdict(Ok(&result(
+            Outcome::FunctionError,
+            "ValueError",
+            br#"{"errorMessage":"boom","errorType":"ValueError"}"#,
         )));
         assert!(matches!(&failed, Verdict::FunctionFailed { message, .. } if message == "boom"));
-        let timeout = verdict(Ok((
-            Outcome::Timeout as i32,
-            "Sandbox.Timedout".into(),
-            vec![],
-        )));
+        let timeout = verdict(Ok(&result(Outcome::Timeout, "Sandbox.Timedout", b"")));
         assert!(matches!(timeout, Verdict::FunctionFailed { .. }));
-        let platform = verdict(Ok((
-            Outcome::PlatformError as i32,
-            "Kumo.SandboxError".into(),
-            vec![],
+        let platform = verdict(Ok(&result(
+            Outcome::PlatformError,
+            "Kumo.SandboxError",
+            b"",
         )));
         assert!(matches!(
             platform,
