@@ -187,10 +187,19 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, FunctionError> + Send + 'static,
 ) -> Result<T, Status> {
+    blocking_with(work, function_status).await
+}
+
+/// Runs blocking store work off the async threads, mapping its error with
+/// `to_status`.
+async fn blocking_with<T: Send + 'static, E: Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    to_status: fn(E) -> Status,
+) -> Result<T, Status> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Status::internal(format!("task failed: {e}")))?
-        .map_err(function_status)
+        .map_err(to_status)
 }
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<LogEvent, Status>> + Send>>;

@@ -3,16 +3,13 @@
 use kumo_proto::control::*;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, version_status, ControlService};
+use super::{blocking, blocking_with, version_status, ControlService};
 
 /// Runs blocking version work off the async threads.
 async fn run<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, crate::versions::VersionError> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("task failed: {e}")))?
-        .map_err(version_status)
+    blocking_with(work, version_status).await
 }
 
 impl ControlService {
