@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use kumo_proto::control::{AliasConfig, AliasInfo, PublishVersionRequest, VersionInfo};
 use kumo_proto::model::LATEST;
-use regex::Regex;
 
 use crate::functions::{FunctionError, Functions};
 use crate::qualifiers::is_version_number;
@@ -56,10 +55,13 @@ pub struct Versions {
     functions: Functions,
 }
 
+/// 1-128 letters, digits, `-` and `_`, not all digits.
 fn alias_name_ok(name: &str) -> bool {
-    static RE: std::sync::OnceLock<Option<Regex>> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"^[A-Za-z0-9_-]{1,128}$").ok());
-    re.as_ref().is_some_and(|re| re.is_match(name)) && !is_version_number(name)
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !is_version_number(name)
 }
 
 impl Versions {
@@ -198,14 +200,13 @@ impl Versions {
             )));
         }
         let version_exists = |v: &str| -> Result<bool, VersionError> {
-            Ok(v == LATEST
-                || (is_version_number(v)
-                    && v.parse::<u64>()
-                        .ok()
-                        .map(|n| self.store().get_version(name, n))
-                        .transpose()?
-                        .flatten()
-                        .is_some()))
+            if v == LATEST {
+                return Ok(true);
+            }
+            match v.parse::<u64>() {
+                Ok(n) if is_version_number(v) => Ok(self.store().get_version(name, n)?.is_some()),
+                _ => Ok(false),
+            }
         };
         if !version_exists(&config.version)? {
             return Err(VersionError::Invalid(format!(
