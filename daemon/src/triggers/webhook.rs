@@ -47,23 +47,20 @@ impl WebhookCounters {
         vec![
             ("received", get(&self.received)),
             ("queued", get(&self.queued)),
-            ("duplicate", get(&self.duplicates)),
+            ("duplicates", get(&self.duplicates)),
             ("unmatched", get(&self.unmatched)),
-            ("bad_request", get(&self.bad_requests)),
+            ("bad_requests", get(&self.bad_requests)),
             ("unauthorized", get(&self.unauthorized)),
         ]
     }
 
     fn json(&self) -> Value {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        json!({
-            "received": get(&self.received),
-            "queued": get(&self.queued),
-            "duplicates": get(&self.duplicates),
-            "unmatched": get(&self.unmatched),
-            "bad_requests": get(&self.bad_requests),
-            "unauthorized": get(&self.unauthorized),
-        })
+        Value::Object(
+            self.snapshot()
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), json!(value)))
+                .collect(),
+        )
     }
 }
 
