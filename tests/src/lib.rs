@@ -312,6 +312,16 @@ impl Kumo {
         );
     }
 
+    /// `kumo trigger create ARGS… --output json`; panics unless it succeeds.
+    pub fn create_trigger(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["trigger", "create"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--output", "json"]);
+        let run = self.cli(&all);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.json()
+    }
+
     /// Invokes with a payload, retrying while the agent is still attaching.
     pub fn invoke(&self, name: &str, payload: &str) -> Run {
         let deadline = Instant::now() + Duration::from_secs(15);

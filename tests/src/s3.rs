@@ -20,17 +20,33 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("s3-server.sh")
 }
 
+/// A path `tests/s3-server.sh` prepares: `$var`, else `default`.
+pub fn prepared_path(var: &str, default: &str) -> PathBuf {
+    PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.into()))
+}
+
+/// Runs `script` with `python`; returns stdout, panics with stderr.
+fn python_stdout(python: &Path, script: &str, args: &[&str]) -> String {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("running the test venv's python");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}\n{script}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 impl S3Server {
     /// The shared server, or a new one for this test.
     pub fn get() -> S3Server {
-        let python = PathBuf::from(
-            std::env::var("KUMO_TEST_VENV").unwrap_or_else(|_| "/var/tmp/kumo-test-venv".into()),
-        )
-        .join("bin/python");
-        let vendor = PathBuf::from(
-            std::env::var("KUMO_TEST_VENDOR")
-                .unwrap_or_else(|_| "/var/tmp/kumo-test-vendor".into()),
-        );
+        let python = venv_python();
+        let vendor = prepared_path("KUMO_TEST_VENDOR", "/var/tmp/kumo-test-vendor");
         if let Ok(endpoint) = std::env::var("KUMO_TEST_S3_ENDPOINT") {
             return S3Server {
                 endpoint,
@@ -66,18 +82,7 @@ impl S3Server {
             "import sys, boto3\nfrom botocore.config import Config\ns3 = boto3.client('s3', endpoint_url={:?}, aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1', config=Config(s3={{'addressing_style': 'path'}}))\n",
             self.endpoint
         );
-        let out = Command::new(&self.python)
-            .arg("-c")
-            .arg(format!("{prelude}{script}"))
-            .args(args)
-            .output()
-            .expect("running the test venv's python");
-        assert!(
-            out.status.success(),
-            "boto3 script failed: {}\n{script}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        python_stdout(&self.python, &format!("{prelude}{script}"), args)
     }
 
     /// kumod TOML for an S3 profile `name` on this server (its secret
@@ -93,38 +98,29 @@ impl S3Server {
     }
 }
 
-/// The test venv's Python (boto3, pyzipper, moto), prepared if missing.
+/// The test venv's Python (boto3, pyzipper, moto), prepared once per
+/// test process if missing.
 pub fn venv_python() -> PathBuf {
-    let out = Command::new(script())
-        .arg("prepare")
-        .output()
-        .expect("running tests/s3-server.sh prepare");
-    assert!(
-        out.status.success(),
-        "tests/s3-server.sh prepare failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(
-        std::env::var("KUMO_TEST_VENV").unwrap_or_else(|_| "/var/tmp/kumo-test-venv".into()),
-    )
-    .join("bin/python")
+    static PREPARED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PREPARED
+        .get_or_init(|| {
+            let out = Command::new(script())
+                .arg("prepare")
+                .output()
+                .expect("running tests/s3-server.sh prepare");
+            assert!(
+                out.status.success(),
+                "tests/s3-server.sh prepare failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            prepared_path("KUMO_TEST_VENV", "/var/tmp/kumo-test-venv").join("bin/python")
+        })
+        .clone()
 }
 
 /// Runs `script` with the venv's Python; returns stdout, panics with stderr.
 pub fn run_python(script: &str, args: &[&str]) -> String {
-    let out = Command::new(venv_python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("running the test venv's python");
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    python_stdout(&venv_python(), script, args)
 }
 
 impl Drop for S3Server {

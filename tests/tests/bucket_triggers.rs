@@ -14,13 +14,6 @@ use serde_json::Value;
 const TOKEN: &str = "s3cret-token";
 const AUTH: &str = "Bearer s3cret-token";
 
-fn trigger(kumo: &Kumo, args: &[&str]) {
-    let mut all = vec!["trigger", "create"];
-    all.extend_from_slice(args);
-    let run = kumo.cli(&all);
-    assert_eq!(run.code, 0, "{run:?}");
-}
-
 /// The records the functions received, as (function, eventName, key).
 fn received(sink: &Sink) -> Vec<(String, String, String)> {
     sink.records()
@@ -53,46 +46,37 @@ fn webhook_events_reach_matching_triggers_once() {
     let sink = Sink::start();
     kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
     kumo.create_reporter("cleanup", &sink, &["--env", "FUNCTION=cleanup"]);
-    trigger(
-        &kumo,
-        &[
-            "jpg-uploads",
-            "--function",
-            "photos",
-            "--bucket",
-            "images",
-            "--prefix",
-            "photos/",
-            "--suffix",
-            ".jpg",
-        ],
-    );
-    trigger(
-        &kumo,
-        &[
-            "removals",
-            "--function",
-            "cleanup",
-            "--bucket",
-            "images",
-            "--events",
-            "s3:ObjectRemoved:*",
-        ],
-    );
-    trigger(
-        &kumo,
-        &[
-            "unicode",
-            "--function",
-            "photos",
-            "--bucket",
-            "docs",
-            "--prefix",
-            "café/",
-            "--events",
-            "put",
-        ],
-    );
+    kumo.create_trigger(&[
+        "jpg-uploads",
+        "--function",
+        "photos",
+        "--bucket",
+        "images",
+        "--prefix",
+        "photos/",
+        "--suffix",
+        ".jpg",
+    ]);
+    kumo.create_trigger(&[
+        "removals",
+        "--function",
+        "cleanup",
+        "--bucket",
+        "images",
+        "--events",
+        "s3:ObjectRemoved:*",
+    ]);
+    kumo.create_trigger(&[
+        "unicode",
+        "--function",
+        "photos",
+        "--bucket",
+        "docs",
+        "--prefix",
+        "café/",
+        "--events",
+        "put",
+    ]);
     let http = &kumo.http_address;
 
     // MinIO's start-up check.
@@ -197,10 +181,7 @@ fn hostile_webhook_requests_are_refused_without_blocking_later_events() {
     let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
     let sink = Sink::start();
     kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
-    trigger(
-        &kumo,
-        &["uploads", "--function", "photos", "--bucket", "images"],
-    );
+    kumo.create_trigger(&["uploads", "--function", "photos", "--bucket", "images"]);
     let http = &kumo.http_address;
     let good = minio_event("s3:ObjectCreated:Put", "images", "a.jpg", "B1");
 
@@ -333,17 +314,14 @@ fn disabled_bucket_triggers_do_not_fire() {
     let kumo = Kumo::start();
     let sink = Sink::start();
     kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
-    trigger(
-        &kumo,
-        &[
-            "uploads",
-            "--function",
-            "photos",
-            "--bucket",
-            "images",
-            "--disabled",
-        ],
-    );
+    kumo.create_trigger(&[
+        "uploads",
+        "--function",
+        "photos",
+        "--bucket",
+        "images",
+        "--disabled",
+    ]);
     let http = &kumo.http_address;
     // No token configured: no Authorization needed.
     let reply = post_minio(
@@ -381,10 +359,7 @@ fn an_acknowledged_event_survives_a_kumod_crash() {
     );
     let sink = Sink::start();
     kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
-    trigger(
-        &kumo,
-        &["uploads", "--function", "photos", "--bucket", "images"],
-    );
+    kumo.create_trigger(&["uploads", "--function", "photos", "--bucket", "images"]);
     kumo.kill9_agent();
     let body = minio_event("s3:ObjectCreated:Put", "images", "late.jpg", "E1");
     let reply = post_minio(&kumo.http_address, None, &body);

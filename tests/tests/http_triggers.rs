@@ -7,13 +7,6 @@ use kumo_tests::http::{request, HttpReply};
 use kumo_tests::{fixture, root_or_skip, Kumo};
 use serde_json::Value;
 
-fn trigger(kumo: &Kumo, args: &[&str]) {
-    let mut all = vec!["trigger", "create"];
-    all.extend_from_slice(args);
-    let run = kumo.cli(&all);
-    assert_eq!(run.code, 0, "{run:?}");
-}
-
 fn echo(reply: &HttpReply) -> Value {
     assert_eq!(reply.status, 200, "{reply:?}");
     serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{e}: {reply:?}"))
@@ -32,34 +25,25 @@ fn http_routes_invoke_functions_with_proxy_events() {
         &fixture("http_echo"),
         &[],
     );
-    trigger(
-        &kumo,
-        &["api", "--function", "web", "--http-path", "/api/{proxy+}"],
-    );
-    trigger(
-        &kumo,
-        &[
-            "legacy",
-            "--function",
-            "web",
-            "--http-path",
-            "/v1/{proxy+}",
-            "--payload-format",
-            "1.0",
-        ],
-    );
-    trigger(
-        &kumo,
-        &[
-            "users",
-            "--function",
-            "web",
-            "--http-path",
-            "/users/{id}/echo",
-            "--methods",
-            "GET",
-        ],
-    );
+    kumo.create_trigger(&["api", "--function", "web", "--http-path", "/api/{proxy+}"]);
+    kumo.create_trigger(&[
+        "legacy",
+        "--function",
+        "web",
+        "--http-path",
+        "/v1/{proxy+}",
+        "--payload-format",
+        "1.0",
+    ]);
+    kumo.create_trigger(&[
+        "users",
+        "--function",
+        "web",
+        "--http-path",
+        "/users/{id}/echo",
+        "--methods",
+        "GET",
+    ]);
     let http = &kumo.http_address;
 
     // v2.0: query, duplicate headers joined, cookies, path parameters.

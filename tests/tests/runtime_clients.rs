@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kumo_tests::s3::venv_python;
+use kumo_tests::s3::{prepared_path, venv_python};
 use kumo_tests::{fixture, root_or_skip, Kumo};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -25,9 +25,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// `fixtures/ric` plus awslambdaric from the test venv's cache.
 fn ric_package() -> tempfile::TempDir {
     venv_python(); // prepares /var/tmp/kumo-test-ric too
-    let ric = PathBuf::from(
-        std::env::var("KUMO_TEST_RIC").unwrap_or_else(|_| "/var/tmp/kumo-test-ric".into()),
-    );
+    let ric = prepared_path("KUMO_TEST_RIC", "/var/tmp/kumo-test-ric");
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture("ric"), dir.path());
     copy_dir(&ric, &dir.path().join("vendor"));

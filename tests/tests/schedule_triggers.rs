@@ -10,15 +10,6 @@ use kumo_tests::sink::Sink;
 use kumo_tests::{root_or_skip, Kumo};
 use serde_json::Value;
 
-fn trigger(kumo: &Kumo, args: &[&str]) -> Value {
-    let mut all = vec!["trigger", "create"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--output", "json"]);
-    let run = kumo.cli(&all);
-    assert_eq!(run.code, 0, "{run:?}");
-    run.json()
-}
-
 fn rfc3339(text: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(text)
         .unwrap()
@@ -48,39 +39,30 @@ fn schedules_fire_once_per_due_time_across_a_restart() {
     let mut kumo = Kumo::start();
     let sink = Sink::start();
     kumo.create_reporter("tick", &sink, &[]);
-    let every_minute = trigger(
-        &kumo,
-        &[
-            "every-minute",
-            "--function",
-            "tick",
-            "--schedule",
-            "rate(1 minute)",
-        ],
-    );
-    trigger(
-        &kumo,
-        &[
-            "silent",
-            "--function",
-            "tick",
-            "--schedule",
-            "rate(1 minute)",
-            "--disabled",
-        ],
-    );
-    trigger(
-        &kumo,
-        &[
-            "on-the-minute",
-            "--function",
-            "tick",
-            "--schedule",
-            "cron(* * * * ? *)",
-            "--input",
-            r#"{"tag":"cron-input"}"#,
-        ],
-    );
+    let every_minute = kumo.create_trigger(&[
+        "every-minute",
+        "--function",
+        "tick",
+        "--schedule",
+        "rate(1 minute)",
+    ]);
+    kumo.create_trigger(&[
+        "silent",
+        "--function",
+        "tick",
+        "--schedule",
+        "rate(1 minute)",
+        "--disabled",
+    ]);
+    kumo.create_trigger(&[
+        "on-the-minute",
+        "--function",
+        "tick",
+        "--schedule",
+        "cron(* * * * ? *)",
+        "--input",
+        r#"{"tag":"cron-input"}"#,
+    ]);
 
     // `trigger get` shows the next 5 fires, a minute apart, from creation.
     let next: Vec<_> = every_minute["next_fires"]
