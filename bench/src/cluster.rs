@@ -183,8 +183,8 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Busy and total jiffies of the whole machine.
-pub fn cpu_jiffies() -> (u64, u64) {
+/// Busy (non-idle, non-iowait) jiffies of the whole machine.
+pub fn busy_jiffies() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let fields: Vec<u64> = stat
         .lines()
@@ -196,5 +196,5 @@ pub fn cpu_jiffies() -> (u64, u64) {
         .collect();
     let total: u64 = fields.iter().sum();
     let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+    total.saturating_sub(idle)
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kumo_proto::control::*;
 use serde::Serialize;
 
-use crate::cluster::{cpu_jiffies, rss_bytes, Cluster};
+use crate::cluster::{busy_jiffies, rss_bytes, Cluster};
 use crate::scenarios::latency::NOOP;
 
 /// One throughput run.
@@ -65,7 +65,7 @@ pub async fn throughput(
         }
         let done = Arc::new(AtomicU64::new(0));
         let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-        let (busy0, _) = cpu_jiffies();
+        let busy0 = busy_jiffies();
         let started = Instant::now();
         let workers: Vec<_> = (0..n)
             .map(|_| {
@@ -91,7 +91,7 @@ pub async fn throughput(
             let _ = w.await;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let (busy1, _) = cpu_jiffies();
+        let busy1 = busy_jiffies();
         let calls = done.load(Ordering::Relaxed).max(1);
         let tick_ms = 1000.0 / 100.0;
         results.push(Throughput {
