@@ -144,12 +144,17 @@ async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
     }
 }
 
+/// Milliseconds since the epoch as RFC 3339 with milliseconds, UTC.
+fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// Lambda's on-failure destination record for a dead letter.
 pub fn destination_record(letter: &DeadLetterRecord, function_arn: &str) -> Value {
     let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
-    let timestamp = chrono::DateTime::from_timestamp_millis(letter.failed_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let timestamp = rfc3339_ms(letter.failed_ms);
     let mut record = json!({
         "version": "1.0",
         "timestamp": timestamp,
@@ -174,11 +179,6 @@ pub fn destination_record(letter: &DeadLetterRecord, function_arn: &str) -> Valu
 
 /// The protocol view of a dead letter.
 pub fn to_proto(letter: &DeadLetterRecord) -> DeadLetter {
-    let rfc3339 = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    };
     DeadLetter {
         id: letter.id.clone(),
         function_name: letter.function.clone(),
@@ -188,8 +188,8 @@ pub fn to_proto(letter: &DeadLetterRecord) -> DeadLetter {
         error_type: letter.error_type.clone(),
         error_message: letter.error_message.clone(),
         attempts: letter.attempts,
-        accepted_at: rfc3339(letter.accepted_ms),
-        failed_at: rfc3339(letter.failed_ms),
+        accepted_at: rfc3339_ms(letter.accepted_ms),
+        failed_at: rfc3339_ms(letter.failed_ms),
         response_payload: letter.response.clone().into_bytes(),
     }
 }
