@@ -16,8 +16,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 
 use super::channel::{self, InitMessage};
-use super::rootfs;
 use super::spec::InitSpec;
+use super::{capabilities, rootfs, seccomp};
 
 /// The control channel's descriptor number in the init process.
 pub const CONTROL_FD: RawFd = 3;
@@ -142,17 +142,21 @@ fn reap_until_exit(runtime: Pid) -> i32 {
     }
 }
 
-/// In the runtime child: drop privileges and exec. Returns only on failure,
-/// with the message to report.
+/// In the runtime child: drop every capability, change to the instance's
+/// uid, set `no_new_privs`, install the seccomp filter and exec. Returns
+/// only on failure, with the message to report.
 fn exec_runtime(spec: &InitSpec) -> String {
     let step = || -> Result<std::convert::Infallible, String> {
         // Undo the init's protection (best effort, see `outer`).
         let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+        // Needs CAP_SETPCAP, so while still root.
+        capabilities::restrict_while_root().map_err(|e| format!("dropping capabilities: {e}"))?;
         nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
         let gid = Gid::from_raw(spec.gid);
         let uid = Uid::from_raw(spec.uid);
         nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("setresgid {gid}: {e}"))?;
         nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setresuid {uid}: {e}"))?;
+        capabilities::clear_and_verify().map_err(|e| format!("dropping capabilities: {e}"))?;
         nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
             .map_err(|e| format!("set_pdeathsig: {e}"))?;
@@ -170,6 +174,8 @@ fn exec_runtime(spec: &InitSpec) -> String {
             .map(|(k, v)| cstring(&format!("{k}={v}")))
             .collect::<Result<Vec<_>, _>>()?;
         let program = argv.first().ok_or("empty argv")?;
+        // Last: nothing from here to execve may need a denied call.
+        seccomp::install().map_err(|e| e.to_string())?;
         nix::unistd::execve(program, &argv, &env)
             .map_err(|e| format!("exec {}: {}", spec.argv[0], e.desc()))
     };

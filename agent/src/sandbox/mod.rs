@@ -4,15 +4,22 @@
 //! proportional to memory, process count), with a minimal read-only root,
 //! the package read-only at `/var/task`, a private size-limited `/tmp`, a
 //! fresh `/proc`, a minimal `/dev`, an unprivileged uid and `no_new_privs`.
+//! The runtime holds no capabilities at all (bounding, ambient, permitted,
+//! effective and inheritable sets empty, securebits locked) and runs under
+//! a seccomp filter that denies what a function never needs: mounts,
+//! tracing, kernel modules, keyrings, BPF, new namespaces, host clock and
+//! names, and foreign or x32 system calls (see `seccomp`).
 //!
 //! This module is the only place in Kumo allowed `unsafe` code.
 #![allow(unsafe_code)]
 
+mod capabilities;
 mod cgroup;
 mod channel;
 mod init;
 mod net;
 mod rootfs;
+mod seccomp;
 mod spec;
 
 use std::net::TcpListener;
