@@ -314,3 +314,27 @@ async fn runtime_api_listener_is_reachable_from_inside() {
     assert_eq!(sandbox.wait_exit().await, RuntimeExit::Exited(0));
     sandbox.destroy().await.unwrap();
 }
+
+#[tokio::test]
+async fn runtime_has_no_capabilities_and_runs_under_seccomp() {
+    if !root_or_skip() {
+        return;
+    }
+    let f = fixture();
+    let script = r#"
+grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status
+unshare -U true 2>/dev/null && echo unshare=allowed || echo unshare=denied
+"#;
+    let (exit, out) = run(&f, spec(&f, "caps", script)).await;
+    assert_eq!(exit, RuntimeExit::Exited(0), "{out}");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let line = format!("{set}:\t0000000000000000");
+        assert!(out.contains(&line), "missing {line:?} in:\n{out}");
+    }
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(
+        out.contains("Seccomp:\t2"),
+        "seccomp filter mode expected:\n{out}"
+    );
+    assert!(out.contains("unshare=denied"), "{out}");
+}
