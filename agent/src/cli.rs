@@ -23,6 +23,9 @@ pub struct Args {
     /// Node id (overrides `agent_id`; default: the hostname).
     #[arg(long)]
     pub agent_id: Option<String>,
+    /// File holding the join token (overrides `token_file`).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
     /// Log format of the agent's own logs.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -76,6 +79,9 @@ pub fn main() -> ExitCode {
     };
     if let Some(server) = args.server {
         config.server = server;
+    }
+    if let Some(file) = args.token_file {
+        config.token_file = Some(file);
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;

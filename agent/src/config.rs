@@ -4,14 +4,29 @@
 
 use std::path::{Path, PathBuf};
 
+use kumo_proto::client_security::{read_tokens, ClientTls, SecurityError};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of one agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
-    /// gRPC URL of kumod, e.g. `http://127.0.0.1:7070`.
+    /// gRPC URL of kumod, e.g. `http://127.0.0.1:7070` (`https://` for TLS).
     pub server: String,
+    /// File holding this agent's join token (kumod's `auth.agent_token_files`).
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed kumod's certificate, for `https://`.
+    pub tls_ca_file: Option<PathBuf>,
+    /// This agent's client certificate (PEM), when kumod requires one.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// Name kumod's certificate must carry (default: the URL's host).
+    pub tls_domain: Option<String>,
+    /// A join token given in-process (the all-in-one agent); never read
+    /// from files or the environment.
+    #[serde(skip)]
+    pub embedded_join_token: Option<String>,
     /// Stable id of this node; defaults to the hostname.
     pub agent_id: String,
     /// Where the agent keeps its package cache and sandbox scratch space.
@@ -49,6 +64,12 @@ impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             server: "http://127.0.0.1:7070".into(),
+            token_file: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_domain: None,
+            embedded_join_token: None,
             agent_id: String::new(),
             data_dir: PathBuf::from("/var/lib/kumo-agent"),
             allocatable_memory_mb: 0,
@@ -88,6 +109,27 @@ impl AgentConfig {
         }
         if self.allocatable_memory_mb == 0 {
             self.allocatable_memory_mb = total_memory_mb().saturating_mul(8) / 10;
+        }
+    }
+
+    /// The join token: the in-process one, else the first in `token_file`.
+    pub fn join_token(&self) -> Result<Option<String>, SecurityError> {
+        if let Some(token) = &self.embedded_join_token {
+            return Ok(Some(token.clone()));
+        }
+        match &self.token_file {
+            Some(path) => Ok(read_tokens(path)?.into_iter().next()),
+            None => Ok(None),
+        }
+    }
+
+    /// TLS settings for the connection to kumod.
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls {
+            ca_file: self.tls_ca_file.clone(),
+            cert_file: self.tls_cert_file.clone(),
+            key_file: self.tls_key_file.clone(),
+            domain: self.tls_domain.clone(),
         }
     }
 

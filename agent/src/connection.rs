@@ -12,8 +12,10 @@ use kumo_proto::agent::{
     agent_message, daemon_message, AgentMessage, FetchPackageRequest, Heartbeat, Invocation,
     Register,
 };
+use kumo_proto::client_security::{self, BearerToken, ClientTls, SecurityError};
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use crate::executor::Executor;
 use crate::package_cache::{FetchError, PackageFetcher};
@@ -28,48 +30,48 @@ const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 /// The connection to kumod could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    /// The server URL is not a valid gRPC endpoint.
-    #[error("invalid kumod URL {url}: {source}")]
-    InvalidUrl {
-        /// The configured URL.
-        url: String,
-        /// Why tonic refused it.
-        #[source]
-        source: tonic::transport::Error,
-    },
+    /// The URL, TLS files or join token are unusable.
+    #[error("connecting to kumod: {0}")]
+    Settings(#[from] SecurityError),
 }
 
-/// Builds a lazily-connecting gRPC channel to kumod.
-pub fn channel(url: &str) -> Result<Channel, ConnectionError> {
-    let endpoint =
-        Endpoint::from_shared(url.to_string()).map_err(|source| ConnectionError::InvalidUrl {
-            url: url.to_string(),
-            source,
-        })?;
-    Ok(endpoint
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+/// A lazily-connecting channel to kumod and the join token sent on it.
+#[derive(Clone)]
+pub struct Kumod {
+    channel: Channel,
+    token: BearerToken,
 }
 
-fn client(channel: Channel) -> AgentControlClient<Channel> {
-    AgentControlClient::new(channel)
-        .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+impl Kumod {
+    /// A channel to `url` (TLS per `tls` for `https://`) sending `token`.
+    pub fn new(url: &str, tls: &ClientTls, token: Option<&str>) -> Result<Self, ConnectionError> {
+        let channel = client_security::endpoint(url, tls)?
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        Ok(Self {
+            channel,
+            token: BearerToken::new(token)?,
+        })
+    }
+
+    fn client(&self) -> AgentControlClient<InterceptedService<Channel, BearerToken>> {
+        AgentControlClient::with_interceptor(self.channel.clone(), self.token.clone())
+            .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+    }
 }
 
 /// Downloads packages from kumod's `FetchPackage` stream.
 #[derive(Clone)]
 pub struct GrpcPackageFetcher {
-    channel: Channel,
+    kumod: Kumod,
 }
 
 impl GrpcPackageFetcher {
-    /// A fetcher using `channel`.
-    pub fn new(channel: Channel) -> Self {
-        Self { channel }
+    /// A fetcher using `kumod`.
+    pub fn new(kumod: Kumod) -> Self {
+        Self { kumod }
     }
 }
 
@@ -81,7 +83,9 @@ impl PackageFetcher for GrpcPackageFetcher {
                 digest: digest.clone(),
                 message,
             };
-            let mut stream = client(self.channel.clone())
+            let mut stream = self
+                .kumod
+                .client()
                 .fetch_package(FetchPackageRequest {
                     digest: digest.clone(),
                 })
@@ -121,7 +125,7 @@ pub struct Registration {
 /// Keeps the `Attach` stream to kumod up until `shutdown` resolves, running
 /// every invocation it receives on `executor`.
 pub async fn serve(
-    channel: Channel,
+    kumod: Kumod,
     registration: Registration,
     executor: Arc<Executor>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -129,7 +133,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let mut backoff = MIN_BACKOFF;
     loop {
-        let session = attach_once(channel.clone(), &registration, executor.clone());
+        let session = attach_once(&kumod, &registration, executor.clone());
         tokio::select! {
             _ = &mut shutdown => return,
             outcome = session => match outcome {
@@ -159,7 +163,7 @@ enum SessionEnd {
 }
 
 async fn attach_once(
-    channel: Channel,
+    kumod: &Kumod,
     registration: &Registration,
     executor: Arc<Executor>,
 ) -> SessionEnd {
@@ -177,7 +181,7 @@ async fn attach_once(
         return SessionEnd::NeverRegistered("outbound queue closed".into());
     }
     let request = tokio_stream::wrappers::ReceiverStream::new(outbound_rx);
-    let mut inbound = match client(channel).attach(request).await {
+    let mut inbound = match kumod.client().attach(request).await {
         Ok(response) => response.into_inner(),
         Err(status) => return SessionEnd::NeverRegistered(status.message().to_string()),
     };
@@ -214,6 +218,7 @@ async fn attach_once(
                         running_invocations: stats.busy,
                         instances: stats.instances,
                         memory_reserved_mb: stats.memory_reserved_mb,
+                        warm: executor.warm_instances(),
                     })),
                 };
                 if outbound.send(beat).await.is_err() {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kumo_proto::agent::{Invocation, InvocationResult, Outcome};
+use kumo_proto::agent::{Invocation, InvocationResult, Outcome, WarmInstances};
 
 use crate::config::AgentConfig;
 use crate::instance::{Instance, InstanceSettings};
@@ -59,6 +59,20 @@ impl Executor {
         self.pool.stats()
     }
 
+    /// Idle warm instances per function version, for heartbeats.
+    pub fn warm_instances(&self) -> Vec<WarmInstances> {
+        self.pool
+            .idle_counts()
+            .into_iter()
+            .map(|(key, idle)| WarmInstances {
+                function: key.name,
+                version: key.version,
+                revision: key.revision,
+                idle,
+            })
+            .collect()
+    }
+
     /// Runs one invocation to its result.
     pub async fn execute(&self, invocation: Invocation) -> InvocationResult {
         let Some(function) = invocation.function.clone() else {
@@ -105,9 +119,10 @@ impl Executor {
         result.invocation_id = invocation.invocation_id;
         result.request_id = invocation.request_id.clone();
         let reusable = pooled.instance.is_reusable();
-        if let Some(gone) = self.pool.release(key, pooled, reusable) {
+        if let Some(gone) = self.pool.release(key.clone(), pooled, reusable) {
             shutdown_all(vec![gone]);
         }
+        result.idle_instances = self.pool.idle_count(&key);
         result
     }
 

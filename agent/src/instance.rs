@@ -461,6 +461,7 @@ impl Instance {
             init_duration_ms,
             max_memory_used_mb,
             executed_version: self.function.version.clone(),
+            idle_instances: 0,
         }
     }
 

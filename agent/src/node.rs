@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::config::AgentConfig;
-use crate::connection::{self, GrpcPackageFetcher, Registration};
+use crate::connection::{self, GrpcPackageFetcher, Kumod, Registration};
 use crate::executor::Executor;
 use crate::package_cache::PackageCache;
 
@@ -53,8 +53,11 @@ pub async fn run(
     }
     crate::bootstrap::install(&config.runtime_dir())
         .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
-    let channel = connection::channel(&config.server)?;
-    let fetcher = Arc::new(GrpcPackageFetcher::new(channel.clone()));
+    let token = config
+        .join_token()
+        .map_err(connection::ConnectionError::from)?;
+    let kumod = Kumod::new(&config.server, &config.client_tls(), token.as_deref())?;
+    let fetcher = Arc::new(GrpcPackageFetcher::new(kumod.clone()));
     let packages = PackageCache::new(config.package_dir(), fetcher, Default::default())
         .map_err(|e| AgentError::Packages(e.to_string()))?;
     let executor = Arc::new(
@@ -75,7 +78,7 @@ pub async fn run(
     if let Err(err) = kumo_proto::sd_notify::notify("READY=1") {
         tracing::warn!(%err, "telling systemd that the agent is ready failed");
     }
-    connection::serve(channel, registration, executor.clone(), shutdown).await;
+    connection::serve(kumod, registration, executor.clone(), shutdown).await;
     let _ = kumo_proto::sd_notify::notify("STOPPING=1");
     executor.shutdown().await;
     Ok(())

@@ -297,6 +297,24 @@ impl Pool {
             .collect()
     }
 
+    /// Idle instances waiting for `key`.
+    pub fn idle_count(&self, key: &PoolKey) -> u32 {
+        self.lock()
+            .idle
+            .get(key)
+            .map_or(0, |idle| idle.len() as u32)
+    }
+
+    /// Idle instances per key (keys with none left out).
+    pub fn idle_counts(&self) -> Vec<(PoolKey, u32)> {
+        self.lock()
+            .idle
+            .iter()
+            .filter(|(_, idle)| !idle.is_empty())
+            .map(|(key, idle)| (key.clone(), idle.len() as u32))
+            .collect()
+    }
+
     /// Current counters.
     pub fn stats(&self) -> PoolStats {
         let state = self.lock();

@@ -6,9 +6,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use kumo_proto::client_security::{read_tokens, BearerToken};
 use kumo_proto::control::control_client::ControlClient;
 use kumo_proto::control::*;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// A control-API client sending kumod's operator token.
+pub type Client = ControlClient<InterceptedService<Channel, BearerToken>>;
 
 /// A running kumod and a client.
 pub struct Cluster {
@@ -16,7 +21,7 @@ pub struct Cluster {
     /// Its directory (data, config, log), removed on drop.
     _dir: tempfile::TempDir,
     /// gRPC client.
-    pub client: ControlClient<Channel>,
+    pub client: Client,
     /// HTTP listener address.
     pub http: String,
     /// The cgroup parent of its instances.
@@ -72,13 +77,22 @@ pub async fn start(extra_toml: &str, data_dir: Option<&Path>) -> anyhow::Result<
     let endpoint = format!("http://127.0.0.1:{grpc}");
     let deadline = Instant::now() + Duration::from_secs(120);
     let client = loop {
-        if let Ok(channel) = tonic::transport::Endpoint::from_shared(endpoint.clone())?
-            .connect()
-            .await
-        {
-            let mut client = ControlClient::new(channel)
-                .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
-                .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES);
+        // kumod creates its operator token file on first start.
+        let token = read_tokens(&data.join("control.token"))
+            .ok()
+            .and_then(|t| t.into_iter().next());
+        let connected = match token {
+            Some(_) => tonic::transport::Endpoint::from_shared(endpoint.clone())?
+                .connect()
+                .await
+                .ok(),
+            None => None,
+        };
+        if let (Some(channel), Some(token)) = (connected, token) {
+            let mut client =
+                ControlClient::with_interceptor(channel, BearerToken::new(Some(&token))?)
+                    .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
+                    .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES);
             if client
                 .get_status(GetStatusRequest {})
                 .await

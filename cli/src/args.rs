@@ -16,6 +16,22 @@ pub struct Cli {
         global = true
     )]
     pub endpoint: String,
+    /// File holding the operator token (`KUMO_TOKEN` takes precedence;
+    /// default: ~/.config/kumo/token, then /var/lib/kumo/control.token).
+    #[arg(long, env = "KUMO_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) of kumod's TLS certificate (https:// endpoints).
+    #[arg(long, env = "KUMO_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), when kumod requires one.
+    #[arg(long, env = "KUMO_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long, env = "KUMO_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Name kumod's certificate must carry (default: the endpoint's host).
+    #[arg(long, env = "KUMO_TLS_DOMAIN", global = true)]
+    pub tls_domain: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -45,6 +61,42 @@ pub enum Command {
     Alias(AliasCommand),
     /// The daemon and its agents.
     Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List nodes: id, address, state, instances, memory, version.
+    Agents {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Drain or undrain a node.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+/// Node subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Stop new placements on a node and wait for its running invocations.
+    Drain {
+        /// Agent id (see `kumo agents`).
+        agent_id: String,
+        /// Longest wait for running invocations.
+        #[arg(long, default_value_t = 900)]
+        wait_seconds: u32,
+        /// Return at once instead of waiting.
+        #[arg(long)]
+        no_wait: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Let a drained node take work again.
+    Undrain {
+        /// Agent id.
+        agent_id: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,

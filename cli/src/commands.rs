@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use kumo_proto::control::control_client::ControlClient;
 use kumo_proto::control::*;
 use kumo_proto::model;
-use tonic::transport::Channel;
 
 use crate::args::{CreateArgs, FunctionCommand, InvokeArgs, LogsArgs, UpdateArgs};
+use crate::connect::Client;
 use crate::output;
 
 /// How a command failed; decides the exit code.
@@ -34,28 +33,6 @@ impl From<String> for CliError {
     }
 }
 
-/// Connects to kumod.
-pub async fn connect(endpoint: &str) -> Result<ControlClient<Channel>, CliError> {
-    let unreachable = |e: &dyn std::fmt::Display| {
-        CliError::Failed(format!("cannot reach kumod at {endpoint}: {e}"))
-    };
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
-        .map_err(|e| unreachable(&e))?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|e| {
-            unreachable(
-                &std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.to_string()),
-            )
-        })?;
-    Ok(ControlClient::new(channel)
-        .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES))
-}
-
 fn parse_env(pairs: &[String]) -> Result<HashMap<String, String>, CliError> {
     pairs
         .iter()
@@ -68,10 +45,7 @@ fn parse_env(pairs: &[String]) -> Result<HashMap<String, String>, CliError> {
 }
 
 /// `kumo function …`.
-pub async fn function(
-    client: &mut ControlClient<Channel>,
-    command: FunctionCommand,
-) -> Result<(), CliError> {
+pub async fn function(client: &mut Client, command: FunctionCommand) -> Result<(), CliError> {
     match command {
         FunctionCommand::Create(args) => create(client, args).await,
         FunctionCommand::Update(args) => update(client, args).await,
@@ -101,7 +75,7 @@ pub async fn function(
     }
 }
 
-async fn create(client: &mut ControlClient<Channel>, args: CreateArgs) -> Result<(), CliError> {
+async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
     let mut config = FunctionConfig {
         name: args.name,
         description: args.description,
@@ -134,7 +108,7 @@ async fn create(client: &mut ControlClient<Channel>, args: CreateArgs) -> Result
     Ok(())
 }
 
-async fn update(client: &mut ControlClient<Channel>, args: UpdateArgs) -> Result<(), CliError> {
+async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
     let mut info = None;
     if let Some(code) = &args.code {
         let (zip, code_s3) = crate::package::source(code, args.s3_profile.as_deref())?;
@@ -197,7 +171,7 @@ async fn update(client: &mut ControlClient<Channel>, args: UpdateArgs) -> Result
 }
 
 /// `kumo invoke`.
-pub async fn invoke(client: &mut ControlClient<Channel>, args: InvokeArgs) -> Result<(), CliError> {
+pub async fn invoke(client: &mut Client, args: InvokeArgs) -> Result<(), CliError> {
     let payload = match (&args.payload, &args.payload_file) {
         (Some(p), _) => p.clone().into_bytes(),
         (None, Some(file)) => {
@@ -245,7 +219,7 @@ pub async fn invoke(client: &mut ControlClient<Channel>, args: InvokeArgs) -> Re
 }
 
 /// `kumo logs`.
-pub async fn logs(client: &mut ControlClient<Channel>, args: LogsArgs) -> Result<(), CliError> {
+pub async fn logs(client: &mut Client, args: LogsArgs) -> Result<(), CliError> {
     let since_unix_ms = match &args.since {
         Some(since) => parse_since(since, chrono::Utc::now())?,
         None => 0,

@@ -2,13 +2,12 @@
 
 use std::io::Write;
 
-use kumo_proto::control::control_client::ControlClient;
+use crate::connect::Client;
 use kumo_proto::control::{
     DeadLetter, GetDeadLetterRequest, ListDeadLettersRequest, PurgeDeadLettersRequest,
     ReplayDeadLettersRequest,
 };
 use serde_json::{json, Value};
-use tonic::transport::Channel;
 
 use crate::args::{DlqCommand, Output};
 use crate::commands::CliError;
@@ -36,7 +35,7 @@ pub fn dead_letter_json(letter: &DeadLetter) -> Value {
 }
 
 /// Runs a `kumo dlq` command.
-pub async fn run(client: &mut ControlClient<Channel>, command: DlqCommand) -> Result<(), CliError> {
+pub async fn run(client: &mut Client, command: DlqCommand) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
     match command {
         DlqCommand::List { name, output } => {

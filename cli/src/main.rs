@@ -1,7 +1,9 @@
 //! `kumo`: the command-line client of Kumo's gRPC control API.
 
+mod agents;
 mod args;
 mod commands;
+mod connect;
 mod dlq;
 mod output;
 mod package;
@@ -38,7 +40,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let mut client = commands::connect(&cli.endpoint).await?;
+    let mut client = connect::connect(&cli).await?;
     match cli.command {
         Command::Function(command) => commands::function(&mut client, command).await,
         Command::Invoke(args) => commands::invoke(&mut client, args).await,
@@ -48,5 +50,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Version(command) => versions::version(&mut client, command).await,
         Command::Alias(command) => versions::alias(&mut client, command).await,
         Command::Status { output } => versions::status(&mut client, output).await,
+        Command::Agents { output } => agents::list(&mut client, output).await,
+        Command::Agent(command) => agents::run(&mut client, command).await,
     }
 }

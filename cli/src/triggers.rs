@@ -1,13 +1,12 @@
 //! `kumo trigger …`: schedules and bucket notifications.
 
-use kumo_proto::control::control_client::ControlClient;
+use crate::connect::Client;
 use kumo_proto::control::{
     trigger_config, BucketSource, CreateTriggerRequest, DeleteTriggerRequest, GetTriggerRequest,
     HttpSource, ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest, TriggerConfig,
     TriggerInfo,
 };
 use serde_json::{json, Value};
-use tonic::transport::Channel;
 
 use crate::args::{Output, TriggerCommand, TriggerCreateArgs};
 use crate::commands::CliError;
@@ -88,10 +87,7 @@ fn create_request(args: TriggerCreateArgs) -> CreateTriggerRequest {
 }
 
 /// Runs a `kumo trigger` command.
-pub async fn run(
-    client: &mut ControlClient<Channel>,
-    command: TriggerCommand,
-) -> Result<(), CliError> {
+pub async fn run(client: &mut Client, command: TriggerCommand) -> Result<(), CliError> {
     match command {
         TriggerCommand::Create(args) => {
             let output = args.output;

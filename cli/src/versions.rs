@@ -1,9 +1,8 @@
 //! `kumo version …`, `kumo alias …` and `kumo status`.
 
-use kumo_proto::control::control_client::ControlClient;
+use crate::connect::Client;
 use kumo_proto::control::*;
 use serde_json::{json, Value};
-use tonic::transport::Channel;
 
 use crate::args::{AliasCommand, AliasTarget, Output, VersionCommand};
 use crate::commands::CliError;
@@ -44,10 +43,7 @@ fn print(value: &Value) {
 }
 
 /// `kumo version …`.
-pub async fn version(
-    client: &mut ControlClient<Channel>,
-    command: VersionCommand,
-) -> Result<(), CliError> {
+pub async fn version(client: &mut Client, command: VersionCommand) -> Result<(), CliError> {
     match command {
         VersionCommand::Publish {
             name,
@@ -120,10 +116,7 @@ fn alias_config(target: AliasTarget) -> AliasConfig {
 }
 
 /// `kumo alias …`.
-pub async fn alias(
-    client: &mut ControlClient<Channel>,
-    command: AliasCommand,
-) -> Result<(), CliError> {
+pub async fn alias(client: &mut Client, command: AliasCommand) -> Result<(), CliError> {
     match command {
         AliasCommand::Create(target) => {
             let info = client
@@ -173,25 +166,12 @@ pub async fn alias(
 }
 
 /// `kumo status`.
-pub async fn status(client: &mut ControlClient<Channel>, output: Output) -> Result<(), CliError> {
+pub async fn status(client: &mut Client, output: Output) -> Result<(), CliError> {
     let status = client.get_status(GetStatusRequest {}).await?.into_inner();
     let agents: Vec<Value> = status
         .agents
         .iter()
-        .map(|a| {
-            json!({
-                "agent_id": a.agent_id,
-                "hostname": a.hostname,
-                "version": a.version,
-                "allocatable_memory_mb": a.allocatable_memory_mb,
-                "max_instances": a.max_instances,
-                "running_invocations": a.running_invocations,
-                "instances": a.instances,
-                "memory_reserved_mb": a.memory_reserved_mb,
-                "last_seen_seconds_ago": (a.last_seen_seconds_ago * 10.0).round() / 10.0,
-                "connected_at": a.connected_at,
-            })
-        })
+        .map(crate::agents::agent_json)
         .collect();
     let value = json!({
         "daemon_version": status.daemon_version,

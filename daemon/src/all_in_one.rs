@@ -16,6 +16,7 @@ pub type AgentTask = (
 pub fn start_embedded_agent(
     config: &DaemonConfig,
     grpc: std::net::SocketAddr,
+    join_token: String,
 ) -> anyhow::Result<AgentTask> {
     use anyhow::Context;
     let mut agent: kumo_agent::config::AgentConfig = match &config.agent {
@@ -34,6 +35,7 @@ pub fn start_embedded_agent(
         };
         agent.server = format!("http://{host}:{}", grpc.port());
     }
+    agent.embedded_join_token = Some(join_token);
     if !given("data_dir") {
         agent.data_dir = config.data_dir.join("agent");
     }
@@ -62,6 +64,7 @@ pub type AgentTask = (
 pub fn start_embedded_agent(
     _: &DaemonConfig,
     _: std::net::SocketAddr,
+    _: String,
 ) -> anyhow::Result<AgentTask> {
     anyhow::bail!("this kumod was built without the all-in-one feature")
 }

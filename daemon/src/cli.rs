@@ -24,6 +24,10 @@ pub struct Args {
     /// Also run an agent in this process (one box, one command).
     #[arg(long)]
     pub all_in_one: bool,
+    /// Accept gRPC calls without tokens (only allowed on a loopback listen
+    /// address; for development).
+    #[arg(long)]
+    pub insecure_local: bool,
     /// Format of kumod's own logs: text or json.
     #[arg(long, value_parser = ["text", "json"])]
     pub log_format: Option<String>,

@@ -29,6 +29,12 @@ pub struct DaemonConfig {
     /// Seconds added to a function's timeout (and the agent's init timeout)
     /// before kumod gives up on a result.
     pub invoke_grace_seconds: u64,
+    /// Tokens of the gRPC port.
+    pub auth: crate::auth::AuthConfig,
+    /// TLS of the gRPC port.
+    pub tls: crate::tls::TlsConfig,
+    /// Agent heartbeats and lost-node detection.
+    pub agents: crate::agents::AgentsConfig,
     /// Retention of function logs.
     pub function_logs: crate::logs::FunctionLogsConfig,
     /// Invocations that may run at once in the whole cluster (Lambda's
@@ -103,6 +109,9 @@ impl Default for DaemonConfig {
             log: LogConfig::default(),
             agent_wait_seconds: 5,
             invoke_grace_seconds: 5,
+            auth: crate::auth::AuthConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
+            agents: crate::agents::AgentsConfig::default(),
             function_logs: crate::logs::FunctionLogsConfig::default(),
             concurrency_limit: 1000,
             async_invoke: crate::async_queue::AsyncConfig::default(),
@@ -129,6 +138,9 @@ impl DaemonConfig {
         }
         if let Some(listen) = args.http_listen {
             config.http_listen = listen;
+        }
+        if args.insecure_local {
+            config.auth.insecure_local = true;
         }
         if let Some(format) = &args.log_format {
             config.log.format = format.clone();

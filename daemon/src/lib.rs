@@ -18,6 +18,7 @@
 
 pub mod agents;
 pub mod async_queue;
+pub mod auth;
 pub mod cli;
 pub mod concurrency;
 pub mod config;
@@ -34,5 +35,6 @@ pub mod s3;
 pub mod scrape;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod triggers;
 pub mod versions;

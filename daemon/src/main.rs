@@ -47,6 +47,7 @@ async fn run(args: Args, config: DaemonConfig) -> anyhow::Result<()> {
         Some(all_in_one::start_embedded_agent(
             &config,
             daemon.grpc_address,
+            daemon.embedded_agent_token.clone(),
         )?)
     } else {
         None

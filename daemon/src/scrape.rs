@@ -102,8 +102,13 @@ impl Scraper {
             "Memory the agent may give instances.",
         );
         let snapshot = self.agents.snapshot();
-        agents.samples.push((Vec::new(), snapshot.len() as f64));
-        for agent in &snapshot {
+        agents
+            .samples
+            .push((Vec::new(), self.agents.agent_count() as f64));
+        for agent in snapshot
+            .iter()
+            .filter(|a| a.state != crate::agents::NodeState::Lost)
+        {
             let labels = vec![("agent", agent.registration.agent_id.clone())];
             instances
                 .samples

@@ -11,7 +11,7 @@ use kumo_proto::MAX_GRPC_MESSAGE_BYTES;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::agents::{AgentRegistry, AgentService};
+use crate::agents::{AgentRegistry, AgentService, DrainFileError};
 use crate::async_queue::EventQueue;
 use crate::concurrency::ConcurrencyLimiter;
 use crate::config::DaemonConfig;
@@ -60,6 +60,15 @@ pub enum DaemonError {
     /// A configuration value is unusable.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// The gRPC tokens could not be loaded.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// The TLS settings are unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The drained-node list could not be loaded.
+    #[error(transparent)]
+    DrainFile(#[from] DrainFileError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -71,6 +80,9 @@ pub struct DaemonHandle {
     pub grpc_address: SocketAddr,
     /// Bound HTTP address.
     pub http_address: SocketAddr,
+    /// A join token accepted for this process's lifetime, for the agent
+    /// embedded by `--all-in-one`.
+    pub embedded_agent_token: String,
     shutdown: Option<oneshot::Sender<()>>,
     queue: EventQueue,
     grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
@@ -109,6 +121,14 @@ impl DaemonHandle {
 pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.state_dir())?);
     let packages = PackageStore::open(config.package_dir())?;
+    let embedded_agent_token = crate::auth::generate_token();
+    let tokens = crate::auth::Tokens::load(
+        &config.auth,
+        &config.data_dir,
+        config.listen,
+        &embedded_agent_token,
+    )?;
+    let tls = config.tls.server_config()?;
     if config.concurrency_limit == 0 {
         return Err(DaemonError::InvalidConfig(
             "concurrency_limit must be at least 1 (default 1000)".into(),
@@ -124,7 +144,11 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         S3Profiles::new(&config.s3),
     )?;
     let logs = Logs::new(store.clone(), config.function_logs.clone());
-    let agents = AgentRegistry::new(Duration::from_secs(config.agent_wait_seconds));
+    let agents = AgentRegistry::new(
+        Duration::from_secs(config.agent_wait_seconds),
+        config.agents.clone(),
+        Some(config.data_dir.join("drained-agents.json")),
+    )?;
     let invoker = Invoker::new(
         functions.clone(),
         agents.clone(),
@@ -151,6 +175,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let invoke_api = InvokeApi::new(invoker.clone(), queue.clone(), &config.invoke_api)
         .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
     let background = vec![
+        tokio::spawn(agents.clone().watch()),
         tokio::spawn(scheduler::run(
             triggers.clone(),
             queue.clone(),
@@ -221,9 +246,13 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         .map_err(|e| DaemonError::InvalidConfig(format!("gRPC reflection: {e}")))?;
     let (shutdown, stop) = oneshot::channel::<()>();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
     let grpc = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
+        builder
+            .layer(crate::auth::AuthLayer::new(tokens))
             .add_service(health)
             .add_service(reflection)
             .add_service(control)
@@ -251,6 +280,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     Ok(DaemonHandle {
         grpc_address,
         http_address,
+        embedded_agent_token,
         shutdown: Some(shutdown),
         queue,
         grpc,

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use kumo_proto::agent::agent_control_client::AgentControlClient;
 use kumo_proto::agent::{
     agent_message, daemon_message, AgentMessage, FetchPackageRequest, InvocationResult, Outcome,
     Register,
@@ -12,7 +11,7 @@ use kumo_proto::control::*;
 use tonic::Code;
 
 mod common;
-use common::{config, create, package, start, zip_with};
+use common::{agent_client, config, create, package, start, zip_with};
 
 #[tokio::test]
 async fn crud_round_trip_and_restart() {
@@ -282,9 +281,7 @@ async fn agent_protocol_dispatch_fetch_and_logs() {
         .await
         .unwrap();
 
-    let mut agent = AgentControlClient::connect(format!("http://{}", daemon.grpc_address))
-        .await
-        .unwrap();
+    let mut agent = agent_client(&daemon, dir.path()).await;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tx.send(AgentMessage {
         body: Some(agent_message::Body::Register(Register {

@@ -10,7 +10,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 mod common;
-use common::start;
+use common::{operator_token, start};
 
 #[tokio::test]
 async fn health_and_reflection_answer() {
@@ -43,7 +43,8 @@ async fn health_and_reflection_answer() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection =
+        ServerReflectionClient::with_interceptor(channel, operator_token(dir.path()));
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),

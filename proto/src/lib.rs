@@ -21,6 +21,7 @@ pub mod agent {
 /// reflection (so `grpcurl` works without the .proto files).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kumo_descriptor");
 
+pub mod client_security;
 pub mod layered_config;
 pub mod model;
 pub mod package;

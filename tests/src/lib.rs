@@ -180,6 +180,7 @@ impl Kumo {
                 format!("kumo-e2e-{}-{port}-agent", std::process::id()),
             )
             .env("KUMO_AGENT_ALLOCATABLE_MEMORY_MB", "8192")
+            .env("KUMO_AGENT_TOKEN_FILE", self.data_dir().join("agent.token"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -243,6 +244,27 @@ impl Kumo {
         }
     }
 
+    /// kumod's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The operator token file kumod created in its data directory.
+    pub fn token_file(&self) -> PathBuf {
+        self.data_dir().join("control.token")
+    }
+
+    /// `kumo` with the endpoint and this kumod's operator token.
+    fn kumo_command(&self) -> Command {
+        let mut command = Command::new(self.bins.join("kumo"));
+        command
+            .arg("--endpoint")
+            .arg(&self.endpoint)
+            .env_remove("KUMO_TOKEN")
+            .env("KUMO_TOKEN_FILE", self.token_file());
+        command
+    }
+
     /// kumod's own log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kumod.log")).unwrap_or_default()
@@ -250,9 +272,7 @@ impl Kumo {
 
     /// Starts `kumo --endpoint … args…` without waiting for it.
     pub fn spawn_cli(&self, args: &[&str]) -> Child {
-        Command::new(self.bins.join("kumo"))
-            .arg("--endpoint")
-            .arg(&self.endpoint)
+        self.kumo_command()
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -262,9 +282,8 @@ impl Kumo {
 
     /// Runs `kumo --endpoint … args…`.
     pub fn cli(&self, args: &[&str]) -> Run {
-        let output = Command::new(self.bins.join("kumo"))
-            .arg("--endpoint")
-            .arg(&self.endpoint)
+        let output = self
+            .kumo_command()
             .args(args)
             .output()
             .expect("running kumo");

@@ -28,20 +28,11 @@ fn standalone_agent_runs_functions_for_kumod() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut agent = Command::new(bins.join("kumo-agent"))
-        .args(["--server", &endpoint, "--agent-id", "node-a"])
-        .args(["--data-dir", &dir.path().join("agent").to_string_lossy()])
-        .env(
-            "KUMO_AGENT_CGROUP_PARENT",
-            format!("kumo-e2e-standalone-{grpc}"),
-        )
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let kumo = |args: &[&str]| {
         Command::new(bins.join("kumo"))
             .arg("--endpoint")
             .arg(&endpoint)
+            .env("KUMO_TOKEN_FILE", dir.path().join("kumod/control.token"))
             .args(args)
             .output()
             .unwrap()
@@ -51,6 +42,19 @@ fn standalone_agent_runs_functions_for_kumod() {
         assert!(Instant::now() < deadline, "kumod did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // kumod created the join token file when it started.
+    let mut agent = Command::new(bins.join("kumo-agent"))
+        .args(["--server", &endpoint, "--agent-id", "node-a"])
+        .args(["--data-dir", &dir.path().join("agent").to_string_lossy()])
+        .arg("--token-file")
+        .arg(dir.path().join("kumod/agent.token"))
+        .env(
+            "KUMO_AGENT_CGROUP_PARENT",
+            format!("kumo-e2e-standalone-{grpc}"),
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let code = fixture("division");
     let created = kumo(&[
         "function",

@@ -288,6 +288,7 @@ mod tests {
         let lost = DispatchError::AgentLost {
             agent: "a".into(),
             request_id: "r".into(),
+            reason: "no heartbeat for 15000 ms".into(),
         };
         assert!(matches!(
             verdict(Err(&lost)),

@@ -8,6 +8,7 @@ use kumo_proto::control::control_server::Control;
 use kumo_proto::control::*;
 use tonic::{Code, Request, Response, Status};
 
+mod agents_api;
 mod events_api;
 mod logs_api;
 mod versions_api;
@@ -414,5 +415,26 @@ impl Control for ControlService {
         request: Request<GetStatusRequest>,
     ) -> Result<Response<StatusInfo>, Status> {
         self.get_status_rpc(request).await
+    }
+
+    async fn list_agents(
+        &self,
+        _request: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        Ok(Response::new(self.list_agents_rpc()))
+    }
+
+    async fn drain_agent(
+        &self,
+        request: Request<DrainAgentRequest>,
+    ) -> Result<Response<AgentStatus>, Status> {
+        self.drain_agent_rpc(request).await
+    }
+
+    async fn undrain_agent(
+        &self,
+        request: Request<UndrainAgentRequest>,
+    ) -> Result<Response<AgentStatus>, Status> {
+        self.undrain_agent_rpc(request)
     }
 }

@@ -111,20 +111,7 @@ impl ControlService {
             .agents
             .snapshot()
             .into_iter()
-            .map(|a| AgentStatus {
-                agent_id: a.registration.agent_id,
-                hostname: a.registration.hostname,
-                version: a.registration.version,
-                allocatable_memory_mb: a.registration.allocatable_memory_mb,
-                max_instances: a.registration.max_instances,
-                running_invocations: a.running,
-                instances: a.heartbeat.instances,
-                memory_reserved_mb: a.heartbeat.memory_reserved_mb,
-                last_seen_seconds_ago: a.last_seen.as_secs_f64(),
-                connected_at: a
-                    .connected_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            })
+            .map(super::agents_api::agent_status)
             .collect();
         let now = chrono::Utc::now();
         Ok(Response::new(StatusInfo {

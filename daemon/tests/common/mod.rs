@@ -7,9 +7,44 @@ use std::io::Write;
 
 use kumo_daemon::config::DaemonConfig;
 use kumo_daemon::server::{self, DaemonHandle};
+use kumo_proto::agent::agent_control_client::AgentControlClient;
+use kumo_proto::client_security::{read_tokens, BearerToken};
 use kumo_proto::control::control_client::ControlClient;
 use kumo_proto::control::*;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// A control-API client sending the operator token.
+pub type Client = ControlClient<InterceptedService<Channel, BearerToken>>;
+
+/// A channel to `daemon`'s gRPC port.
+pub async fn channel(daemon: &DaemonHandle) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{}", daemon.grpc_address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// The operator token kumod created in `dir` (none under insecure_local).
+pub fn operator_token(dir: &std::path::Path) -> BearerToken {
+    match read_tokens(&dir.join("control.token")) {
+        Ok(tokens) => BearerToken::new(Some(&tokens[0])).unwrap(),
+        Err(_) => BearerToken::default(),
+    }
+}
+
+/// An agent-protocol client joining with the agent token kumod created.
+pub async fn agent_client(
+    daemon: &DaemonHandle,
+    dir: &std::path::Path,
+) -> AgentControlClient<InterceptedService<Channel, BearerToken>> {
+    let token = read_tokens(&dir.join("agent.token")).unwrap().remove(0);
+    AgentControlClient::with_interceptor(
+        channel(daemon).await,
+        BearerToken::new(Some(&token)).unwrap(),
+    )
+}
 
 /// A ZIP of these files.
 pub fn zip_with(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -42,7 +77,7 @@ pub fn config(name: &str) -> FunctionConfig {
 }
 
 /// Starts kumod on free ports over `dir` and connects a client.
-pub async fn start(dir: &std::path::Path) -> (DaemonHandle, ControlClient<Channel>) {
+pub async fn start(dir: &std::path::Path) -> (DaemonHandle, Client) {
     start_with(dir, |_| {}).await
 }
 
@@ -50,7 +85,7 @@ pub async fn start(dir: &std::path::Path) -> (DaemonHandle, ControlClient<Channe
 pub async fn start_with(
     dir: &std::path::Path,
     adjust: impl FnOnce(&mut DaemonConfig),
-) -> (DaemonHandle, ControlClient<Channel>) {
+) -> (DaemonHandle, Client) {
     let mut config = DaemonConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -60,9 +95,7 @@ pub async fn start_with(
     };
     adjust(&mut config);
     let daemon = server::start(&config).await.unwrap();
-    let client = ControlClient::connect(format!("http://{}", daemon.grpc_address))
-        .await
-        .unwrap()
+    let client = ControlClient::with_interceptor(channel(&daemon).await, operator_token(dir))
         .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
         .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES);
     (daemon, client)
@@ -70,7 +103,7 @@ pub async fn start_with(
 
 /// Creates a function.
 pub async fn create(
-    client: &mut ControlClient<Channel>,
+    client: &mut Client,
     config: FunctionConfig,
     zip: Vec<u8>,
 ) -> Result<FunctionInfo, tonic::Status> {

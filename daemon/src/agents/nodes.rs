@@ -1,0 +1,194 @@
+//! What kumod knows of each node (connected or lost) and where an
+//! invocation goes: an agent with an idle warm instance of the function
+//! version, otherwise the one with the most free memory.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use kumo_proto::agent::{DaemonMessage, Heartbeat, Register, WarmInstances};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+/// Identifies the instances that may serve a call: function, version and
+/// configuration revision (as the agent's pool keys them).
+pub type WarmKey = (String, String, u64);
+
+/// Where a node stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Connected and taking work.
+    Ready,
+    /// Drained by an operator but still finishing invocations.
+    Draining,
+    /// Drained and idle.
+    Drained,
+    /// Disconnected, or silent past the heartbeat timeout.
+    Lost,
+}
+
+impl NodeState {
+    /// The name `kumo agents` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Ready => "ready",
+            NodeState::Draining => "draining",
+            NodeState::Drained => "drained",
+            NodeState::Lost => "lost",
+        }
+    }
+}
+
+/// The live `Attach` stream of a connected node.
+pub struct Session {
+    /// Unique per connection (a reconnecting agent gets a new one).
+    pub id: u64,
+    /// Pushes messages down the agent's stream.
+    pub sender: mpsc::Sender<Result<DaemonMessage, Status>>,
+}
+
+/// One node, keyed by its agent id.
+pub struct Node {
+    /// The connection, `None` once lost.
+    pub session: Option<Session>,
+    /// How it last registered.
+    pub registration: Register,
+    /// Peer address of its connection.
+    pub address: String,
+    /// Invocations kumod sent it that have not finished.
+    pub running: u32,
+    /// Memory of those invocations.
+    pub running_mb: u64,
+    /// Idle warm instances per function version, as last reported.
+    pub warm: HashMap<WarmKey, u32>,
+    /// Its last heartbeat.
+    pub heartbeat: Heartbeat,
+    /// When it last sent anything.
+    pub last_seen: Instant,
+    /// When its current (or last) connection attached.
+    pub connected_at: chrono::DateTime<chrono::Utc>,
+    /// Invocations placed on it since kumod started.
+    pub invocations_total: u64,
+}
+
+impl Node {
+    /// Its state, given whether an operator drained it.
+    pub fn state(&self, drained: bool) -> NodeState {
+        match (&self.session, drained) {
+            (None, _) => NodeState::Lost,
+            (Some(_), false) => NodeState::Ready,
+            (Some(_), true) if self.running > 0 => NodeState::Draining,
+            (Some(_), true) => NodeState::Drained,
+        }
+    }
+
+    /// Memory it can still give an invocation (unlimited when it did not
+    /// announce a limit).
+    pub fn free_mb(&self) -> u64 {
+        let allocatable = self.registration.allocatable_memory_mb;
+        if allocatable == 0 {
+            u64::MAX - self.running_mb
+        } else {
+            allocatable.saturating_sub(self.running_mb)
+        }
+    }
+
+    /// Replaces the warm-instance counts with a heartbeat's report.
+    pub fn set_warm(&mut self, reported: &[WarmInstances]) {
+        self.warm = reported
+            .iter()
+            .filter(|w| w.idle > 0)
+            .map(|w| ((w.function.clone(), w.version.clone(), w.revision), w.idle))
+            .collect();
+    }
+}
+
+/// One node as placement sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Memory it can still give.
+    pub free_mb: u64,
+    /// Invocations running on it.
+    pub running: u32,
+    /// Idle warm instances of the function version being placed.
+    pub warm_idle: u32,
+}
+
+/// Picks the node for an invocation needing `memory_mb`: among nodes with
+/// that much free, one with an idle warm instance (the least busy of them),
+/// otherwise the one with the most free memory (fewest running on a tie).
+/// `None` when no node has room.
+pub fn choose(candidates: &[Candidate], memory_mb: u64) -> Option<usize> {
+    let fits = || {
+        candidates
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| c.free_mb >= memory_mb)
+    };
+    fits()
+        .filter(|(_, c)| c.warm_idle > 0)
+        .min_by_key(|(_, c)| c.running)
+        .or_else(|| fits().max_by_key(|(_, c)| (c.free_mb, std::cmp::Reverse(c.running))))
+        .map(|(index, _)| index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(free_mb: u64, running: u32, warm_idle: u32) -> Candidate {
+        Candidate {
+            free_mb,
+            running,
+            warm_idle,
+        }
+    }
+
+    #[test]
+    fn a_warm_instance_wins_over_free_memory() {
+        let nodes = [node(4000, 0, 0), node(1000, 3, 1), node(8000, 0, 0)];
+        assert_eq!(choose(&nodes, 128), Some(1));
+    }
+
+    #[test]
+    fn without_warm_instances_the_most_free_memory_wins() {
+        let nodes = [node(4000, 0, 0), node(1000, 3, 0), node(8000, 5, 0)];
+        assert_eq!(choose(&nodes, 128), Some(2));
+        let tie = [node(4000, 2, 0), node(4000, 1, 0)];
+        assert_eq!(choose(&tie, 128), Some(1));
+    }
+
+    #[test]
+    fn a_warm_node_without_room_is_skipped_and_nothing_fits_is_none() {
+        let nodes = [node(100, 0, 4), node(600, 1, 0)];
+        assert_eq!(choose(&nodes, 512), Some(1));
+        assert_eq!(choose(&nodes, 1024), None);
+        assert_eq!(choose(&[], 1), None);
+    }
+
+    #[test]
+    fn states_follow_connection_and_drain() {
+        let mut n = Node {
+            session: None,
+            registration: Register {
+                allocatable_memory_mb: 1000,
+                ..Default::default()
+            },
+            address: String::new(),
+            running: 1,
+            running_mb: 128,
+            warm: HashMap::new(),
+            heartbeat: Heartbeat::default(),
+            last_seen: Instant::now(),
+            connected_at: chrono::Utc::now(),
+            invocations_total: 0,
+        };
+        assert_eq!(n.state(false), NodeState::Lost);
+        assert_eq!(n.free_mb(), 872);
+        let (sender, _receiver) = mpsc::channel(1);
+        n.session = Some(Session { id: 1, sender });
+        assert_eq!(n.state(false), NodeState::Ready);
+        assert_eq!(n.state(true), NodeState::Draining);
+        n.running = 0;
+        assert_eq!(n.state(true), NodeState::Drained);
+    }
+}
