@@ -2,6 +2,7 @@
 //! (real sandboxes, real sled) in a temp dir on free ports, and drive it
 //! with the real `kumo` CLI.
 
+pub mod cluster;
 pub mod http;
 pub mod s3;
 pub mod sink;
@@ -117,10 +118,36 @@ impl Kumo {
     /// Like [`Kumo::start`], with extra top-level TOML for kumod (keys and
     /// tables such as `[async_invoke]`) and extra lines for `[agent]`.
     pub fn start_configured(daemon_settings: &str, agent_settings: &str) -> Kumo {
-        Self::launch(daemon_settings, agent_settings, true)
+        Self::launch(daemon_settings, agent_settings, true, "127.0.0.1")
     }
 
-    fn launch(daemon_settings: &str, agent_settings: &str, all_in_one: bool) -> Kumo {
+    /// A plain kumod (no agent) with `daemon_settings`, its gRPC port bound
+    /// on `listen_ip` (e.g. `0.0.0.0`, so agents in other network
+    /// namespaces can reach it); the CLI still uses loopback.
+    pub fn start_daemon_only(daemon_settings: &str, listen_ip: &str) -> Kumo {
+        Self::launch(daemon_settings, "", false, listen_ip)
+    }
+
+    /// The gRPC port.
+    pub fn grpc_port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the endpoint ends with its port")
+    }
+
+    /// The binaries under test.
+    pub fn bins(&self) -> &Path {
+        &self.bins
+    }
+
+    fn launch(
+        daemon_settings: &str,
+        agent_settings: &str,
+        all_in_one: bool,
+        listen_ip: &str,
+    ) -> Kumo {
         let bins = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir");
         let (grpc, http) = free_ports();
@@ -128,7 +155,7 @@ impl Kumo {
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{data}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{wait}{daemon_settings}\n\n[agent]\ncgroup_parent = \"kumo-e2e-{pid}-{grpc}\"\n{idle}allocatable_memory_mb = 8192\n{agent_settings}\n",
+                "data_dir = \"{data}\"\nlisten = \"{listen_ip}:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{wait}{daemon_settings}\n\n[agent]\ncgroup_parent = \"kumo-e2e-{pid}-{grpc}\"\n{idle}allocatable_memory_mb = 8192\n{agent_settings}\n",
                 data = dir.path().join("data").display(),
                 pid = std::process::id(),
                 wait = if daemon_settings.contains("agent_wait_seconds") { "" } else { "agent_wait_seconds = 10\n" },
@@ -153,7 +180,7 @@ impl Kumo {
     /// separate `kumo-agent` process attached to it, as on a multi-node
     /// install.
     pub fn start_separate(daemon_settings: &str) -> Kumo {
-        let mut kumo = Self::launch(daemon_settings, "", false);
+        let mut kumo = Self::launch(daemon_settings, "", false, "127.0.0.1");
         kumo.start_agent();
         kumo
     }

@@ -24,7 +24,13 @@ pub struct Sink {
 impl Sink {
     /// Starts listening on a free loopback port.
     pub fn start() -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the sink");
+        Self::start_on("127.0.0.1")
+    }
+
+    /// Starts listening on a free port of `ip` (e.g. `0.0.0.0` for handlers
+    /// in other network namespaces; [`Sink::address`] then names `ip`).
+    pub fn start_on(ip: &str) -> Sink {
+        let listener = TcpListener::bind((ip, 0)).expect("binding the sink");
         let address = listener.local_addr().expect("sink address").to_string();
         let records: Arc<Mutex<Vec<Value>>> = Arc::default();
         let kept = records.clone();
