@@ -12,6 +12,8 @@ DATA_DIR=${KUMO_DATA_DIR:-/var/lib/kumo}
 STATE=${KUMO_QUICKSTART_STATE:-/run/kumo-quickstart}
 ENDPOINT=${KUMO_ENDPOINT:-http://127.0.0.1:7070}
 export KUMO_ENDPOINT=$ENDPOINT
+# kumod creates its operator token here on first start; the CLI sends it.
+export KUMO_TOKEN_FILE=${KUMO_TOKEN_FILE:-$DATA_DIR/control.token}
 
 if [ "$(id -u)" != 0 ]; then
   echo "quickstart: run as root (sandboxes need namespaces and cgroups): sudo $0" >&2
@@ -74,5 +76,7 @@ cat <<MSG
 Kumo is running (kumod pid $(cat "$STATE/kumod.pid"), gRPC $ENDPOINT).
 Try:   kumo invoke hello --payload '{"name": "you"}'
        kumo logs hello --follow
+       kumo agents
+The CLI authenticates with the token in $KUMO_TOKEN_FILE (root can read it).
 Stop:  sudo deploy/quickstart.sh stop
 MSG

@@ -183,6 +183,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agent.toml");
+        let cfg = AgentConfig::load(Some(&file), "KUMO_AGENT_TEST_UNUSED").unwrap();
+        assert_eq!(
+            cfg.token_file.as_deref(),
+            Some(Path::new("/var/lib/kumo/agent.token"))
+        );
+        assert_eq!(cfg.max_processes, AgentConfig::default().max_processes);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agent.toml");
