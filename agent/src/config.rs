@@ -55,6 +55,11 @@ pub struct AgentConfig {
     pub cgroup_parent: String,
     /// Largest number of processes/threads in one instance.
     pub max_processes: u32,
+    /// Pre-started python3 sandboxes kept ready for cold starts (0 = off).
+    /// A cold start of an eligible function (python3, network `none`, no
+    /// start-up variables such as `PYTHON*`) claims one instead of building
+    /// a sandbox and starting an interpreter.
+    pub prewarm_python_instances: u32,
     /// Cap on one invocation's captured log; the rest is replaced by a
     /// truncation marker.
     pub max_log_bytes_per_invocation: usize,
@@ -84,6 +89,7 @@ impl Default for AgentConfig {
             cgroup_parent: "kumo".into(),
             max_processes: 1024,
             max_log_bytes_per_invocation: 1024 * 1024,
+            prewarm_python_instances: 0,
         }
     }
 }

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kumo_proto::agent::{Invocation, InvocationResult, Outcome, WarmInstances};
+use kumo_proto::agent::{FunctionSpec, Invocation, InvocationResult, Outcome, WarmInstances};
 
 use crate::config::AgentConfig;
-use crate::instance::{Instance, InstanceSettings};
+use crate::instance::{prewarmed, Instance, InstanceError, InstanceSettings};
 use crate::package_cache::PackageCache;
-use crate::pool::{Acquired, Pool, PoolKey, PoolLimits, PoolStats, Pooled};
+use crate::pool::{Acquired, Pool, PoolKey, PoolLimits, PoolStats, Pooled, Reservation};
+use crate::prewarm::Prewarm;
 use crate::sandbox::INIT_SUBCOMMAND;
 
 /// How often idle instances are checked for expiry.
@@ -28,6 +29,8 @@ pub struct Executor {
     pool: Arc<Pool>,
     agent_id: String,
     reaper: tokio::task::JoinHandle<()>,
+    /// Pre-started python3 sandboxes, when `prewarm_python_instances` > 0.
+    prewarm: Option<Arc<Prewarm>>,
 }
 
 impl Executor {
@@ -45,12 +48,20 @@ impl Executor {
             uid_count: config.sandbox_uid_count,
         }));
         let reaper = tokio::spawn(reap_idle(Arc::downgrade(&pool)));
+        let prewarm = (config.prewarm_python_instances > 0).then(|| {
+            Prewarm::start(
+                settings.clone(),
+                pool.clone(),
+                config.prewarm_python_instances as usize,
+            )
+        });
         Ok(Self {
             settings,
             packages,
             pool,
             agent_id: config.agent_id.clone(),
             reaper,
+            prewarm,
         })
     }
 
@@ -96,14 +107,10 @@ impl Executor {
         let mut pooled = match acquired {
             Ok(Acquired::Warm(pooled)) => *pooled,
             Ok(Acquired::Cold(reservation)) => {
-                match Instance::start(&self.settings, &function, task_dir, reservation.uid).await {
-                    Ok(instance) => Pooled {
-                        instance,
-                        uid: reservation.uid,
-                    },
+                match self.cold_start(&function, task_dir, reservation).await {
+                    Ok(pooled) => pooled,
                     Err(err) => {
-                        self.pool.cancel(reservation);
-                        return platform_error(&invocation, "Kumo.SandboxError", err.to_string());
+                        return platform_error(&invocation, "Kumo.SandboxError", err.to_string())
                     }
                 }
             }
@@ -126,9 +133,49 @@ impl Executor {
         result
     }
 
-    /// Stops the reaper and shuts every idle instance down.
+    /// Starts an instance in the capacity `reservation` holds: from a
+    /// pre-started sandbox when one is ready and the function is eligible
+    /// (the instance then runs as the sandbox's uid), otherwise from scratch.
+    async fn cold_start(
+        &self,
+        function: &FunctionSpec,
+        task_dir: std::path::PathBuf,
+        reservation: Reservation,
+    ) -> Result<Pooled, InstanceError> {
+        let blank = self
+            .prewarm
+            .as_ref()
+            .filter(|_| prewarmed::eligible(function))
+            .and_then(|prewarm| prewarm.take());
+        let (started, uid) = match blank {
+            Some(blank) => {
+                tracing::debug!(function = %function.name, "cold start from a pre-started sandbox");
+                let uid = blank.uid;
+                self.pool.give_back_uid(reservation.uid);
+                let started =
+                    Instance::start_from_blank(&self.settings, function, task_dir, blank).await;
+                (started, uid)
+            }
+            None => (
+                Instance::start(&self.settings, function, task_dir, reservation.uid).await,
+                reservation.uid,
+            ),
+        };
+        match started {
+            Ok(instance) => Ok(Pooled { instance, uid }),
+            Err(err) => {
+                self.pool.cancel(Reservation { uid, ..reservation });
+                Err(err)
+            }
+        }
+    }
+
+    /// Stops the reaper and shuts every idle and pre-started instance down.
     pub async fn shutdown(&self) {
         self.reaper.abort();
+        if let Some(prewarm) = &self.prewarm {
+            prewarm.shutdown().await;
+        }
         for pooled in self.pool.take_all_idle() {
             pooled.instance.shutdown().await;
         }

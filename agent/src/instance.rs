@@ -23,6 +23,7 @@ use crate::runtime_api::{self, PendingInvocation, RuntimeApi, RuntimeReply};
 use crate::sandbox::{RuntimeExit, Sandbox, SandboxError, SandboxSettings, SandboxSpec};
 
 mod environment;
+pub mod prewarmed;
 
 /// Agent-wide settings every instance is started with.
 #[derive(Debug, Clone)]
@@ -168,6 +169,7 @@ impl Instance {
             uid,
             gid: uid,
             hostname: format!("kumo-{}", &uuid[..12]),
+            deferred: false,
         };
         if runtime == Runtime::Python3 {
             // Once per agent process: cache the compiled runtime client.
@@ -176,14 +178,25 @@ impl Instance {
                 .await;
         }
         let started = Instant::now();
-        let mut sandbox = Sandbox::start(&settings.sandbox, spec)
+        let sandbox = Sandbox::start(&settings.sandbox, spec)
             .await
             .map_err(|source| InstanceError::Sandbox {
                 function: label.clone(),
                 source,
             })?;
+        Self::assemble(settings, function, id, sandbox, started).await
+    }
+
+    /// Serves the Runtime API on a started sandbox and captures its output.
+    async fn assemble(
+        settings: &InstanceSettings,
+        function: &FunctionSpec,
+        id: String,
+        mut sandbox: Sandbox,
+        started: Instant,
+    ) -> Result<Instance, InstanceError> {
         let wiring = |reason: String| InstanceError::Wiring {
-            function: label.clone(),
+            function: format!("{}:{}", function.name, function.version),
             reason,
         };
         let wired = (|| {

@@ -17,6 +17,7 @@ pub mod invocation_log;
 pub mod node;
 pub mod package_cache;
 pub mod pool;
+pub mod prewarm;
 pub mod runtime_api;
 pub mod sandbox;
 pub mod unzip;

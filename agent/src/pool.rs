@@ -186,18 +186,35 @@ impl Pool {
             };
             return (Err(err), evicted);
         }
-        let uid = match state.free_uids.pop() {
+        let uid = self.allocate_uid(&mut state);
+        state.live += 1;
+        state.busy += 1;
+        state.memory_reserved_mb += u64::from(memory_mb);
+        (Ok(Acquired::Cold(Reservation { uid, memory_mb })), evicted)
+    }
+
+    fn allocate_uid(&self, state: &mut State) -> u32 {
+        match state.free_uids.pop() {
             Some(uid) => uid,
             None => {
                 let uid = self.limits.uid_base + state.next_uid % self.limits.uid_count.max(1);
                 state.next_uid += 1;
                 uid
             }
-        };
-        state.live += 1;
-        state.busy += 1;
-        state.memory_reserved_mb += u64::from(memory_mb);
-        (Ok(Acquired::Cold(Reservation { uid, memory_mb })), evicted)
+        }
+    }
+
+    /// A uid for a pre-started sandbox, unique among live instances and
+    /// other pre-started sandboxes (it is not counted as an instance).
+    pub fn take_uid(&self) -> u32 {
+        let mut state = self.lock();
+        self.allocate_uid(&mut state)
+    }
+
+    /// Hands back a uid from [`Pool::take_uid`], or a cold reservation's
+    /// uid when the instance runs as a pre-started sandbox's uid instead.
+    pub fn give_back_uid(&self, uid: u32) {
+        self.lock().free_uids.push(uid);
     }
 
     fn fits(&self, state: &State, memory_mb: u32) -> bool {

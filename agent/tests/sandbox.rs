@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kumo_agent::sandbox::{
-    NetworkMode, RuntimeExit, Sandbox, SandboxSettings, SandboxSpec, INIT_SUBCOMMAND,
+    ClaimSpec, NetworkMode, RuntimeExit, Sandbox, SandboxSettings, SandboxSpec, INIT_SUBCOMMAND,
 };
 
 fn root_or_skip() -> bool {
@@ -76,6 +76,7 @@ fn spec(f: &Fixture, id: &str, script: &str) -> SandboxSpec {
         uid: 100_123,
         gid: 100_123,
         hostname: "kumo-sbx".into(),
+        deferred: false,
     }
 }
 
@@ -108,7 +109,7 @@ async fn run(f: &Fixture, spec: SandboxSpec) -> (RuntimeExit, String) {
         .await
         .expect("runtime ends");
     sandbox.destroy().await.expect("sandbox cleans up");
-    let text = tokio::task::spawn_blocking(move || read_all(output))
+    let text = tokio::task::spawn_blocking(move || read_all(output.into()))
         .await
         .unwrap();
     (exit, text)
@@ -337,4 +338,86 @@ unshare -U true 2>/dev/null && echo unshare=allowed || echo unshare=denied
         "seccomp filter mode expected:\n{out}"
     );
     assert!(out.contains("unshare=denied"), "{out}");
+}
+
+/// A blank sandbox: its runtime runs before the package is mounted and
+/// reads its assignment from stdin; claiming mounts the package read-only
+/// and a /tmp of the claimed size, and sets the memory limit.
+#[tokio::test]
+async fn a_blank_sandbox_is_claimed_once() {
+    if !root_or_skip() {
+        return;
+    }
+    let f = fixture();
+    let script = "ls /var/task | wc -l; read assignment; echo got:$assignment; \
+                  cat /var/task/data.txt; df -m /tmp | tail -1; touch /var/task/x 2>&1 || true";
+    let mut blank = spec(&f, "claim-1", script);
+    blank.deferred = true;
+    blank.memory_mb = 128;
+    let mut sandbox = Sandbox::start(&f.settings, blank)
+        .await
+        .expect("blank starts");
+    assert!(sandbox.is_blank());
+    let mut output = std::fs::File::from(sandbox.take_output().unwrap());
+    // The first line is written before the claim: the package is not there.
+    let mut before = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !before.ends_with(b"\n") {
+        let mut byte = [0u8; 1];
+        match output.read(&mut byte) {
+            Ok(1) => before.push(byte[0]),
+            Ok(_) => panic!("the blank's runtime ended before its claim"),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "the blank's runtime never ran");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("reading the output: {e}"),
+        }
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&before).trim(),
+        "0",
+        "the package was visible before the claim"
+    );
+    sandbox
+        .claim(ClaimSpec {
+            task_dir: f.task_dir.clone(),
+            tmp_size_mb: 48,
+            blank_memory_mb: 128,
+            memory_mb: 384,
+            assignment: b"hello\n".to_vec(),
+        })
+        .await
+        .expect("claim");
+    assert!(!sandbox.is_blank());
+    let limit =
+        std::fs::read_to_string(cgroup_dir(&f.parent, "claim-1").join("memory.limit_in_bytes"))
+            .unwrap();
+    assert_eq!(limit.trim(), (384u64 * 1024 * 1024).to_string());
+    let again = sandbox
+        .claim(ClaimSpec {
+            task_dir: f.task_dir.clone(),
+            tmp_size_mb: 1,
+            blank_memory_mb: 128,
+            memory_mb: 128,
+            assignment: Vec::new(),
+        })
+        .await;
+    assert!(again.is_err(), "a sandbox was claimed twice");
+    let exit = tokio::time::timeout(Duration::from_secs(30), sandbox.wait_exit())
+        .await
+        .expect("runtime ends");
+    sandbox.destroy().await.expect("sandbox cleans up");
+    let text = tokio::task::spawn_blocking(move || read_all(output.into()))
+        .await
+        .unwrap();
+    assert_eq!(exit, RuntimeExit::Exited(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "got:hello", "{text}");
+    assert_eq!(lines[1], "payload-data", "{text}");
+    assert!(
+        lines[2].split_whitespace().nth(1) == Some("48"),
+        "/tmp size: {text}"
+    );
+    assert!(text.contains("Read-only file system"), "{text}");
 }

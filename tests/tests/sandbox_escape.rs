@@ -132,11 +132,40 @@ const REQUIRED: &[&str] = &[
 
 #[test]
 fn every_escape_attempt_from_a_function_is_blocked() {
-    if !root_or_skip() {
-        return;
+    if root_or_skip() {
+        escape_attempts(&Kumo::start());
     }
-    let kumo = Kumo::start();
-    create(&kumo, "escape");
+}
+
+/// The same from an instance that claimed a pre-started sandbox.
+#[test]
+fn every_escape_attempt_from_a_pre_started_sandbox_is_blocked() {
+    if root_or_skip() {
+        let kumo = start_prewarmed();
+        escape_attempts(&kumo);
+        assert_claimed(&kumo);
+    }
+}
+
+/// A kumod whose agent pre-starts python3 sandboxes and logs each claim.
+fn start_prewarmed() -> Kumo {
+    Kumo::start_configured(
+        "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
+        "prewarm_python_instances = 2\n",
+    )
+}
+
+/// The cold starts really claimed pre-started sandboxes.
+fn assert_claimed(kumo: &Kumo) {
+    assert!(
+        kumo.log().contains("cold start from a pre-started sandbox"),
+        "no cold start used a pre-started sandbox\n{}",
+        kumo.log()
+    );
+}
+
+fn escape_attempts(kumo: &Kumo) {
+    create(kumo, "escape");
 
     // Something listening on every host address, besides kumod's own ports,
     // so that "cannot connect" means the network is cut, not that nothing
@@ -172,7 +201,7 @@ fn every_escape_attempt_from_a_function_is_blocked() {
         .into_iter()
         .map(char::from)
         .collect();
-    let paths: Vec<String> = host_paths(&kumo)
+    let paths: Vec<String> = host_paths(kumo)
         .iter()
         .map(|p| p.display().to_string())
         .collect();
@@ -250,19 +279,30 @@ fn parallel_invocations(kumo: &Kumo, name: &str, payload: &str, n: usize) -> Vec
 
 #[test]
 fn instances_do_not_see_each_others_tmp() {
-    if !root_or_skip() {
-        return;
+    if root_or_skip() {
+        tmp_isolation(&Kumo::start());
     }
-    let kumo = Kumo::start();
-    create(&kumo, "tmp-a");
-    create(&kumo, "tmp-b");
+}
+
+#[test]
+fn pre_started_instances_do_not_see_each_others_tmp() {
+    if root_or_skip() {
+        let kumo = start_prewarmed();
+        tmp_isolation(&kumo);
+        assert_claimed(&kumo);
+    }
+}
+
+fn tmp_isolation(kumo: &Kumo) {
+    create(kumo, "tmp-a");
+    create(kumo, "tmp-b");
     // Attach the agent and warm one instance of each function.
     kumo.invoke_ok("tmp-a", "{}");
     kumo.invoke_ok("tmp-b", "{}");
 
     // Two overlapping calls of the same function need two instances; each
     // writes a marker to /tmp, waits, and lists the markers it can see.
-    let runs = parallel_invocations(&kumo, "tmp-a", r#"{"action":"mark_tmp","seconds":3}"#, 2);
+    let runs = parallel_invocations(kumo, "tmp-a", r#"{"action":"mark_tmp","seconds":3}"#, 2);
     let results: Vec<serde_json::Value> = runs
         .iter()
         .map(|r| {

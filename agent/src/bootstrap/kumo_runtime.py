@@ -406,7 +406,31 @@ def run_invocation(client, handler, status, headers, body):
     _post(client, INVOCATION_PATH + request_id + "/response", payload, {"Content-Type": JSON_CONTENT_TYPE})
 
 
+def _await_assignment():
+    """A pre-started runtime (KUMO_PREWARMED=1) waits here, interpreter and
+    client already loaded, until the agent claims its sandbox for a function:
+    the function's whole environment arrives as one JSON object on stdin,
+    after /var/task and /tmp have been mounted."""
+    chunks = []
+    while True:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assignment = loads(b"".join(chunks).decode("utf-8"))
+    os.environ.clear()
+    os.environ.update(assignment)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    # The working directory was the empty mount point; the package is now
+    # mounted over it.
+    os.chdir(os.environ.get("LAMBDA_TASK_ROOT", "/var/task"))
+
+
 def main():
+    if os.environ.get("KUMO_PREWARMED") == "1":
+        _await_assignment()
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not address:
         sys.stderr.write("[kumo bootstrap] AWS_LAMBDA_RUNTIME_API is not set\n")

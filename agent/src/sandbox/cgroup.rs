@@ -96,6 +96,46 @@ impl InstanceCgroup {
         Ok(())
     }
 
+    /// Changes the memory limit (and the CPU share that follows it) of a
+    /// running sandbox: a blank one being claimed for a function.
+    pub fn resize(&mut self, from_mb: u32, to_mb: u32) -> Result<(), SandboxError> {
+        let bytes = i64::from(to_mb) * 1024 * 1024;
+        let memory: &MemController = self
+            .cgroup
+            .controller_of()
+            .ok_or_else(|| cgroup_error("find controller", &self.name, "no memory controller"))?;
+        let memsw = !self.v2 && memory.path().join("memory.memsw.limit_in_bytes").exists();
+        // v1 keeps memory ≤ memory+swap at every step: raise memsw first
+        // when growing, the memory limit first when shrinking.
+        let set_memory = || {
+            memory
+                .set_limit(bytes)
+                .map_err(|e| cgroup_error("set memory limit", &self.name, e))
+        };
+        let set_memsw = || {
+            memory
+                .set_memswap_limit(bytes)
+                .map_err(|e| cgroup_error("set swap limit", &self.name, e))
+        };
+        if to_mb >= from_mb {
+            if memsw {
+                set_memsw()?;
+            }
+            set_memory()?;
+        } else {
+            set_memory()?;
+            if memsw {
+                set_memsw()?;
+            }
+        }
+        let cpu: &CpuController = self
+            .cgroup
+            .controller_of()
+            .ok_or_else(|| cgroup_error("find controller", &self.name, "no cpu controller"))?;
+        cpu.set_shares((u64::from(to_mb) * 1024 / MB_PER_VCPU).max(2))
+            .map_err(|e| cgroup_error("set cpu shares", &self.name, e))
+    }
+
     /// The `cgroup.procs` file of every hierarchy this cgroup lives in.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self

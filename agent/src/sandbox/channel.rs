@@ -28,6 +28,9 @@ pub enum InitMessage {
     Error(String),
     /// The runtime process ended with this raw wait status.
     Exit(i32),
+    /// A blank sandbox was claimed: the package and `/tmp` are mounted and
+    /// the runtime has its assignment.
+    Claimed,
 }
 
 const TAG_LISTENER: u8 = b'L';
@@ -35,6 +38,7 @@ const TAG_PID1: u8 = b'P';
 const TAG_READY: u8 = b'R';
 const TAG_ERROR: u8 = b'E';
 const TAG_EXIT: u8 = b'X';
+const TAG_CLAIMED: u8 = b'C';
 
 /// Creates the socketpair: (agent end, init end). Both close-on-exec; the
 /// init end is dup'ed onto the init's fd 3 when it is spawned.
@@ -69,6 +73,7 @@ pub fn send(fd: RawFd, message: &InitMessage) -> nix::Result<()> {
             bytes.push(TAG_EXIT);
             bytes.extend_from_slice(&status.to_le_bytes());
         }
+        InitMessage::Claimed => bytes.push(TAG_CLAIMED),
     }
     send_raw(fd, &bytes, &fds)
 }
@@ -128,6 +133,7 @@ pub fn recv(fd: RawFd) -> nix::Result<Option<InitMessage>> {
         Some(&TAG_LISTENER) if !fds.is_empty() => InitMessage::Listener(fds.remove(0)),
         Some(&TAG_PID1) => InitMessage::Pid1(int(&bytes)),
         Some(&TAG_READY) => InitMessage::Ready,
+        Some(&TAG_CLAIMED) => InitMessage::Claimed,
         Some(&TAG_EXIT) => InitMessage::Exit(int(&bytes)),
         Some(&TAG_ERROR) => InitMessage::Error(String::from_utf8_lossy(&bytes[1..]).into_owned()),
         _ => InitMessage::Error(format!(

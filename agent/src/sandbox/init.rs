@@ -17,7 +17,7 @@ use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 
 use super::channel::{self, InitMessage};
 use super::spec::InitSpec;
-use super::{capabilities, rootfs, seccomp};
+use super::{capabilities, claim, rootfs, seccomp};
 
 /// The control channel's descriptor number in the init process.
 pub const CONTROL_FD: RawFd = 3;
@@ -98,11 +98,26 @@ fn pid1(spec: &InitSpec) -> Result<i32, String> {
         .map_err(|e| format!("sethostname {}: {e}", spec.hostname))?;
     let (exec_errors, exec_errors_writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("creating the exec status pipe: {e}"))?;
+    // A blank sandbox's runtime reads its assignment from stdin.
+    let assignment = if spec.deferred {
+        Some(
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| format!("creating the assignment pipe: {e}"))?,
+        )
+    } else {
+        None
+    };
     // SAFETY: still single-threaded (see `outer`).
     let runtime = match unsafe { fork() }.map_err(|e| format!("fork of the runtime: {e}"))? {
         ForkResult::Child => {
             drop(exec_errors);
-            let error = exec_runtime(spec);
+            let error = match &assignment {
+                Some((reader, _)) => match nix::unistd::dup2_stdin(reader) {
+                    Ok(()) => exec_runtime(spec),
+                    Err(e) => format!("making the assignment pipe stdin: {e}"),
+                },
+                None => exec_runtime(spec),
+            };
             let mut writer = std::fs::File::from(exec_errors_writer);
             let _ = std::io::Write::write_all(&mut writer, error.as_bytes());
             // SAFETY: `_exit` is always safe to call; it ends this child
@@ -120,6 +135,10 @@ fn pid1(spec: &InitSpec) -> Result<i32, String> {
     }
     channel::send(CONTROL_FD, &InitMessage::Ready)
         .map_err(|e| format!("reporting readiness: {e}"))?;
+    if let Some((reader, writer)) = assignment {
+        drop(reader);
+        claim::serve(spec.uid, spec.gid, writer)?;
+    }
     Ok(reap_until_exit(runtime))
 }
 

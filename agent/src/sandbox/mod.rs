@@ -16,6 +16,7 @@
 mod capabilities;
 mod cgroup;
 mod channel;
+mod claim;
 mod init;
 mod net;
 mod rootfs;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
+pub use claim::ClaimSpec;
 pub use kumo_proto::model::NetworkMode;
 
 use cgroup::InstanceCgroup;
@@ -85,6 +87,10 @@ pub struct SandboxSpec {
     pub gid: u32,
     /// Hostname inside the sandbox.
     pub hostname: String,
+    /// Start blank, to be claimed later with [`Sandbox::claim`]: `/var/task`
+    /// and `/tmp` stay empty (`task_dir` and `tmp_size_mb` are ignored) and
+    /// the runtime waits for its assignment on stdin.
+    pub deferred: bool,
 }
 
 /// How the runtime process ended.
@@ -152,6 +158,9 @@ pub struct Sandbox {
     listener: Option<TcpListener>,
     output: Option<OwnedFd>,
     exit: watch::Receiver<Option<RuntimeExit>>,
+    /// A blank sandbox's way to be claimed: a second handle on the control
+    /// channel and where the init's answer arrives.
+    claim: Option<(OwnedFd, tokio::sync::oneshot::Receiver<Result<(), String>>)>,
 }
 
 impl Sandbox {
@@ -210,6 +219,7 @@ impl Sandbox {
             uid: spec.uid,
             gid: spec.gid,
             hostname: spec.hostname.clone(),
+            deferred: spec.deferred,
             cgroup_procs: guard
                 .cgroup
                 .as_ref()
@@ -259,6 +269,15 @@ impl Sandbox {
         .map_err(|e| host_err("configuring the control channel")(e.into()))?;
         // SAFETY: `agent_end` is an owned, open socket that the AsyncFd owns
         // from here on, so its descriptor stays valid for the AsyncFd's life.
+        let claim_writer = if spec.deferred {
+            Some(
+                agent_end
+                    .try_clone()
+                    .map_err(host_err("duplicating the control channel"))?,
+            )
+        } else {
+            None
+        };
         let control = unsafe { AsyncFd::register(agent_end) }
             .map_err(|e| host_err("registering the control channel")(e.into_parts().1))?;
 
@@ -270,6 +289,9 @@ impl Sandbox {
                     Ok(Some(InitMessage::Pid1(pid))) => pid1 = pid,
                     Ok(Some(InitMessage::Ready)) => return Ok(()),
                     Ok(Some(InitMessage::Error(message))) => return Err(message),
+                    Ok(Some(InitMessage::Claimed)) => {
+                        return Err("the init reported a claim during start-up".to_string())
+                    }
                     Ok(Some(InitMessage::Exit(status))) => {
                         return Err(format!(
                             "the runtime ended during start-up: {}",
@@ -313,7 +335,9 @@ impl Sandbox {
         .map_err(|e| host_err("configuring the output pipe")(e.into()))?;
 
         let (exit_tx, exit_rx) = watch::channel(None);
-        tokio::spawn(monitor(control, child, exit_tx));
+        let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(monitor(control, child, exit_tx, claimed_tx));
+        let claim = claim_writer.map(|writer| (writer, claimed_rx));
         let cgroup = guard.cgroup.take();
         guard.root_dir = None;
         guard.pids.clear();
@@ -326,6 +350,7 @@ impl Sandbox {
             listener,
             output: Some(output_read),
             exit: exit_rx,
+            claim,
         })
     }
 
@@ -502,10 +527,22 @@ async fn monitor(
     control: AsyncFd<OwnedFd>,
     mut child: tokio::process::Child,
     exit: watch::Sender<Option<RuntimeExit>>,
+    claimed: tokio::sync::oneshot::Sender<Result<(), String>>,
 ) {
+    let mut claimed = Some(claimed);
     let status = loop {
         match recv_async(&control).await {
             Ok(Some(InitMessage::Exit(status))) => break RuntimeExit::from_status(status),
+            Ok(Some(InitMessage::Claimed)) => {
+                if let Some(answer) = claimed.take() {
+                    let _ = answer.send(Ok(()));
+                }
+            }
+            Ok(Some(InitMessage::Error(message))) => {
+                if let Some(answer) = claimed.take() {
+                    let _ = answer.send(Err(message));
+                }
+            }
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => break RuntimeExit::Signaled(9),
         }

@@ -124,7 +124,9 @@ pub fn build(spec: &InitSpec) -> Result<()> {
     build_etc(root, spec)?;
     let task = root.join("var/task");
     mkdir(&task, 0o755)?;
-    bind_read_only(&spec.task_dir, &task)?;
+    if !spec.deferred {
+        bind_read_only(&spec.task_dir, &task)?;
+    }
     if let Some(runtime_dir) = &spec.runtime_dir {
         let runtime = root.join("var/runtime");
         mkdir(&runtime, 0o755)?;
@@ -133,14 +135,16 @@ pub fn build(spec: &InitSpec) -> Result<()> {
     mkdir(&root.join("opt"), 0o755)?;
     let tmp = root.join("tmp");
     mkdir(&tmp, 0o1777)?;
-    tmpfs(
-        &tmp,
-        &format!(
-            "size={}m,mode=1777,uid={},gid={}",
-            spec.tmp_size_mb, spec.uid, spec.gid
-        ),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-    )?;
+    if !spec.deferred {
+        tmpfs(
+            &tmp,
+            &format!(
+                "size={}m,mode=1777,uid={},gid={}",
+                spec.tmp_size_mb, spec.uid, spec.gid
+            ),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        )?;
+    }
     let proc_dir = root.join("proc");
     mkdir(&proc_dir, 0o555)?;
     mount(

@@ -28,6 +28,10 @@ pub struct InitSpec {
     pub gid: u32,
     /// Hostname inside the sandbox.
     pub hostname: String,
+    /// Start blank: leave `/var/task` and `/tmp` empty, give the runtime a
+    /// pipe as stdin, and wait for a claim (see `claim`).
+    #[serde(default)]
+    pub deferred: bool,
     /// `cgroup.procs` files the init joins before anything else.
     pub cgroup_procs: Vec<PathBuf>,
 }

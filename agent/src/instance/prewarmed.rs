@@ -1,0 +1,151 @@
+//! Instances started from pre-started ("blank") python3 sandboxes: the
+//! sandbox, the interpreter and Kumo's runtime client are up before the
+//! call arrives; a cold start only claims one (the package and `/tmp` are
+//! mounted, the environment handed over) and imports the handler.
+//!
+//! Only functions the interpreter would start identically for are eligible:
+//! the `python3` runtime, network mode `none`, and no user variable the
+//! interpreter or the C library reads at start-up (`PYTHON*`, `LD_*`,
+//! `LC_*`, `LANG`, `TZ`). Everything else starts the classic way.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use kumo_proto::agent::FunctionSpec;
+use kumo_proto::model::{NetworkMode, Runtime};
+
+use super::{environment, sanitize, Instance, InstanceError, InstanceSettings};
+use crate::bootstrap;
+use crate::sandbox::{ClaimSpec, Sandbox, SandboxSpec};
+
+/// Memory limit of a blank sandbox until it is claimed (an idle interpreter
+/// needs about 10 MB).
+pub const BLANK_MEMORY_MB: u32 = 128;
+
+/// Variables set at interpreter start-up that a blank already has.
+const STARTUP_VARIABLES: &[&str] = &[
+    "PATH",
+    "LANG",
+    "TZ",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+/// A pre-started python3 sandbox waiting for a function.
+#[derive(Debug)]
+pub struct Blank {
+    sandbox: Sandbox,
+    /// The uid its runtime runs as.
+    pub uid: u32,
+    uuid: String,
+}
+
+impl Blank {
+    /// Whether its runtime is still waiting (not exited).
+    pub fn is_alive(&self) -> bool {
+        self.sandbox.exited().is_none()
+    }
+
+    /// Stops it and removes its cgroup.
+    pub async fn destroy(self) {
+        if let Err(err) = self.sandbox.destroy().await {
+            tracing::warn!(%err, "destroying a pre-started sandbox");
+        }
+    }
+}
+
+/// Whether `function` may start from a blank sandbox.
+pub fn eligible(function: &FunctionSpec) -> bool {
+    let startup_variable = |key: &str| {
+        ["PYTHON", "LD_", "LC_"].iter().any(|p| key.starts_with(p)) || key == "LANG" || key == "TZ"
+    };
+    function.runtime.parse() == Ok(Runtime::Python3)
+        && function.network.parse() == Ok(NetworkMode::None)
+        && !function.environment.keys().any(|k| startup_variable(k))
+}
+
+/// Starts a blank python3 sandbox whose runtime runs as `uid`.
+pub async fn start_blank(settings: &InstanceSettings, uid: u32) -> Result<Blank, InstanceError> {
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    let python = FunctionSpec {
+        runtime: "python3".into(),
+        ..Default::default()
+    };
+    let mut env: Vec<(String, String)> =
+        environment::environment(settings, &python, Runtime::Python3, &uuid)
+            .into_iter()
+            .filter(|(k, _)| STARTUP_VARIABLES.contains(&k.as_str()))
+            .collect();
+    env.push(("KUMO_PREWARMED".into(), "1".into()));
+    let spec = SandboxSpec {
+        instance_id: format!("{}-blank", &uuid[..12]),
+        argv: bootstrap::python_argv(&settings.python_path),
+        env,
+        task_dir: PathBuf::new(),
+        runtime_dir: Some(settings.runtime_dir.clone()),
+        memory_mb: BLANK_MEMORY_MB,
+        tmp_size_mb: 0,
+        max_processes: settings.max_processes,
+        network: NetworkMode::None,
+        uid,
+        gid: uid,
+        hostname: format!("kumo-{}", &uuid[..12]),
+        deferred: true,
+    };
+    let (dir, python) = (settings.runtime_dir.clone(), settings.python_path.clone());
+    let _ = tokio::task::spawn_blocking(move || bootstrap::precompile_once(&dir, &python)).await;
+    let sandbox = Sandbox::start(&settings.sandbox, spec)
+        .await
+        .map_err(|source| InstanceError::Sandbox {
+            function: "(pre-started python3)".into(),
+            source,
+        })?;
+    Ok(Blank { sandbox, uid, uuid })
+}
+
+impl Instance {
+    /// Cold-starts an instance of `function` by claiming `blank`; the
+    /// instance runs as `blank.uid`.
+    pub async fn start_from_blank(
+        settings: &InstanceSettings,
+        function: &FunctionSpec,
+        task_dir: PathBuf,
+        blank: Blank,
+    ) -> Result<Instance, InstanceError> {
+        let label = format!("{}:{}", function.name, function.version);
+        let Blank {
+            mut sandbox, uuid, ..
+        } = blank;
+        let mut env = environment::environment(settings, function, Runtime::Python3, &uuid);
+        env.push(("AWS_LAMBDA_RUNTIME_API".into(), "127.0.0.1:9001".into()));
+        let assignment: serde_json::Map<String, serde_json::Value> = env
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        let started = Instant::now();
+        let claimed = sandbox
+            .claim(ClaimSpec {
+                task_dir,
+                tmp_size_mb: function.ephemeral_storage_mb,
+                blank_memory_mb: BLANK_MEMORY_MB,
+                memory_mb: function.memory_mb,
+                assignment: serde_json::Value::Object(assignment)
+                    .to_string()
+                    .into_bytes(),
+            })
+            .await;
+        if let Err(source) = claimed {
+            if let Err(err) = sandbox.destroy().await {
+                tracing::warn!(%err, "destroying a sandbox whose claim failed");
+            }
+            return Err(InstanceError::Sandbox {
+                function: label,
+                source,
+            });
+        }
+        let id = format!("{}-{}", &uuid[..12], sanitize(&function.name));
+        Self::assemble(settings, function, id, sandbox, started).await
+    }
+}

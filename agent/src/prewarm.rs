@@ -1,0 +1,113 @@
+//! The node's supply of pre-started python3 sandboxes (see
+//! [`crate::instance::prewarmed`]): kept at `prewarm_python_instances`,
+//! refilled in the background after each claim, so a cold start takes one
+//! instead of building a sandbox and starting an interpreter.
+//!
+//! Blanks are not instances: they hold a uid from the pool but no memory
+//! reservation (an idle interpreter is about 10 MB) until claimed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::instance::prewarmed::{self, Blank};
+use crate::instance::InstanceSettings;
+use crate::pool::Pool;
+
+/// Pause after a blank failed to start.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// Pre-started sandboxes waiting for functions.
+pub struct Prewarm {
+    settings: InstanceSettings,
+    pool: Arc<Pool>,
+    target: usize,
+    blanks: Mutex<Vec<Blank>>,
+    wake: Notify,
+    stopped: AtomicBool,
+}
+
+impl Prewarm {
+    /// Keeps `target` blanks ready (refilled by a background task that ends
+    /// with the returned handle).
+    pub fn start(settings: InstanceSettings, pool: Arc<Pool>, target: usize) -> Arc<Prewarm> {
+        let prewarm = Arc::new(Prewarm {
+            settings,
+            pool,
+            target,
+            blanks: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            stopped: AtomicBool::new(false),
+        });
+        tokio::spawn(refill(Arc::downgrade(&prewarm)));
+        prewarm
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Blank>> {
+        self.blanks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blanks ready now.
+    pub fn ready(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// A live blank, if one is ready (dead ones are discarded).
+    pub fn take(&self) -> Option<Blank> {
+        let taken = loop {
+            let Some(blank) = self.lock().pop() else {
+                break None;
+            };
+            if blank.is_alive() {
+                break Some(blank);
+            }
+            self.pool.give_back_uid(blank.uid);
+            tokio::spawn(blank.destroy());
+        };
+        self.wake.notify_one();
+        taken
+    }
+
+    /// Stops every blank and the refill task.
+    pub async fn shutdown(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let blanks: Vec<Blank> = std::mem::take(&mut *self.lock());
+        for blank in blanks {
+            self.pool.give_back_uid(blank.uid);
+            blank.destroy().await;
+        }
+    }
+}
+
+async fn refill(prewarm: Weak<Prewarm>) {
+    loop {
+        let Some(this) = prewarm.upgrade() else {
+            return;
+        };
+        if this.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        if this.ready() >= this.target {
+            // Re-check now and then so the task ends after shutdown (the
+            // wait holds the handle, so keep it short).
+            let _ = tokio::time::timeout(Duration::from_millis(500), this.wake.notified()).await;
+            continue;
+        }
+        let uid = this.pool.take_uid();
+        match prewarmed::start_blank(&this.settings, uid).await {
+            Ok(blank) if this.stopped.load(Ordering::SeqCst) => {
+                this.pool.give_back_uid(blank.uid);
+                blank.destroy().await;
+            }
+            Ok(blank) => this.lock().push(blank),
+            Err(err) => {
+                this.pool.give_back_uid(uid);
+                tracing::warn!(%err, "pre-starting a python3 sandbox failed");
+                drop(this);
+                tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+            }
+        }
+    }
+}

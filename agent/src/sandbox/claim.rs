@@ -1,0 +1,205 @@
+//! Pre-started ("blank") sandboxes and how a function claims one.
+//!
+//! A blank sandbox is started like any other (cgroup, namespaces, root
+//! filesystem, unprivileged uid, no capabilities, seccomp) and its runtime
+//! is exec'd ahead of time, but `/var/task` and `/tmp` stay empty and the
+//! runtime waits on its stdin. Claiming it for a function:
+//!
+//! 1. the agent sets the function's memory limit and CPU share on the
+//!    sandbox's cgroup;
+//! 2. the agent clones the package directory as a detached, read-only
+//!    mount (`open_tree` + `mount_setattr`) and passes it with a [`Claim`]
+//!    over the control channel;
+//! 3. the sandbox's PID 1 moves that mount onto `/var/task`
+//!    (`move_mount`), mounts the function's size-limited `/tmp`, writes the
+//!    assignment (the function's environment) to the runtime's stdin and
+//!    answers `Claimed`.
+//!
+//! The runtime never sees any other package: the mount arrives already cut
+//! down to the one directory, and the function's code only runs after the
+//! assignment.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::channel::{self, InitMessage};
+use super::init::CONTROL_FD;
+
+/// `move_mount` flag: the source is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
+
+/// What the agent sends PID 1 of a blank sandbox (with the package mount).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claim {
+    /// Size of the function's `/tmp` in MB.
+    pub tmp_size_mb: u32,
+    /// Bytes written to the runtime's stdin (then closed).
+    pub assignment: Vec<u8>,
+}
+
+/// A detached, read-only, nosuid, nodev clone of `dir`'s mount, ready to be
+/// moved into a sandbox's mount namespace.
+pub fn detached_read_only_tree(dir: &Path) -> std::io::Result<OwnedFd> {
+    let path = CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::other("NUL byte in the package path"))?;
+    // SAFETY: open_tree reads the NUL-terminated path and returns a new
+    // descriptor (or -1); no memory of ours is retained.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor; we own it now.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attributes = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    // SAFETY: mount_setattr reads `attributes` (size passed) and the empty
+    // path; both outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attributes as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(tree)
+}
+
+/// Moves the detached mount `tree` onto `target` in this mount namespace.
+fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), String> {
+    let target_c = CString::new(target).map_err(|_| "NUL byte in the target".to_string())?;
+    let empty = c"";
+    // SAFETY: move_mount reads two NUL-terminated paths that outlive the
+    // call; `tree` is an open mount descriptor.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target_c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(format!(
+            "moving the package onto {target}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// In PID 1 of a blank sandbox: waits for the claim, mounts the package and
+/// `/tmp`, hands the runtime its assignment and reports `Claimed`.
+pub fn serve(uid: u32, gid: u32, runtime_stdin: OwnedFd) -> Result<(), String> {
+    let (bytes, fds) = channel::recv_raw(CONTROL_FD)
+        .map_err(|e| format!("waiting for the claim: {e}"))?
+        .ok_or("the agent closed the control channel before claiming the sandbox")?;
+    let claim: Claim =
+        serde_json::from_slice(&bytes).map_err(|e| format!("decoding the claim: {e}"))?;
+    let tree = fds
+        .into_iter()
+        .next()
+        .ok_or("the claim came without the package mount")?;
+    move_mount(&tree, "/var/task")?;
+    drop(tree);
+    let options = format!("size={}m,mode=1777,uid={uid},gid={gid}", claim.tmp_size_mb);
+    nix::mount::mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|e| format!("mounting /tmp ({options}): {e}"))?;
+    let mut stdin = std::fs::File::from(runtime_stdin);
+    std::io::Write::write_all(&mut stdin, &claim.assignment)
+        .map_err(|e| format!("handing the runtime its assignment: {e}"))?;
+    drop(stdin);
+    channel::send(CONTROL_FD, &InitMessage::Claimed)
+        .map_err(|e| format!("reporting the claim: {e}"))
+}
+
+/// What a function brings to a blank sandbox it claims.
+#[derive(Debug, Clone)]
+pub struct ClaimSpec {
+    /// Host directory mounted read-only at `/var/task`.
+    pub task_dir: std::path::PathBuf,
+    /// Size of `/tmp` in MB.
+    pub tmp_size_mb: u32,
+    /// The memory size the blank was started with, in MB.
+    pub blank_memory_mb: u32,
+    /// The function's memory limit in MB.
+    pub memory_mb: u32,
+    /// Written to the runtime's stdin.
+    pub assignment: Vec<u8>,
+}
+
+impl super::Sandbox {
+    /// Whether this sandbox was started blank and not claimed yet.
+    pub fn is_blank(&self) -> bool {
+        self.claim.is_some()
+    }
+
+    /// Gives a blank sandbox to a function (see the module docs). On error
+    /// the sandbox is unusable and should be destroyed.
+    pub async fn claim(&mut self, spec: ClaimSpec) -> Result<(), super::SandboxError> {
+        let instance = self.id.clone();
+        let failed = |message: String| super::SandboxError::Init {
+            instance: instance.clone(),
+            message,
+        };
+        let (writer, answer) = self
+            .claim
+            .take()
+            .ok_or_else(|| failed("the sandbox is not blank (already claimed)".into()))?;
+        if let Some(cgroup) = self.cgroup.as_mut() {
+            cgroup.resize(spec.blank_memory_mb, spec.memory_mb)?;
+        }
+        let tree = detached_read_only_tree(&spec.task_dir).map_err(|e| {
+            failed(format!(
+                "cloning {} as a read-only mount: {e}",
+                spec.task_dir.display()
+            ))
+        })?;
+        let claim = Claim {
+            tmp_size_mb: spec.tmp_size_mb,
+            assignment: spec.assignment,
+        };
+        let bytes =
+            serde_json::to_vec(&claim).map_err(|e| failed(format!("encoding the claim: {e}")))?;
+        channel::send_raw(writer.as_raw_fd(), &bytes, &[tree.as_raw_fd()])
+            .map_err(|e| failed(format!("sending the claim: {e}")))?;
+        drop(tree);
+        match tokio::time::timeout(super::START_TIMEOUT, answer).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(message))) => Err(failed(message)),
+            Ok(Err(_)) => Err(failed("the sandbox ended before it was claimed".into())),
+            Err(_) => Err(failed(format!(
+                "the claim took longer than {:?}",
+                super::START_TIMEOUT
+            ))),
+        }
+    }
+}
