@@ -13,8 +13,16 @@ use tokio::sync::OnceCell;
 
 use crate::unzip::{self, UnzipLimits};
 
-/// Marker written last into a complete tree.
-const COMPLETE_MARKER: &str = ".kumo-complete";
+/// Suffix of the marker file written next to a tree once it is complete
+/// (`<digest>.complete`; kept outside the tree so `/var/task` shows only
+/// the package's own files).
+const COMPLETE_SUFFIX: &str = ".complete";
+
+fn marker_of(dir: &std::path::Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(COMPLETE_SUFFIX);
+    PathBuf::from(name)
+}
 /// Downloads tried before giving up on a digest mismatch or transfer error.
 const FETCH_ATTEMPTS: u32 = 3;
 
@@ -83,8 +91,13 @@ impl PackageCache {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if is_digest(&name) && path.join(COMPLETE_MARKER).exists() {
+            if is_digest(&name) && marker_of(&path).exists() {
                 entries.insert(name, Arc::new(OnceCell::new_with(Some(path))));
+            } else if name
+                .strip_suffix(COMPLETE_SUFFIX)
+                .is_some_and(|digest| is_digest(digest) && dir.join(digest).is_dir())
+            {
+                // The marker of a complete tree.
             } else {
                 let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
             }
@@ -123,7 +136,7 @@ impl PackageCache {
             unzip::extract(&bytes, &unpacked, &limits)
                 .map_err(|e| e.to_string())
                 .and_then(|_| {
-                    std::fs::write(unpacked.join(COMPLETE_MARKER), b"")
+                    std::fs::write(marker_of(&unpacked), b"")
                         .map_err(|e| format!("writing the completion marker: {e}"))
                 })
         })
