@@ -109,7 +109,7 @@ async fn run(f: &Fixture, spec: SandboxSpec) -> (RuntimeExit, String) {
         .await
         .expect("runtime ends");
     sandbox.destroy().await.expect("sandbox cleans up");
-    let text = tokio::task::spawn_blocking(move || read_all(output.into()))
+    let text = tokio::task::spawn_blocking(move || read_all(output))
         .await
         .unwrap();
     (exit, text)
