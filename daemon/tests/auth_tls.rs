@@ -249,6 +249,30 @@ async fn tls_with_client_certificates() {
             .unwrap_err();
         assert_ne!(err.code(), Code::Ok);
     }
+    // Agents join over TLS only with a certificate too.
+    let url = format!("https://localhost:{}", daemon.grpc_address.port());
+    let join = |tls: ClientTls| {
+        let url = url.clone();
+        let dir = dir.path().to_path_buf();
+        async move {
+            let channel = endpoint(&url, &tls)
+                .unwrap()
+                .connect()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            let token = std::fs::read_to_string(dir.join("agent.token")).unwrap();
+            let agent = AgentControlClient::with_interceptor(
+                channel,
+                BearerToken::new(Some(token.trim())).unwrap(),
+            );
+            attach(agent).await.map_err(|e| format!("{e:?}"))
+        }
+    };
+    join(with_cert.clone()).await.unwrap();
+    assert!(
+        join(without_cert.clone()).await.is_err(),
+        "an agent without a certificate joined"
+    );
     // The server still serves certified clients after all that.
     tls_list(&daemon, with_cert, dir.path()).await.unwrap();
     daemon.shutdown().await.unwrap();

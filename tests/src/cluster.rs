@@ -127,6 +127,18 @@ impl Cluster {
 
     /// Starts (again) agent `index` inside its namespace.
     pub fn start_agent(&mut self, index: usize) {
+        let token = self.kumo.data_dir().join("agent.token");
+        self.start_agent_with_token(index, &token);
+    }
+
+    /// Agent `index`'s own log so far.
+    pub fn agent_log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.kumo.dir.path().join(format!("agent-{index}.log")))
+            .unwrap_or_default()
+    }
+
+    /// Starts agent `index` joining with the token in `token_file`.
+    pub fn start_agent_with_token(&mut self, index: usize, token_file: &std::path::Path) {
         let net = &self.nets[index];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -141,7 +153,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.agent_dir(index))
             .arg("--token-file")
-            .arg(self.kumo.data_dir().join("agent.token"))
+            .arg(token_file)
             .env(
                 "KUMO_AGENT_CGROUP_PARENT",
                 format!(

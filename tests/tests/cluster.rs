@@ -301,3 +301,32 @@ fn a_drained_node_gets_no_new_work_and_finishes_what_it_runs() {
         "node-0 got no work after undrain"
     );
 }
+
+#[test]
+fn an_agent_with_a_wrong_join_token_is_refused() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut cluster = Cluster::start(1, FAST_HEARTBEATS);
+    cluster.kill9_agent(0);
+    cluster.wait_state(|agents| agents.iter().all(|a| a["state"] == "lost"));
+    let wrong = cluster.kumo.dir.path().join("wrong.token");
+    std::fs::write(&wrong, "not-the-join-token-of-this-kumod\n").unwrap();
+    cluster.start_agent_with_token(0, &wrong);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cluster.agent_log(0).contains("invalid bearer token") {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal logged:\n{}",
+            cluster.agent_log(0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(cluster.agent(0)["state"], "lost", "a wrong token attached");
+    let run = cluster.kumo.invoke("anything", "{}");
+    assert_ne!(run.code, 0);
+    // With the right token it joins.
+    cluster.kill9_agent(0);
+    cluster.start_agent(0);
+    cluster.wait_state(|agents| agents.iter().all(|a| a["state"] == "ready"));
+}
