@@ -70,6 +70,27 @@ impl Sink {
         counts
     }
 
+    /// Waits up to `timeout` until every id in `ids` has reported at least
+    /// once. Returns the counts by id, or how many ids never reported.
+    pub fn wait_all_ran(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+    ) -> Result<HashMap<String, usize>, usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let counts = self.counts_by_id();
+            let missing = ids.iter().filter(|id| !counts.contains_key(*id)).count();
+            if missing == 0 {
+                return Ok(counts);
+            }
+            if Instant::now() >= deadline {
+                return Err(missing);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits up to `timeout` for `done` to hold over the records; returns
     /// whether it did.
     pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> bool {

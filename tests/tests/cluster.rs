@@ -6,7 +6,6 @@
 //! the heartbeat timeout; a drained node gets no new work and finishes
 //! what it runs.
 
-use std::collections::HashSet;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -152,24 +151,12 @@ fn three_agents_share_work_and_survive_losing_one() {
     });
 
     // No accepted event is lost (at-least-once).
-    let wanted: HashSet<&str> = accepted.iter().map(String::as_str).collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let counts = sink.counts_by_id();
-        let missing = wanted
-            .iter()
-            .filter(|id| !counts.contains_key(**id))
-            .count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
+    if let Err(missing) = sink.wait_all_ran(&accepted, Duration::from_secs(120)) {
+        panic!(
             "{missing} of {} accepted events never ran\n{}",
-            wanted.len(),
+            accepted.len(),
             cluster.kumo.log()
         );
-        std::thread::sleep(Duration::from_millis(200));
     }
 
     // The cluster carries on with two nodes.

@@ -4,7 +4,7 @@
 //! duplicates (events that ran twice) are counted and reported.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kumo_tests::sink::Sink;
 use kumo_tests::{root_or_skip, Kumo};
@@ -44,31 +44,20 @@ fn send_all(kumo: &Kumo) -> Vec<String> {
 fn check_all_ran(kumo: &Kumo, sink: &Sink, ids: &[String], what: &str) -> usize {
     let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
     assert_eq!(wanted.len(), EVENTS, "event ids must be unique");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let counts = sink.counts_by_id();
-        let missing = wanted
-            .iter()
-            .filter(|id| !counts.contains_key(**id))
-            .count();
-        if missing == 0 {
-            let duplicates: usize = wanted.iter().map(|id| counts[*id] - 1).sum();
-            let queue = kumo
-                .cli(&["function", "get", "bulk", "--output", "json"])
-                .json()["queue"]
-                .clone();
-            eprintln!(
-                "{what}: all {EVENTS} accepted events ran; {duplicates} ran more than once; kumod counted {} redeliveries",
-                queue["redeliveries"]
-            );
-            return duplicates;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {missing} accepted events never ran"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let counts = match sink.wait_all_ran(ids, Duration::from_secs(300)) {
+        Ok(counts) => counts,
+        Err(missing) => panic!("{what}: {missing} accepted events never ran"),
+    };
+    let duplicates: usize = wanted.iter().map(|id| counts[*id] - 1).sum();
+    let queue = kumo
+        .cli(&["function", "get", "bulk", "--output", "json"])
+        .json()["queue"]
+        .clone();
+    eprintln!(
+        "{what}: all {EVENTS} accepted events ran; {duplicates} ran more than once; kumod counted {} redeliveries",
+        queue["redeliveries"]
+    );
+    duplicates
 }
 
 /// Waits until some but not all events ran, so the crash lands mid-stream.
