@@ -65,7 +65,7 @@ if [ "${KUMO_SKIP_BENCH:-0}" != 1 ]; then
     cat "$bench_out/run.log"
     exit 1
   fi
-  /usr/bin/python3 - "$bench_out/performance.json" <<'PY'
+  /usr/bin/python3 - "$bench_out/performance.json" "$bench_out/performance.png" <<'PY'
 import json, math, sys
 results = json.load(open(sys.argv[1]))
 def numbers(value):
@@ -80,6 +80,9 @@ for scenario in ["cold", "warm", "throughput", "density", "ingest", "state"]:
     values = numbers(results[scenario])
     assert values and all(math.isfinite(v) for v in values), f"{scenario}: {results[scenario]}"
 print("    every scenario produced numbers")
+png = open(sys.argv[2], "rb").read()
+assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, f"performance.png: {len(png)} bytes"
+print("    performance.png drawn")
 PY
 fi
 

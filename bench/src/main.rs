@@ -1,6 +1,8 @@
 //! kumo-bench: runs every benchmark scenario against a release Kumo and
-//! writes docs/performance.md and docs/performance.json. See bench/README.md.
+//! writes docs/performance.md, docs/performance.json and docs/performance.png.
+//! See bench/README.md.
 
+mod chart;
 mod cluster;
 mod report;
 mod scenarios;
@@ -17,7 +19,7 @@ struct Args {
     /// Fewer samples (under 2 minutes), for CI smoke runs.
     #[arg(long)]
     quick: bool,
-    /// Where to write performance.md and performance.json.
+    /// Where to write performance.md, performance.json and performance.png.
     #[arg(long, default_value = "docs")]
     out_dir: PathBuf,
 }
@@ -56,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         state,
     };
     std::fs::create_dir_all(&args.out_dir)?;
+    chart::write(&results, &args.out_dir.join("performance.png"))?;
     let markdown = report::markdown(&results);
     std::fs::write(args.out_dir.join("performance.md"), &markdown)?;
     std::fs::write(

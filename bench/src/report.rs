@@ -1,5 +1,6 @@
 //! Writing the results: a Markdown table with each figure beside its
-//! baseline and target (docs/performance.md) and the raw numbers as JSON.
+//! baseline and target (docs/performance.md), the raw numbers as JSON, and
+//! a link to the latency chart (chart.rs).
 
 use std::fmt::Write;
 
@@ -181,6 +182,7 @@ pub fn markdown(r: &Results) -> String {
     }
     let s = &r.state;
     let _ = writeln!(out, "| start-up with {} functions, {} triggers | {:.2} s, {:.0} MB RSS | empty store {:.2} s, {:.0} MB | | ≤ 2 s | {} |", s.functions, s.triggers, s.startup_seconds, s.rss_mb, s.empty_startup_seconds, s.empty_rss_mb, verdict(s.startup_seconds <= 2.0));
+    let _ = writeln!(out, "\n![Latency distributions](performance.png)");
     let _ = writeln!(
         out,
         "\nRaw numbers: `docs/performance.json`. Scenario definitions: `bench/README.md`."

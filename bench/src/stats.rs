@@ -19,6 +19,9 @@ pub struct Summary {
     pub p999: f64,
     /// Mean.
     pub mean: f64,
+    /// Every sample, sorted ascending, for the chart; kept out of the JSON.
+    #[serde(skip)]
+    pub sorted_ms: Vec<f64>,
 }
 
 /// The `q` quantile (0-1) of sorted values, nearest rank.
@@ -42,6 +45,7 @@ impl Summary {
             p99: quantile(&ms, 0.99),
             p999: quantile(&ms, 0.999),
             mean: ms.iter().sum::<f64>() / ms.len().max(1) as f64,
+            sorted_ms: ms,
         }
     }
 }
