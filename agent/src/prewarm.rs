@@ -18,6 +18,10 @@ use crate::pool::Pool;
 
 /// Pause after a blank failed to start.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// Pause before replacing a claimed blank, so that starting the next one
+/// (an interpreter start-up's worth of CPU) does not compete with the cold
+/// start that claimed it.
+const REFILL_DELAY: Duration = Duration::from_millis(100);
 
 /// Pre-started sandboxes waiting for functions.
 pub struct Prewarm {
@@ -92,7 +96,11 @@ async fn refill(prewarm: Weak<Prewarm>) {
         if this.ready() >= this.target {
             // Re-check now and then so the task ends after shutdown (the
             // wait holds the handle, so keep it short).
-            let _ = tokio::time::timeout(Duration::from_millis(500), this.wake.notified()).await;
+            let woken =
+                tokio::time::timeout(Duration::from_millis(500), this.wake.notified()).await;
+            if woken.is_ok() {
+                tokio::time::sleep(REFILL_DELAY).await;
+            }
             continue;
         }
         let uid = this.pool.take_uid();

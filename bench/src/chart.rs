@@ -96,10 +96,13 @@ impl<'a> Series<'a> {
 /// and cron lateness when it was measured.
 pub fn panels(r: &Results) -> Vec<Panel<'_>> {
     let c = &r.cold;
-    let mut cold = vec![
-        Series::new("Kumo cold start", &c.kumo.sorted_ms),
-        Series::new("python3 -c pass", &c.bare_python.sorted_ms),
-    ];
+    let mut cold = vec![Series::new("Kumo cold start", &c.kumo.sorted_ms)];
+    cold.extend(
+        c.kumo_prewarmed
+            .as_ref()
+            .map(|p| Series::new("Kumo cold start, pre-started sandbox", &p.sorted_ms)),
+    );
+    cold.push(Series::new("python3 -c pass", &c.bare_python.sorted_ms));
     let bwrap = "bwrap --unshare-all python3 -c pass";
     cold.extend(
         c.bwrap_python

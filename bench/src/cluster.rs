@@ -53,6 +53,15 @@ fn free_ports() -> anyhow::Result<(u16, u16)> {
 
 /// Starts kumod on `data_dir` (a fresh one when None) and waits until it answers.
 pub async fn start(extra_toml: &str, data_dir: Option<&Path>) -> anyhow::Result<Cluster> {
+    start_with_agent(extra_toml, "", data_dir).await
+}
+
+/// Like [`start`], with extra lines for the embedded agent's `[agent]` table.
+pub async fn start_with_agent(
+    extra_toml: &str,
+    agent_toml: &str,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<Cluster> {
     let dir = tempfile::tempdir()?;
     let (grpc, http) = free_ports()?;
     let data = data_dir.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
@@ -61,7 +70,7 @@ pub async fn start(extra_toml: &str, data_dir: Option<&Path>) -> anyhow::Result<
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{extra_toml}\n[log]\nlevel = \"warn\"\n\n[agent]\ncgroup_parent = \"{cgroup_parent}\"\nidle_timeout_seconds = 3600\n",
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{extra_toml}\n[log]\nlevel = \"warn\"\n\n[agent]\ncgroup_parent = \"{cgroup_parent}\"\nidle_timeout_seconds = 3600\n{agent_toml}\n",
             data.display()
         ),
     )?;

@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("kumo-bench: starting kumod (release)…");
     let mut kumo = cluster::start("", None).await?;
     eprintln!("cold start…");
-    let cold = scenarios::latency::cold(&mut kumo, pick(15, 60)).await?;
+    let mut cold = scenarios::latency::cold(&mut kumo, pick(15, 60)).await?;
     eprintln!("warm latency…");
     let warm = scenarios::latency::warm(&mut kumo, pick(500, 5000)).await?;
     eprintln!("throughput…");
@@ -43,6 +43,11 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("event ingest…");
     let ingest = scenarios::ingest::ingest(&mut kumo, pick(2_000, 20_000), pick(0, 3)).await?;
     drop(kumo);
+    eprintln!("cold start from pre-started sandboxes…");
+    let mut prewarmed = cluster::start_with_agent("", "prewarm_python_instances = 4", None).await?;
+    cold.kumo_prewarmed =
+        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, pick(15, 60)).await?);
+    drop(prewarmed);
     eprintln!("state scale…");
     let state = scenarios::state::state_scale(pick(1_000, 10_000), pick(10_000, 100_000)).await?;
     let results = report::Results {

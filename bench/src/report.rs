@@ -119,6 +119,23 @@ pub fn markdown(r: &Results) -> String {
         ms(c.bare_python.p90),
         ms(c.bare_python.p99)
     );
+    if let Some(p) = &c.kumo_prewarmed {
+        let ratio = p.p50 / c.bare_python.p50;
+        let _ = writeln!(
+            out,
+            "| cold start p50, pre-started sandbox (n={}) | {} | `python3 -c pass` {} | {ratio:.1}× | ≤ 1.5×, < 5 ms | {} |",
+            p.n,
+            ms(p.p50),
+            ms(c.bare_python.p50),
+            verdict(ratio <= 1.5 && p.p50 < 5.0)
+        );
+        let _ = writeln!(
+            out,
+            "| cold start p90 / p99, pre-started sandbox | {} / {} | | | | |",
+            ms(p.p90),
+            ms(p.p99)
+        );
+    }
     if let Some(b) = &c.bwrap_python {
         let _ = writeln!(out, "| cold start p50 vs bubblewrap | {} | `bwrap --unshare-all python3 -c pass` {} | {:.1}× | | |", ms(c.kumo.p50), ms(b.p50), c.kumo.p50 / b.p50);
     }

@@ -115,9 +115,7 @@ impl Instance {
         blank: Blank,
     ) -> Result<Instance, InstanceError> {
         let label = format!("{}:{}", function.name, function.version);
-        let Blank {
-            mut sandbox, uuid, ..
-        } = blank;
+        let Blank { sandbox, uuid, .. } = blank;
         let mut env = environment::environment(settings, function, Runtime::Python3, &uuid);
         env.push(("AWS_LAMBDA_RUNTIME_API".into(), "127.0.0.1:9001".into()));
         let assignment: serde_json::Map<String, serde_json::Value> = env
@@ -125,7 +123,12 @@ impl Instance {
             .map(|(k, v)| (k, serde_json::Value::String(v)))
             .collect();
         let started = Instant::now();
-        let claimed = sandbox
+        // Serve the Runtime API first: the runtime calls it right after
+        // its assignment.
+        let id = format!("{}-{}", &uuid[..12], sanitize(&function.name));
+        let mut instance = Self::assemble(settings, function, id, sandbox, started).await?;
+        let claimed = instance
+            .sandbox
             .claim(ClaimSpec {
                 task_dir,
                 tmp_size_mb: function.ephemeral_storage_mb,
@@ -137,15 +140,17 @@ impl Instance {
             })
             .await;
         if let Err(source) = claimed {
-            if let Err(err) = sandbox.destroy().await {
-                tracing::warn!(%err, "destroying a sandbox whose claim failed");
-            }
+            instance.shutdown().await;
             return Err(InstanceError::Sandbox {
                 function: label,
                 source,
             });
         }
-        let id = format!("{}-{}", &uuid[..12], sanitize(&function.name));
-        Self::assemble(settings, function, id, sandbox, started).await
+        tracing::debug!(
+            function = %function.name,
+            claim_ms = started.elapsed().as_secs_f64() * 1e3,
+            "claimed a pre-started sandbox"
+        );
+        Ok(instance)
     }
 }

@@ -32,6 +32,9 @@ pub struct Cold {
     pub bare_python: Summary,
     /// The same under `bwrap --unshare-all`, when bubblewrap is installed.
     pub bwrap_python: Option<Summary>,
+    /// Invoke to response with a new instance each time, claiming a
+    /// pre-started sandbox (`prewarm_python_instances`), when measured.
+    pub kumo_prewarmed: Option<Summary>,
 }
 
 /// Warm-latency figures.
@@ -77,24 +80,46 @@ async fn invoke(cluster: &mut Cluster, name: &str) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// Cold starts: each call after a configuration change gets a new instance.
-pub async fn cold(cluster: &mut Cluster, n: usize) -> anyhow::Result<Cold> {
-    cluster.create("cold", NOOP, |_| {}).await?;
+/// `n` cold starts of `name`: each call after a configuration change gets a
+/// new instance; `pause` lets background work (a pre-started sandbox being
+/// refilled) finish before the next call.
+async fn cold_starts(
+    cluster: &mut Cluster,
+    name: &str,
+    n: usize,
+    pause: Duration,
+) -> anyhow::Result<Summary> {
+    cluster.create(name, NOOP, |_| {}).await?;
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         cluster
             .client
             .update_function_configuration(UpdateFunctionConfigurationRequest {
-                name: "cold".into(),
+                name: name.into(),
                 description: Some(format!("cold start {i}")),
                 ..Default::default()
             })
             .await?;
-        samples.push(invoke(cluster, "cold").await?);
+        tokio::time::sleep(pause).await;
+        samples.push(invoke(cluster, name).await?);
     }
+    Ok(Summary::of(&samples))
+}
+
+/// Cold starts claiming pre-started sandboxes, on a kumod whose agent keeps
+/// them (`prewarm_python_instances`); the pool is given time to refill
+/// between calls, as on a node whose cold starts do not come in bursts.
+pub async fn cold_prewarmed(cluster: &mut Cluster, n: usize) -> anyhow::Result<Summary> {
+    cold_starts(cluster, "cold-prewarmed", n, Duration::from_millis(200)).await
+}
+
+/// Cold starts: each call after a configuration change gets a new instance.
+pub async fn cold(cluster: &mut Cluster, n: usize) -> anyhow::Result<Cold> {
+    let kumo = cold_starts(cluster, "cold", n, Duration::ZERO).await?;
     let bwrap = Path::new("/usr/bin/bwrap").exists();
     Ok(Cold {
-        kumo: Summary::of(&samples),
+        kumo,
+        kumo_prewarmed: None,
         bare_python: time_command(PYTHON, &["-c", "pass"], n)?,
         bwrap_python: if bwrap {
             Some(time_command(
