@@ -12,6 +12,8 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 [ -f /usr/include/python3.11/Python.h ] || [ -n "$(ls /usr/include/python3*/Python.h 2>/dev/null)" ] || need_apt+=(python3-dev)
 command -v hostname >/dev/null || need_apt+=(hostname)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
