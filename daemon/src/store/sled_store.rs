@@ -147,6 +147,44 @@ impl SledStore {
         }
     }
 
+    /// Queues a bucket event unless its delivery key was seen (false), with
+    /// no sled transaction: those take sled's global write lock, which waits
+    /// out every flush in progress, so concurrent posts could not share
+    /// flushes. Order makes it atomic instead: the event is written before
+    /// its key and sled recovers a prefix of its log, so a key that survives
+    /// a crash has its event. Of two racing copies of one delivery, the one
+    /// that loses the key's compare-and-swap takes its event out again (a
+    /// crash before that runs the event twice: at least once). Not flushed.
+    fn put_delivery(
+        &self,
+        id: &str,
+        bytes: Vec<u8>,
+        key: &str,
+        seen_ms: i64,
+    ) -> Result<bool, StoreError> {
+        if self
+            .deliveries
+            .contains_key(key)
+            .map_err(|e| err("check delivery", key, e))?
+        {
+            return Ok(false);
+        }
+        self.events
+            .insert(id.as_bytes(), bytes)
+            .map_err(|e| err("insert event", id, e))?;
+        let seen = seen_ms.to_be_bytes();
+        let claimed = self
+            .deliveries
+            .compare_and_swap(key, None::<&[u8]>, Some(&seen[..]))
+            .map_err(|e| err("record delivery", key, e))?;
+        if claimed.is_err() {
+            self.events
+                .remove(id.as_bytes())
+                .map_err(|e| err("remove duplicate event", id, e))?;
+        }
+        Ok(claimed.is_ok())
+    }
+
     fn put_json<T: serde::Serialize>(
         &self,
         tree: &sled::Tree,
@@ -160,13 +198,16 @@ impl SledStore {
         self.flush(label)
     }
 
+    /// Reads and decodes one record; `ops` name the read and the decode in
+    /// errors.
     fn get_json<T: DeserializeOwned>(
         tree: &sled::Tree,
-        key: Vec<u8>,
+        key: impl AsRef<[u8]>,
         label: &str,
+        ops: [&'static str; 2],
     ) -> Result<Option<T>, StoreError> {
-        match tree.get(key).map_err(|e| err("get", label, e))? {
-            Some(bytes) => decode("decode", label, &bytes).map(Some),
+        match tree.get(key).map_err(|e| err(ops[0], label, e))? {
+            Some(bytes) => decode(ops[1], label, &bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -230,16 +271,7 @@ impl Store for SledStore {
     }
 
     fn get_function(&self, name: &str) -> Result<Option<FunctionRecord>, StoreError> {
-        match self
-            .functions
-            .get(name.as_bytes())
-            .map_err(|e| err("get", name, e))?
-        {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| err("decode", name, e)),
-            None => Ok(None),
-        }
+        Self::get_json(&self.functions, name, name, ["get", "decode"])
     }
 
     fn list_functions(&self) -> Result<Vec<FunctionRecord>, StoreError> {
@@ -300,14 +332,7 @@ impl Store for SledStore {
     }
 
     fn get_event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        match self
-            .events
-            .get(id.as_bytes())
-            .map_err(|e| err("get event", id, e))?
-        {
-            Some(bytes) => decode("decode event", id, &bytes).map(Some),
-            None => Ok(None),
-        }
+        Self::get_json(&self.events, id, id, ["get event", "decode event"])
     }
 
     fn delete_event(&self, id: &str) -> Result<(), StoreError> {
@@ -341,14 +366,13 @@ impl Store for SledStore {
         function: &str,
         id: &str,
     ) -> Result<Option<DeadLetterRecord>, StoreError> {
-        match self
-            .dead_letters
-            .get(dead_letter_key(function, id))
-            .map_err(|e| err("get dead letter", id, e))?
-        {
-            Some(bytes) => decode("decode dead letter", id, &bytes).map(Some),
-            None => Ok(None),
-        }
+        let key = dead_letter_key(function, id);
+        Self::get_json(
+            &self.dead_letters,
+            key,
+            id,
+            ["get dead letter", "decode dead letter"],
+        )
     }
 
     fn list_dead_letters(&self, function: &str) -> Result<Vec<DeadLetterRecord>, StoreError> {
@@ -406,24 +430,12 @@ impl Store for SledStore {
                 true
             }
             EventCompanion::Delivery { key, seen_ms } => {
-                let seen = seen_ms.to_be_bytes();
-                let result: Result<bool, TransactionError<()>> = (&self.events, &self.deliveries)
-                    .transaction(|(events, deliveries)| {
-                        if deliveries.get(key.as_bytes())?.is_some() {
-                            return Ok(false);
-                        }
-                        deliveries.insert(key.as_bytes(), &seen[..])?;
-                        events.insert(event.id.as_bytes(), event_bytes.as_slice())?;
-                        Ok(true)
-                    });
-                result.map_err(|e: TransactionError<()>| {
-                    err("queue delivery", &event.id, format!("{e:?}"))
-                })?
+                self.put_delivery(&event.id, event_bytes, key, *seen_ms)?
             }
         };
-        if written {
-            self.flush_shared(&event.id)?;
-        }
+        // A duplicate waits for the flush too: the first delivery may still
+        // be on its way to disk, and the caller's 200 must mean it is there.
+        self.flush_shared(&event.id)?;
         Ok(written)
     }
 
@@ -454,14 +466,12 @@ impl Store for SledStore {
     }
 
     fn get_trigger(&self, name: &str) -> Result<Option<TriggerRecord>, StoreError> {
-        match self
-            .triggers
-            .get(name.as_bytes())
-            .map_err(|e| err("get trigger", name, e))?
-        {
-            Some(bytes) => decode("decode trigger", name, &bytes).map(Some),
-            None => Ok(None),
-        }
+        Self::get_json(
+            &self.triggers,
+            name,
+            name,
+            ["get trigger", "decode trigger"],
+        )
     }
 
     fn list_triggers(&self) -> Result<Vec<TriggerRecord>, StoreError> {
@@ -494,7 +504,8 @@ impl Store for SledStore {
         function: &str,
         version: u64,
     ) -> Result<Option<VersionRecord>, StoreError> {
-        Self::get_json(&self.versions, version_key(function, version), function)
+        let key = version_key(function, version);
+        Self::get_json(&self.versions, key, function, ["get", "decode"])
     }
 
     fn list_versions(&self, function: &str) -> Result<Vec<VersionRecord>, StoreError> {
@@ -511,7 +522,8 @@ impl Store for SledStore {
     }
 
     fn get_alias(&self, function: &str, name: &str) -> Result<Option<AliasRecord>, StoreError> {
-        Self::get_json(&self.aliases, dead_letter_key(function, name), name)
+        let key = dead_letter_key(function, name);
+        Self::get_json(&self.aliases, key, name, ["get", "decode"])
     }
 
     fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError> {
@@ -571,5 +583,31 @@ mod tests {
         let state = store.flushes.state.lock().unwrap();
         assert_eq!(state.flushed, state.issued, "every ticket was flushed");
         assert!(!state.running);
+    }
+
+    #[test]
+    fn racing_copies_of_a_delivery_queue_one_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let copy = |t: usize, store: Arc<SledStore>| {
+            let queued = (0..20).filter(|i| {
+                let key = format!("trigger\u{0}key-{i}");
+                let delivery = EventCompanion::Delivery { key, seen_ms: 1 };
+                store
+                    .put_event_with(&event(format!("{t}-{i}")), &delivery)
+                    .unwrap()
+            });
+            queued.count()
+        };
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || copy(t, store))
+            })
+            .collect();
+        let queued: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(queued, 20, "each delivery is queued by exactly one copy");
+        assert_eq!(store.list_events().unwrap().len(), 20);
+        assert_eq!(store.prune_deliveries(2).unwrap(), 20);
     }
 }
