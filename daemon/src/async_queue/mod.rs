@@ -237,6 +237,23 @@ pub(crate) async fn enqueue(
     Ok(Some(event.id))
 }
 
+/// A due event leaves the queue without an attempt: its function was
+/// deleted (the event goes with it) or it is older than its maximum age
+/// (dead-lettered).
+fn leave_without_attempt(shared: &Arc<Shared>, event: Queued, function_deleted: bool) {
+    if function_deleted {
+        shared.schedule().dropped(&event.function);
+        shared.spawn(attempt::discard(shared.clone(), event));
+    } else {
+        shared.schedule().started(&event.function);
+        shared.spawn(dead_letters::dead_letter_by_id(
+            shared.clone(),
+            event,
+            DeadLetterCondition::EventAgeExceeded,
+        ));
+    }
+}
+
 fn queued(event: &EventRecord) -> Queued {
     Queued {
         id: event.id.clone(),
@@ -248,6 +265,8 @@ fn queued(event: &EventRecord) -> Queued {
 /// Starts every due event that has a concurrency slot; sleeps until the
 /// next due time, a new event, a freed slot, or the age sweep.
 async fn dispatch_loop(shared: Arc<Shared>) {
+    let mut last_sweep = std::time::Instant::now();
+    let mut rotation = 0usize;
     loop {
         let limiter = shared.invoker.limiter().clone();
         let released = limiter.released().notified();
@@ -256,52 +275,76 @@ async fn dispatch_loop(shared: Arc<Shared>) {
         released.as_mut().enable();
 
         let now = now_ms();
-        let ready = shared.schedule().take_ready(now);
-        let mut blocked = std::collections::VecDeque::new();
-        let mut max_age_ms: HashMap<String, Option<i64>> = HashMap::new();
-        for event in ready {
-            let max_age = *max_age_ms.entry(event.function.clone()).or_insert_with(|| {
-                shared
-                    .invoker
-                    .functions()
-                    .get_record(&event.function)
-                    .ok()
-                    .map(|r| i64::from(r.config.max_event_age_seconds) * 1000)
+        shared.schedule().promote_due(now);
+        let max_age_of = |function: &str| {
+            shared
+                .invoker
+                .functions()
+                .get_record(function)
+                .ok()
+                .map(|r| i64::from(r.config.max_event_age_seconds) * 1000)
+        };
+        // Events stuck behind a throttled head are checked for their age
+        // (and deleted functions) on the sweep, not on every wake.
+        if last_sweep.elapsed() >= SWEEP_INTERVAL {
+            last_sweep = std::time::Instant::now();
+            let mut max_ages: HashMap<String, Option<i64>> = HashMap::new();
+            let leaving = shared.schedule().remove_ready_where(|event| {
+                let max_age = *max_ages
+                    .entry(event.function.clone())
+                    .or_insert_with(|| max_age_of(&event.function));
+                max_age.is_none_or(|max_age| now - event.accepted_ms > max_age)
             });
-            let Some(max_age) = max_age else {
-                // Deleted function: its events go with it.
-                shared.schedule().dropped(&event.function);
-                shared.spawn(attempt::discard(shared.clone(), event));
-                continue;
-            };
-            if now - event.accepted_ms > max_age {
-                shared.schedule().started(&event.function);
-                shared.spawn(dead_letters::dead_letter_by_id(
-                    shared.clone(),
-                    event,
-                    DeadLetterCondition::EventAgeExceeded,
-                ));
-                continue;
+            for event in leaving {
+                let deleted = max_ages.get(&event.function).copied().flatten().is_none();
+                leave_without_attempt(&shared, event, deleted);
             }
-            match limiter.try_acquire(&event.function) {
-                Ok(permit) => {
-                    shared.schedule().started(&event.function);
-                    shared.spawn(attempt::run(shared.clone(), event, permit));
+        }
+        let mut functions = shared.schedule().ready_functions();
+        if !functions.is_empty() {
+            // Start with a different function each time, so none starves
+            // the others of the account's unreserved concurrency.
+            let len = functions.len();
+            functions.rotate_left(rotation % len);
+            rotation = rotation.wrapping_add(1);
+        }
+        for function in functions {
+            let max_age = max_age_of(&function);
+            loop {
+                let Some(event) = shared.schedule().pop_ready(&function) else {
+                    break;
+                };
+                let Some(max_age) = max_age else {
+                    leave_without_attempt(&shared, event, true);
+                    continue;
+                };
+                if now - event.accepted_ms > max_age {
+                    leave_without_attempt(&shared, event, false);
+                    continue;
                 }
-                Err(Throttle::Disabled { .. }) => {
-                    shared.schedule().started(&event.function);
-                    shared.spawn(dead_letters::dead_letter_by_id(
-                        shared.clone(),
-                        event,
-                        DeadLetterCondition::ZeroReservedConcurrency,
-                    ));
+                match limiter.try_acquire(&event.function) {
+                    Ok(permit) => {
+                        shared.schedule().started(&event.function);
+                        shared.spawn(attempt::run(shared.clone(), event, permit));
+                    }
+                    Err(Throttle::Disabled { .. }) => {
+                        shared.schedule().started(&event.function);
+                        shared.spawn(dead_letters::dead_letter_by_id(
+                            shared.clone(),
+                            event,
+                            DeadLetterCondition::ZeroReservedConcurrency,
+                        ));
+                    }
+                    Err(_) => {
+                        // Throttled: so is everything behind it.
+                        shared.schedule().unpop_ready(event);
+                        break;
+                    }
                 }
-                Err(_) => blocked.push_back(event),
             }
         }
         let (next_due, has_blocked) = {
-            let mut schedule = shared.schedule();
-            schedule.keep_ready(blocked);
+            let schedule = shared.schedule();
             (schedule.next_due(), schedule.has_ready())
         };
         let mut sleep_ms = next_due.map_or(i64::MAX, |due| (due - now_ms()).max(0));

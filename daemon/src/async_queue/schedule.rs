@@ -1,10 +1,12 @@
 //! The in-memory schedule of the asynchronous queue: which accepted events
-//! wait for their time, which are due but wait for a concurrency slot, and
-//! which run. Payloads stay in the store; this holds ids only, so a large
-//! backlog costs little memory. Rebuilt from the store at start-up.
+//! wait for their time, which are due but wait for a concurrency slot (in
+//! one queue per function, so a function throttled behind a long backlog
+//! costs the dispatcher one check, not one per event), and which run.
+//! Payloads stay in the store; this holds ids only, so a large backlog
+//! costs little memory. Rebuilt from the store at start-up.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 /// What the schedule knows of one queued event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +35,7 @@ pub struct Counts {
 pub struct Schedule {
     timers: BinaryHeap<Reverse<(i64, u64)>>,
     waiting: HashMap<u64, Queued>,
-    ready: VecDeque<Queued>,
+    ready: BTreeMap<String, VecDeque<Queued>>,
     counts: HashMap<String, Counts>,
     sequence: u64,
 }
@@ -54,26 +56,57 @@ impl Schedule {
         self.timers.push(Reverse((due_ms, self.sequence)));
     }
 
-    /// Moves every event due at `now_ms` to the ready list and returns the
-    /// ready list (oldest first) for the dispatcher to work through.
-    pub fn take_ready(&mut self, now_ms: i64) -> VecDeque<Queued> {
+    /// Moves every event due at `now_ms` to its function's ready queue.
+    pub fn promote_due(&mut self, now_ms: i64) {
         while let Some(Reverse((due, seq))) = self.timers.peek().copied() {
             if due > now_ms {
                 break;
             }
             self.timers.pop();
             if let Some(event) = self.waiting.remove(&seq) {
-                self.ready.push_back(event);
+                self.ready
+                    .entry(event.function.clone())
+                    .or_default()
+                    .push_back(event);
             }
         }
-        std::mem::take(&mut self.ready)
     }
 
-    /// Puts back events that were due but could not start, in order.
-    pub fn keep_ready(&mut self, events: VecDeque<Queued>) {
-        let mut events = events;
-        events.append(&mut self.ready);
-        self.ready = events;
+    /// Functions with due events, in name order.
+    pub fn ready_functions(&self) -> Vec<String> {
+        self.ready.keys().cloned().collect()
+    }
+
+    /// The oldest due event of `function`.
+    pub fn pop_ready(&mut self, function: &str) -> Option<Queued> {
+        let queue = self.ready.get_mut(function)?;
+        let event = queue.pop_front();
+        if queue.is_empty() {
+            self.ready.remove(function);
+        }
+        event
+    }
+
+    /// Puts back an event that could not start, at the head of its queue.
+    pub fn unpop_ready(&mut self, event: Queued) {
+        self.ready
+            .entry(event.function.clone())
+            .or_default()
+            .push_front(event);
+    }
+
+    /// Takes out every due event that `expired` says must leave the queue
+    /// without an attempt (its function is gone, or it is too old).
+    pub fn remove_ready_where(&mut self, mut expired: impl FnMut(&Queued) -> bool) -> Vec<Queued> {
+        let mut removed = Vec::new();
+        for queue in self.ready.values_mut() {
+            let (gone, kept): (VecDeque<Queued>, VecDeque<Queued>) =
+                std::mem::take(queue).into_iter().partition(|e| expired(e));
+            removed.extend(gone);
+            *queue = kept;
+        }
+        self.ready.retain(|_, queue| !queue.is_empty());
+        removed
     }
 
     /// The event is starting an attempt.
@@ -125,6 +158,18 @@ impl Schedule {
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
+
+    /// Due events of every function, oldest first per function (tests).
+    #[cfg(test)]
+    fn drain_ready(&mut self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for function in self.ready_functions() {
+            while let Some(event) = self.pop_ready(&function) {
+                ids.push(event.id);
+            }
+        }
+        ids
+    }
 }
 
 #[cfg(test)]
@@ -144,10 +189,11 @@ mod tests {
         let mut s = Schedule::default();
         s.add(event("late"), 200);
         s.add(event("early"), 100);
-        assert!(s.take_ready(50).is_empty());
+        s.promote_due(50);
+        assert!(!s.has_ready());
         assert_eq!(s.next_due(), Some(100));
-        let ready: Vec<String> = s.take_ready(250).into_iter().map(|e| e.id).collect();
-        assert_eq!(ready, ["early", "late"]);
+        s.promote_due(250);
+        assert_eq!(s.drain_ready(), ["early", "late"]);
         assert_eq!(s.counts("f").queued, 2);
     }
 
@@ -155,8 +201,8 @@ mod tests {
     fn counts_follow_an_event_through_retries() {
         let mut s = Schedule::default();
         s.add(event("a"), 0);
-        let mut ready = s.take_ready(0);
-        let a = ready.pop_front().unwrap();
+        s.promote_due(0);
+        let a = s.pop_ready("f").unwrap();
         s.started("f");
         assert_eq!(
             s.counts("f"),
@@ -168,7 +214,8 @@ mod tests {
         );
         s.requeue(a, 10);
         assert_eq!(s.counts("f").queued, 1);
-        let a = s.take_ready(10).pop_front().unwrap();
+        s.promote_due(10);
+        let a = s.pop_ready("f").unwrap();
         s.started(&a.function);
         s.finished("f");
         assert_eq!(s.counts("f"), Counts::default());
@@ -179,11 +226,38 @@ mod tests {
         let mut s = Schedule::default();
         s.add(event("a"), 0);
         s.add(event("b"), 1);
-        let ready = s.take_ready(5);
-        s.keep_ready(ready);
+        s.promote_due(5);
+        let a = s.pop_ready("f").unwrap();
+        s.unpop_ready(a);
         assert!(s.has_ready());
         s.add(event("c"), 2);
-        let ids: Vec<String> = s.take_ready(5).into_iter().map(|e| e.id).collect();
-        assert_eq!(ids, ["a", "b", "c"]);
+        s.promote_due(5);
+        assert_eq!(s.drain_ready(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn each_function_has_its_own_queue_and_expired_events_leave() {
+        let mut s = Schedule::default();
+        for (id, function, accepted) in [("a1", "a", 0), ("b1", "b", 5), ("a2", "a", 10)] {
+            s.add(
+                Queued {
+                    id: id.into(),
+                    function: function.into(),
+                    accepted_ms: accepted,
+                },
+                accepted,
+            );
+        }
+        s.promote_due(20);
+        assert_eq!(s.ready_functions(), ["a", "b"]);
+        let old: Vec<String> = s
+            .remove_ready_where(|e| e.accepted_ms < 5)
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(old, ["a1"]);
+        assert_eq!(s.pop_ready("a").unwrap().id, "a2");
+        assert!(s.pop_ready("a").is_none());
+        assert_eq!(s.ready_functions(), ["b"]);
     }
 }
