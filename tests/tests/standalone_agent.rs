@@ -7,6 +7,16 @@ use std::time::{Duration, Instant};
 
 use kumo_tests::{bin_dir, fixture, root_or_skip};
 
+/// Kills the process when the test ends, also when it fails half-way.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn standalone_agent_runs_functions_for_kumod() {
     if !root_or_skip() {
@@ -16,18 +26,20 @@ fn standalone_agent_runs_functions_for_kumod() {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, http) = kumo_tests::free_ports();
     let endpoint = format!("http://127.0.0.1:{grpc}");
-    let mut kumod = Command::new(bins.join("kumod"))
-        .args(["--data-dir", &dir.path().join("kumod").to_string_lossy()])
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{grpc}"),
-            "--http-listen",
-            &format!("127.0.0.1:{http}"),
-        ])
-        .env("KUMO_AGENT_WAIT_SECONDS", "1")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _kumod = KillOnDrop(
+        Command::new(bins.join("kumod"))
+            .args(["--data-dir", &dir.path().join("kumod").to_string_lossy()])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{grpc}"),
+                "--http-listen",
+                &format!("127.0.0.1:{http}"),
+            ])
+            .env("KUMO_AGENT_WAIT_SECONDS", "1")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let kumo = |args: &[&str]| {
         Command::new(bins.join("kumo"))
             .arg("--endpoint")
@@ -43,18 +55,20 @@ fn standalone_agent_runs_functions_for_kumod() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // kumod created the join token file when it started.
-    let mut agent = Command::new(bins.join("kumo-agent"))
-        .args(["--server", &endpoint, "--agent-id", "node-a"])
-        .args(["--data-dir", &dir.path().join("agent").to_string_lossy()])
-        .arg("--token-file")
-        .arg(dir.path().join("kumod/agent.token"))
-        .env(
-            "KUMO_AGENT_CGROUP_PARENT",
-            format!("kumo-e2e-standalone-{grpc}"),
-        )
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = KillOnDrop(
+        Command::new(bins.join("kumo-agent"))
+            .args(["--server", &endpoint, "--agent-id", "node-a"])
+            .args(["--data-dir", &dir.path().join("agent").to_string_lossy()])
+            .arg("--token-file")
+            .arg(dir.path().join("kumod/agent.token"))
+            .env(
+                "KUMO_AGENT_CGROUP_PARENT",
+                format!("kumo-e2e-standalone-{grpc}"),
+            )
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let code = fixture("division");
     let created = kumo(&[
         "function",
@@ -81,8 +95,8 @@ fn standalone_agent_runs_functions_for_kumod() {
     );
 
     // The agent stops (SIGTERM); kumod keeps serving and explains.
-    let _ = Command::new("kill").arg(agent.id().to_string()).status();
-    let _ = agent.wait();
+    let _ = Command::new("kill").arg(agent.0.id().to_string()).status();
+    let _ = agent.0.wait();
     let gone = kumo(&["invoke", "div", "--payload", r#"{"x":3,"y":2}"#]);
     assert_eq!(gone.status.code(), Some(2), "{gone:?}");
     assert!(
@@ -90,6 +104,4 @@ fn standalone_agent_runs_functions_for_kumod() {
         "{gone:?}"
     );
     assert!(kumo(&["function", "get", "div"]).status.success());
-    let _ = kumod.kill();
-    let _ = kumod.wait();
 }
