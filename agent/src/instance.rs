@@ -171,12 +171,6 @@ impl Instance {
             hostname: format!("kumo-{}", &uuid[..12]),
             deferred: false,
         };
-        if runtime == Runtime::Python3 {
-            // Once per agent process: cache the compiled runtime client.
-            let (dir, python) = (settings.runtime_dir.clone(), settings.python_path.clone());
-            let _ = tokio::task::spawn_blocking(move || bootstrap::precompile_once(&dir, &python))
-                .await;
-        }
         let started = Instant::now();
         let sandbox = Sandbox::start(&settings.sandbox, spec)
             .await

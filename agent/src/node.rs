@@ -53,6 +53,11 @@ pub async fn run(
     }
     crate::bootstrap::install(&config.runtime_dir())
         .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
+    // Once, before any instance starts: cache the compiled runtime client
+    // (no cold start pays for it).
+    let (dir, python) = (config.runtime_dir(), config.python_path.clone());
+    let _ =
+        tokio::task::spawn_blocking(move || crate::bootstrap::precompile_once(&dir, &python)).await;
     let token = config
         .join_token()
         .map_err(connection::ConnectionError::from)?;

@@ -94,8 +94,6 @@ pub async fn start_blank(settings: &InstanceSettings, uid: u32) -> Result<Blank,
         hostname: format!("kumo-{}", &uuid[..12]),
         deferred: true,
     };
-    let (dir, python) = (settings.runtime_dir.clone(), settings.python_path.clone());
-    let _ = tokio::task::spawn_blocking(move || bootstrap::precompile_once(&dir, &python)).await;
     let sandbox = Sandbox::start(&settings.sandbox, spec)
         .await
         .map_err(|source| InstanceError::Sandbox {
