@@ -385,7 +385,7 @@ async fn a_blank_sandbox_is_claimed_once() {
             tmp_size_mb: 48,
             blank_memory_mb: 128,
             memory_mb: 384,
-            assignment: b"hello\n".to_vec(),
+            assignment: "hello\n".into(),
         })
         .await
         .expect("claim");
@@ -400,7 +400,7 @@ async fn a_blank_sandbox_is_claimed_once() {
             tmp_size_mb: 1,
             blank_memory_mb: 128,
             memory_mb: 128,
-            assignment: Vec::new(),
+            assignment: String::new(),
         })
         .await;
     assert!(again.is_err(), "a sandbox was claimed twice");

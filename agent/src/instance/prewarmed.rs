@@ -132,9 +132,7 @@ impl Instance {
                 tmp_size_mb: function.ephemeral_storage_mb,
                 blank_memory_mb: BLANK_MEMORY_MB,
                 memory_mb: function.memory_mb,
-                assignment: serde_json::Value::Object(assignment)
-                    .to_string()
-                    .into_bytes(),
+                assignment: serde_json::Value::Object(assignment).to_string(),
             })
             .await;
         if let Err(source) = claimed {

@@ -36,8 +36,8 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
 pub struct Claim {
     /// Size of the function's `/tmp` in MB.
     pub tmp_size_mb: u32,
-    /// Bytes written to the runtime's stdin (then closed).
-    pub assignment: Vec<u8>,
+    /// Text written to the runtime's stdin (then closed).
+    pub assignment: String,
 }
 
 /// A detached, read-only, nosuid, nodev clone of `dir`'s mount, ready to be
@@ -134,7 +134,7 @@ pub fn serve(uid: u32, gid: u32, runtime_stdin: OwnedFd) -> Result<(), String> {
     )
     .map_err(|e| format!("mounting /tmp ({options}): {e}"))?;
     let mut stdin = std::fs::File::from(runtime_stdin);
-    std::io::Write::write_all(&mut stdin, &claim.assignment)
+    std::io::Write::write_all(&mut stdin, claim.assignment.as_bytes())
         .map_err(|e| format!("handing the runtime its assignment: {e}"))?;
     drop(stdin);
     channel::send(CONTROL_FD, &InitMessage::Claimed)
@@ -152,8 +152,9 @@ pub struct ClaimSpec {
     pub blank_memory_mb: u32,
     /// The function's memory limit in MB.
     pub memory_mb: u32,
-    /// Written to the runtime's stdin.
-    pub assignment: Vec<u8>,
+    /// Written to the runtime's stdin (the function's environment as JSON
+    /// for the python3 runtime client).
+    pub assignment: String,
 }
 
 impl super::Sandbox {
