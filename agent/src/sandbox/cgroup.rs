@@ -61,32 +61,7 @@ impl InstanceCgroup {
     }
 
     fn apply_limits(&mut self, memory_mb: u32, max_processes: u32) -> Result<(), SandboxError> {
-        let bytes = i64::from(memory_mb) * 1024 * 1024;
-        let memory: &MemController = self
-            .cgroup
-            .controller_of()
-            .ok_or_else(|| cgroup_error("find controller", &self.name, "no memory controller"))?;
-        memory
-            .set_limit(bytes)
-            .map_err(|e| cgroup_error("set memory limit", &self.name, e))?;
-        // No swap: the memory+swap limit equals the memory limit (v1 only
-        // when swap accounting exists; v2 sets memory.swap.max = 0).
-        let swap = if self.v2 { 0 } else { bytes };
-        let memsw_supported = self.v2 || memory.path().join("memory.memsw.limit_in_bytes").exists();
-        if memsw_supported {
-            memory
-                .set_memswap_limit(swap)
-                .map_err(|e| cgroup_error("set swap limit", &self.name, e))?;
-        }
-        self.memory_dir = Some(memory.path().to_path_buf());
-        let cpu: &CpuController = self
-            .cgroup
-            .controller_of()
-            .ok_or_else(|| cgroup_error("find controller", &self.name, "no cpu controller"))?;
-        let shares = (u64::from(memory_mb) * 1024 / MB_PER_VCPU).max(2);
-        // cgroups-rs maps shares to cpu.weight on v2.
-        cpu.set_shares(shares)
-            .map_err(|e| cgroup_error("set cpu shares", &self.name, e))?;
+        self.set_memory(None, memory_mb)?;
         let pids: &PidController = self
             .cgroup
             .controller_of()
@@ -99,39 +74,54 @@ impl InstanceCgroup {
     /// Changes the memory limit (and the CPU share that follows it) of a
     /// running sandbox: a blank one being claimed for a function.
     pub fn resize(&mut self, from_mb: u32, to_mb: u32) -> Result<(), SandboxError> {
+        self.set_memory(Some(from_mb), to_mb)
+    }
+
+    /// Sets the memory limit without swap, and the CPU share proportional
+    /// to it. `from_mb` is the current limit (`None`: unlimited).
+    fn set_memory(&mut self, from_mb: Option<u32>, to_mb: u32) -> Result<(), SandboxError> {
         let bytes = i64::from(to_mb) * 1024 * 1024;
         let memory: &MemController = self
             .cgroup
             .controller_of()
             .ok_or_else(|| cgroup_error("find controller", &self.name, "no memory controller"))?;
-        let memsw = !self.v2 && memory.path().join("memory.memsw.limit_in_bytes").exists();
-        // v1 keeps memory ≤ memory+swap at every step: raise memsw first
-        // when growing, the memory limit first when shrinking.
+        // No swap: the memory+swap limit equals the memory limit (v1 only
+        // when swap accounting exists; v2 sets memory.swap.max = 0).
+        let swap = if self.v2 {
+            Some(0)
+        } else {
+            memory
+                .path()
+                .join("memory.memsw.limit_in_bytes")
+                .exists()
+                .then_some(bytes)
+        };
         let set_memory = || {
             memory
                 .set_limit(bytes)
                 .map_err(|e| cgroup_error("set memory limit", &self.name, e))
         };
-        let set_memsw = || {
+        let set_swap = |limit| {
             memory
-                .set_memswap_limit(bytes)
+                .set_memswap_limit(limit)
                 .map_err(|e| cgroup_error("set swap limit", &self.name, e))
         };
-        if to_mb >= from_mb {
-            if memsw {
-                set_memsw()?;
-            }
+        // v1 keeps memory ≤ memory+swap at every step: raise the swap
+        // limit first when growing, the memory limit first when shrinking.
+        if from_mb.is_some_and(|from| to_mb >= from) {
+            swap.map(set_swap).transpose()?;
             set_memory()?;
         } else {
             set_memory()?;
-            if memsw {
-                set_memsw()?;
-            }
+            swap.map(set_swap).transpose()?;
         }
+        let memory_dir = memory.path().to_path_buf();
+        self.memory_dir = Some(memory_dir);
         let cpu: &CpuController = self
             .cgroup
             .controller_of()
             .ok_or_else(|| cgroup_error("find controller", &self.name, "no cpu controller"))?;
+        // cgroups-rs maps shares to cpu.weight on v2.
         cpu.set_shares((u64::from(to_mb) * 1024 / MB_PER_VCPU).max(2))
             .map_err(|e| cgroup_error("set cpu shares", &self.name, e))
     }
