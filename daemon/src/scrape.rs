@@ -101,14 +101,14 @@ impl Scraper {
             "kumo_agent_memory_allocatable_bytes",
             "Memory the agent may give instances.",
         );
-        let snapshot = self.agents.snapshot();
-        agents
-            .samples
-            .push((Vec::new(), self.agents.agent_count() as f64));
-        for agent in snapshot
-            .iter()
+        let connected: Vec<_> = self
+            .agents
+            .snapshot()
+            .into_iter()
             .filter(|a| a.state != crate::agents::NodeState::Lost)
-        {
+            .collect();
+        agents.samples.push((Vec::new(), connected.len() as f64));
+        for agent in &connected {
             let labels = vec![("agent", agent.registration.agent_id.clone())];
             instances
                 .samples

@@ -150,6 +150,23 @@ struct State {
 }
 
 impl State {
+    /// The node `agent_id` if `session` is still its connection.
+    fn current(&mut self, agent_id: &str, session: u64) -> Option<&mut Node> {
+        self.nodes
+            .get_mut(agent_id)
+            .filter(|n| n.session.as_ref().is_some_and(|s| s.id == session))
+    }
+
+    /// Removes a pending invocation and takes it off its node's load.
+    fn finish(&mut self, invocation_id: u64) -> Option<Pending> {
+        let pending = self.pending.remove(&invocation_id)?;
+        if let Some(node) = self.current(&pending.agent_id, pending.session) {
+            node.running = node.running.saturating_sub(1);
+            node.running_mb = node.running_mb.saturating_sub(pending.memory_mb);
+        }
+        Some(pending)
+    }
+
     /// Fails and removes every pending invocation of `session`.
     fn fail_session(&mut self, session: u64, reason: &str) {
         let ids: Vec<u64> = self
@@ -172,14 +189,12 @@ impl State {
     /// Marks the node of `session` lost (if that session is still its
     /// current one) and fails its invocations.
     fn lose(&mut self, agent_id: &str, session: u64, reason: &str) {
-        if let Some(node) = self.nodes.get_mut(agent_id) {
-            if node.session.as_ref().is_some_and(|s| s.id == session) {
-                node.session = None;
-                node.running = 0;
-                node.running_mb = 0;
-                node.warm.clear();
-                tracing::warn!(%agent_id, %reason, "agent lost");
-            }
+        if let Some(node) = self.current(agent_id, session) {
+            node.session = None;
+            node.running = 0;
+            node.running_mb = 0;
+            node.warm.clear();
+            tracing::warn!(%agent_id, %reason, "agent lost");
         }
         self.fail_session(session, reason);
     }
@@ -336,23 +351,9 @@ impl AgentRegistry {
 
     /// Removes a pending invocation, returning its waiter.
     fn finish(&self, invocation_id: u64) -> Option<Pending> {
-        let pending = {
-            let mut state = self.lock();
-            let pending = state.pending.remove(&invocation_id)?;
-            if let Some(node) = state.nodes.get_mut(&pending.agent_id) {
-                if node
-                    .session
-                    .as_ref()
-                    .is_some_and(|s| s.id == pending.session)
-                {
-                    node.running = node.running.saturating_sub(1);
-                    node.running_mb = node.running_mb.saturating_sub(pending.memory_mb);
-                }
-            }
-            pending
-        };
+        let pending = self.lock().finish(invocation_id);
         self.changed.notify_waiters();
-        Some(pending)
+        pending
     }
 
     /// Every known node, connected or lost, sorted by id.
@@ -361,16 +362,7 @@ impl AgentRegistry {
         let mut agents: Vec<AgentSnapshot> = state
             .nodes
             .iter()
-            .map(|(id, n)| AgentSnapshot {
-                registration: n.registration.clone(),
-                address: n.address.clone(),
-                state: n.state(state.drains.contains(id)),
-                running: n.running,
-                invocations_total: n.invocations_total,
-                heartbeat: n.heartbeat.clone(),
-                last_seen: n.last_seen.elapsed(),
-                connected_at: n.connected_at,
-            })
+            .map(|(id, n)| n.snapshot(state.drains.contains(id)))
             .collect();
         agents.sort_by(|a, b| a.registration.agent_id.cmp(&b.registration.agent_id));
         agents
@@ -378,9 +370,11 @@ impl AgentRegistry {
 
     /// The node `agent_id`, or [`NodeError::Unknown`].
     pub fn node(&self, agent_id: &str) -> Result<AgentSnapshot, NodeError> {
-        self.snapshot()
-            .into_iter()
-            .find(|a| a.registration.agent_id == agent_id)
+        let state = self.lock();
+        state
+            .nodes
+            .get(agent_id)
+            .map(|n| n.snapshot(state.drains.contains(agent_id)))
             .ok_or_else(|| NodeError::Unknown(agent_id.to_string()))
     }
 
@@ -454,16 +448,10 @@ impl AgentRegistry {
 
     /// Records a message from `session`'s node: any message proves it is
     /// alive; a heartbeat also refreshes its counters.
-    fn seen(&self, agent_id: &str, session: u64, heartbeat: Option<Heartbeat>) {
-        let mut state = self.lock();
-        let Some(node) = state.nodes.get_mut(agent_id) else {
-            return;
-        };
-        if node.session.as_ref().is_none_or(|s| s.id != session) {
-            return;
-        }
-        node.last_seen = Instant::now();
-        if let Some(heartbeat) = heartbeat {
+    /// A heartbeat from `session`'s node: it is alive; refresh its counters.
+    fn heartbeat(&self, agent_id: &str, session: u64, heartbeat: Heartbeat) {
+        if let Some(node) = self.lock().current(agent_id, session) {
+            node.last_seen = Instant::now();
             node.set_warm(&heartbeat.warm);
             node.heartbeat = heartbeat;
         }
@@ -471,16 +459,21 @@ impl AgentRegistry {
 
     /// A result from `session`'s node: wakes its caller.
     fn result(&self, agent_id: &str, session: u64, result: InvocationResult) {
-        self.seen(agent_id, session, None);
-        let Some(pending) = self.finish(result.invocation_id) else {
-            return;
-        };
-        if let Some(node) = self.lock().nodes.get_mut(agent_id) {
-            if node.session.as_ref().is_some_and(|s| s.id == session) {
-                node.warm.insert(pending.key.clone(), result.idle_instances);
+        let pending = {
+            let mut state = self.lock();
+            let pending = state.finish(result.invocation_id);
+            if let Some(node) = state.current(agent_id, session) {
+                node.last_seen = Instant::now();
+                if let Some(pending) = &pending {
+                    node.warm.insert(pending.key.clone(), result.idle_instances);
+                }
             }
+            pending
+        };
+        if let Some(pending) = pending {
+            self.changed.notify_waiters();
+            let _ = pending.reply.send(Ok(result));
         }
-        let _ = pending.reply.send(Ok(result));
     }
 
     /// A node attached: a new session replaces any earlier one of the same

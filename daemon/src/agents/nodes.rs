@@ -92,6 +92,20 @@ impl Node {
         }
     }
 
+    /// What the control API shows of it.
+    pub fn snapshot(&self, drained: bool) -> super::AgentSnapshot {
+        super::AgentSnapshot {
+            registration: self.registration.clone(),
+            address: self.address.clone(),
+            state: self.state(drained),
+            running: self.running,
+            invocations_total: self.invocations_total,
+            heartbeat: self.heartbeat.clone(),
+            last_seen: self.last_seen.elapsed(),
+            connected_at: self.connected_at,
+        }
+    }
+
     /// Replaces the warm-instance counts with a heartbeat's report.
     pub fn set_warm(&mut self, reported: &[WarmInstances]) {
         self.warm = reported

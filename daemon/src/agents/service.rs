@@ -85,7 +85,7 @@ impl AgentControl for AgentService {
                         registry.result(&agent_id, session, result);
                     }
                     Ok(Some(agent_message::Body::Heartbeat(heartbeat))) => {
-                        registry.seen(&agent_id, session, Some(heartbeat));
+                        registry.heartbeat(&agent_id, session, heartbeat);
                     }
                     Ok(None) => {}
                     Ok(Some(agent_message::Body::Register(_))) => {
