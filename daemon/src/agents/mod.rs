@@ -235,15 +235,6 @@ impl AgentRegistry {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Number of connected agents.
-    pub fn agent_count(&self) -> usize {
-        self.lock()
-            .nodes
-            .values()
-            .filter(|n| n.session.is_some())
-            .count()
-    }
-
     /// Runs `invocation` where [`nodes::choose`] places it and waits up to
     /// `deadline` for its result.
     pub async fn dispatch(
