@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use kumo_proto::client_security::{self, read_tokens, BearerToken, ClientTls};
+use kumo_proto::client_security::{self, read_tokens, BearerToken, ClientTls, SecurityError};
 use kumo_proto::control::control_client::ControlClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -31,13 +31,16 @@ fn token(cli: &Cli) -> Result<Option<String>, CliError> {
     if let Ok(token) = std::env::var("KUMO_TOKEN") {
         return Ok(Some(token.trim().to_string()));
     }
-    let failed = |e: client_security::SecurityError| CliError::Failed(e.to_string());
+    let failed = |e: SecurityError| CliError::Failed(e.to_string());
     if let Some(file) = &cli.token_file {
         return Ok(read_tokens(file).map_err(failed)?.into_iter().next());
     }
     for file in default_token_files() {
-        if std::fs::File::open(&file).is_ok() {
-            return Ok(read_tokens(&file).map_err(failed)?.into_iter().next());
+        match read_tokens(&file) {
+            Ok(tokens) => return Ok(tokens.into_iter().next()),
+            // Absent or unreadable (another user's): try the next one.
+            Err(SecurityError::Read { .. }) => continue,
+            Err(err) => return Err(failed(err)),
         }
     }
     Ok(None)
