@@ -211,7 +211,7 @@ async fn tls_with_client_certificates() {
     write_pki(pki.path());
     let p = |name: &str| Some(pki.path().join(name));
     let dir = tempfile::tempdir().unwrap();
-    let (daemon, _) = start_with_tls(dir.path(), pki.path(), false).await;
+    let daemon = start_with_tls(dir.path(), pki.path(), false).await;
     let with_cert = ClientTls {
         ca_file: p("ca.pem"),
         cert_file: p("client.pem"),
@@ -278,12 +278,12 @@ async fn tls_with_client_certificates() {
     daemon.shutdown().await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let (daemon, _) = start_with_tls(dir.path(), pki.path(), true).await;
+    let daemon = start_with_tls(dir.path(), pki.path(), true).await;
     tls_list(&daemon, without_cert, dir.path()).await.unwrap();
     daemon.shutdown().await.unwrap();
 }
 
-async fn start_with_tls(dir: &Path, pki: &Path, optional: bool) -> (server::DaemonHandle, ()) {
+async fn start_with_tls(dir: &Path, pki: &Path, optional: bool) -> server::DaemonHandle {
     let mut config = DaemonConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -296,5 +296,5 @@ async fn start_with_tls(dir: &Path, pki: &Path, optional: bool) -> (server::Daem
         client_ca_file: Some(pki.join("ca.pem")),
         client_cert_optional: optional,
     };
-    (server::start(&config).await.unwrap(), ())
+    server::start(&config).await.unwrap()
 }

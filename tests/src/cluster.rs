@@ -201,8 +201,16 @@ impl Cluster {
 
     /// Invocations placed on each node so far.
     pub fn placed(&self) -> Vec<u64> {
+        let agents = self.agents();
         (0..self.nets.len())
-            .map(|i| self.agent(i)["invocations_total"].as_u64().unwrap_or(0))
+            .map(|i| {
+                let id = Self::node_id(i);
+                agents
+                    .iter()
+                    .find(|a| a["agent_id"] == id.as_str())
+                    .and_then(|a| a["invocations_total"].as_u64())
+                    .unwrap_or(0)
+            })
             .collect()
     }
 
