@@ -65,6 +65,21 @@ impl InstanceCgroup {
         self.apply(&[Limit::PidsMax(i64::from(max_processes))])
     }
 
+    /// The cgroup's `name` controller.
+    fn controller<'a, T>(&'a self, name: &str) -> Result<&'a T, SandboxError>
+    where
+        &'a T: From<&'a cgroups_rs::fs::Subsystem>,
+        T: Controller + cgroups_rs::fs::ControllIdentifier,
+    {
+        self.cgroup.controller_of().ok_or_else(|| {
+            cgroup_error(
+                "find controller",
+                &self.name,
+                format!("no {name} controller"),
+            )
+        })
+    }
+
     /// Changes the memory limit (and the CPU share that follows it) of a
     /// running sandbox: a blank one being claimed for a function.
     pub fn resize(&mut self, from_mb: u32, to_mb: u32) -> Result<(), SandboxError> {
@@ -74,11 +89,10 @@ impl InstanceCgroup {
     /// Sets the memory limit without swap, and the CPU share proportional
     /// to it. `from_mb` is the current limit (`None`: unlimited).
     fn set_memory(&mut self, from_mb: Option<u32>, to_mb: u32) -> Result<(), SandboxError> {
-        let memory: &MemController = self
-            .cgroup
-            .controller_of()
-            .ok_or_else(|| cgroup_error("find controller", &self.name, "no memory controller"))?;
-        let memory_dir = memory.path().to_path_buf();
+        let memory_dir = self
+            .controller::<MemController>("memory")?
+            .path()
+            .to_path_buf();
         let swap_accounting = memory_dir.join("memory.memsw.limit_in_bytes").exists();
         self.apply(&memory_limits(self.v2, swap_accounting, from_mb, to_mb))?;
         self.memory_dir = Some(memory_dir);
@@ -90,35 +104,22 @@ impl InstanceCgroup {
         for limit in limits {
             let op = limit.file(self.v2);
             let failed = |e: cgroups_rs::fs::error::Error| cgroup_error(op, &self.name, e);
-            let missing =
-                |c: &str| cgroup_error("find controller", &self.name, format!("no {c} controller"));
             match *limit {
-                Limit::Memory(bytes) => self
-                    .cgroup
-                    .controller_of::<MemController>()
-                    .ok_or_else(|| missing("memory"))?
-                    .set_limit(bytes)
-                    .map_err(failed)?,
+                Limit::Memory(bytes) => {
+                    self.controller::<MemController>("memory")?.set_limit(bytes)
+                }
                 Limit::MemorySwap(bytes) => self
-                    .cgroup
-                    .controller_of::<MemController>()
-                    .ok_or_else(|| missing("memory"))?
-                    .set_memswap_limit(bytes)
-                    .map_err(failed)?,
+                    .controller::<MemController>("memory")?
+                    .set_memswap_limit(bytes),
                 // cgroups-rs maps shares to cpu.weight on v2.
-                Limit::CpuShares(shares) => self
-                    .cgroup
-                    .controller_of::<CpuController>()
-                    .ok_or_else(|| missing("cpu"))?
-                    .set_shares(shares)
-                    .map_err(failed)?,
+                Limit::CpuShares(shares) => {
+                    self.controller::<CpuController>("cpu")?.set_shares(shares)
+                }
                 Limit::PidsMax(max) => self
-                    .cgroup
-                    .controller_of::<PidController>()
-                    .ok_or_else(|| missing("pids"))?
-                    .set_pid_max(MaxValue::Value(max))
-                    .map_err(failed)?,
+                    .controller::<PidController>("pids")?
+                    .set_pid_max(MaxValue::Value(max)),
             }
+            .map_err(failed)?;
         }
         Ok(())
     }

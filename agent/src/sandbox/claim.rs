@@ -26,7 +26,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{self, InitMessage};
-use super::init::CONTROL_FD;
+use super::init::{self, CONTROL_FD};
 use super::init_error::InitError;
 use super::rootfs;
 use super::syscall::Linux;
@@ -117,15 +117,7 @@ fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), InitError> {
 /// In PID 1 of a blank sandbox: waits for the claim, mounts the package and
 /// `/tmp`, hands the runtime its assignment and reports `Claimed`.
 pub fn serve(uid: u32, gid: u32, runtime_stdin: OwnedFd) -> Result<(), InitError> {
-    let (bytes, fds) = channel::recv_raw(CONTROL_FD)
-        .map_err(InitError::call("waiting for the claim"))?
-        .ok_or_else(|| {
-            InitError::Protocol(
-                "the agent closed the control channel before claiming the sandbox".into(),
-            )
-        })?;
-    let claim: Claim = serde_json::from_slice(&bytes)
-        .map_err(|e| InitError::Protocol(format!("decoding the claim: {e}")))?;
+    let (claim, fds): (Claim, _) = init::receive("the claim")?;
     let tree = fds
         .into_iter()
         .next()

@@ -45,16 +45,23 @@ fn report(error: &InitError) {
     let _ = channel::send(CONTROL_FD, &InitMessage::Error(error.to_string()));
 }
 
-fn outer() -> Result<()> {
-    let (bytes, _) = channel::recv_raw(CONTROL_FD)
-        .map_err(InitError::call("reading the sandbox spec"))?
+/// Waits for the agent's next JSON message (`what`, e.g. "the sandbox
+/// spec") and the descriptors that came with it.
+pub fn receive<T: serde::de::DeserializeOwned>(what: &str) -> Result<(T, Vec<OwnedFd>)> {
+    let (bytes, fds) = channel::recv_raw(CONTROL_FD)
+        .map_err(InitError::call(format!("waiting for {what}")))?
         .ok_or_else(|| {
-            InitError::Protocol(
-                "the agent closed the control channel before sending the spec".into(),
-            )
+            InitError::Protocol(format!(
+                "the agent closed the control channel before sending {what}"
+            ))
         })?;
-    let spec: InitSpec = serde_json::from_slice(&bytes)
-        .map_err(|e| InitError::Protocol(format!("decoding the sandbox spec: {e}")))?;
+    let message = serde_json::from_slice(&bytes)
+        .map_err(|e| InitError::Protocol(format!("decoding {what}: {e}")))?;
+    Ok((message, fds))
+}
+
+fn outer() -> Result<()> {
+    let (spec, _): (InitSpec, _) = receive("the sandbox spec")?;
     let pid = std::process::id().to_string();
     for procs in &spec.cgroup_procs {
         std::fs::write(procs, &pid).map_err(InitError::path("joining cgroup", procs))?;
