@@ -15,7 +15,7 @@
 //! - the synchronous core — every module here except `supervisor`: the
 //!   init process (`init`), root filesystem (`rootfs`), capabilities,
 //!   seccomp, cgroup, claim, the control channel, typed init errors, the
-//!   [`Teardown`](teardown) all clean-up paths share, and the `syscall`
+//!   `Teardown` (`teardown`) all clean-up paths share, and the `syscall`
 //!   seam through which rootfs and capability decisions are unit-tested
 //!   without root. No tokio here.
 //! - the asynchronous supervisor (`supervisor`): spawns the init, runs the

@@ -295,7 +295,7 @@ impl Sandbox {
         self.claim.is_some()
     }
 
-    /// Gives a blank sandbox to a function (see [`super::claim`]). On error
+    /// Gives a blank sandbox to a function (see the `claim` module). On error
     /// the sandbox is unusable and should be destroyed.
     pub async fn claim(&mut self, spec: ClaimSpec) -> Result<(), SandboxError> {
         let instance = self.id.clone();

@@ -2,7 +2,7 @@
 //! privileged step the root filesystem and capability set-up take goes
 //! through [`Syscall`], so the decisions (which mounts, in which order, with
 //! which flags; which capabilities are dropped) are unit-tested with
-//! [`Recorder`] without root, and [`Linux`] does the real calls.
+//! `Recorder` (tests only) without root, and [`Linux`] does the real calls.
 
 use std::fs;
 use std::os::unix::fs::{symlink, DirBuilderExt};
