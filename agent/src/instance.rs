@@ -18,11 +18,14 @@ use kumo_proto::model::{NetworkMode, Runtime};
 
 use crate::bootstrap;
 use crate::config::AgentConfig;
-use crate::invocation_log::{self, OutputCapture, Report, ReportStatus};
-use crate::runtime_api::{self, PendingInvocation, RuntimeApi, RuntimeReply};
-use crate::sandbox::{RuntimeExit, Sandbox, SandboxError, SandboxSettings, SandboxSpec};
+use crate::invocation_log::{self, OutputCapture, Report};
+use crate::runtime_api::{self, PendingInvocation, RuntimeApi};
+use crate::sandbox::{Sandbox, SandboxError, SandboxSettings, SandboxSpec};
+use ending::{classify, error_json, Circumstances, Ending};
 
+mod ending;
 mod environment;
+pub mod lambda;
 pub mod prewarmed;
 
 /// Agent-wide settings every instance is started with.
@@ -116,16 +119,6 @@ pub struct Instance {
     initialized: bool,
     reusable: bool,
     last_used: Instant,
-}
-
-/// How waiting for one invocation's reply ended.
-enum Ending {
-    Reply(RuntimeReply),
-    /// The reply channel closed without a reply (should not happen).
-    ReplyLost,
-    Exit(RuntimeExit),
-    Timeout,
-    InitTimeout,
 }
 
 impl Instance {
@@ -332,103 +325,20 @@ impl Instance {
         init_duration: Option<Duration>,
         timeout: Duration,
     ) -> InvocationResult {
-        let mut timed_out_line = None;
-        let (outcome, payload, error_type, status) = match ending {
-            Ending::Reply(RuntimeReply::Response(body)) => (
-                Outcome::Success,
-                body,
-                String::new(),
-                ReportStatus::Completed,
-            ),
-            Ending::Reply(RuntimeReply::Error { body, error_type }) => {
-                let error_type = error_type_of(&body, error_type, "Unhandled");
-                (
-                    Outcome::FunctionError,
-                    body,
-                    error_type,
-                    ReportStatus::Completed,
-                )
-            }
-            Ending::Reply(RuntimeReply::ResponseTooLarge) => (
-                Outcome::FunctionError,
-                Bytes::from_static(runtime_api::RESPONSE_TOO_LARGE_BODY.as_bytes()),
-                runtime_api::RESPONSE_TOO_LARGE_TYPE.to_owned(),
-                ReportStatus::Completed,
-            ),
-            Ending::Reply(RuntimeReply::InitError { body, error_type }) => {
-                self.reusable = false;
-                let error_type = error_type_of(&body, error_type, "Runtime.Unknown");
-                (
-                    Outcome::InitError,
-                    body,
-                    error_type.clone(),
-                    ReportStatus::Error(error_type),
-                )
-            }
-            Ending::ReplyLost => {
-                self.reusable = false;
-                let message =
-                    format!("RequestId: {request_id} Error: the runtime's reply was lost");
-                (
-                    Outcome::PlatformError,
-                    error_json("Runtime.Unknown", &message),
-                    "Runtime.Unknown".into(),
-                    ReportStatus::Error("Runtime.Unknown".into()),
-                )
-            }
-            Ending::Exit(exit) => {
-                self.reusable = false;
-                let message =
-                    format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
-                let report_type = if self.sandbox.oom_killed() {
-                    "Runtime.OutOfMemory"
-                } else {
-                    "Runtime.ExitError"
-                };
-                let outcome = if self.initialized {
-                    Outcome::RuntimeExit
-                } else {
-                    Outcome::InitError
-                };
-                (
-                    outcome,
-                    error_json("Runtime.ExitError", &message),
-                    "Runtime.ExitError".into(),
-                    ReportStatus::Error(report_type.into()),
-                )
-            }
-            Ending::Timeout => {
-                self.reusable = false;
-                let seconds = timeout.as_secs_f64();
-                let message = format!(
-                    "RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds"
-                );
-                timed_out_line = Some(invocation_log::timeout_line(
-                    SystemTime::now(),
-                    request_id,
-                    seconds,
-                ));
-                (
-                    Outcome::Timeout,
-                    error_json("Sandbox.Timedout", &message),
-                    "Sandbox.Timedout".into(),
-                    ReportStatus::Timeout,
-                )
-            }
-            Ending::InitTimeout => {
-                self.reusable = false;
-                let seconds = self.init_timeout.as_secs_f64();
-                let message = format!(
-                    "RequestId: {request_id} Error: Init timed out after {seconds:.2} seconds"
-                );
-                (
-                    Outcome::InitError,
-                    error_json("Sandbox.Timedout", &message),
-                    "Sandbox.Timedout".into(),
-                    ReportStatus::Timeout,
-                )
-            }
-        };
+        let class = classify(
+            ending,
+            Circumstances {
+                request_id,
+                initialized: self.initialized,
+                oom_killed: self.sandbox.oom_killed(),
+                timeout,
+                init_timeout: self.init_timeout,
+            },
+        );
+        self.reusable &= class.reusable;
+        let timed_out_line = class
+            .timed_out_after
+            .map(|seconds| invocation_log::timeout_line(SystemTime::now(), request_id, seconds));
         let captured = self.output.take();
         let max_memory_used_mb = self
             .sandbox
@@ -437,32 +347,25 @@ impl Instance {
             .div_ceil(1024 * 1024);
         let duration_ms = duration.as_secs_f64() * 1000.0;
         let init_duration_ms = init_duration.map(|d| d.as_secs_f64() * 1000.0);
-        let mut log =
-            String::with_capacity(captured.before_start.len() + captured.during.len() + 256);
-        push_lines(&mut log, &captured.before_start);
-        log.push_str(&invocation_log::start_line(
-            request_id,
+        let log = invocation_log::frame(
+            &captured,
             &self.function.version,
-        ));
-        push_lines(&mut log, &captured.during);
-        if let Some(line) = timed_out_line {
-            log.push_str(&line);
-        }
-        log.push_str(&invocation_log::end_line(request_id));
-        log.push_str(&invocation_log::report_line(&Report {
-            request_id,
-            duration_ms,
-            memory_size_mb: self.function.memory_mb,
-            max_memory_used_mb,
-            init_duration_ms,
-            status,
-        }));
+            timed_out_line.as_deref(),
+            &Report {
+                request_id,
+                duration_ms,
+                memory_size_mb: self.function.memory_mb,
+                max_memory_used_mb,
+                init_duration_ms,
+                status: class.status,
+            },
+        );
         InvocationResult {
             invocation_id: invocation.invocation_id,
             request_id: invocation.request_id.clone(),
-            outcome: outcome as i32,
-            payload: payload.into(),
-            error_type,
+            outcome: class.outcome as i32,
+            payload: class.payload.into(),
+            error_type: class.error_type,
             log,
             duration_ms,
             init_duration_ms,
@@ -528,39 +431,6 @@ impl Instance {
     }
 }
 
-/// `{"errorType":…,"errorMessage":…}` in that order.
-fn error_json(error_type: &str, message: &str) -> Bytes {
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    Bytes::from(format!(
-        "{{\"errorType\":{},\"errorMessage\":{}}}",
-        quote(error_type),
-        quote(message)
-    ))
-}
-
-/// The error type of an error document: its `errorType`, else the header's,
-/// else `fallback`.
-fn error_type_of(body: &[u8], header: Option<String>, fallback: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct ErrorDoc {
-        #[serde(rename = "errorType")]
-        error_type: Option<String>,
-    }
-    serde_json::from_slice::<ErrorDoc>(body)
-        .ok()
-        .and_then(|d| d.error_type)
-        .filter(|t| !t.is_empty())
-        .or(header.filter(|t| !t.is_empty()))
-        .unwrap_or_else(|| fallback.to_owned())
-}
-
-fn push_lines(log: &mut String, text: &str) {
-    log.push_str(text);
-    if !text.is_empty() && !text.ends_with('\n') {
-        log.push('\n');
-    }
-}
-
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
@@ -571,23 +441,4 @@ fn sanitize(name: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .take(32)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_documents_put_the_type_first() {
-        assert_eq!(
-            &error_json("Sandbox.Timedout", "a \"b\"")[..],
-            br#"{"errorType":"Sandbox.Timedout","errorMessage":"a \"b\""}"#
-        );
-        assert_eq!(
-            error_type_of(br#"{"errorType":"ValueError"}"#, Some("H".into()), "F"),
-            "ValueError"
-        );
-        assert_eq!(error_type_of(b"garbage", Some("H".into()), "F"), "H");
-        assert_eq!(error_type_of(b"{}", None, "F"), "F");
-    }
 }

@@ -101,6 +101,35 @@ pub fn timeout_line(at: SystemTime, request_id: &str, timeout_seconds: f64) -> S
     )
 }
 
+/// One invocation's complete log: output written before it (init, or
+/// between invocations), `START`, its own output, the `Task timed out` line
+/// if `timed_out_line` is given, `END` and `REPORT`. Output that does not end
+/// in a newline gets one.
+pub fn frame(
+    captured: &CapturedOutput,
+    version: &str,
+    timed_out_line: Option<&str>,
+    report: &Report<'_>,
+) -> String {
+    let mut log = String::with_capacity(captured.before_start.len() + captured.during.len() + 256);
+    push_lines(&mut log, &captured.before_start);
+    log.push_str(&start_line(report.request_id, version));
+    push_lines(&mut log, &captured.during);
+    if let Some(line) = timed_out_line {
+        log.push_str(line);
+    }
+    log.push_str(&end_line(report.request_id));
+    log.push_str(&report_line(report));
+    log
+}
+
+fn push_lines(log: &mut String, text: &str) {
+    log.push_str(text);
+    if !text.is_empty() && !text.ends_with('\n') {
+        log.push('\n');
+    }
+}
+
 /// The marker line appended when `dropped` bytes were cut from a log.
 pub fn truncation_line(dropped: u64) -> String {
     format!("[kumo] log truncated: {dropped} bytes dropped\n")
@@ -341,6 +370,43 @@ mod tests {
         assert_eq!(
             report_line(&report),
             format!("REPORT RequestId: {ID}\tDuration: 0.20 ms\tBilled Duration: 1 ms\tMemory Size: 256 MB\tMax Memory Used: 40 MB\tStatus: error\tError Type: Runtime.OutOfMemory\n")
+        );
+    }
+
+    #[test]
+    fn frame_puts_earlier_output_before_start_and_the_timeout_before_end() {
+        let report = Report {
+            request_id: ID,
+            duration_ms: 3000.0,
+            memory_size_mb: 128,
+            max_memory_used_mb: 20,
+            init_duration_ms: None,
+            status: ReportStatus::Timeout,
+        };
+        let captured = CapturedOutput {
+            before_start: "init output".into(),
+            during: "working\nno newline".into(),
+        };
+        let timed_out = timeout_line(UNIX_EPOCH, ID, 3.0);
+        let log = frame(&captured, "7", Some(&timed_out), &report);
+        assert_eq!(
+            log,
+            format!(
+                "init output\n{}working\nno newline\n{timed_out}{}{}",
+                start_line(ID, "7"),
+                end_line(ID),
+                report_line(&report)
+            )
+        );
+        let quiet = frame(&CapturedOutput::default(), "$LATEST", None, &report);
+        assert_eq!(
+            quiet,
+            format!(
+                "{}{}{}",
+                start_line(ID, "$LATEST"),
+                end_line(ID),
+                report_line(&report)
+            )
         );
     }
 

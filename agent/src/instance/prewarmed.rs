@@ -14,7 +14,7 @@ use std::time::Instant;
 use kumo_proto::agent::FunctionSpec;
 use kumo_proto::model::{NetworkMode, Runtime};
 
-use super::{environment, sanitize, Instance, InstanceError, InstanceSettings};
+use super::{environment, lambda, sanitize, Instance, InstanceError, InstanceSettings};
 use crate::bootstrap;
 use crate::sandbox::{ClaimSpec, Sandbox, SandboxSpec};
 
@@ -115,7 +115,11 @@ impl Instance {
         let label = format!("{}:{}", function.name, function.version);
         let Blank { sandbox, uuid, .. } = blank;
         let mut env = environment::environment(settings, function, Runtime::Python3, &uuid);
-        env.push(("AWS_LAMBDA_RUNTIME_API".into(), "127.0.0.1:9001".into()));
+        // A blank always has a private network (see `eligible`).
+        env.push((
+            lambda::RUNTIME_API_ENV.into(),
+            lambda::RUNTIME_API_ADDRESS.to_string(),
+        ));
         let assignment: serde_json::Map<String, serde_json::Value> = env
             .into_iter()
             .map(|(k, v)| (k, serde_json::Value::String(v)))

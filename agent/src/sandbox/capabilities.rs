@@ -10,6 +10,8 @@
 //!    effective and inheritable sets (the uid change leaves inheritable
 //!    alone) and check every set, bounding and ambient included, is empty.
 
+use super::syscall::Syscall;
+
 /// A capability operation failed or left something behind.
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilityError {
@@ -75,22 +77,43 @@ const SECUREBITS: libc::c_int = libc::SECBIT_NOROOT
 
 /// Step 1, still root: empties the bounding and ambient sets and locks the
 /// securebits.
-pub fn restrict_while_root() -> Result<(), CapabilityError> {
-    for cap in 0..=last_cap() {
-        call(
-            format!("prctl(PR_CAPBSET_DROP, {cap})"),
-            prctl(libc::PR_CAPBSET_DROP, cap.into()),
-        )?;
+pub fn restrict_while_root(sys: &dyn Syscall) -> Result<(), CapabilityError> {
+    restrict_up_to(sys, last_cap())
+}
+
+/// [`restrict_while_root`] for a kernel whose highest capability is `last`.
+fn restrict_up_to(sys: &dyn Syscall, last: u32) -> Result<(), CapabilityError> {
+    let failed = |op: String| move |source| CapabilityError::Call { op, source };
+    for cap in 0..=last {
+        sys.drop_bounding_capability(cap)
+            .map_err(failed(format!("prctl(PR_CAPBSET_DROP, {cap})")))?;
     }
-    call(
-        "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
-        ambient(libc::PR_CAP_AMBIENT_CLEAR_ALL, 0),
-    )?;
-    call(
-        format!("prctl(PR_SET_SECUREBITS, {SECUREBITS:#x})"),
-        prctl(libc::PR_SET_SECUREBITS, SECUREBITS as libc::c_ulong),
-    )?;
+    sys.clear_ambient_capabilities()
+        .map_err(failed("prctl(PR_CAP_AMBIENT_CLEAR_ALL)".into()))?;
+    sys.set_securebits(SECUREBITS)
+        .map_err(failed(format!("prctl(PR_SET_SECUREBITS, {SECUREBITS:#x})")))
+}
+
+fn io_result(rc: libc::c_int) -> std::io::Result<()> {
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(())
+}
+
+/// Drops `cap` from the bounding set.
+pub fn drop_bounding(cap: u32) -> std::io::Result<()> {
+    io_result(prctl(libc::PR_CAPBSET_DROP, cap.into()))
+}
+
+/// Clears the ambient set.
+pub fn clear_ambient() -> std::io::Result<()> {
+    io_result(ambient(libc::PR_CAP_AMBIENT_CLEAR_ALL, 0))
+}
+
+/// Sets (and with the `_LOCKED` bits, locks) the securebits.
+pub fn set_securebits(bits: libc::c_int) -> std::io::Result<()> {
+    io_result(prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong))
 }
 
 /// `struct __user_cap_header_struct` (not in the libc crate).
@@ -166,5 +189,33 @@ pub fn clear_and_verify() -> Result<(), CapabilityError> {
         Ok(())
     } else {
         Err(CapabilityError::NotEmpty(left.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::syscall::{Call, Recorder};
+
+    #[test]
+    fn restricting_drops_every_bounding_capability_then_ambient_then_locks() {
+        let sys = Recorder::default();
+        restrict_up_to(&sys, 40).unwrap();
+        let calls = sys.calls.into_inner();
+        let mut expected: Vec<Call> = (0..=40).map(Call::DropBounding).collect();
+        expected.push(Call::ClearAmbient);
+        expected.push(Call::SetSecurebits(SECUREBITS));
+        assert_eq!(calls, expected);
+        // uid 0 grants nothing and nothing can be raised again, for good.
+        for bit in [
+            libc::SECBIT_NOROOT,
+            libc::SECBIT_NOROOT_LOCKED,
+            libc::SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+            libc::SECBIT_KEEP_CAPS_LOCKED,
+        ] {
+            assert_ne!(SECUREBITS & bit, 0, "{bit:#x}");
+        }
+        assert_eq!(SECUREBITS & libc::SECBIT_KEEP_CAPS, 0);
+        assert_eq!(SECUREBITS & libc::SECBIT_NO_SETUID_FIXUP, 0);
     }
 }

@@ -62,13 +62,22 @@ impl InstanceCgroup {
 
     fn apply_limits(&mut self, memory_mb: u32, max_processes: u32) -> Result<(), SandboxError> {
         self.set_memory(None, memory_mb)?;
-        let pids: &PidController = self
-            .cgroup
-            .controller_of()
-            .ok_or_else(|| cgroup_error("find controller", &self.name, "no pids controller"))?;
-        pids.set_pid_max(MaxValue::Value(i64::from(max_processes)))
-            .map_err(|e| cgroup_error("set pids.max", &self.name, e))?;
-        Ok(())
+        self.apply(&[Limit::PidsMax(i64::from(max_processes))])
+    }
+
+    /// The cgroup's `name` controller.
+    fn controller<'a, T>(&'a self, name: &str) -> Result<&'a T, SandboxError>
+    where
+        &'a T: From<&'a cgroups_rs::fs::Subsystem>,
+        T: Controller + cgroups_rs::fs::ControllIdentifier,
+    {
+        self.cgroup.controller_of().ok_or_else(|| {
+            cgroup_error(
+                "find controller",
+                &self.name,
+                format!("no {name} controller"),
+            )
+        })
     }
 
     /// Changes the memory limit (and the CPU share that follows it) of a
@@ -80,50 +89,39 @@ impl InstanceCgroup {
     /// Sets the memory limit without swap, and the CPU share proportional
     /// to it. `from_mb` is the current limit (`None`: unlimited).
     fn set_memory(&mut self, from_mb: Option<u32>, to_mb: u32) -> Result<(), SandboxError> {
-        let bytes = i64::from(to_mb) * 1024 * 1024;
-        let memory: &MemController = self
-            .cgroup
-            .controller_of()
-            .ok_or_else(|| cgroup_error("find controller", &self.name, "no memory controller"))?;
-        // No swap: the memory+swap limit equals the memory limit (v1 only
-        // when swap accounting exists; v2 sets memory.swap.max = 0).
-        let swap = if self.v2 {
-            Some(0)
-        } else {
-            memory
-                .path()
-                .join("memory.memsw.limit_in_bytes")
-                .exists()
-                .then_some(bytes)
-        };
-        let set_memory = || {
-            memory
-                .set_limit(bytes)
-                .map_err(|e| cgroup_error("set memory limit", &self.name, e))
-        };
-        let set_swap = |limit| {
-            memory
-                .set_memswap_limit(limit)
-                .map_err(|e| cgroup_error("set swap limit", &self.name, e))
-        };
-        // v1 keeps memory ≤ memory+swap at every step: raise the swap
-        // limit first when growing, the memory limit first when shrinking.
-        if from_mb.is_some_and(|from| to_mb >= from) {
-            swap.map(set_swap).transpose()?;
-            set_memory()?;
-        } else {
-            set_memory()?;
-            swap.map(set_swap).transpose()?;
-        }
-        let memory_dir = memory.path().to_path_buf();
+        let memory_dir = self
+            .controller::<MemController>("memory")?
+            .path()
+            .to_path_buf();
+        let swap_accounting = memory_dir.join("memory.memsw.limit_in_bytes").exists();
+        self.apply(&memory_limits(self.v2, swap_accounting, from_mb, to_mb))?;
         self.memory_dir = Some(memory_dir);
-        let cpu: &CpuController = self
-            .cgroup
-            .controller_of()
-            .ok_or_else(|| cgroup_error("find controller", &self.name, "no cpu controller"))?;
-        // cgroups-rs maps shares to cpu.weight on v2.
-        cpu.set_shares((u64::from(to_mb) * 1024 / MB_PER_VCPU).max(2))
-            .map_err(|e| cgroup_error("set cpu shares", &self.name, e))
+        Ok(())
+    }
+
+    /// Writes `limits` in order, through cgroups-rs's controllers.
+    fn apply(&self, limits: &[Limit]) -> Result<(), SandboxError> {
+        for limit in limits {
+            let op = limit.file(self.v2);
+            let failed = |e: cgroups_rs::fs::error::Error| cgroup_error(op, &self.name, e);
+            match *limit {
+                Limit::Memory(bytes) => {
+                    self.controller::<MemController>("memory")?.set_limit(bytes)
+                }
+                Limit::MemorySwap(bytes) => self
+                    .controller::<MemController>("memory")?
+                    .set_memswap_limit(bytes),
+                // cgroups-rs maps shares to cpu.weight on v2.
+                Limit::CpuShares(shares) => {
+                    self.controller::<CpuController>("cpu")?.set_shares(shares)
+                }
+                Limit::PidsMax(max) => self
+                    .controller::<PidController>("pids")?
+                    .set_pid_max(MaxValue::Value(max)),
+            }
+            .map_err(failed)?;
+        }
+        Ok(())
     }
 
     /// The `cgroup.procs` file of every hierarchy this cgroup lives in.
@@ -192,6 +190,65 @@ impl InstanceCgroup {
     }
 }
 
+/// One limit written to an instance's cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Memory limit in bytes.
+    Memory(i64),
+    /// Memory+swap limit in bytes (v1), swap limit (v2).
+    MemorySwap(i64),
+    /// CPU shares (v1; cgroups-rs converts them to a weight on v2).
+    CpuShares(u64),
+    /// Largest number of processes.
+    PidsMax(i64),
+}
+
+impl Limit {
+    /// The control file the limit is written to.
+    pub fn file(&self, v2: bool) -> &'static str {
+        match (self, v2) {
+            (Limit::Memory(_), false) => "memory.limit_in_bytes",
+            (Limit::Memory(_), true) => "memory.max",
+            (Limit::MemorySwap(_), false) => "memory.memsw.limit_in_bytes",
+            (Limit::MemorySwap(_), true) => "memory.swap.max",
+            (Limit::CpuShares(_), false) => "cpu.shares",
+            (Limit::CpuShares(_), true) => "cpu.weight",
+            (Limit::PidsMax(_), _) => "pids.max",
+        }
+    }
+}
+
+/// The writes that set a memory limit of `to_mb` without swap and the CPU
+/// share proportional to it, in a safe order. `from_mb` is the current
+/// limit (`None`: unlimited); `swap_accounting` whether v1 has memsw files.
+pub fn memory_limits(
+    v2: bool,
+    swap_accounting: bool,
+    from_mb: Option<u32>,
+    to_mb: u32,
+) -> Vec<Limit> {
+    let bytes = i64::from(to_mb) * 1024 * 1024;
+    // No swap: the memory+swap limit equals the memory limit (v1 only
+    // when swap accounting exists; v2 sets memory.swap.max = 0).
+    let swap = if v2 {
+        Some(Limit::MemorySwap(0))
+    } else {
+        swap_accounting.then_some(Limit::MemorySwap(bytes))
+    };
+    let memory = Limit::Memory(bytes);
+    // v1 keeps memory ≤ memory+swap at every step: raise the swap
+    // limit first when growing, the memory limit first when shrinking.
+    let mut limits = if from_mb.is_some_and(|from| to_mb >= from) {
+        swap.into_iter().chain([memory]).collect::<Vec<_>>()
+    } else {
+        [memory].into_iter().chain(swap).collect()
+    };
+    limits.push(Limit::CpuShares(
+        (u64::from(to_mb) * 1024 / MB_PER_VCPU).max(2),
+    ));
+    limits
+}
+
 /// Removes the parent cgroup of this agent's instances if it is empty
 /// (best effort: a parent still holding instances is left alone).
 pub fn remove_parent_if_empty(parent: &str) {
@@ -202,7 +259,9 @@ pub fn remove_parent_if_empty(parent: &str) {
         controllers,
     );
     if cgroup.exists() && cgroup.procs().is_empty() {
-        let _ = cgroup.delete();
+        if let Err(err) = cgroup.delete() {
+            tracing::warn!(%err, cgroup = parent, "removing the instances' parent cgroup");
+        }
     }
 }
 
@@ -210,4 +269,69 @@ fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(limits: &[Limit], v2: bool) -> Vec<(&'static str, Limit)> {
+        limits.iter().map(|l| (l.file(v2), *l)).collect()
+    }
+
+    const MB128: i64 = 128 * 1024 * 1024;
+
+    #[test]
+    fn a_new_128_mb_cgroup_on_v1_limits_memory_then_memsw_then_cpu() {
+        let limits = memory_limits(false, true, None, 128);
+        assert_eq!(
+            files(&limits, false),
+            [
+                ("memory.limit_in_bytes", Limit::Memory(MB128)),
+                ("memory.memsw.limit_in_bytes", Limit::MemorySwap(MB128)),
+                ("cpu.shares", Limit::CpuShares(128 * 1024 / 1769)),
+            ]
+        );
+        assert_eq!(Limit::PidsMax(64).file(false), "pids.max");
+    }
+
+    #[test]
+    fn v1_without_swap_accounting_sets_no_memsw() {
+        let limits = memory_limits(false, false, None, 128);
+        assert_eq!(limits, [Limit::Memory(MB128), Limit::CpuShares(74)]);
+    }
+
+    #[test]
+    fn v2_uses_its_file_names_and_a_zero_swap_limit() {
+        let limits = memory_limits(true, false, None, 128);
+        assert_eq!(
+            files(&limits, true),
+            [
+                ("memory.max", Limit::Memory(MB128)),
+                ("memory.swap.max", Limit::MemorySwap(0)),
+                ("cpu.weight", Limit::CpuShares(74)),
+            ]
+        );
+        assert_eq!(Limit::PidsMax(64).file(true), "pids.max");
+    }
+
+    #[test]
+    fn growing_raises_memsw_first_and_shrinking_lowers_memory_first() {
+        let gb = 1024 * 1024 * 1024;
+        assert_eq!(
+            memory_limits(false, true, Some(128), 1024)[..2],
+            [Limit::MemorySwap(gb), Limit::Memory(gb)]
+        );
+        assert_eq!(
+            memory_limits(false, true, Some(1024), 128)[..2],
+            [Limit::Memory(MB128), Limit::MemorySwap(MB128)]
+        );
+        // A tiny limit still gets the smallest valid share.
+        assert_eq!(memory_limits(false, true, None, 1)[2], Limit::CpuShares(2));
+        // A full vCPU's memory buys 1024 shares.
+        assert_eq!(
+            memory_limits(true, false, None, 1769)[2],
+            Limit::CpuShares(1024)
+        );
+    }
 }

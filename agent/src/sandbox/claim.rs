@@ -26,7 +26,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{self, InitMessage};
-use super::init::CONTROL_FD;
+use super::init::{self, CONTROL_FD};
+use super::init_error::InitError;
+use super::rootfs;
+use super::syscall::Linux;
 
 /// `move_mount` flag: the source is the descriptor itself.
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
@@ -86,8 +89,10 @@ pub fn detached_read_only_tree(dir: &Path) -> std::io::Result<OwnedFd> {
 }
 
 /// Moves the detached mount `tree` onto `target` in this mount namespace.
-fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), String> {
-    let target_c = CString::new(target).map_err(|_| "NUL byte in the target".to_string())?;
+fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), InitError> {
+    let failed = InitError::path("moving the package onto", target);
+    let target_c = CString::new(target)
+        .map_err(|_| failed(std::io::Error::other("NUL byte in the target")))?;
     let empty = c"";
     // SAFETY: move_mount reads two NUL-terminated paths that outlive the
     // call; `tree` is an open mount descriptor.
@@ -102,9 +107,8 @@ fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), String> {
         )
     };
     if rc < 0 {
-        return Err(format!(
-            "moving the package onto {target}: {}",
-            std::io::Error::last_os_error()
+        return Err(InitError::path("moving the package onto", target)(
+            std::io::Error::last_os_error(),
         ));
     }
     Ok(())
@@ -112,33 +116,20 @@ fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), String> {
 
 /// In PID 1 of a blank sandbox: waits for the claim, mounts the package and
 /// `/tmp`, hands the runtime its assignment and reports `Claimed`.
-pub fn serve(uid: u32, gid: u32, runtime_stdin: OwnedFd) -> Result<(), String> {
-    let (bytes, fds) = channel::recv_raw(CONTROL_FD)
-        .map_err(|e| format!("waiting for the claim: {e}"))?
-        .ok_or("the agent closed the control channel before claiming the sandbox")?;
-    let claim: Claim =
-        serde_json::from_slice(&bytes).map_err(|e| format!("decoding the claim: {e}"))?;
+pub fn serve(uid: u32, gid: u32, runtime_stdin: OwnedFd) -> Result<(), InitError> {
+    let (claim, fds): (Claim, _) = init::receive("the claim")?;
     let tree = fds
         .into_iter()
         .next()
-        .ok_or("the claim came without the package mount")?;
+        .ok_or_else(|| InitError::Protocol("the claim came without the package mount".into()))?;
     move_mount(&tree, "/var/task")?;
     drop(tree);
-    let options = format!("size={}m,mode=1777,uid={uid},gid={gid}", claim.tmp_size_mb);
-    nix::mount::mount(
-        Some("tmpfs"),
-        "/tmp",
-        Some("tmpfs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-        Some(options.as_str()),
-    )
-    .map_err(|e| format!("mounting /tmp ({options}): {e}"))?;
+    rootfs::mount_tmp(&Linux, Path::new("/tmp"), claim.tmp_size_mb, uid, gid)?;
     let mut stdin = std::fs::File::from(runtime_stdin);
     std::io::Write::write_all(&mut stdin, claim.assignment.as_bytes())
-        .map_err(|e| format!("handing the runtime its assignment: {e}"))?;
+        .map_err(InitError::call("handing the runtime its assignment"))?;
     drop(stdin);
-    channel::send(CONTROL_FD, &InitMessage::Claimed)
-        .map_err(|e| format!("reporting the claim: {e}"))
+    channel::send(CONTROL_FD, &InitMessage::Claimed).map_err(InitError::call("reporting the claim"))
 }
 
 /// What a function brings to a blank sandbox it claims.
@@ -155,52 +146,4 @@ pub struct ClaimSpec {
     /// Written to the runtime's stdin (the function's environment as JSON
     /// for the python3 runtime client).
     pub assignment: String,
-}
-
-impl super::Sandbox {
-    /// Whether this sandbox was started blank and not claimed yet.
-    pub fn is_blank(&self) -> bool {
-        self.claim.is_some()
-    }
-
-    /// Gives a blank sandbox to a function (see the module docs). On error
-    /// the sandbox is unusable and should be destroyed.
-    pub async fn claim(&mut self, spec: ClaimSpec) -> Result<(), super::SandboxError> {
-        let instance = self.id.clone();
-        let failed = |message: String| super::SandboxError::Init {
-            instance: instance.clone(),
-            message,
-        };
-        let (writer, answer) = self
-            .claim
-            .take()
-            .ok_or_else(|| failed("the sandbox is not blank (already claimed)".into()))?;
-        if let Some(cgroup) = self.cgroup.as_mut() {
-            cgroup.resize(spec.blank_memory_mb, spec.memory_mb)?;
-        }
-        let tree = detached_read_only_tree(&spec.task_dir).map_err(|e| {
-            failed(format!(
-                "cloning {} as a read-only mount: {e}",
-                spec.task_dir.display()
-            ))
-        })?;
-        let claim = Claim {
-            tmp_size_mb: spec.tmp_size_mb,
-            assignment: spec.assignment,
-        };
-        let bytes =
-            serde_json::to_vec(&claim).map_err(|e| failed(format!("encoding the claim: {e}")))?;
-        channel::send_raw(writer.as_raw_fd(), &bytes, &[tree.as_raw_fd()])
-            .map_err(|e| failed(format!("sending the claim: {e}")))?;
-        drop(tree);
-        match tokio::time::timeout(super::START_TIMEOUT, answer).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(message))) => Err(failed(message)),
-            Ok(Err(_)) => Err(failed("the sandbox ended before it was claimed".into())),
-            Err(_) => Err(failed(format!(
-                "the claim took longer than {:?}",
-                super::START_TIMEOUT
-            ))),
-        }
-    }
 }

@@ -8,7 +8,9 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::Signal;
@@ -16,8 +18,12 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 
 use super::channel::{self, InitMessage};
+use super::init_error::InitError;
 use super::spec::InitSpec;
+use super::syscall::Linux;
 use super::{capabilities, claim, rootfs, seccomp};
+
+type Result<T> = std::result::Result<T, InitError>;
 
 /// The control channel's descriptor number in the init process.
 pub const CONTROL_FD: RawFd = 3;
@@ -26,24 +32,39 @@ pub const CONTROL_FD: RawFd = 3;
 pub fn main() -> ! {
     let code = match outer() {
         Ok(()) => 0,
-        Err(message) => {
-            let _ = channel::send(CONTROL_FD, &InitMessage::Error(message));
+        Err(error) => {
+            report(&error);
             1
         }
     };
     std::process::exit(code)
 }
 
-fn outer() -> Result<(), String> {
-    let (bytes, _) = channel::recv_raw(CONTROL_FD)
-        .map_err(|e| format!("reading the sandbox spec: {e}"))?
-        .ok_or("the agent closed the control channel before sending the spec")?;
-    let spec: InitSpec =
-        serde_json::from_slice(&bytes).map_err(|e| format!("decoding the sandbox spec: {e}"))?;
+/// Sends `error` to the agent (best effort: the agent may be gone).
+fn report(error: &InitError) {
+    let _ = channel::send(CONTROL_FD, &InitMessage::Error(error.to_string()));
+}
+
+/// Waits for the agent's next JSON message (`what`, e.g. "the sandbox
+/// spec") and the descriptors that came with it.
+pub fn receive<T: serde::de::DeserializeOwned>(what: &str) -> Result<(T, Vec<OwnedFd>)> {
+    let (bytes, fds) = channel::recv_raw(CONTROL_FD)
+        .map_err(InitError::call(format!("waiting for {what}")))?
+        .ok_or_else(|| {
+            InitError::Protocol(format!(
+                "the agent closed the control channel before sending {what}"
+            ))
+        })?;
+    let message = serde_json::from_slice(&bytes)
+        .map_err(|e| InitError::Protocol(format!("decoding {what}: {e}")))?;
+    Ok((message, fds))
+}
+
+fn outer() -> Result<()> {
+    let (spec, _): (InitSpec, _) = receive("the sandbox spec")?;
     let pid = std::process::id().to_string();
     for procs in &spec.cgroup_procs {
-        std::fs::write(procs, &pid)
-            .map_err(|e| format!("joining cgroup {}: {e}", procs.display()))?;
+        std::fs::write(procs, &pid).map_err(InitError::path("joining cgroup", procs))?;
     }
     // The init processes should never be the OOM killer's choice: the
     // runtime is. Best effort: lowering needs CAP_SYS_RESOURCE, which some
@@ -56,23 +77,27 @@ fn outer() -> Result<(), String> {
     if spec.private_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    unshare(flags).map_err(|e| format!("unshare({flags:?}): {e}"))?;
+    unshare(flags).map_err(InitError::call(format!("unshare({flags:?})")))?;
     if spec.private_network {
-        super::net::bring_up_loopback().map_err(|e| format!("bringing up lo: {e}"))?;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 9001))
-            .map_err(|e| format!("binding the Runtime API on 127.0.0.1:9001: {e}"))?;
+        super::net::bring_up_loopback().map_err(InitError::call("bringing up lo"))?;
+    }
+    if let Some(address) = spec.listen.filter(|_| spec.private_network) {
+        let listener = std::net::TcpListener::bind(address).map_err(InitError::call(format!(
+            "binding the listener on {address}"
+        )))?;
         let fd = OwnedFd::from(listener);
         channel::send(CONTROL_FD, &InitMessage::Listener(fd))
-            .map_err(|e| format!("sending the Runtime API listener: {e}"))?;
+            .map_err(InitError::call("sending the listener"))?;
     }
     // SAFETY: this process is single-threaded (a fresh exec that started no
     // threads), so the child may run arbitrary code after fork.
-    match unsafe { fork() }.map_err(|e| format!("fork of the sandbox PID 1: {e}"))? {
+    let forked = unsafe { fork() };
+    match forked.map_err(InitError::call("fork of the sandbox PID 1"))? {
         ForkResult::Child => {
             let code = match pid1(&spec) {
                 Ok(code) => code,
-                Err(message) => {
-                    let _ = channel::send(CONTROL_FD, &InitMessage::Error(message));
+                Err(error) => {
+                    report(&error);
                     1
                 }
             };
@@ -91,35 +116,36 @@ fn outer() -> Result<(), String> {
 }
 
 /// PID 1 of the sandbox: set up the root, start the runtime, reap, report.
-fn pid1(spec: &InitSpec) -> Result<i32, String> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("set_pdeathsig: {e}"))?;
-    rootfs::build(spec)?;
+fn pid1(spec: &InitSpec) -> Result<i32> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(InitError::call("set_pdeathsig"))?;
+    rootfs::build(&Linux, spec)?;
     nix::unistd::sethostname(&spec.hostname)
-        .map_err(|e| format!("sethostname {}: {e}", spec.hostname))?;
+        .map_err(InitError::call(format!("sethostname {}", spec.hostname)))?;
     let (exec_errors, exec_errors_writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("creating the exec status pipe: {e}"))?;
+        .map_err(InitError::call("creating the exec status pipe"))?;
     // A blank sandbox's runtime reads its assignment from stdin.
     let assignment = if spec.deferred {
         Some(
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| format!("creating the assignment pipe: {e}"))?,
+                .map_err(InitError::call("creating the assignment pipe"))?,
         )
     } else {
         None
     };
     // SAFETY: still single-threaded (see `outer`).
-    let runtime = match unsafe { fork() }.map_err(|e| format!("fork of the runtime: {e}"))? {
+    let forked = unsafe { fork() };
+    let runtime = match forked.map_err(InitError::call("fork of the runtime"))? {
         ForkResult::Child => {
             drop(exec_errors);
             let error = match &assignment {
                 Some((reader, _)) => match nix::unistd::dup2_stdin(reader) {
                     Ok(()) => exec_runtime(spec),
-                    Err(e) => format!("making the assignment pipe stdin: {e}"),
+                    Err(e) => InitError::call("making the assignment pipe stdin")(e),
                 },
                 None => exec_runtime(spec),
             };
             let mut writer = std::fs::File::from(exec_errors_writer);
-            let _ = std::io::Write::write_all(&mut writer, error.as_bytes());
+            let _ = std::io::Write::write_all(&mut writer, error.to_string().as_bytes());
             // SAFETY: `_exit` is always safe to call; it ends this child
             // without running the parent's atexit handlers.
             unsafe { libc::_exit(127) }
@@ -131,10 +157,11 @@ fn pid1(spec: &InitSpec) -> Result<i32, String> {
     let _ = std::fs::File::from(exec_errors).read_to_string(&mut error);
     if !error.is_empty() {
         let _ = waitpid(runtime, None);
-        return Err(error);
+        // Already the typed error's text, from the runtime child.
+        return Err(InitError::Protocol(error));
     }
     channel::send(CONTROL_FD, &InitMessage::Ready)
-        .map_err(|e| format!("reporting readiness: {e}"))?;
+        .map_err(InitError::call("reporting readiness"))?;
     if let Some((reader, writer)) = assignment {
         drop(reader);
         claim::serve(spec.uid, spec.gid, writer)?;
@@ -163,44 +190,52 @@ fn reap_until_exit(runtime: Pid) -> i32 {
 
 /// In the runtime child: drop every capability, change to the instance's
 /// uid, set `no_new_privs`, install the seccomp filter and exec. Returns
-/// only on failure, with the message to report.
-fn exec_runtime(spec: &InitSpec) -> String {
-    let step = || -> Result<std::convert::Infallible, String> {
+/// only on failure, with the error to report.
+fn exec_runtime(spec: &InitSpec) -> InitError {
+    let step = || -> Result<std::convert::Infallible> {
         // Undo the init's protection (best effort, see `outer`).
         let _ = std::fs::write("/proc/self/oom_score_adj", "0");
         // Needs CAP_SETPCAP, so while still root.
-        capabilities::restrict_while_root().map_err(|e| format!("dropping capabilities: {e}"))?;
-        nix::unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+        capabilities::restrict_while_root(&Linux)?;
+        nix::unistd::setgroups(&[]).map_err(InitError::call("setgroups"))?;
         let gid = Gid::from_raw(spec.gid);
         let uid = Uid::from_raw(spec.uid);
-        nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("setresgid {gid}: {e}"))?;
-        nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setresuid {uid}: {e}"))?;
-        capabilities::clear_and_verify().map_err(|e| format!("dropping capabilities: {e}"))?;
-        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+        nix::unistd::setresgid(gid, gid, gid)
+            .map_err(InitError::call(format!("setresgid {gid}")))?;
+        nix::unistd::setresuid(uid, uid, uid)
+            .map_err(InitError::call(format!("setresuid {uid}")))?;
+        capabilities::clear_and_verify()?;
+        nix::sys::prctl::set_no_new_privs().map_err(InitError::call("no_new_privs"))?;
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-            .map_err(|e| format!("set_pdeathsig: {e}"))?;
-        nix::unistd::chdir("/var/task").map_err(|e| format!("chdir /var/task: {e}"))?;
+            .map_err(InitError::call("set_pdeathsig"))?;
+        nix::unistd::chdir("/var/task").map_err(InitError::path("chdir", "/var/task"))?;
         close_inherited_descriptors();
-        let cstring = |s: &str| CString::new(s).map_err(|_| format!("NUL byte in {s:?}"));
+        let cstring = |s: &str| {
+            CString::new(s).map_err(|_| InitError::Protocol(format!("NUL byte in {s:?}")))
+        };
         let argv = spec
             .argv
             .iter()
             .map(|a| cstring(a))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let env = spec
             .env
             .iter()
             .map(|(k, v)| cstring(&format!("{k}={v}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let program = argv.first().ok_or("empty argv")?;
+            .collect::<Result<Vec<_>>>()?;
+        let program = argv
+            .first()
+            .ok_or_else(|| InitError::Protocol("empty argv".into()))?;
         // Last: nothing from here to execve may need a denied call.
-        seccomp::install().map_err(|e| e.to_string())?;
-        nix::unistd::execve(program, &argv, &env)
-            .map_err(|e| format!("exec {}: {}", spec.argv[0], e.desc()))
+        seccomp::install()?;
+        nix::unistd::execve(program, &argv, &env).map_err(|errno| InitError::Exec {
+            program: spec.argv[0].clone(),
+            errno,
+        })
     };
     match step() {
         Ok(never) => match never {},
-        Err(message) => message,
+        Err(error) => error,
     }
 }
 
@@ -226,9 +261,36 @@ fn close_inherited_descriptors() {
     }
 }
 
+/// The command that starts the sandbox init: `program` with `args`, an
+/// empty environment, stdin from /dev/null, stdout and stderr into `output`
+/// and `control` as [`CONTROL_FD`].
+pub fn command(
+    program: &Path,
+    args: &[String],
+    control: &OwnedFd,
+    output: OwnedFd,
+) -> std::io::Result<std::process::Command> {
+    let stderr = output.try_clone()?;
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(output))
+        .stderr(std::process::Stdio::from(stderr));
+    let control_fd = control.as_raw_fd();
+    // SAFETY: the closure only calls dup2/fcntl, which are
+    // async-signal-safe, between fork and exec; `control` outlives the
+    // command's spawn (the caller keeps it until after spawning).
+    unsafe {
+        command.pre_exec(move || install_control_fd(control_fd));
+    }
+    Ok(command)
+}
+
 /// Makes `fd` the control channel at [`CONTROL_FD`] in a freshly forked
 /// child (called from `pre_exec`: async-signal-safe calls only).
-pub fn install_control_fd(fd: RawFd) -> std::io::Result<()> {
+fn install_control_fd(fd: RawFd) -> std::io::Result<()> {
     if fd == CONTROL_FD {
         // SAFETY: clearing FD_CLOEXEC on our own descriptor.
         if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {

@@ -10,36 +10,50 @@
 //! tracing, kernel modules, keyrings, BPF, new namespaces, host clock and
 //! names, and foreign or x32 system calls (see `seccomp`).
 //!
-//! This module is the only place in Kumo allowed `unsafe` code.
-#![allow(unsafe_code)]
+//! Layers (see docs/architecture.md):
+//!
+//! - the synchronous core — every module here except `supervisor`: the
+//!   init process (`init`), root filesystem (`rootfs`), capabilities,
+//!   seccomp, cgroup, claim, the control channel, typed init errors, the
+//!   `Teardown` (`teardown`) all clean-up paths share, and the `syscall`
+//!   seam through which rootfs and capability decisions are unit-tested
+//!   without root. No tokio here.
+//! - the asynchronous supervisor (`supervisor`): spawns the init, runs the
+//!   start handshake, watches for the runtime's exit, claims blank sandboxes.
+//! - nothing Lambda-specific: what the runtime is served, where and under
+//!   which variable it learns the address, is an [`Endpoint`] the instance
+//!   layer (`crate::instance`) passes in.
+//!
+//! `unsafe` code is allowed only in the core modules that make raw system
+//! calls, and in the supervisor's one tokio registration; each block says
+//! why it is sound.
 
+#[allow(unsafe_code)]
 mod capabilities;
 mod cgroup;
+#[allow(unsafe_code)]
 mod channel;
+#[allow(unsafe_code)]
 mod claim;
+#[allow(unsafe_code)]
 mod init;
+mod init_error;
+#[allow(unsafe_code)]
 mod net;
 mod rootfs;
+#[allow(unsafe_code)]
 mod seccomp;
 mod spec;
+mod supervisor;
+mod syscall;
+mod teardown;
 
-use std::net::TcpListener;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
-
-use tokio::io::unix::AsyncFd;
-use tokio::sync::watch;
 
 pub use claim::ClaimSpec;
 pub use kumo_proto::model::NetworkMode;
-
-use cgroup::InstanceCgroup;
-use channel::InitMessage;
-use spec::InitSpec;
-
-/// Longest time the sandbox set-up (up to the runtime's exec) may take.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+pub use supervisor::Sandbox;
 
 /// Agent-wide sandbox settings.
 #[derive(Debug, Clone)]
@@ -66,8 +80,8 @@ pub struct SandboxSpec {
     pub instance_id: String,
     /// Program and arguments, paths as seen inside the sandbox.
     pub argv: Vec<String>,
-    /// The complete environment of the runtime process, except
-    /// `AWS_LAMBDA_RUNTIME_API`, which the sandbox adds itself.
+    /// The complete environment of the runtime process, except the
+    /// [`Endpoint`]'s variable, which the sandbox adds itself.
     pub env: Vec<(String, String)>,
     /// Host directory mounted read-only at `/var/task`.
     pub task_dir: PathBuf,
@@ -137,6 +151,14 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    /// Clean-up left something behind (every failure, `; `-separated).
+    #[error("sandbox {instance}: clean-up: {failures}")]
+    Teardown {
+        /// The instance id.
+        instance: String,
+        /// What failed, each naming the step and path.
+        failures: String,
+    },
     /// The init process reported a failure (mount, exec, ...).
     #[error("sandbox {instance}: {message}")]
     Init {
@@ -147,302 +169,17 @@ pub enum SandboxError {
     },
 }
 
-/// A running sandbox.
-#[derive(Debug)]
-pub struct Sandbox {
-    id: String,
-    cgroup: Option<InstanceCgroup>,
-    root_dir: PathBuf,
-    outer_pid: i32,
-    pid1: i32,
-    listener: Option<TcpListener>,
-    output: Option<OwnedFd>,
-    exit: watch::Receiver<Option<RuntimeExit>>,
-    /// A blank sandbox's way to be claimed: a second handle on the control
-    /// channel and where the init's answer arrives.
-    claim: Option<(OwnedFd, tokio::sync::oneshot::Receiver<Result<(), String>>)>,
-}
-
-impl Sandbox {
-    /// Starts a sandbox and its runtime process. Returns once the runtime
-    /// process has been exec'd (or with the init's error).
-    pub async fn start(
-        settings: &SandboxSettings,
-        spec: SandboxSpec,
-    ) -> Result<Sandbox, SandboxError> {
-        let id = spec.instance_id.clone();
-        let host_err = |step: &'static str| {
-            let id = id.clone();
-            move |source: std::io::Error| SandboxError::Host {
-                instance: id,
-                step,
-                source,
-            }
-        };
-        let cgroup = InstanceCgroup::create(
-            &settings.cgroup_parent,
-            &spec.instance_id,
-            spec.memory_mb,
-            spec.max_processes,
-        )?;
-        let mut guard = StartGuard {
-            cgroup: Some(cgroup),
-            root_dir: None,
-            pids: Vec::new(),
-        };
-        let root_dir = settings.state_dir.join(&spec.instance_id);
-        std::fs::create_dir_all(&root_dir).map_err(host_err("creating the root mount point"))?;
-        guard.root_dir = Some(root_dir.clone());
-
-        let (mut listener, api_address) = match spec.network {
-            NetworkMode::None => (None, "127.0.0.1:9001".to_string()),
-            NetworkMode::Host => {
-                let l = TcpListener::bind(("127.0.0.1", 0))
-                    .map_err(host_err("binding the Runtime API"))?;
-                let addr = l
-                    .local_addr()
-                    .map_err(host_err("reading the Runtime API address"))?;
-                (Some(l), addr.to_string())
-            }
-        };
-        let mut env = spec.env.clone();
-        env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
-        env.push(("AWS_LAMBDA_RUNTIME_API".into(), api_address));
-        let init_spec = InitSpec {
-            argv: spec.argv.clone(),
-            env,
-            task_dir: spec.task_dir.clone(),
-            runtime_dir: spec.runtime_dir.clone(),
-            root_dir: root_dir.clone(),
-            tmp_size_mb: spec.tmp_size_mb,
-            private_network: spec.network == NetworkMode::None,
-            uid: spec.uid,
-            gid: spec.gid,
-            hostname: spec.hostname.clone(),
-            deferred: spec.deferred,
-            cgroup_procs: guard
-                .cgroup
-                .as_ref()
-                .map(|c| c.procs_files())
-                .unwrap_or_default(),
-        };
-        let spec_json = serde_json::to_vec(&init_spec).map_err(|e| SandboxError::Init {
-            instance: id.clone(),
-            message: format!("encoding the spec: {e}"),
-        })?;
-
-        let (agent_end, init_end) =
-            channel::pair().map_err(|e| host_err("creating the control channel")(e.into()))?;
-        let (output_read, output_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| host_err("creating the output pipe")(e.into()))?;
-        let stderr = output_write
-            .try_clone()
-            .map_err(host_err("duplicating the output pipe"))?;
-        let mut command = tokio::process::Command::new(&settings.init_program);
-        command
-            .args(&settings.init_args)
-            .env_clear()
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::from(output_write))
-            .stderr(std::process::Stdio::from(stderr))
-            .kill_on_drop(false);
-        let init_fd = init_end.as_raw_fd();
-        // SAFETY: the closure only calls dup2/fcntl, which are
-        // async-signal-safe, between fork and exec.
-        unsafe {
-            command.pre_exec(move || init::install_control_fd(init_fd));
-        }
-        let child = command
-            .spawn()
-            .map_err(host_err("spawning the sandbox init"))?;
-        drop(init_end);
-        drop(command);
-        let outer_pid = child.id().map(|p| p as i32).unwrap_or(0);
-        guard.pids.push(outer_pid);
-
-        channel::send_raw(agent_end.as_raw_fd(), &spec_json, &[])
-            .map_err(|e| host_err("sending the spec")(e.into()))?;
-        nix::fcntl::fcntl(
-            &agent_end,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        )
-        .map_err(|e| host_err("configuring the control channel")(e.into()))?;
-        // SAFETY: `agent_end` is an owned, open socket that the AsyncFd owns
-        // from here on, so its descriptor stays valid for the AsyncFd's life.
-        let claim_writer = if spec.deferred {
-            Some(
-                agent_end
-                    .try_clone()
-                    .map_err(host_err("duplicating the control channel"))?,
-            )
-        } else {
-            None
-        };
-        let control = unsafe { AsyncFd::register(agent_end) }
-            .map_err(|e| host_err("registering the control channel")(e.into_parts().1))?;
-
-        let mut pid1 = 0;
-        let handshake = async {
-            loop {
-                match recv_async(&control).await {
-                    Ok(Some(InitMessage::Listener(fd))) => listener = Some(TcpListener::from(fd)),
-                    Ok(Some(InitMessage::Pid1(pid))) => pid1 = pid,
-                    Ok(Some(InitMessage::Ready)) => return Ok(()),
-                    Ok(Some(InitMessage::Error(message))) => return Err(message),
-                    Ok(Some(InitMessage::Claimed)) => {
-                        return Err("the init reported a claim during start-up".to_string())
-                    }
-                    Ok(Some(InitMessage::Exit(status))) => {
-                        return Err(format!(
-                            "the runtime ended during start-up: {}",
-                            RuntimeExit::from_status(status)
-                        ))
-                    }
-                    Ok(None) => return Err("the sandbox init exited during set-up".to_string()),
-                    Err(e) => return Err(format!("reading the control channel: {e}")),
-                }
-            }
-        };
-        let outcome = tokio::time::timeout(START_TIMEOUT, handshake).await;
-        if pid1 > 0 {
-            guard.pids.push(pid1);
-        }
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => {
-                guard.cleanup(child).await;
-                return Err(SandboxError::Init {
-                    instance: id,
-                    message,
-                });
-            }
-            Err(_) => {
-                guard.cleanup(child).await;
-                return Err(SandboxError::Init {
-                    instance: id,
-                    message: format!("set-up took longer than {START_TIMEOUT:?}"),
-                });
-            }
-        }
-        if let Some(l) = &listener {
-            l.set_nonblocking(true)
-                .map_err(host_err("configuring the Runtime API listener"))?;
-        }
-        nix::fcntl::fcntl(
-            &output_read,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        )
-        .map_err(|e| host_err("configuring the output pipe")(e.into()))?;
-
-        let (exit_tx, exit_rx) = watch::channel(None);
-        let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(monitor(control, child, exit_tx, claimed_tx));
-        let claim = claim_writer.map(|writer| (writer, claimed_rx));
-        let cgroup = guard.cgroup.take();
-        guard.root_dir = None;
-        guard.pids.clear();
-        Ok(Sandbox {
-            id,
-            cgroup,
-            root_dir,
-            outer_pid,
-            pid1,
-            listener,
-            output: Some(output_read),
-            exit: exit_rx,
-            claim,
-        })
-    }
-
-    /// The instance id this sandbox was started with.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The Runtime API listener the agent must serve (bound to 127.0.0.1:9001
-    /// inside the sandbox's network namespace, or to an ephemeral loopback
-    /// port in host network mode). Non-blocking. Returns it once.
-    pub fn take_runtime_api_listener(&mut self) -> Option<TcpListener> {
-        self.listener.take()
-    }
-
-    /// Read end of the pipe carrying the runtime's stdout and stderr
-    /// (merged, in order). Non-blocking. Returns it once.
-    pub fn take_output(&mut self) -> Option<OwnedFd> {
-        self.output.take()
-    }
-
-    /// Waits until the runtime process has ended. Cancel-safe.
-    pub async fn wait_exit(&mut self) -> RuntimeExit {
-        match self.exit.wait_for(|e| e.is_some()).await {
-            Ok(value) => value.unwrap_or(RuntimeExit::Signaled(9)),
-            Err(_) => RuntimeExit::Signaled(9),
-        }
-    }
-
-    /// The runtime's exit, if it has ended.
-    pub fn exited(&self) -> Option<RuntimeExit> {
-        *self.exit.borrow()
-    }
-
-    /// Kills every process in the sandbox at once (SIGKILL).
-    pub fn kill(&self) {
-        if self.exited().is_some() {
-            return;
-        }
-        for pid in [self.pid1, self.outer_pid] {
-            if pid > 0 {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-
-    /// Peak memory use of the sandbox so far, from its cgroup.
-    pub fn max_memory_used_bytes(&self) -> Option<u64> {
-        self.cgroup.as_ref()?.max_memory_used_bytes()
-    }
-
-    /// Whether the kernel's OOM killer has killed a process of this sandbox.
-    pub fn oom_killed(&self) -> bool {
-        self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0)
-    }
-
-    /// Kills the sandbox if still running, reaps it and removes its cgroup
-    /// and scratch directory.
-    pub async fn destroy(mut self) -> Result<(), SandboxError> {
-        self.kill();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.wait_exit()).await;
-        let cgroup = self.cgroup.take();
-        let root_dir = self.root_dir.clone();
-        let id = self.id.clone();
-        tokio::task::spawn_blocking(move || {
-            let removed = cgroup.map(InstanceCgroup::remove).unwrap_or(Ok(()));
-            let _ = std::fs::remove_dir(&root_dir);
-            removed
-        })
-        .await
-        .map_err(|e| SandboxError::Init {
-            instance: id,
-            message: format!("clean-up task failed: {e}"),
-        })?
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if let Some(cgroup) = self.cgroup.take() {
-            // Dropped without destroy(): kill now, remove the cgroup off-thread.
-            self.kill();
-            let root_dir = self.root_dir.clone();
-            std::thread::spawn(move || {
-                let _ = cgroup.remove();
-                let _ = std::fs::remove_dir(root_dir);
-            });
-        }
-    }
+/// An endpoint the agent serves the runtime over TCP (e.g. an API the
+/// runtime polls for work): bound at `address` inside the sandbox's private
+/// network namespace, or at an ephemeral port on `address`'s IP with the
+/// host network; the address the runtime must use is added to its
+/// environment as `env_var`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Environment variable that tells the runtime the address.
+    pub env_var: String,
+    /// Address inside a private network namespace.
+    pub address: SocketAddr,
 }
 
 impl RuntimeExit {
@@ -454,101 +191,6 @@ impl RuntimeExit {
             RuntimeExit::Exited(status)
         }
     }
-}
-
-/// Undoes a half-finished start.
-struct StartGuard {
-    cgroup: Option<InstanceCgroup>,
-    root_dir: Option<PathBuf>,
-    pids: Vec<i32>,
-}
-
-impl StartGuard {
-    async fn cleanup(&mut self, mut child: tokio::process::Child) {
-        for pid in self.pids.drain(..) {
-            if pid > 0 {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-        let cgroup = self.cgroup.take();
-        let root_dir = self.root_dir.take();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(c) = cgroup {
-                let _ = c.remove();
-            }
-            if let Some(dir) = root_dir {
-                let _ = std::fs::remove_dir(dir);
-            }
-        })
-        .await;
-    }
-}
-
-impl Drop for StartGuard {
-    fn drop(&mut self) {
-        for pid in self.pids.drain(..) {
-            if pid > 0 {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        if let Some(cgroup) = self.cgroup.take() {
-            let root_dir = self.root_dir.take();
-            std::thread::spawn(move || {
-                let _ = cgroup.remove();
-                if let Some(dir) = root_dir {
-                    let _ = std::fs::remove_dir(dir);
-                }
-            });
-        }
-    }
-}
-
-async fn recv_async(control: &AsyncFd<OwnedFd>) -> std::io::Result<Option<InitMessage>> {
-    loop {
-        let mut ready = control.readable().await?;
-        match ready
-            .try_io(|fd| channel::recv(fd.get_ref().as_raw_fd()).map_err(std::io::Error::from))
-        {
-            Ok(result) => return result,
-            Err(_would_block) => continue,
-        }
-    }
-}
-
-/// Watches the control channel for the runtime's exit, then reaps the init.
-async fn monitor(
-    control: AsyncFd<OwnedFd>,
-    mut child: tokio::process::Child,
-    exit: watch::Sender<Option<RuntimeExit>>,
-    claimed: tokio::sync::oneshot::Sender<Result<(), String>>,
-) {
-    let mut claimed = Some(claimed);
-    let status = loop {
-        match recv_async(&control).await {
-            Ok(Some(InitMessage::Exit(status))) => break RuntimeExit::from_status(status),
-            Ok(Some(InitMessage::Claimed)) => {
-                if let Some(answer) = claimed.take() {
-                    let _ = answer.send(Ok(()));
-                }
-            }
-            Ok(Some(InitMessage::Error(message))) => {
-                if let Some(answer) = claimed.take() {
-                    let _ = answer.send(Err(message));
-                }
-            }
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => break RuntimeExit::Signaled(9),
-        }
-    };
-    exit.send_replace(Some(status));
-    let _ = child.wait().await;
 }
 
 /// Removes the (empty) parent cgroup of all instances, e.g. when the agent

@@ -4,13 +4,13 @@
 //! runtime at `/var/runtime`, a private `/tmp`, a fresh `/proc` and a minimal
 //! `/dev`; then `pivot_root` and a read-only remount of `/`.
 
-use std::fs;
-use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::path::Path;
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::MsFlags;
 
+use super::init_error::InitError;
 use super::spec::InitSpec;
+use super::syscall::{HostEntry, Syscall};
 
 /// Top-level host directories shared read-only (as symlinks where the host
 /// has symlinks, e.g. a merged-/usr `/bin -> usr/bin`).
@@ -39,67 +39,90 @@ const ETC_ENTRIES: &[&str] = &[
 /// Device nodes bind-mounted from the host into the sandbox's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-type Result<T> = std::result::Result<T, String>;
+type Result<T> = std::result::Result<T, InitError>;
 
-fn mount_err(what: &str, target: &Path, e: nix::Error) -> String {
-    format!("mount {what} on {}: {e}", target.display())
+fn mount_err(what: &str, target: &Path) -> impl FnOnce(std::io::Error) -> InitError {
+    InitError::path(format!("mount {what} on"), target.to_path_buf())
 }
 
-fn mkdir(path: &Path, mode: u32) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(path)
-        .map_err(|e| format!("mkdir {}: {e}", path.display()))
+fn mkdir(sys: &dyn Syscall, path: &Path, mode: u32) -> Result<()> {
+    sys.mkdir(path, mode)
+        .map_err(InitError::path("mkdir", path))
 }
 
-fn touch(path: &Path) -> Result<()> {
-    fs::File::create(path)
-        .map(|_| ())
-        .map_err(|e| format!("create {}: {e}", path.display()))
+fn touch(sys: &dyn Syscall, path: &Path) -> Result<()> {
+    sys.create_file(path)
+        .map_err(InitError::path("create", path))
+}
+
+fn symlink(sys: &dyn Syscall, target: &Path, link: &Path) -> Result<()> {
+    sys.symlink(target, link)
+        .map_err(InitError::path("symlink", link))
 }
 
 /// Bind-mounts `source` at `target` read-only, nosuid, nodev.
-fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
-    mount(
+fn bind_read_only(sys: &dyn Syscall, source: &Path, target: &Path) -> Result<()> {
+    sys.mount(
         Some(source),
         target,
-        None::<&str>,
+        None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
+        None,
     )
-    .map_err(|e| mount_err(&source.display().to_string(), target, e))?;
-    mount(
-        None::<&str>,
+    .map_err(mount_err(&source.display().to_string(), target))?;
+    sys.mount(
+        None,
         target,
-        None::<&str>,
+        None,
         MsFlags::MS_BIND
             | MsFlags::MS_REMOUNT
             | MsFlags::MS_RDONLY
             | MsFlags::MS_NOSUID
             | MsFlags::MS_NODEV,
-        None::<&str>,
+        None,
     )
-    .map_err(|e| mount_err("read-only remount", target, e))
+    .map_err(mount_err("read-only remount", target))
 }
 
-fn tmpfs(target: &Path, options: &str, flags: MsFlags) -> Result<()> {
-    mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(options))
-        .map_err(|e| mount_err(&format!("tmpfs ({options})"), target, e))
+fn tmpfs(sys: &dyn Syscall, target: &Path, options: &str, flags: MsFlags) -> Result<()> {
+    sys.mount(
+        Some(Path::new("tmpfs")),
+        target,
+        Some("tmpfs"),
+        flags,
+        Some(options),
+    )
+    .map_err(mount_err(&format!("tmpfs ({options})"), target))
+}
+
+/// The options of a `/tmp` of `size_mb` owned by `uid`/`gid`.
+pub fn tmp_options(size_mb: u32, uid: u32, gid: u32) -> String {
+    format!("size={size_mb}m,mode=1777,uid={uid},gid={gid}")
+}
+
+/// Mounts a private `/tmp` of `size_mb` at `target`.
+pub fn mount_tmp(sys: &dyn Syscall, target: &Path, size_mb: u32, uid: u32, gid: u32) -> Result<()> {
+    tmpfs(
+        sys,
+        target,
+        &tmp_options(size_mb, uid, gid),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )
 }
 
 /// Builds the root under `spec.root_dir` and pivots into it.
-pub fn build(spec: &InitSpec) -> Result<()> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
+pub fn build(sys: &dyn Syscall, spec: &InitSpec) -> Result<()> {
+    sys.mount(
+        None,
+        Path::new("/"),
+        None,
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
+        None,
     )
-    .map_err(|e| format!("making mounts private: {e}"))?;
+    .map_err(InitError::call("making mounts private"))?;
     let root = spec.root_dir.as_path();
     tmpfs(
+        sys,
         root,
         "size=4m,mode=0755",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
@@ -107,119 +130,101 @@ pub fn build(spec: &InitSpec) -> Result<()> {
     for name in SYSTEM_DIRS {
         let host = Path::new("/").join(name);
         let inside = root.join(name);
-        match fs::symlink_metadata(&host) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target = fs::read_link(&host)
-                    .map_err(|e| format!("readlink {}: {e}", host.display()))?;
-                symlink(&target, &inside)
-                    .map_err(|e| format!("symlink {}: {e}", inside.display()))?;
-            }
-            Ok(meta) if meta.is_dir() => {
-                mkdir(&inside, 0o755)?;
-                bind_read_only(&host, &inside)?;
+        match sys.host_entry_no_follow(&host) {
+            HostEntry::Symlink(target) => symlink(sys, &target, &inside)?,
+            HostEntry::Dir => {
+                mkdir(sys, &inside, 0o755)?;
+                bind_read_only(sys, &host, &inside)?;
             }
             _ => {}
         }
     }
-    build_etc(root, spec)?;
+    build_etc(sys, root, spec)?;
     let task = root.join("var/task");
-    mkdir(&task, 0o755)?;
+    mkdir(sys, &task, 0o755)?;
     if !spec.deferred {
-        bind_read_only(&spec.task_dir, &task)?;
+        bind_read_only(sys, &spec.task_dir, &task)?;
     }
     if let Some(runtime_dir) = &spec.runtime_dir {
         let runtime = root.join("var/runtime");
-        mkdir(&runtime, 0o755)?;
-        bind_read_only(runtime_dir, &runtime)?;
+        mkdir(sys, &runtime, 0o755)?;
+        bind_read_only(sys, runtime_dir, &runtime)?;
     }
-    mkdir(&root.join("opt"), 0o755)?;
+    mkdir(sys, &root.join("opt"), 0o755)?;
     let tmp = root.join("tmp");
-    mkdir(&tmp, 0o1777)?;
+    mkdir(sys, &tmp, 0o1777)?;
     if !spec.deferred {
-        tmpfs(
-            &tmp,
-            &format!(
-                "size={}m,mode=1777,uid={},gid={}",
-                spec.tmp_size_mb, spec.uid, spec.gid
-            ),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        )?;
+        mount_tmp(sys, &tmp, spec.tmp_size_mb, spec.uid, spec.gid)?;
     }
     let proc_dir = root.join("proc");
-    mkdir(&proc_dir, 0o555)?;
-    mount(
-        Some("proc"),
+    mkdir(sys, &proc_dir, 0o555)?;
+    sys.mount(
+        Some(Path::new("proc")),
         &proc_dir,
         Some("proc"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
+        None,
     )
-    .map_err(|e| mount_err("proc", &proc_dir, e))?;
-    build_dev(root)?;
-    pivot(root)
+    .map_err(mount_err("proc", &proc_dir))?;
+    build_dev(sys, root)?;
+    pivot(sys, root)
 }
 
-fn build_etc(root: &Path, spec: &InitSpec) -> Result<()> {
+fn build_etc(sys: &dyn Syscall, root: &Path, spec: &InitSpec) -> Result<()> {
     let etc = root.join("etc");
-    mkdir(&etc, 0o755)?;
+    mkdir(sys, &etc, 0o755)?;
     for name in ETC_ENTRIES {
         let host = Path::new("/etc").join(name);
-        let Ok(meta) = fs::metadata(&host) else {
-            continue;
-        };
         let inside = etc.join(name);
-        if meta.is_dir() {
-            mkdir(&inside, 0o755)?;
-        } else {
-            touch(&inside)?;
+        match sys.host_entry(&host) {
+            HostEntry::Missing => continue,
+            HostEntry::Dir => mkdir(sys, &inside, 0o755)?,
+            _ => touch(sys, &inside)?,
         }
-        bind_read_only(&host, &inside)?;
+        bind_read_only(sys, &host, &inside)?;
     }
     let user = format!("sbx_user{}", spec.uid);
-    fs::write(
-        etc.join("passwd"),
+    let write = |name: &str, contents: String| {
+        let path = etc.join(name);
+        sys.write_file(&path, &contents)
+            .map_err(InitError::path("writing", path))
+    };
+    write(
+        "passwd",
         format!(
             "root:x:0:0:root:/root:/usr/sbin/nologin\n{user}:x:{uid}:{gid}::/tmp:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
             uid = spec.uid,
             gid = spec.gid
         ),
-    )
-    .map_err(|e| format!("writing /etc/passwd: {e}"))?;
-    fs::write(
-        etc.join("group"),
+    )?;
+    write(
+        "group",
         format!(
             "root:x:0:\n{user}:x:{gid}:\nnogroup:x:65534:\n",
             gid = spec.gid
         ),
-    )
-    .map_err(|e| format!("writing /etc/group: {e}"))?;
-    fs::write(etc.join("hostname"), format!("{}\n", spec.hostname))
-        .map_err(|e| format!("writing /etc/hostname: {e}"))
+    )?;
+    write("hostname", format!("{}\n", spec.hostname))
 }
 
-fn build_dev(root: &Path) -> Result<()> {
+fn build_dev(sys: &dyn Syscall, root: &Path) -> Result<()> {
     let dev = root.join("dev");
-    mkdir(&dev, 0o755)?;
+    mkdir(sys, &dev, 0o755)?;
     tmpfs(
+        sys,
         &dev,
         "size=64k,mode=0755",
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
     )?;
     for name in DEVICES {
         let host = Path::new("/dev").join(name);
-        if !host.exists() {
+        if sys.host_entry(&host) == HostEntry::Missing {
             continue;
         }
         let inside = dev.join(name);
-        touch(&inside)?;
-        mount(
-            Some(&host),
-            &inside,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| mount_err(&host.display().to_string(), &inside, e))?;
+        touch(sys, &inside)?;
+        sys.mount(Some(&host), &inside, None, MsFlags::MS_BIND, None)
+            .map_err(mount_err(&host.display().to_string(), &inside))?;
     }
     for (link, target) in [
         ("fd", "/proc/self/fd"),
@@ -227,32 +232,220 @@ fn build_dev(root: &Path) -> Result<()> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        symlink(target, dev.join(link)).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
+        symlink(sys, Path::new(target), &dev.join(link))?;
     }
     let shm = dev.join("shm");
-    mkdir(&shm, 0o1777)?;
+    mkdir(sys, &shm, 0o1777)?;
     tmpfs(
+        sys,
         &shm,
         "size=64m,mode=1777",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
     )
 }
 
-fn pivot(root: &Path) -> Result<()> {
-    nix::unistd::chdir(root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
-    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
-    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
+fn pivot(sys: &dyn Syscall, root: &Path) -> Result<()> {
+    sys.chdir(root).map_err(InitError::path("chdir", root))?;
+    sys.pivot_root_here()
+        .map_err(InitError::call("pivot_root"))?;
+    sys.umount_detach(Path::new("."))
+        .map_err(InitError::call("detaching the old root"))?;
+    sys.chdir(Path::new("/"))
+        .map_err(InitError::path("chdir", "/"))?;
+    sys.mount(
+        None,
+        Path::new("/"),
+        None,
         MsFlags::MS_REMOUNT
             | MsFlags::MS_BIND
             | MsFlags::MS_RDONLY
             | MsFlags::MS_NOSUID
             | MsFlags::MS_NODEV,
-        None::<&str>,
+        None,
     )
-    .map_err(|e| format!("remounting / read-only: {e}"))
+    .map_err(InitError::call("remounting / read-only"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::sandbox::syscall::{Call, Recorder};
+
+    fn spec(deferred: bool) -> InitSpec {
+        InitSpec {
+            argv: vec!["/var/task/bootstrap".into()],
+            env: vec![],
+            task_dir: "/srv/pkg".into(),
+            runtime_dir: None,
+            root_dir: "/state/i1".into(),
+            tmp_size_mb: 512,
+            private_network: true,
+            listen: None,
+            uid: 100_001,
+            gid: 100_002,
+            hostname: "kumo-x".into(),
+            deferred,
+            cgroup_procs: vec![],
+        }
+    }
+
+    fn host() -> Recorder {
+        Recorder::with_host(&[
+            ("/usr", HostEntry::Dir),
+            ("/bin", HostEntry::Symlink("usr/bin".into())),
+            ("/etc/resolv.conf", HostEntry::File),
+            ("/etc/ssl", HostEntry::Dir),
+            ("/dev/null", HostEntry::File),
+        ])
+    }
+
+    fn mount(
+        source: Option<&str>,
+        target: &str,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Call {
+        Call::Mount {
+            source: source.map(PathBuf::from),
+            target: target.into(),
+            fstype: fstype.map(str::to_owned),
+            flags,
+            data: data.map(str::to_owned),
+        }
+    }
+
+    fn ro_bind(source: &str, target: &str) -> [Call; 2] {
+        [
+            mount(
+                Some(source),
+                target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            ),
+            mount(
+                None,
+                target,
+                None,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV,
+                None,
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_function_root_gets_these_mounts_in_this_order() {
+        let sys = host();
+        build(&sys, &spec(false)).unwrap();
+        let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        let mut expected = vec![
+            mount(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
+            mount(
+                Some("tmpfs"),
+                "/state/i1",
+                Some("tmpfs"),
+                nosuid_nodev,
+                Some("size=4m,mode=0755"),
+            ),
+        ];
+        expected.extend(ro_bind("/usr", "/state/i1/usr"));
+        expected.extend(ro_bind("/etc/resolv.conf", "/state/i1/etc/resolv.conf"));
+        expected.extend(ro_bind("/etc/ssl", "/state/i1/etc/ssl"));
+        expected.extend(ro_bind("/srv/pkg", "/state/i1/var/task"));
+        expected.push(mount(
+            Some("tmpfs"),
+            "/state/i1/tmp",
+            Some("tmpfs"),
+            nosuid_nodev,
+            Some("size=512m,mode=1777,uid=100001,gid=100002"),
+        ));
+        expected.push(mount(
+            Some("proc"),
+            "/state/i1/proc",
+            Some("proc"),
+            nosuid_nodev | MsFlags::MS_NOEXEC,
+            None,
+        ));
+        expected.push(mount(
+            Some("tmpfs"),
+            "/state/i1/dev",
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("size=64k,mode=0755"),
+        ));
+        expected.push(mount(
+            Some("/dev/null"),
+            "/state/i1/dev/null",
+            None,
+            MsFlags::MS_BIND,
+            None,
+        ));
+        expected.push(mount(
+            Some("tmpfs"),
+            "/state/i1/dev/shm",
+            Some("tmpfs"),
+            nosuid_nodev,
+            Some("size=64m,mode=1777"),
+        ));
+        expected.push(mount(
+            None,
+            "/",
+            None,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV,
+            None,
+        ));
+        assert_eq!(sys.mounts(), expected);
+        let calls = sys.calls.borrow();
+        assert!(calls.contains(&Call::Symlink("usr/bin".into(), "/state/i1/bin".into())));
+        assert!(calls.contains(&Call::Mkdir("/state/i1/tmp".into(), 0o1777)));
+        assert!(calls.contains(&Call::WriteFile(
+            "/state/i1/etc/hostname".into(),
+            "kumo-x\n".into()
+        )));
+        let pivot: Vec<&Call> = calls
+            .iter()
+            .skip_while(|c| **c != Call::Chdir("/state/i1".into()))
+            .take(4)
+            .collect();
+        assert_eq!(
+            pivot,
+            [
+                &Call::Chdir("/state/i1".into()),
+                &Call::PivotRoot,
+                &Call::UmountDetach(".".into()),
+                &Call::Chdir("/".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_blank_root_leaves_task_and_tmp_unmounted() {
+        let sys = host();
+        build(&sys, &spec(true)).unwrap();
+        let targets: Vec<PathBuf> = sys
+            .mounts()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Mount { target, .. } => Some(target),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !targets.contains(&"/state/i1/var/task".into()),
+            "{targets:?}"
+        );
+        assert!(!targets.contains(&"/state/i1/tmp".into()), "{targets:?}");
+        assert!(targets.contains(&"/state/i1/proc".into()));
+    }
 }

@@ -22,6 +22,11 @@ pub struct InitSpec {
     pub tmp_size_mb: u32,
     /// Whether to create a private network namespace (loopback only).
     pub private_network: bool,
+    /// In a private network namespace: the address the init binds a TCP
+    /// listener on and hands to the agent (the endpoint the agent serves the
+    /// runtime).
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
     /// Uid of the runtime process.
     pub uid: u32,
     /// Gid of the runtime process.
