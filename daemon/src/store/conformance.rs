@@ -28,6 +28,7 @@ macro_rules! store_conformance_tests {
             versions_and_aliases_are_per_function_and_ordered,
             triggers_round_trip,
             delivery_keys_deduplicate_and_prune,
+            racing_copies_of_a_delivery_queue_one_event,
             a_fired_trigger_is_written_with_its_event,
             events_round_trip,
             dead_letters_are_per_function_oldest_first,
@@ -122,21 +123,13 @@ fn trigger(name: &str, fired: u64) -> TriggerRecord {
     }
 }
 
-fn event(id: &str) -> EventRecord {
+/// A fresh event of function `f` (also for backend-specific tests).
+pub fn event(id: &str) -> EventRecord {
     EventRecord {
         id: id.into(),
         function: "f".into(),
-        qualifier: None,
         payload: "{}".into(),
-        accepted_ms: 0,
-        not_before_ms: 0,
-        attempts: 0,
-        backoffs: 0,
-        dispatched: false,
-        last_error_type: String::new(),
-        last_error_message: String::new(),
-        last_response: String::new(),
-        replay_of: String::new(),
+        ..EventRecord::default()
     }
 }
 
@@ -263,6 +256,27 @@ pub fn delivery_keys_deduplicate_and_prune(store: &dyn Store) {
     assert!(!store
         .put_event_with(&event("e5"), &delivery("k2", 30))
         .unwrap());
+}
+
+/// Of concurrent copies of each delivery, exactly one queues its event.
+pub fn racing_copies_of_a_delivery_queue_one_event(store: &dyn Store) {
+    let copy = |t: usize| {
+        let queued = (0..20).filter(|i| {
+            let key = format!("trigger\u{0}key-{i}");
+            let delivery = EventCompanion::Delivery { key, seen_ms: 1 };
+            store
+                .put_event_with(&event(&format!("{t}-{i}")), &delivery)
+                .unwrap()
+        });
+        queued.count()
+    };
+    let queued: usize = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8).map(|t| scope.spawn(move || copy(t))).collect();
+        threads.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(queued, 20, "each delivery is queued by exactly one copy");
+    assert_eq!(store.list_events().unwrap().len(), 20);
+    assert_eq!(store.prune_deliveries(2).unwrap(), 20);
 }
 
 /// A schedule's new record lands with the event it fired.

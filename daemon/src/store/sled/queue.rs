@@ -147,25 +147,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::TriggerStore;
-
-    fn event(id: String) -> EventRecord {
-        EventRecord {
-            id,
-            function: "f".into(),
-            qualifier: None,
-            payload: "{}".into(),
-            accepted_ms: 0,
-            not_before_ms: 0,
-            attempts: 0,
-            backoffs: 0,
-            dispatched: false,
-            last_error_type: String::new(),
-            last_error_message: String::new(),
-            last_response: String::new(),
-            replay_of: String::new(),
-        }
-    }
+    use crate::store::conformance::event;
 
     #[test]
     fn concurrent_durable_writes_share_flushes_and_all_land() {
@@ -177,7 +159,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..50 {
                         let written = store
-                            .put_event_with(&event(format!("{t}-{i}")), &EventCompanion::None)
+                            .put_event_with(&event(&format!("{t}-{i}")), &EventCompanion::None)
                             .unwrap();
                         assert!(written);
                     }
@@ -191,31 +173,5 @@ mod tests {
         let state = store.flushes.state.lock().unwrap();
         assert_eq!(state.flushed, state.issued, "every ticket was flushed");
         assert!(!state.running);
-    }
-
-    #[test]
-    fn racing_copies_of_a_delivery_queue_one_event() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
-        let copy = |t: usize, store: Arc<SledStore>| {
-            let queued = (0..20).filter(|i| {
-                let key = format!("trigger\u{0}key-{i}");
-                let delivery = EventCompanion::Delivery { key, seen_ms: 1 };
-                store
-                    .put_event_with(&event(format!("{t}-{i}")), &delivery)
-                    .unwrap()
-            });
-            queued.count()
-        };
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let store = store.clone();
-                std::thread::spawn(move || copy(t, store))
-            })
-            .collect();
-        let queued: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert_eq!(queued, 20, "each delivery is queued by exactly one copy");
-        assert_eq!(store.list_events().unwrap().len(), 20);
-        assert_eq!(store.prune_deliveries(2).unwrap(), 20);
     }
 }
