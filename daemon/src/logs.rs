@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::store::{LogRecord, LogRetention, Store, StoreError};
+use crate::store::{LogRecord, LogRetention, LogStore, StoreError};
 
 /// How many appends between trims of a function's records.
 const TRIM_EVERY: u64 = 64;
@@ -78,7 +78,7 @@ impl LogFilter {
 /// The log store and live feed.
 #[derive(Clone)]
 pub struct Logs {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
     feed: broadcast::Sender<Arc<LogRecord>>,
     config: FunctionLogsConfig,
     appends: Arc<AtomicU64>,
@@ -86,7 +86,7 @@ pub struct Logs {
 
 impl Logs {
     /// Logs over `store` with this retention.
-    pub fn new(store: Arc<dyn Store>, config: FunctionLogsConfig) -> Self {
+    pub fn new(store: Arc<dyn LogStore>, config: FunctionLogsConfig) -> Self {
         let (feed, _) = broadcast::channel(1024);
         Self {
             store,
@@ -124,12 +124,12 @@ impl Logs {
         self.store.trim_logs(function, &retention)
     }
 
-    /// Applies the retention to every function (for the age limit of
-    /// functions that no longer log).
+    /// Applies the retention to every function with records (for the age
+    /// limit of functions that no longer log).
     pub fn sweep(&self) -> Result<usize, StoreError> {
         let mut dropped = 0;
-        for record in self.store.list_functions()? {
-            dropped += self.trim(&record.config.name)?;
+        for function in self.store.logged_functions()? {
+            dropped += self.trim(&function)?;
         }
         Ok(dropped)
     }
@@ -157,7 +157,7 @@ impl Logs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MemoryStore, SledStore};
+    use crate::store::{MemoryStore, SledStore, Store};
 
     fn record(function: &str, ts: i64, id: &str, text_len: usize) -> LogRecord {
         LogRecord {

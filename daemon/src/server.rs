@@ -11,7 +11,7 @@ use kumo_proto::MAX_GRPC_MESSAGE_BYTES;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::agents::{AgentRegistry, AgentService, DrainFileError};
+use crate::agents::{AgentRegistry, AgentService, DrainError};
 use crate::async_queue::EventQueue;
 use crate::concurrency::ConcurrencyLimiter;
 use crate::config::DaemonConfig;
@@ -68,7 +68,7 @@ pub enum DaemonError {
     Tls(#[from] crate::tls::TlsError),
     /// The drained-node list could not be loaded.
     #[error(transparent)]
-    DrainFile(#[from] DrainFileError),
+    DrainFile(#[from] DrainError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -147,7 +147,8 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let agents = AgentRegistry::new(
         Duration::from_secs(config.agent_wait_seconds),
         config.agents.clone(),
-        Some(config.data_dir.join("drained-agents.json")),
+        store.clone(),
+        Some(&config.data_dir.join("drained-agents.json")),
     )?;
     let invoker = Invoker::new(
         functions.clone(),

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use kumo_daemon::store::{
-    FunctionRecord, SledStore, Store, StoredConfig, TriggerRecord, TriggerSource,
+    FunctionRecord, FunctionStore, SledStore, StoredConfig, TriggerRecord, TriggerSource,
+    TriggerStore,
 };
 use serde::Serialize;
 

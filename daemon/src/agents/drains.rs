@@ -1,104 +1,109 @@
-//! The set of drained nodes, kept in a small JSON file in the data
-//! directory so a drain survives a kumod restart (an operator taking a node
-//! out for maintenance must not get work sent to it after a restart).
+//! Drained nodes are kept in the store ([`AgentStore`]) so a drain survives
+//! a kumod restart (an operator taking a node out for maintenance must not
+//! get work sent to it after a restart). Earlier kumod versions kept them in
+//! `<data_dir>/drained-agents.json`: [`load`] imports such a file into the
+//! store once and renames it to `drained-agents.json.imported`.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// The drain list could not be read or written.
+use crate::store::{AgentStore, StoreError};
+
+/// The drain list could not be read, imported or written.
 #[derive(Debug, thiserror::Error)]
-#[error("{operation} the drained-node list {path}: {message}")]
-pub struct DrainFileError {
-    /// What was being done.
-    pub operation: &'static str,
-    /// The file.
-    pub path: PathBuf,
-    /// What failed.
-    pub message: String,
+pub enum DrainError {
+    /// The legacy drain file could not be read, parsed or renamed.
+    #[error("{operation} the drained-node list {path}: {message}")]
+    File {
+        /// What was being done.
+        operation: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The store failed.
+    #[error("the drained-node list: {0}")]
+    Store(#[from] StoreError),
 }
 
-/// Drained node ids, optionally persisted.
-#[derive(Debug, Default)]
-pub struct Drains {
-    ids: BTreeSet<String>,
-    file: Option<PathBuf>,
+/// The drained node ids in `store`, after importing `legacy_file` (when
+/// given and present) into it.
+pub fn load(
+    store: &dyn AgentStore,
+    legacy_file: Option<&Path>,
+) -> Result<BTreeSet<String>, DrainError> {
+    if let Some(path) = legacy_file {
+        import_legacy_file(store, path)?;
+    }
+    Ok(store.drained_agents()?)
 }
 
-impl Drains {
-    /// Loads the list from `file` (an absent file is an empty list); `None`
-    /// keeps it in memory only.
-    pub fn load(file: Option<PathBuf>) -> Result<Self, DrainFileError> {
-        let Some(path) = file else {
-            return Ok(Self::default());
-        };
-        let ids = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| DrainFileError {
-                operation: "parsing",
-                path: path.clone(),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
-            Err(e) => {
-                return Err(DrainFileError {
-                    operation: "reading",
-                    path,
-                    message: e.to_string(),
-                })
-            }
-        };
-        Ok(Self {
-            ids,
-            file: Some(path),
-        })
-    }
-
-    /// True when `agent_id` is drained.
-    pub fn contains(&self, agent_id: &str) -> bool {
-        self.ids.contains(agent_id)
-    }
-
-    /// Marks `agent_id` drained (`true`) or not, persisting the change
-    /// before it takes effect.
-    pub fn set(&mut self, agent_id: &str, drained: bool) -> Result<(), DrainFileError> {
-        let mut next = self.ids.clone();
-        if drained {
-            next.insert(agent_id.to_string());
-        } else {
-            next.remove(agent_id);
+/// Marks every id of the JSON list at `path` drained in `store`, then
+/// renames the file so it is imported only once. An absent file imports
+/// nothing. A crash before the rename imports it again, which is harmless.
+fn import_legacy_file(store: &dyn AgentStore, path: &Path) -> Result<(), DrainError> {
+    let failed = |operation, message: String| DrainError::File {
+        operation,
+        path: path.to_path_buf(),
+        message,
+    };
+    let ids: BTreeSet<String> = match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| failed("parsing", e.to_string()))?
         }
-        if let Some(path) = &self.file {
-            let failed = |operation, e: std::io::Error| DrainFileError {
-                operation,
-                path: path.clone(),
-                message: e.to_string(),
-            };
-            let temporary = path.with_extension("json.tmp");
-            let body = serde_json::to_vec_pretty(&next).unwrap_or_default();
-            std::fs::write(&temporary, body).map_err(|e| failed("writing", e))?;
-            std::fs::rename(&temporary, path).map_err(|e| failed("replacing", e))?;
-        }
-        self.ids = next;
-        Ok(())
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(failed("reading", e.to_string())),
+    };
+    for id in &ids {
+        store.set_agent_drained(id, true)?;
     }
+    let mut imported = path.as_os_str().to_owned();
+    imported.push(".imported");
+    std::fs::rename(path, &imported).map_err(|e| failed("renaming", e.to_string()))?;
+    tracing::info!(path = %path.display(), drained = ids.len(), "imported the drained-node list into the store");
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SledStore;
+
+    /// Opens the sled state in `dir`, waiting for an earlier handle's
+    /// background flusher to let go of the database lock.
+    fn reopen(dir: &Path) -> SledStore {
+        for _ in 0..100 {
+            if let Ok(store) = SledStore::open(dir) {
+                return store;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        SledStore::open(dir).unwrap()
+    }
 
     #[test]
-    fn drains_survive_a_reload_and_garbage_is_an_error() {
+    fn a_legacy_drain_file_is_imported_once_and_garbage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("drained-agents.json");
-        let mut drains = Drains::load(Some(file.clone())).unwrap();
-        drains.set("node-a", true).unwrap();
-        drains.set("node-b", true).unwrap();
-        drains.set("node-b", false).unwrap();
-        let reloaded = Drains::load(Some(file.clone())).unwrap();
-        assert!(reloaded.contains("node-a"));
-        assert!(!reloaded.contains("node-b"));
+        std::fs::write(&file, r#"["node-a", "node-c"]"#).unwrap();
+        {
+            let store = reopen(&dir.path().join("state"));
+            let drained = load(&store, Some(&file)).unwrap();
+            assert_eq!(
+                drained.into_iter().collect::<Vec<_>>(),
+                ["node-a", "node-c"]
+            );
+            store.set_agent_drained("node-c", false).unwrap();
+        }
+        assert!(!file.exists(), "the file is renamed once imported");
+        assert!(dir.path().join("drained-agents.json.imported").exists());
+        let store = reopen(&dir.path().join("state"));
+        let reloaded = load(&store, Some(&file)).unwrap();
+        assert!(reloaded.contains("node-a"), "the import survives a restart");
+        assert!(!reloaded.contains("node-c"), "and is not imported again");
         std::fs::write(&file, "{not json").unwrap();
-        let err = Drains::load(Some(file)).unwrap_err();
+        let err = load(&store, Some(&file)).unwrap_err();
         assert!(err.to_string().contains("drained-agents.json"), "{err}");
     }
 }

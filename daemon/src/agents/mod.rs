@@ -5,10 +5,11 @@
 
 mod drains;
 mod nodes;
+pub mod placement;
 pub mod service;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,12 +20,13 @@ use kumo_proto::agent::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
-pub use drains::DrainFileError;
+pub use drains::DrainError;
 pub use nodes::NodeState;
 pub use service::AgentService;
 
-use drains::Drains;
-use nodes::{Candidate, Node, Session, WarmKey};
+use crate::store::AgentStore;
+use nodes::{Node, Session, WarmKey};
+use placement::{NoPlacement, NodeView};
 
 /// Lost nodes are forgotten this long after they were last seen.
 const FORGET_LOST_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -107,9 +109,9 @@ pub enum NodeError {
     /// No node with this id ever attached (since kumod started).
     #[error("no agent {0} is known; `kumo agents` lists them")]
     Unknown(String),
-    /// The drain list could not be persisted.
+    /// The drain could not be persisted.
     #[error(transparent)]
-    DrainFile(#[from] DrainFileError),
+    DrainFile(#[from] DrainError),
 }
 
 /// What kumod knows of one node.
@@ -146,7 +148,8 @@ struct Pending {
 struct State {
     nodes: HashMap<String, Node>,
     pending: HashMap<u64, Pending>,
-    drains: Drains,
+    /// Drained agent ids, as persisted in the store.
+    drains: BTreeSet<String>,
 }
 
 impl State {
@@ -155,6 +158,56 @@ impl State {
         self.nodes
             .get_mut(agent_id)
             .filter(|n| n.session.as_ref().is_some_and(|s| s.id == session))
+    }
+
+    /// Places an invocation (see [`placement::place`]) and records it as
+    /// pending on the chosen node. Returns the node's id, its stream and
+    /// where the invocation's result will arrive.
+    fn place(
+        &mut self,
+        invocation_id: u64,
+        key: &WarmKey,
+        memory_mb: u64,
+        request_id: &str,
+    ) -> Result<Placed, NoPlacement> {
+        let views: Vec<NodeView> = self
+            .nodes
+            .iter()
+            .map(|(id, node)| NodeView {
+                id,
+                state: node.state(self.drains.contains(id)),
+                free_mb: node.free_mb(),
+                running: node.running,
+                warm: &node.warm,
+            })
+            .collect();
+        let agent_id = placement::place(&views, key, memory_mb)?.to_string();
+        let node = self
+            .nodes
+            .get_mut(&agent_id)
+            .expect("placed on a known node");
+        let session = node.session.as_ref().expect("ready nodes are connected");
+        let (reply, result) = oneshot::channel();
+        let placed = (agent_id.clone(), session.sender.clone(), result);
+        let session = session.id;
+        node.running += 1;
+        node.running_mb += memory_mb;
+        node.invocations_total += 1;
+        if let Some(idle) = node.warm.get_mut(key) {
+            *idle = idle.saturating_sub(1);
+        }
+        self.pending.insert(
+            invocation_id,
+            Pending {
+                session,
+                key: key.clone(),
+                memory_mb,
+                agent_id,
+                request_id: request_id.to_string(),
+                reply,
+            },
+        );
+        Ok(placed)
     }
 
     /// Removes a pending invocation and takes it off its node's load.
@@ -200,10 +253,23 @@ impl State {
     }
 }
 
+/// Pushes messages down a node's stream.
+type NodeSender = tokio::sync::mpsc::Sender<Result<DaemonMessage, tonic::Status>>;
+
+/// A placed invocation: the node's id, its stream, and where the result
+/// will arrive.
+type Placed = (
+    String,
+    NodeSender,
+    oneshot::Receiver<Result<InvocationResult, DispatchError>>,
+);
+
 /// Connected agents and in-flight invocations.
 #[derive(Clone)]
 pub struct AgentRegistry {
     state: Arc<Mutex<State>>,
+    /// Where drains are persisted.
+    store: Arc<dyn AgentStore>,
     next_id: Arc<AtomicU64>,
     /// Signalled when an agent attaches or an invocation finishes.
     changed: Arc<Notify>,
@@ -213,17 +279,20 @@ pub struct AgentRegistry {
 
 impl AgentRegistry {
     /// An empty registry; dispatch waits up to `agent_wait` for a first
-    /// agent. Drains are persisted in `drain_file` when given.
+    /// agent. Drains are persisted in `store`; a drain file of an earlier
+    /// kumod (`legacy_drain_file`, if present) is imported into it first.
     pub fn new(
         agent_wait: Duration,
         config: AgentsConfig,
-        drain_file: Option<PathBuf>,
-    ) -> Result<Self, DrainFileError> {
+        store: Arc<dyn AgentStore>,
+        legacy_drain_file: Option<&Path>,
+    ) -> Result<Self, DrainError> {
         Ok(Self {
             state: Arc::new(Mutex::new(State {
-                drains: Drains::load(drain_file)?,
+                drains: drains::load(store.as_ref(), legacy_drain_file)?,
                 ..State::default()
             })),
+            store,
             next_id: Arc::new(AtomicU64::new(1)),
             changed: Arc::new(Notify::new()),
             agent_wait,
@@ -235,7 +304,7 @@ impl AgentRegistry {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `invocation` where [`nodes::choose`] places it and waits up to
+    /// Runs `invocation` where [`placement::place`] puts it and waits up to
     /// `deadline` for its result.
     pub async fn dispatch(
         &self,
@@ -250,62 +319,21 @@ impl AgentRegistry {
         invocation.invocation_id = invocation_id;
         let request_id = invocation.request_id.clone();
         let wait_until = tokio::time::Instant::now() + self.agent_wait;
-        let (reply, result) = oneshot::channel();
-        let mut reply = Some(reply);
-        let (agent_id, sender) = loop {
+        let (agent_id, sender, result) = loop {
             let notified = self.changed.notified();
-            {
-                let mut guard = self.lock();
-                let state = &mut *guard;
-                let ready: Vec<&String> = state
-                    .nodes
-                    .iter()
-                    .filter(|(id, n)| n.session.is_some() && !state.drains.contains(id))
-                    .map(|(id, _)| id)
-                    .collect();
-                let candidates: Vec<Candidate> = ready
-                    .iter()
-                    .map(|id| {
-                        let node = &state.nodes[*id];
-                        Candidate {
-                            free_mb: node.free_mb(),
-                            running: node.running,
-                            warm_idle: node.warm.get(&key).copied().unwrap_or(0),
-                        }
-                    })
-                    .collect();
-                let chosen = nodes::choose(&candidates, memory_mb).map(|i| ready[i].clone());
-                if chosen.is_none() && !ready.is_empty() {
+            let placed = self
+                .lock()
+                .place(invocation_id, &key, memory_mb, &request_id);
+            match placed {
+                Ok(placed) => break placed,
+                Err(NoPlacement::NoCapacity { ready, .. }) => {
                     return Err(DispatchError::NoCapacity {
                         function,
                         memory_mb,
-                        agents: ready.len(),
-                    });
+                        agents: ready,
+                    })
                 }
-                if let Some(agent_id) = chosen {
-                    let node = state.nodes.get_mut(&agent_id).expect("chosen from nodes");
-                    let session = node.session.as_ref().expect("chosen nodes are connected");
-                    let picked = (agent_id.clone(), session.sender.clone());
-                    let session = session.id;
-                    node.running += 1;
-                    node.running_mb += memory_mb;
-                    node.invocations_total += 1;
-                    if let Some(idle) = node.warm.get_mut(&key) {
-                        *idle = idle.saturating_sub(1);
-                    }
-                    state.pending.insert(
-                        invocation_id,
-                        Pending {
-                            session,
-                            key: key.clone(),
-                            memory_mb,
-                            agent_id,
-                            request_id: request_id.clone(),
-                            reply: reply.take().expect("reply is set until an agent is picked"),
-                        },
-                    );
-                    break picked;
-                }
+                Err(NoPlacement::NoReadyNode) => {}
             }
             if tokio::time::timeout_at(wait_until, notified).await.is_err() {
                 return Err(DispatchError::NoAgent { function });
@@ -377,7 +405,14 @@ impl AgentRegistry {
             if !state.nodes.contains_key(agent_id) {
                 return Err(NodeError::Unknown(agent_id.to_string()));
             }
-            state.drains.set(agent_id, drained)?;
+            self.store
+                .set_agent_drained(agent_id, drained)
+                .map_err(DrainError::from)?;
+            if drained {
+                state.drains.insert(agent_id.to_string());
+            } else {
+                state.drains.remove(agent_id);
+            }
         }
         tracing::info!(%agent_id, drained, "agent drain changed");
         self.changed.notify_waiters();
@@ -469,12 +504,7 @@ impl AgentRegistry {
 
     /// A node attached: a new session replaces any earlier one of the same
     /// agent id (whose invocations are failed as lost: the agent restarted).
-    fn register(
-        &self,
-        registration: Register,
-        address: String,
-        sender: tokio::sync::mpsc::Sender<Result<DaemonMessage, tonic::Status>>,
-    ) -> u64 {
+    fn register(&self, registration: Register, address: String, sender: NodeSender) -> u64 {
         let session = self.next_id.fetch_add(1, Ordering::Relaxed);
         let agent_id = registration.agent_id.clone();
         {

@@ -1,6 +1,6 @@
-//! What kumod knows of each node (connected or lost) and where an
-//! invocation goes: an agent with an idle warm instance of the function
-//! version, otherwise the one with the most free memory.
+//! What kumod knows of each node (connected or lost): its connection,
+//! load, warm instances and state. Where an invocation goes is decided in
+//! [`super::placement`].
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -116,68 +116,9 @@ impl Node {
     }
 }
 
-/// One node as placement sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Candidate {
-    /// Memory it can still give.
-    pub free_mb: u64,
-    /// Invocations running on it.
-    pub running: u32,
-    /// Idle warm instances of the function version being placed.
-    pub warm_idle: u32,
-}
-
-/// Picks the node for an invocation needing `memory_mb`: among nodes with
-/// that much free, one with an idle warm instance (the least busy of them),
-/// otherwise the one with the most free memory (fewest running on a tie).
-/// `None` when no node has room.
-pub fn choose(candidates: &[Candidate], memory_mb: u64) -> Option<usize> {
-    let fits = || {
-        candidates
-            .iter()
-            .enumerate()
-            .filter(move |(_, c)| c.free_mb >= memory_mb)
-    };
-    fits()
-        .filter(|(_, c)| c.warm_idle > 0)
-        .min_by_key(|(_, c)| c.running)
-        .or_else(|| fits().max_by_key(|(_, c)| (c.free_mb, std::cmp::Reverse(c.running))))
-        .map(|(index, _)| index)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(free_mb: u64, running: u32, warm_idle: u32) -> Candidate {
-        Candidate {
-            free_mb,
-            running,
-            warm_idle,
-        }
-    }
-
-    #[test]
-    fn a_warm_instance_wins_over_free_memory() {
-        let nodes = [node(4000, 0, 0), node(1000, 3, 1), node(8000, 0, 0)];
-        assert_eq!(choose(&nodes, 128), Some(1));
-    }
-
-    #[test]
-    fn without_warm_instances_the_most_free_memory_wins() {
-        let nodes = [node(4000, 0, 0), node(1000, 3, 0), node(8000, 5, 0)];
-        assert_eq!(choose(&nodes, 128), Some(2));
-        let tie = [node(4000, 2, 0), node(4000, 1, 0)];
-        assert_eq!(choose(&tie, 128), Some(1));
-    }
-
-    #[test]
-    fn a_warm_node_without_room_is_skipped_and_nothing_fits_is_none() {
-        let nodes = [node(100, 0, 4), node(600, 1, 0)];
-        assert_eq!(choose(&nodes, 512), Some(1));
-        assert_eq!(choose(&nodes, 1024), None);
-        assert_eq!(choose(&[], 1), None);
-    }
 
     #[test]
     fn states_follow_connection_and_drain() {

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use crate::concurrency::Throttle;
 use crate::functions::FunctionError;
 use crate::invoke::{InvokeError, Invoker};
-use crate::store::{DeadLetterCondition, EventCompanion, EventRecord, Store, StoreError};
+use crate::store::{DeadLetterCondition, EventCompanion, EventRecord, QueueStore, StoreError};
 
 pub use policy::AsyncConfig;
 use schedule::{Queued, Schedule};
@@ -54,7 +54,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 pub(crate) struct Shared {
-    store: Arc<dyn Store>,
+    store: Arc<dyn QueueStore>,
     invoker: Invoker,
     policy: AsyncConfig,
     schedule: Mutex<Schedule>,
@@ -86,7 +86,7 @@ pub struct EventQueue {
 impl EventQueue {
     /// Loads every stored event and starts dispatching.
     pub async fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn QueueStore>,
         invoker: Invoker,
         policy: AsyncConfig,
     ) -> Result<Self, StoreError> {

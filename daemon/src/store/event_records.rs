@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An accepted asynchronous event, kept until it succeeds or is
 /// dead-lettered. Its id is also the request id of every attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
     /// Event id = Lambda request id (lowercase UUID).
     pub id: String,

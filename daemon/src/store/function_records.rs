@@ -1,0 +1,130 @@
+//! Records of functions at `$LATEST`: configuration as stored.
+
+use std::collections::HashMap;
+
+use kumo_proto::control::FunctionConfig;
+use serde::{Deserialize, Serialize};
+
+/// Configuration as stored (serde mirror of the protocol's `FunctionConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredConfig {
+    /// Function name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// `python3` or `provided`.
+    pub runtime: String,
+    /// Handler string.
+    pub handler: String,
+    /// Memory in MB.
+    pub memory_mb: u32,
+    /// Timeout in seconds.
+    pub timeout_seconds: u32,
+    /// User environment variables.
+    pub environment: HashMap<String, String>,
+    /// `none` or `host`.
+    pub network: String,
+    /// Tags.
+    pub tags: HashMap<String, String>,
+    /// `/tmp` size in MB.
+    pub ephemeral_storage_mb: u32,
+    /// Retries of a failed asynchronous event (0-2).
+    #[serde(default = "default_retries")]
+    pub max_retry_attempts: u32,
+    /// Oldest age of an asynchronous event still attempted, in seconds.
+    #[serde(default = "default_event_age")]
+    pub max_event_age_seconds: u32,
+    /// Reserved concurrency; `None` = unreserved, `Some(0)` = disabled.
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
+    /// Function invoked with the destination record of a failed event.
+    #[serde(default)]
+    pub on_failure_destination: String,
+    /// S3 profile whose credentials the function gets.
+    #[serde(default)]
+    pub credentials_profile: String,
+}
+
+fn default_retries() -> u32 {
+    kumo_proto::model::DEFAULT_MAX_RETRY_ATTEMPTS
+}
+
+fn default_event_age() -> u32 {
+    kumo_proto::model::DEFAULT_MAX_EVENT_AGE_SECONDS
+}
+
+impl StoredConfig {
+    /// From a normalized protocol config (all optional fields set).
+    pub fn from_proto(config: &FunctionConfig) -> Self {
+        Self {
+            name: config.name.clone(),
+            description: config.description.clone(),
+            runtime: config.runtime.clone(),
+            handler: config.handler.clone(),
+            memory_mb: config
+                .memory_mb
+                .unwrap_or(kumo_proto::model::DEFAULT_MEMORY_MB),
+            timeout_seconds: config
+                .timeout_seconds
+                .unwrap_or(kumo_proto::model::DEFAULT_TIMEOUT_SECONDS),
+            environment: config.environment.clone(),
+            network: config.network.clone(),
+            tags: config.tags.clone(),
+            ephemeral_storage_mb: config
+                .ephemeral_storage_mb
+                .unwrap_or(kumo_proto::model::DEFAULT_EPHEMERAL_STORAGE_MB),
+            max_retry_attempts: config.max_retry_attempts.unwrap_or_else(default_retries),
+            max_event_age_seconds: config
+                .max_event_age_seconds
+                .unwrap_or_else(default_event_age),
+            reserved_concurrency: config
+                .reserved_concurrency
+                .map(|r| u32::try_from(r).unwrap_or(0)),
+            on_failure_destination: config.on_failure_destination.clone(),
+            credentials_profile: config.credentials_profile.clone(),
+        }
+    }
+
+    /// To the protocol form.
+    pub fn to_proto(&self) -> FunctionConfig {
+        FunctionConfig {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            runtime: self.runtime.clone(),
+            handler: self.handler.clone(),
+            memory_mb: Some(self.memory_mb),
+            timeout_seconds: Some(self.timeout_seconds),
+            environment: self.environment.clone(),
+            network: self.network.clone(),
+            tags: self.tags.clone(),
+            ephemeral_storage_mb: Some(self.ephemeral_storage_mb),
+            max_retry_attempts: Some(self.max_retry_attempts),
+            max_event_age_seconds: Some(self.max_event_age_seconds),
+            reserved_concurrency: self
+                .reserved_concurrency
+                .map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
+            on_failure_destination: self.on_failure_destination.clone(),
+            credentials_profile: self.credentials_profile.clone(),
+        }
+    }
+}
+
+/// A function at `$LATEST`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionRecord {
+    /// Its configuration.
+    pub config: StoredConfig,
+    /// Hex SHA-256 of its package.
+    pub package_digest: String,
+    /// Base64 SHA-256 of its package.
+    pub code_sha256: String,
+    /// Package size in bytes.
+    pub code_size: u64,
+    /// Increases on every change.
+    pub revision: u64,
+    /// RFC 3339 time of the last change.
+    pub last_modified: String,
+    /// Highest version number published so far (numbers are never reused).
+    #[serde(default)]
+    pub published: u64,
+}

@@ -1,0 +1,160 @@
+//! The sled implementation of the store traits: one tree per kind of
+//! record, flushed before a durable write returns. Each kind's trait is
+//! implemented in its own module.
+
+mod agents;
+mod flush;
+mod functions;
+mod logs;
+mod queue;
+mod triggers;
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+
+/// State in a sled database.
+pub struct SledStore {
+    db: sled::Db,
+    functions: sled::Tree,
+    logs: sled::Tree,
+    log_index: sled::Tree,
+    events: sled::Tree,
+    dead_letters: sled::Tree,
+    triggers: sled::Tree,
+    deliveries: sled::Tree,
+    versions: sled::Tree,
+    aliases: sled::Tree,
+    drained_agents: sled::Tree,
+    sequence: AtomicU64,
+    log_counters: logs::LogCounters,
+    flushes: flush::FlushGate,
+}
+
+fn err(op: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError {
+        op,
+        key: key.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The prefix of one function's records in per-function trees: name, NUL.
+fn function_prefix(function: &str) -> Vec<u8> {
+    let mut prefix = function.as_bytes().to_vec();
+    prefix.push(0);
+    prefix
+}
+
+/// Keys of per-function records (dead letters, aliases): function, NUL, id.
+fn function_key(function: &str, id: &str) -> Vec<u8> {
+    let mut key = function_prefix(function);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn decode<T: DeserializeOwned>(op: &'static str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| err(op, key, e))
+}
+
+impl SledStore {
+    /// Opens (creating) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.display().to_string();
+        let db = sled::open(dir).map_err(|e| err("open", &path, e))?;
+        let tree = |name: &'static str| db.open_tree(name).map_err(|e| err("open tree", name, e));
+        let sequence = AtomicU64::new(db.generate_id().map_err(|e| err("generate id", &path, e))?);
+        Ok(Self {
+            functions: tree("functions")?,
+            logs: tree("logs")?,
+            log_index: tree("log_index")?,
+            events: tree("events")?,
+            dead_letters: tree("dead_letters")?,
+            triggers: tree("triggers")?,
+            deliveries: tree("deliveries")?,
+            versions: tree("versions")?,
+            aliases: tree("aliases")?,
+            drained_agents: tree("drained_agents")?,
+            db,
+            sequence,
+            log_counters: logs::LogCounters::default(),
+            flushes: flush::FlushGate::default(),
+        })
+    }
+
+    fn flush(&self, key: &str) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| err("flush", key, e))?;
+        Ok(())
+    }
+
+    /// Encodes `value`, writes it under `key` and flushes; `label` names
+    /// the record in errors.
+    fn put_json<T: serde::Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: impl AsRef<[u8]>,
+        label: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| err("encode", label, e))?;
+        tree.insert(key.as_ref(), bytes)
+            .map_err(|e| err("insert", label, e))?;
+        self.flush(label)
+    }
+
+    /// Reads and decodes one record.
+    fn get_json<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        key: impl AsRef<[u8]>,
+        label: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(key).map_err(|e| err("get", label, e))? {
+            Some(bytes) => decode("decode", label, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes every record under `prefix`, in key order.
+    fn scan_json<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        prefix: impl AsRef<[u8]>,
+        label: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        tree.scan_prefix(prefix)
+            .values()
+            .map(|item| {
+                let bytes = item.map_err(|e| err("scan", label, e))?;
+                decode("decode", label, &bytes)
+            })
+            .collect()
+    }
+
+    /// Removes one record and flushes; false when it did not exist.
+    fn remove_flushed(
+        &self,
+        tree: &sled::Tree,
+        key: impl AsRef<[u8]>,
+        label: &str,
+    ) -> Result<bool, StoreError> {
+        let existed = tree
+            .remove(key)
+            .map_err(|e| err("remove", label, e))?
+            .is_some();
+        self.flush(label)?;
+        Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::store_conformance_tests!(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SledStore::open(dir.path()).expect("open sled");
+        (store, dir)
+    });
+}
