@@ -207,36 +207,18 @@ pub struct Invoker {
     metrics: Metrics,
 }
 
-/// What an [`Invoker`] is built from.
-pub struct InvokerParts {
-    /// The function registry.
-    pub functions: Functions,
-    /// Connected agents (where attempts run).
-    pub agents: AgentRegistry,
-    /// Where invocation logs are stored.
-    pub logs: Logs,
-    /// Concurrency limits of synchronous calls.
-    pub limiter: ConcurrencyLimiter,
-    /// Where events are queued.
-    pub queue: EventQueue,
-    /// Added to every deadline.
-    pub grace: Duration,
-    /// Invocation metrics.
-    pub metrics: Metrics,
-}
-
 impl Invoker {
-    /// An invoker over these parts.
-    pub fn new(parts: InvokerParts) -> Self {
-        let InvokerParts {
-            functions,
-            agents,
-            logs,
-            limiter,
-            queue,
-            grace,
-            metrics,
-        } = parts;
+    /// An invoker over these parts: events go to `queue`, attempts to
+    /// `agents`; `grace` is added to every deadline.
+    pub fn new(
+        functions: Functions,
+        agents: AgentRegistry,
+        logs: Logs,
+        limiter: ConcurrencyLimiter,
+        queue: EventQueue,
+        grace: Duration,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             functions,
             agents,

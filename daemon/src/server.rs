@@ -18,7 +18,7 @@ use crate::config::DaemonConfig;
 use crate::control_service::{ControlParts, ControlService};
 use crate::functions::{FunctionError, Functions};
 use crate::http::HttpState;
-use crate::invoke::{Invoker, InvokerParts};
+use crate::invoke::Invoker;
 use crate::invoke_api::InvokeApi;
 use crate::logs::Logs;
 use crate::metrics::Metrics;
@@ -154,15 +154,15 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         config.async_invoke.clone(),
     )
     .await?;
-    let invoker = Invoker::new(InvokerParts {
-        functions: functions.clone(),
-        agents: agents.clone(),
-        logs: logs.clone(),
-        limiter: limiter.clone(),
-        queue: queue.clone(),
-        grace: Duration::from_secs(config.invoke_grace_seconds),
-        metrics: metrics.clone(),
-    });
+    let invoker = Invoker::new(
+        functions.clone(),
+        agents.clone(),
+        logs.clone(),
+        limiter.clone(),
+        queue.clone(),
+        Duration::from_secs(config.invoke_grace_seconds),
+        metrics.clone(),
+    );
     queue.start(invoker.clone());
     let routes = Routes::default();
     let triggers = Triggers::new(
