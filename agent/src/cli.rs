@@ -26,50 +26,18 @@ pub struct Args {
     /// File holding the join token (overrides `token_file`).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// Log format of the agent's own logs.
-    #[arg(long, value_enum, default_value = "text")]
+    /// Log format of the agent's own logs: text or json.
+    #[arg(long, default_value = "text")]
     pub log_format: LogFormat,
 }
 
-/// How the process writes its own diagnostic logs.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Installs the tracing subscriber (level from `RUST_LOG`, default `info`).
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-/// Resolves once SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
+/// How the agent writes its own diagnostic logs (shared with kumod).
+pub use kumo_proto::process::LogFormat;
 
 /// Entry point of the `kumo-agent` binary.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing(args.log_format);
+    kumo_proto::process::init_tracing(args.log_format, "info");
     let mut config = match AgentConfig::load(args.config.as_deref(), "KUMO_AGENT") {
         Ok(config) => config,
         Err(err) => {
@@ -96,7 +64,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::node::run(config, shutdown_signal())) {
+    match runtime.block_on(crate::node::run(
+        config,
+        kumo_proto::process::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

@@ -4,9 +4,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use kumo_proto::process::LogFormat;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Args;
+pub use crate::agents::AgentsConfig;
+pub use crate::async_queue::AsyncConfig;
+pub use crate::invoke_api::{AccessKey, InvokeApiConfig};
+pub use crate::logs::FunctionLogsConfig;
+pub use crate::s3::S3Config;
+pub use crate::triggers::scheduler::MissedFires;
 
 /// kumod's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,7 +90,7 @@ impl Default for TriggersConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// Level filter (`RUST_LOG` takes precedence).
     pub level: String,
 }
@@ -92,7 +98,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            format: "text".into(),
+            format: LogFormat::Text,
             level: "info".into(),
         }
     }
@@ -126,26 +132,68 @@ impl Default for DaemonConfig {
 /// The configuration could not be loaded (names the file and the problem).
 pub type ConfigError = kumo_proto::layered_config::LoadError;
 
+/// Settings given on kumod's command line; they win over the file and
+/// the environment, and are applied only by [`DaemonConfig::load`].
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Data directory (overrides `data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address (overrides `listen`; default 127.0.0.1:7070).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// HTTP listen address (overrides `http_listen`; default 127.0.0.1:7071).
+    #[arg(long)]
+    pub http_listen: Option<SocketAddr>,
+    /// Accept gRPC calls without tokens (only allowed on a loopback listen
+    /// address; for development).
+    #[arg(long)]
+    pub insecure_local: bool,
+    /// Format of kumod's own logs: text or json.
+    #[arg(long)]
+    pub log_format: Option<LogFormat>,
+}
+
 impl DaemonConfig {
-    /// Loads the configuration for these command-line arguments.
-    pub fn load(args: &Args) -> Result<Self, ConfigError> {
-        let mut config = Self::load_sources(args.config.as_deref(), "KUMO")?;
-        if let Some(dir) = &args.data_dir {
+    /// Loads the configuration: defaults, `file`, `KUMO_*` variables, then
+    /// the command-line `overrides`; the result is validated.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = Self::load_sources(file, "KUMO")?;
+        let Overrides {
+            data_dir,
+            listen,
+            http_listen,
+            insecure_local,
+            log_format,
+        } = overrides;
+        if let Some(dir) = data_dir {
             config.data_dir = dir.clone();
         }
-        if let Some(listen) = args.listen {
-            config.listen = listen;
+        if let Some(listen) = listen {
+            config.listen = *listen;
         }
-        if let Some(listen) = args.http_listen {
-            config.http_listen = listen;
+        if let Some(listen) = http_listen {
+            config.http_listen = *listen;
         }
-        if args.insecure_local {
+        if *insecure_local {
             config.auth.insecure_local = true;
         }
-        if let Some(format) = &args.log_format {
-            config.log.format = format.clone();
+        if let Some(format) = log_format {
+            config.log.format = *format;
         }
+        config.validate().map_err(|message| ConfigError {
+            path: file.map_or_else(|| "<defaults>".into(), |p| p.display().to_string()),
+            message,
+        })?;
         Ok(config)
+    }
+
+    /// Checks rules serde cannot express; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.concurrency_limit == 0 {
+            return Err("concurrency_limit must be at least 1 (default 1000)".into());
+        }
+        Ok(())
     }
 
     /// Defaults, then the file, then environment variables with `prefix`.
@@ -224,5 +272,34 @@ mod tests {
         assert_eq!(profile.webhook_arn(), "arn:minio:sqs::KUMO:webhook");
         std::fs::write(&file, "[triggers]\nmissed_fires = \"later\"\n").unwrap();
         assert!(DaemonConfig::load_sources(Some(&file), "KUMO_TEST_UNUSED").is_err());
+    }
+
+    #[test]
+    fn overrides_win_and_limits_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kumod.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            log_format: Some(LogFormat::Text),
+            ..Default::default()
+        };
+        let config = DaemonConfig::load(Some(&file), &overrides).unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.log.format, LogFormat::Text);
+        std::fs::write(&file, "concurrency_limit = 0\n").unwrap();
+        let err = DaemonConfig::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("concurrency_limit must be at least 1"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("kumod.toml"), "{err}");
+        std::fs::write(&file, "[log]\nformat = \"yaml\"\n").unwrap();
+        assert!(DaemonConfig::load(Some(&file), &Overrides::default()).is_err());
     }
 }

@@ -108,10 +108,12 @@ impl Functions {
         }
         let destination = &record.config.on_failure_destination;
         if !destination.is_empty() {
-            let (target, _) = model::split_qualified_name(destination);
-            if self.store.get_function(target)?.is_none() {
+            // Normalized already: a name with an optional qualifier.
+            let target = model::FunctionRef::parse(destination, None)
+                .map_or_else(|_| destination.clone(), |r| r.name);
+            if self.store.get_function(&target)?.is_none() {
                 return Err(FunctionError::UnknownDestination {
-                    arn: self.arn(target, None),
+                    arn: self.arn(&target, None),
                 });
             }
         }
@@ -125,9 +127,20 @@ impl Functions {
         model::function_arn(&self.region, &self.account_id, name, qualifier)
     }
 
-    /// The package store.
-    pub fn packages(&self) -> &PackageStore {
-        &self.packages
+    /// NotFound (with the ARN as given) when an ARN names another region
+    /// or account than this kumod's.
+    pub fn check_here(&self, function: &model::FunctionRef) -> Result<(), FunctionError> {
+        if function.is_in(&self.region, &self.account_id) {
+            return Ok(());
+        }
+        Err(FunctionError::NotFound {
+            arn: model::function_arn(
+                function.region.as_deref().unwrap_or(&self.region),
+                function.account.as_deref().unwrap_or(&self.account_id),
+                &function.name,
+                function.qualifier.as_deref(),
+            ),
+        })
     }
 
     /// Reads a function or fails with NotFound.
@@ -189,47 +202,7 @@ impl Functions {
     ) -> Result<FunctionInfo, FunctionError> {
         let mut record = self.get_record(&update.name)?;
         let mut config = record.config.to_proto();
-        if let Some(v) = update.description {
-            config.description = v;
-        }
-        if let Some(v) = update.runtime {
-            config.runtime = v;
-        }
-        if let Some(v) = update.handler {
-            config.handler = v;
-        }
-        if update.memory_mb.is_some() {
-            config.memory_mb = update.memory_mb;
-        }
-        if update.timeout_seconds.is_some() {
-            config.timeout_seconds = update.timeout_seconds;
-        }
-        if update.set_environment {
-            config.environment = update.environment;
-        }
-        if let Some(v) = update.network {
-            config.network = v;
-        }
-        if update.ephemeral_storage_mb.is_some() {
-            config.ephemeral_storage_mb = update.ephemeral_storage_mb;
-        }
-        if update.max_retry_attempts.is_some() {
-            config.max_retry_attempts = update.max_retry_attempts;
-        }
-        if update.max_event_age_seconds.is_some() {
-            config.max_event_age_seconds = update.max_event_age_seconds;
-        }
-        if update.clear_reserved_concurrency {
-            config.reserved_concurrency = None;
-        } else if update.reserved_concurrency.is_some() {
-            config.reserved_concurrency = update.reserved_concurrency;
-        }
-        if let Some(v) = update.on_failure_destination {
-            config.on_failure_destination = v;
-        }
-        if let Some(v) = update.credentials_profile {
-            config.credentials_profile = v;
-        }
+        merge_update(&mut config, update);
         model::normalize_config(&mut config)?;
         record.config = StoredConfig::from_proto(&config);
         self.bump(&mut record)?;
@@ -313,6 +286,54 @@ impl Functions {
             revision: record.revision,
             queue: None,
         }
+    }
+}
+
+/// Applies an update's given fields to `config`: the one place an
+/// update's optional fields are merged (every field is named, so a new
+/// one cannot be forgotten).
+fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfigurationRequest) {
+    let UpdateFunctionConfigurationRequest {
+        name: _,
+        description,
+        runtime,
+        handler,
+        memory_mb,
+        timeout_seconds,
+        set_environment,
+        environment,
+        network,
+        ephemeral_storage_mb,
+        max_retry_attempts,
+        max_event_age_seconds,
+        reserved_concurrency,
+        clear_reserved_concurrency,
+        on_failure_destination,
+        credentials_profile,
+    } = update;
+    let replace = |field: &mut String, value: Option<String>| {
+        if let Some(value) = value {
+            *field = value;
+        }
+    };
+    replace(&mut config.description, description);
+    replace(&mut config.runtime, runtime);
+    replace(&mut config.handler, handler);
+    replace(&mut config.network, network);
+    replace(&mut config.on_failure_destination, on_failure_destination);
+    replace(&mut config.credentials_profile, credentials_profile);
+    config.memory_mb = memory_mb.or(config.memory_mb);
+    config.timeout_seconds = timeout_seconds.or(config.timeout_seconds);
+    config.ephemeral_storage_mb = ephemeral_storage_mb.or(config.ephemeral_storage_mb);
+    config.max_retry_attempts = max_retry_attempts.or(config.max_retry_attempts);
+    config.max_event_age_seconds = max_event_age_seconds.or(config.max_event_age_seconds);
+    config.reserved_concurrency = if clear_reserved_concurrency {
+        None
+    } else {
+        reserved_concurrency.or(config.reserved_concurrency)
+    };
+    if set_environment {
+        config.environment = environment;
     }
 }
 

@@ -31,8 +31,10 @@ pub struct HttpState {
     pub scraper: Scraper,
     /// Lambda's Invoke API.
     pub invoke_api: InvokeApi,
-    /// HTTP triggers' routes and the invoker they call.
-    pub http_triggers: (crate::triggers::registry::Triggers, crate::invoke::Invoker),
+    /// HTTP triggers' routes.
+    pub routes: crate::triggers::routes::Routes,
+    /// The invoke front door HTTP triggers call.
+    pub invoker: crate::invoke::Invoker,
     /// Account id used in events.
     pub account_id: String,
 }
@@ -115,10 +117,9 @@ async fn http_trigger(
         .collect();
     let request_id = uuid::Uuid::new_v4().to_string();
     let source_ip = peer.ip().to_string();
-    let (triggers, invoker) = &state.http_triggers;
     let mut answer = crate::triggers::http_trigger::handle(
-        triggers,
-        invoker,
+        &state.routes,
+        &state.invoker,
         kumo_triggers::apigw::HttpRequest {
             method: parts.method.as_str(),
             path: &path,
@@ -177,7 +178,7 @@ async fn invoke_api(state: &HttpState, request: Request<Incoming>) -> Response<F
                 raw_path: parts.uri.path().to_string(),
                 raw_query: parts.uri.query().unwrap_or_default().to_string(),
                 headers,
-                body: body.to_vec(),
+                body,
             })
             .await,
     )

@@ -1,21 +1,29 @@
-//! The invoke path shared by synchronous calls and the asynchronous queue:
-//! check a call ([`Invoker::prepare`]), run one attempt on an agent and
-//! store its log ([`Invoker::execute`]), and the synchronous call itself
-//! ([`Invoker::invoke_sync`]) with its concurrency check.
+//! The invoke front door. Every entry point (gRPC `Invoke`, Lambda's
+//! Invoke API, HTTP triggers, schedules, bucket webhooks) builds an
+//! [`InvokeRequest`] and calls [`Invoker::invoke`], which parses the
+//! function reference once, checks the call, and either queues it
+//! durably (`Event`) or runs it now (`RequestResponse`, `DryRun`).
+//! [`Invoker::execute`] runs one attempt on an agent and stores its log;
+//! the asynchronous queue calls it for every attempt of an event.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use kumo_proto::agent::{FunctionSpec, Invocation, InvocationResult, Outcome};
-use kumo_proto::control::{InvocationType, InvokeRequest, InvokeResponse};
-use kumo_proto::model::{self, LATEST, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES};
+pub use kumo_proto::control::InvocationType;
+use kumo_proto::control::{self, InvokeResponse};
+use kumo_proto::model::{
+    FunctionRef, FunctionRefError, LATEST, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES,
+};
 
 use crate::agents::{AgentRegistry, DispatchError};
+use crate::async_queue::{EventQueue, NewEvent};
 use crate::concurrency::{ConcurrencyLimiter, Throttle};
 use crate::functions::{FunctionError, Functions};
 use crate::logs::Logs;
 use crate::metrics::{InvocationSample, Metrics};
 use crate::qualifiers::{self, Target};
-use crate::store::LogRecord;
+use crate::store::{EventCompanion, LogRecord};
 
 /// Bytes of log returned with `log_tail`, as Lambda's `X-Amz-Log-Result`.
 const LOG_TAIL_BYTES: usize = 4096;
@@ -23,6 +31,10 @@ const LOG_TAIL_BYTES: usize = 4096;
 /// An invocation was refused or failed on the platform.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
+    /// The function reference is not a name, `name:qualifier` or ARN, or
+    /// its qualifiers disagree.
+    #[error(transparent)]
+    BadReference(#[from] FunctionRefError),
     /// The function or qualifier does not exist, or the store failed.
     #[error(transparent)]
     Function(#[from] FunctionError),
@@ -50,12 +62,122 @@ pub enum InvokeError {
     Queue(String),
 }
 
+/// The entry point a call came through (a metrics label and log field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The gRPC control API.
+    Grpc,
+    /// Lambda's Invoke API on the HTTP listener.
+    InvokeApi,
+    /// An HTTP trigger route.
+    HttpTrigger,
+    /// A schedule trigger's fire.
+    Schedule,
+    /// A bucket notification from the MinIO webhook.
+    Webhook,
+}
+
+impl Source {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Grpc => "grpc",
+            Source::InvokeApi => "invoke_api",
+            Source::HttpTrigger => "http_trigger",
+            Source::Schedule => "schedule",
+            Source::Webhook => "webhook",
+        }
+    }
+}
+
+/// One call, as every entry point hands it to [`Invoker::invoke`].
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    /// The function as the caller named it: name, `name:qualifier`, or a
+    /// full or partial ARN.
+    pub function: String,
+    /// A qualifier given separately (must agree with one given inline).
+    pub qualifier: Option<String>,
+    /// The JSON payload (empty means `{}`); moved, never copied, on the way.
+    pub payload: Bytes,
+    /// `RequestResponse`, `Event` or `DryRun`.
+    pub invocation_type: InvocationType,
+    /// The client context JSON, or "".
+    pub client_context: String,
+    /// Return the end of the log with a synchronous answer.
+    pub log_tail: bool,
+    /// Where the call came from.
+    pub source: Source,
+    /// For events: a write stored in the same durable transaction as the
+    /// event (a schedule's fire, a bucket delivery's key).
+    pub companion: EventCompanion,
+}
+
+impl InvokeRequest {
+    /// A synchronous call of `function` with `payload` from `source`.
+    pub fn new(source: Source, function: String, payload: Bytes) -> Self {
+        Self {
+            function,
+            qualifier: None,
+            payload,
+            invocation_type: InvocationType::RequestResponse,
+            client_context: String::new(),
+            log_tail: false,
+            source,
+            companion: EventCompanion::None,
+        }
+    }
+
+    /// The call of a gRPC `Invoke` request.
+    pub fn from_grpc(request: control::InvokeRequest) -> Self {
+        Self {
+            qualifier: Some(request.qualifier),
+            invocation_type: InvocationType::try_from(request.invocation_type)
+                .unwrap_or(InvocationType::RequestResponse),
+            client_context: request.client_context,
+            log_tail: request.log_tail,
+            ..Self::new(
+                Source::Grpc,
+                request.function_name,
+                Bytes::from(request.payload),
+            )
+        }
+    }
+}
+
+/// What became of an accepted call.
+#[derive(Debug)]
+pub enum Invoked {
+    /// It ran (or, for `DryRun`, would run): the answer.
+    Completed(InvokeResponse),
+    /// It was queued durably as an event with this id.
+    Queued(String),
+    /// Its companion was a delivery already queued before: nothing new.
+    AlreadyQueued,
+}
+
+impl Invoked {
+    /// The protocol answer (202 with the event id for a queued event).
+    pub fn into_response(self) -> InvokeResponse {
+        match self {
+            Invoked::Completed(response) => response,
+            Invoked::Queued(request_id) => InvokeResponse {
+                request_id,
+                status_code: 202,
+                ..Default::default()
+            },
+            Invoked::AlreadyQueued => InvokeResponse {
+                status_code: 202,
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// A checked call: what it runs, and a JSON payload.
-pub struct Prepared {
-    /// The resolved version.
-    pub target: Target,
-    /// The payload (`{}` when the call had none).
-    pub payload: Vec<u8>,
+struct Prepared {
+    target: Target,
+    payload: Bytes,
 }
 
 /// One attempt's result as stored and reported.
@@ -73,24 +195,27 @@ impl Executed {
     }
 }
 
-/// The invoke path.
+/// The invoke front door and the attempt runner.
 #[derive(Clone)]
 pub struct Invoker {
     functions: Functions,
     agents: AgentRegistry,
     logs: Logs,
     limiter: ConcurrencyLimiter,
+    queue: EventQueue,
     grace: Duration,
     metrics: Metrics,
 }
 
 impl Invoker {
-    /// An invoker over these parts; `grace` is added to every deadline.
+    /// An invoker over these parts: events go to `queue`, attempts to
+    /// `agents`; `grace` is added to every deadline.
     pub fn new(
         functions: Functions,
         agents: AgentRegistry,
         logs: Logs,
         limiter: ConcurrencyLimiter,
+        queue: EventQueue,
         grace: Duration,
         metrics: Metrics,
     ) -> Self {
@@ -99,66 +224,98 @@ impl Invoker {
             agents,
             logs,
             limiter,
+            queue,
             grace,
             metrics,
         }
     }
 
-    /// The metric registry.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    /// The front door: parses the function reference, checks the call,
+    /// and queues it (`Event`) or runs it now (`RequestResponse`, `DryRun`).
+    pub async fn invoke(&self, request: InvokeRequest) -> Result<Invoked, InvokeError> {
+        let InvokeRequest {
+            function,
+            qualifier,
+            payload,
+            invocation_type,
+            client_context,
+            log_tail,
+            source,
+            companion,
+        } = request;
+        self.metrics
+            .invoke_request(source.label(), type_label(invocation_type));
+        let function = FunctionRef::parse(&function, qualifier.as_deref())?;
+        let prepared = self.prepare(&function, payload, invocation_type)?;
+        match invocation_type {
+            InvocationType::Event => {
+                let event = NewEvent {
+                    function: prepared.target.name,
+                    qualifier: prepared.target.qualifier,
+                    payload: String::from_utf8(Vec::from(prepared.payload))
+                        .map_err(|e| InvokeError::InvalidJson(e.to_string()))?,
+                    replay_of: String::new(),
+                };
+                Ok(match self.queue.submit(event, companion).await? {
+                    Some(id) => Invoked::Queued(id),
+                    None => Invoked::AlreadyQueued,
+                })
+            }
+            InvocationType::DryRun => Ok(Invoked::Completed(InvokeResponse {
+                executed_version: LATEST.into(),
+                status_code: 204,
+                ..Default::default()
+            })),
+            InvocationType::RequestResponse => self
+                .invoke_sync(prepared, client_context, log_tail)
+                .await
+                .map(Invoked::Completed),
+        }
     }
 
-    /// The function registry.
-    pub fn functions(&self) -> &Functions {
-        &self.functions
-    }
-
-    /// The concurrency limiter.
-    pub fn limiter(&self) -> &ConcurrencyLimiter {
-        &self.limiter
-    }
-
-    /// Checks a call: function and qualifier exist, the payload is JSON and
-    /// within the limit of its invocation type.
-    pub fn prepare(&self, request: &InvokeRequest) -> Result<Prepared, InvokeError> {
-        let (name, inline_qualifier) = model::split_qualified_name(&request.function_name);
-        let qualifier = inline_qualifier
-            .map(str::to_string)
-            .or_else(|| (!request.qualifier.is_empty()).then(|| request.qualifier.clone()));
-        let target = qualifiers::resolve(&self.functions, name, qualifier.as_deref())?;
-        let (limit, kind) = if request.invocation_type == InvocationType::Event as i32 {
+    /// Checks a call: the function and qualifier exist here, the payload
+    /// is JSON and within the limit of its invocation type.
+    fn prepare(
+        &self,
+        function: &FunctionRef,
+        payload: Bytes,
+        invocation_type: InvocationType,
+    ) -> Result<Prepared, InvokeError> {
+        self.functions.check_here(function)?;
+        let target = qualifiers::resolve(
+            &self.functions,
+            &function.name,
+            function.qualifier.as_deref(),
+        )?;
+        let (limit, kind) = if invocation_type == InvocationType::Event {
             (MAX_ASYNC_PAYLOAD_BYTES, "asynchronous")
         } else {
             (MAX_SYNC_PAYLOAD_BYTES, "synchronous")
         };
-        if request.payload.len() > limit {
+        if payload.len() > limit {
             return Err(InvokeError::TooLarge {
-                size: request.payload.len(),
+                size: payload.len(),
                 limit,
                 kind,
             });
         }
-        let payload = if request.payload.iter().all(u8::is_ascii_whitespace) {
-            b"{}".to_vec()
+        let payload = if payload.iter().all(u8::is_ascii_whitespace) {
+            Bytes::from_static(b"{}")
         } else {
-            serde_json::from_slice::<serde::de::IgnoredAny>(&request.payload)
+            serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
                 .map_err(|e| InvokeError::InvalidJson(e.to_string()))?;
-            request.payload.clone()
+            payload
         };
         Ok(Prepared { target, payload })
     }
 
-    /// A synchronous (or dry-run) call.
-    pub async fn invoke_sync(&self, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
-        let prepared = self.prepare(&request)?;
-        if request.invocation_type == InvocationType::DryRun as i32 {
-            return Ok(InvokeResponse {
-                executed_version: LATEST.into(),
-                status_code: 204,
-                ..Default::default()
-            });
-        }
+    /// Runs a checked synchronous call within the concurrency limits.
+    async fn invoke_sync(
+        &self,
+        prepared: Prepared,
+        client_context: String,
+        log_tail: bool,
+    ) -> Result<InvokeResponse, InvokeError> {
         let name = prepared.target.name.clone();
         let _permit = self.limiter.try_acquire(&name).inspect_err(|throttle| {
             self.metrics.throttle(&name, throttle.reason());
@@ -167,9 +324,9 @@ impl Invoker {
         let executed = self
             .execute(
                 &prepared.target,
-                prepared.payload,
+                Vec::from(prepared.payload),
                 &request_id,
-                request.client_context,
+                client_context,
                 "RequestResponse",
             )
             .await
@@ -195,8 +352,8 @@ impl Invoker {
                 String::new()
             },
             executed_version: executed.version,
-            log_tail: if request.log_tail {
-                log_tail(&result.log)
+            log_tail: if log_tail {
+                self::log_tail(&result.log)
             } else {
                 String::new()
             },
@@ -295,12 +452,12 @@ impl Invoker {
     }
 }
 
-/// The answer to an accepted asynchronous event.
-pub fn accepted(request_id: String) -> InvokeResponse {
-    InvokeResponse {
-        request_id,
-        status_code: 202,
-        ..Default::default()
+/// Lambda's name of an invocation type (a metric label).
+pub fn type_label(invocation_type: InvocationType) -> &'static str {
+    match invocation_type {
+        InvocationType::RequestResponse => "RequestResponse",
+        InvocationType::Event => "Event",
+        InvocationType::DryRun => "DryRun",
     }
 }
 

@@ -1,40 +1,43 @@
-//! kumod: Kumo's scheduler daemon.
+//! kumod: Kumo's scheduler daemon. The `kumod` binary (`src/bin/kumod`)
+//! loads a [`config::DaemonConfig`] and runs [`server::start`]; everything
+//! else is internal to the crate.
 //!
-//! - [`config`] / [`cli`]: typed configuration and flags.
-//! - [`store`]: durable state behind the `Store` trait (sled).
-//! - [`packages`]: content-addressed package blobs, checked on upload.
-//! - [`functions`]: create/update/get/list/delete at `$LATEST`.
-//! - [`versions`]: published versions and aliases; [`qualifiers`]: what a
+//! - `config`: typed configuration and command-line overrides.
+//! - `store`: durable state behind the `Store` trait (sled).
+//! - `packages`: content-addressed package blobs, checked on upload.
+//! - `functions`: create/update/get/list/delete at `$LATEST`.
+//! - `versions`: published versions and aliases; `qualifiers`: what a
 //!   qualified call runs.
-//! - [`triggers`]: schedules and bucket notifications; [`s3`]: S3 profiles.
-//! - [`invoke`]: the invoke path and synchronous invocation.
-//! - [`async_queue`]: asynchronous events: durable queue, retries, DLQ.
-//! - [`concurrency`]: cluster, reserved and unreserved concurrency limits.
-//! - [`agents`]: the agent protocol service, registry and dispatch.
-//! - [`logs`]: per-function logs and the live feed.
-//! - [`control_service`]: the client gRPC API.
-//! - [`http`]: the HTTP listener.
-//! - [`server`]: wiring it all together.
+//! - `triggers`: schedules, bucket notifications and HTTP routes; `s3`: S3
+//!   profiles.
+//! - `invoke`: the invoke front door every entry point calls
+//!   (`Invoker::invoke`), and running one attempt on an agent.
+//! - `async_queue`: asynchronous events: durable queue, retries, DLQ.
+//! - `concurrency`: cluster, reserved and unreserved concurrency limits.
+//! - `agents`: the agent protocol service, registry and dispatch.
+//! - `logs`: per-function logs and the live feed.
+//! - `control_service`: the client gRPC API; `invoke_api`: Lambda's Invoke
+//!   API; `http`: the HTTP listener.
+//! - `server`: wiring it all together.
 
-pub mod agents;
-pub mod async_queue;
+pub(crate) mod agents;
+pub(crate) mod async_queue;
 pub mod auth;
-pub mod cli;
-pub mod concurrency;
+pub(crate) mod concurrency;
 pub mod config;
-pub mod control_service;
-pub mod functions;
-pub mod http;
-pub mod invoke;
-pub mod invoke_api;
-pub mod logs;
-pub mod metrics;
-pub mod packages;
-pub mod qualifiers;
-pub mod s3;
-pub mod scrape;
+pub(crate) mod control_service;
+pub(crate) mod functions;
+pub(crate) mod http;
+pub(crate) mod invoke;
+pub(crate) mod invoke_api;
+pub(crate) mod logs;
+pub(crate) mod metrics;
+pub(crate) mod packages;
+pub(crate) mod qualifiers;
+pub(crate) mod s3;
+pub(crate) mod scrape;
 pub mod server;
 pub mod store;
 pub mod tls;
-pub mod triggers;
-pub mod versions;
+pub(crate) mod triggers;
+pub(crate) mod versions;

@@ -67,6 +67,10 @@ const SCHEDULE_FIRES: Family = Family {
     name: "kumo_schedule_fires_total",
     help: "Events queued by schedule triggers.",
 };
+const INVOKE_REQUESTS: Family = Family {
+    name: "kumo_invoke_requests_total",
+    help: "Calls that reached the invoke front door, by entry point and invocation type.",
+};
 const DURATION: Family = Family {
     name: "kumo_invocation_duration_seconds",
     help: "Handler run time (REPORT Duration).",
@@ -193,6 +197,18 @@ impl Metrics {
         );
     }
 
+    /// Records a call reaching the invoke front door from `source`.
+    pub fn invoke_request(&self, source: &'static str, invocation_type: &'static str) {
+        self.add(
+            &INVOKE_REQUESTS,
+            vec![
+                ("source", source.to_string()),
+                ("type", invocation_type.to_string()),
+            ],
+            1,
+        );
+    }
+
     /// The Prometheus text exposition of everything, with `gauges` added.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let state = self.lock();
@@ -203,6 +219,7 @@ impl Metrics {
             &THROTTLES,
             &COLD_STARTS,
             &SCHEDULE_FIRES,
+            &INVOKE_REQUESTS,
         ] {
             let _ = writeln!(
                 out,

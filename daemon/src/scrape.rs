@@ -6,15 +6,20 @@ use kumo_proto::model::LATEST;
 
 use crate::agents::AgentRegistry;
 use crate::async_queue::EventQueue;
-use crate::invoke::Invoker;
-use crate::metrics::Gauge;
+use crate::concurrency::ConcurrencyLimiter;
+use crate::functions::Functions;
+use crate::metrics::{Gauge, Metrics};
 use crate::triggers::webhook::WebhookCounters;
 
 /// Everything a scrape reads.
 #[derive(Clone)]
 pub struct Scraper {
-    /// The invoke path (metrics, limiter, functions).
-    pub invoker: Invoker,
+    /// The function registry.
+    pub functions: Functions,
+    /// Running invocations per function.
+    pub limiter: ConcurrencyLimiter,
+    /// The recorded counters and histograms.
+    pub metrics: Metrics,
     /// The asynchronous queue.
     pub queue: EventQueue,
     /// Connected agents.
@@ -51,7 +56,7 @@ impl Scraper {
             "kumo_async_redeliveries",
             "Events run again after kumod or an agent stopped mid-attempt, since kumod started.",
         );
-        let functions = self.invoker.functions().list().unwrap_or_default();
+        let functions = self.functions.list().unwrap_or_default();
         for info in &functions {
             let name = info
                 .config
@@ -59,10 +64,9 @@ impl Scraper {
                 .map(|c| c.name.clone())
                 .unwrap_or_default();
             let labels = vec![("function", name.clone())];
-            running.samples.push((
-                labels.clone(),
-                f64::from(self.invoker.limiter().running(&name)),
-            ));
+            running
+                .samples
+                .push((labels.clone(), f64::from(self.limiter.running(&name))));
             if let Ok(stats) = self.queue.stats(&name) {
                 queued.samples.push((labels.clone(), stats.queued as f64));
                 in_flight
@@ -133,7 +137,7 @@ impl Scraper {
             ],
             1.0,
         ));
-        self.invoker.metrics().render(&[
+        self.metrics.render(&[
             info,
             running,
             queued,

@@ -27,6 +27,7 @@ use crate::s3::S3Profiles;
 use crate::scrape::Scraper;
 use crate::store::{SledStore, Store, StoreError};
 use crate::triggers::registry::Triggers;
+use crate::triggers::routes::Routes;
 use crate::triggers::scheduler;
 use crate::triggers::webhook::Webhook;
 use crate::versions::Versions;
@@ -129,11 +130,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         &embedded_agent_token,
     )?;
     let tls = config.tls.server_config()?;
-    if config.concurrency_limit == 0 {
-        return Err(DaemonError::InvalidConfig(
-            "concurrency_limit must be at least 1 (default 1000)".into(),
-        ));
-    }
+    config.validate().map_err(DaemonError::InvalidConfig)?;
     let limiter = ConcurrencyLimiter::new(config.concurrency_limit);
     let functions = Functions::new(
         store.clone(),
@@ -150,36 +147,48 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         store.clone(),
         Some(&config.data_dir.join("drained-agents.json")),
     )?;
+    let metrics = Metrics::default();
+    let queue = EventQueue::open(
+        store.clone(),
+        functions.clone(),
+        limiter.clone(),
+        config.async_invoke.clone(),
+    )
+    .await?;
     let invoker = Invoker::new(
         functions.clone(),
         agents.clone(),
         logs.clone(),
-        limiter,
+        limiter.clone(),
+        queue.clone(),
         Duration::from_secs(config.invoke_grace_seconds),
-        Metrics::default(),
+        metrics.clone(),
     );
-    let queue =
-        EventQueue::start(store.clone(), invoker.clone(), config.async_invoke.clone()).await?;
+    queue.start(invoker.clone());
+    let routes = Routes::default();
     let triggers = Triggers::new(
         store.clone(),
         functions.clone(),
         S3Profiles::new(&config.s3),
         config.region.clone(),
         config.account_id.clone(),
-        invoker.metrics().clone(),
+        metrics.clone(),
+        routes.clone(),
     )?;
-    let webhook = Webhook::new(triggers.clone(), queue.clone(), &webhook_token(config)?);
     let webhook_counters = triggers.webhook_counters.clone();
-    let invoker_for_metrics = invoker.clone();
-    let invoker_for_http = invoker.clone();
-    let triggers_for_http = triggers.clone();
-    let invoke_api = InvokeApi::new(invoker.clone(), queue.clone(), &config.invoke_api)
+    let webhook = Webhook::new(
+        routes.clone(),
+        webhook_counters.clone(),
+        invoker.clone(),
+        &webhook_token(config)?,
+    );
+    let invoke_api = InvokeApi::new(invoker.clone(), &config.invoke_api)
         .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
     let background = vec![
         tokio::spawn(agents.clone().watch()),
         tokio::spawn(scheduler::run(
             triggers.clone(),
-            queue.clone(),
+            invoker.clone(),
             config.triggers.missed_fires,
         )),
         tokio::spawn(prune_hourly(
@@ -221,8 +230,9 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
 
     let control = ControlServer::new(ControlService::new(ControlParts {
         versions: Versions::new(functions.clone()),
-        functions,
-        invoker,
+        functions: functions.clone(),
+        invoker: invoker.clone(),
+        limiter: limiter.clone(),
         queue: queue.clone(),
         logs,
         triggers,
@@ -267,13 +277,16 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         Arc::new(HttpState {
             webhook,
             scraper: Scraper {
-                invoker: invoker_for_metrics,
+                functions,
+                limiter,
+                metrics,
                 queue: queue.clone(),
                 agents: agents.clone(),
                 webhook: webhook_counters,
             },
             invoke_api,
-            http_triggers: (triggers_for_http, invoker_for_http),
+            routes,
+            invoker,
             account_id: config.account_id.clone(),
         }),
     ));

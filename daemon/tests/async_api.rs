@@ -173,3 +173,70 @@ async fn a_zero_concurrency_limit_is_refused_at_start() {
     let err = kumo_daemon::server::start(&config).await.err().unwrap();
     assert!(err.to_string().contains("concurrency_limit"), "{err}");
 }
+
+#[tokio::test]
+async fn functions_are_invoked_by_full_and_partial_arn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, mut client) = start(dir.path()).await;
+    let arn = create(&mut client, config("f"), package())
+        .await
+        .unwrap()
+        .function_arn;
+    assert!(arn.starts_with("arn:aws:lambda:"), "{arn}");
+    let accepted = client
+        .invoke(event(&arn, br#"{"n":1}"#))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.status_code, 202, "{accepted:?}");
+    let account = arn.split(':').nth(4).unwrap().to_string();
+    let partial = format!("{account}:function:f:$LATEST");
+    assert_eq!(
+        client
+            .invoke(event(&partial, b"{}"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status_code,
+        202
+    );
+    let queue = client
+        .get_function(GetFunctionRequest { name: "f".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .queue
+        .unwrap();
+    assert_eq!(queue.queued + queue.in_flight, 2, "{queue:?}");
+    let dry_run = InvokeRequest {
+        invocation_type: InvocationType::DryRun as i32,
+        ..event(&arn, b"")
+    };
+    assert_eq!(
+        client
+            .invoke(dry_run)
+            .await
+            .unwrap()
+            .into_inner()
+            .status_code,
+        204
+    );
+
+    let elsewhere = arn.replace(":us-east-1:", ":eu-west-1:");
+    assert_ne!(elsewhere, arn);
+    let err = client.invoke(event(&elsewhere, b"{}")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{}", err.message());
+    let other_account = arn.replace(&format!(":{account}:"), ":123456789012:");
+    let err = client
+        .invoke(event(&other_account, b"{}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{}", err.message());
+    let mismatch = InvokeRequest {
+        qualifier: "2".into(),
+        ..event(&format!("{arn}:1"), b"{}")
+    };
+    let err = client.invoke(mismatch).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    daemon.shutdown().await.unwrap();
+}

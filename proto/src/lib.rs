@@ -4,6 +4,7 @@
 //! - [`agent`]: the daemon ⇄ agent protocol (`kumo.agent.v1`).
 //! - [`model`]: validation of function configuration and Lambda limits, shared
 //!   by the daemon (authoritative) and the CLI (early feedback).
+//! - [`process`]: diagnostic logs and stop signals of kumod and the agent.
 
 /// Generated code for `kumo.control.v1`.
 pub mod control {
@@ -25,6 +26,7 @@ pub mod client_security;
 pub mod layered_config;
 pub mod model;
 pub mod package;
+pub mod process;
 pub mod sd_notify;
 
 /// Largest gRPC message kumod and agents accept: a 50 MB package plus headroom.

@@ -12,6 +12,9 @@ use regex::Regex;
 
 use crate::control::FunctionConfig;
 
+mod function_ref;
+pub use function_ref::{FunctionRef, FunctionRefError};
+
 /// Default memory size in MB (Lambda's default).
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 /// Smallest memory size in MB.
@@ -372,9 +375,9 @@ fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationE
     }
     let destination = config.on_failure_destination.trim().to_string();
     if !destination.is_empty() {
-        let (name, _) = split_qualified_name(&destination);
-        validate_function_name(name)
-            .map_err(|e| ValidationError::new("on_failure_destination", e.message))?;
+        let name = FunctionRef::parse(&destination, None)
+            .map_err(|e| ValidationError::new("on_failure_destination", e.to_string()))?
+            .name;
         if name == config.name {
             return Err(ValidationError::new(
                 "on_failure_destination",
@@ -384,14 +387,6 @@ fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationE
     }
     config.on_failure_destination = destination;
     Ok(())
-}
-
-/// Splits `name` or `name:qualifier` into its parts.
-pub fn split_qualified_name(input: &str) -> (&str, Option<&str>) {
-    match input.split_once(':') {
-        Some((name, qualifier)) => (name, Some(qualifier)),
-        None => (input, None),
-    }
 }
 
 /// The ARN Kumo reports for a function (and qualifier), Lambda-shaped.
@@ -493,11 +488,5 @@ mod tests {
         assert!(with(&|c| c.on_failure_destination = "div".into()).is_err());
         assert!(with(&|c| c.on_failure_destination = "bad/name".into()).is_err());
         assert!(with(&|c| c.on_failure_destination = "sink".into()).is_ok());
-    }
-
-    #[test]
-    fn qualified_names_split() {
-        assert_eq!(split_qualified_name("f"), ("f", None));
-        assert_eq!(split_qualified_name("f:prod"), ("f", Some("prod")));
     }
 }

@@ -12,6 +12,7 @@ use super::schedule::Queued;
 use super::{blocking, dead_letters, now_ms, Shared};
 use crate::agents::DispatchError;
 use crate::concurrency::Permit;
+use crate::invoke::Invoker;
 use crate::qualifiers;
 use crate::store::{DeadLetterCondition, EventRecord};
 
@@ -97,7 +98,7 @@ pub fn truncate(message: &str) -> String {
 }
 
 /// Runs one attempt of a due event holding `permit`.
-pub(crate) async fn run(shared: Arc<Shared>, queued: Queued, permit: Permit) {
+pub(crate) async fn run(shared: Arc<Shared>, invoker: Invoker, queued: Queued, permit: Permit) {
     let store = shared.store.clone();
     let id = queued.id.clone();
     let event = match blocking(move || store.get_event(&id)).await {
@@ -113,7 +114,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queued: Queued, permit: Permit) {
             return;
         }
     };
-    let functions = shared.invoker.functions();
+    let functions = &shared.functions;
     let mut event = event;
     let target = match qualifiers::resolve(functions, &event.function, event.qualifier.as_deref()) {
         Ok(target) => target,
@@ -134,8 +135,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queued: Queued, permit: Permit) {
     };
     event.dispatched = true;
     persist(&shared, &event, false).await;
-    let executed = shared
-        .invoker
+    let executed = invoker
         .execute(
             &target,
             event.payload.clone().into_bytes(),

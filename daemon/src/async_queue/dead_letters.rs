@@ -116,7 +116,7 @@ fn queued_of(event: &EventRecord) -> Queued {
 }
 
 async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
-    let functions = shared.invoker.functions();
+    let functions = &shared.functions;
     let Ok(record) = functions.get_record(&letter.function) else {
         return;
     };
@@ -124,8 +124,15 @@ async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
     if destination.is_empty() {
         return;
     }
-    let (name, qualifier) = kumo_proto::model::split_qualified_name(&destination);
-    if functions.get_record(name).is_err() {
+    let Ok(kumo_proto::model::FunctionRef {
+        name, qualifier, ..
+    }) = kumo_proto::model::FunctionRef::parse(&destination, None)
+    else {
+        tracing::error!(function = %letter.function, %destination,
+            "the on-failure destination is not a function name; the record stays in the dead-letter queue only");
+        return;
+    };
+    if functions.get_record(&name).is_err() {
         tracing::error!(function = %letter.function, %destination,
             "the on-failure destination does not exist; the record stays in the dead-letter queue only");
         return;
@@ -133,8 +140,8 @@ async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
     let arn = functions.arn(&letter.function, letter.qualifier.as_deref());
     let body = destination_record(letter, &arn).to_string();
     let new = NewEvent {
-        function: name.to_string(),
-        qualifier: qualifier.map(str::to_string),
+        function: name,
+        qualifier,
         payload: body,
         replay_of: String::new(),
     };
@@ -196,7 +203,7 @@ pub fn to_proto(letter: &DeadLetterRecord) -> DeadLetter {
 
 impl EventQueue {
     fn existing(&self, function: &str) -> Result<(), DeadLetterError> {
-        self.shared.invoker.functions().get_record(function)?;
+        self.shared.functions.get_record(function)?;
         Ok(())
     }
 

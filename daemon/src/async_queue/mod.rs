@@ -20,12 +20,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use kumo_proto::control::{InvocationType, InvokeRequest, QueueStats};
+use kumo_proto::control::QueueStats;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::concurrency::Throttle;
-use crate::functions::FunctionError;
+use crate::concurrency::{ConcurrencyLimiter, Throttle};
+use crate::functions::{FunctionError, Functions};
 use crate::invoke::{InvokeError, Invoker};
 use crate::store::{DeadLetterCondition, EventCompanion, EventRecord, QueueStore, StoreError};
 
@@ -55,7 +55,8 @@ async fn blocking<T: Send + 'static>(
 
 pub(crate) struct Shared {
     store: Arc<dyn QueueStore>,
-    invoker: Invoker,
+    functions: Functions,
+    limiter: ConcurrencyLimiter,
     policy: AsyncConfig,
     schedule: Mutex<Schedule>,
     wake: Notify,
@@ -84,10 +85,11 @@ pub struct EventQueue {
 }
 
 impl EventQueue {
-    /// Loads every stored event and starts dispatching.
-    pub async fn start(
+    /// Loads every stored event; dispatching begins with [`Self::start`].
+    pub async fn open(
         store: Arc<dyn QueueStore>,
-        invoker: Invoker,
+        functions: Functions,
+        limiter: ConcurrencyLimiter,
         policy: AsyncConfig,
     ) -> Result<Self, StoreError> {
         let loader = store.clone();
@@ -111,39 +113,36 @@ impl EventQueue {
         }
         let shared = Arc::new(Shared {
             store,
-            invoker,
+            functions,
+            limiter,
             policy,
             schedule: Mutex::new(schedule),
             wake: Notify::new(),
             tasks: Mutex::new(JoinSet::new()),
         });
-        let dispatcher = tokio::spawn(dispatch_loop(shared.clone()));
         Ok(Self {
             shared,
-            dispatcher: Arc::new(Mutex::new(Some(dispatcher))),
+            dispatcher: Arc::default(),
         })
     }
 
-    /// Accepts an event: checks it, stores it durably, and returns its id
-    /// (also the request id of every attempt).
-    pub async fn accept(&self, request: InvokeRequest) -> Result<String, InvokeError> {
-        let mut request = request;
-        request.invocation_type = InvocationType::Event as i32;
-        let prepared = self.shared.invoker.prepare(&request)?;
-        let payload = String::from_utf8(prepared.payload)
-            .map_err(|e| InvokeError::InvalidJson(e.to_string()))?;
-        let new = NewEvent {
-            function: prepared.target.name.clone(),
-            qualifier: prepared.target.qualifier.clone(),
-            payload,
-            replay_of: String::new(),
-        };
-        let id = enqueue(&self.shared, new, EventCompanion::None).await?;
-        Ok(id.unwrap_or_default())
+    /// Starts dispatching due events, each attempt run by `invoker`.
+    pub fn start(&self, invoker: Invoker) {
+        let dispatcher = tokio::spawn(dispatch_loop(self.shared.clone(), invoker));
+        let previous = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(dispatcher);
+        if let Some(previous) = previous {
+            previous.abort();
+        }
     }
 
-    /// Stores a new event and its companion write in one durable
-    /// transaction and schedules it now. Returns its id, or `None` when the
+    /// Stores a new (already checked) event and its companion write in one
+    /// durable transaction and schedules it now; the id is also the request
+    /// id of every attempt. Callers outside the queue go through
+    /// [`Invoker::invoke`]. Returns its id, or `None` when the
     /// companion is a delivery already queued before.
     pub async fn submit(
         &self,
@@ -264,11 +263,11 @@ fn queued(event: &EventRecord) -> Queued {
 
 /// Starts every due event that has a concurrency slot; sleeps until the
 /// next due time, a new event, a freed slot, or the age sweep.
-async fn dispatch_loop(shared: Arc<Shared>) {
+async fn dispatch_loop(shared: Arc<Shared>, invoker: Invoker) {
     let mut last_sweep = std::time::Instant::now();
     let mut rotation = 0usize;
     loop {
-        let limiter = shared.invoker.limiter().clone();
+        let limiter = shared.limiter.clone();
         let released = limiter.released().notified();
         let woken = shared.wake.notified();
         tokio::pin!(released, woken);
@@ -278,8 +277,7 @@ async fn dispatch_loop(shared: Arc<Shared>) {
         shared.schedule().promote_due(now);
         let max_age_of = |function: &str| {
             shared
-                .invoker
-                .functions()
+                .functions
                 .get_record(function)
                 .ok()
                 .map(|r| i64::from(r.config.max_event_age_seconds) * 1000)
@@ -325,7 +323,7 @@ async fn dispatch_loop(shared: Arc<Shared>) {
                 match limiter.try_acquire(&event.function) {
                     Ok(permit) => {
                         shared.schedule().started(&event.function);
-                        shared.spawn(attempt::run(shared.clone(), event, permit));
+                        shared.spawn(attempt::run(shared.clone(), invoker.clone(), event, permit));
                     }
                     Err(Throttle::Disabled { .. }) => {
                         shared.schedule().started(&event.function);

@@ -16,8 +16,9 @@ mod versions_api;
 use crate::agents::{AgentRegistry, DispatchError};
 use crate::async_queue::dead_letters::DeadLetterError;
 use crate::async_queue::EventQueue;
+use crate::concurrency::ConcurrencyLimiter;
 use crate::functions::{FunctionError, Functions};
-use crate::invoke::{InvokeError, Invoker};
+use crate::invoke::{self, InvokeError, Invoker};
 use crate::logs::Logs;
 use crate::packages::PackageError;
 use crate::s3::S3Error;
@@ -28,8 +29,10 @@ use crate::versions::{VersionError, Versions};
 pub struct ControlParts {
     /// Function management.
     pub functions: Functions,
-    /// The invoke path.
+    /// The invoke front door.
     pub invoker: Invoker,
+    /// The cluster's concurrency limit (reported by GetStatus).
+    pub limiter: ConcurrencyLimiter,
     /// The asynchronous queue.
     pub queue: EventQueue,
     /// Function logs.
@@ -46,6 +49,7 @@ pub struct ControlParts {
 pub struct ControlService {
     functions: Functions,
     invoker: Invoker,
+    limiter: ConcurrencyLimiter,
     queue: EventQueue,
     logs: Logs,
     triggers: Triggers,
@@ -60,6 +64,7 @@ impl ControlService {
         Self {
             functions: parts.functions,
             invoker: parts.invoker,
+            limiter: parts.limiter,
             queue: parts.queue,
             logs: parts.logs,
             triggers: parts.triggers,
@@ -159,7 +164,9 @@ fn function_status(err: FunctionError) -> Status {
 fn invoke_status(err: InvokeError) -> Status {
     let code = match &err {
         InvokeError::Function(f) => return function_status_ref(f, err.to_string()),
-        InvokeError::InvalidJson(_) | InvokeError::TooLarge { .. } => Code::InvalidArgument,
+        InvokeError::BadReference(_)
+        | InvokeError::InvalidJson(_)
+        | InvokeError::TooLarge { .. } => Code::InvalidArgument,
         InvokeError::Throttled(_) | InvokeError::Dispatch(DispatchError::NoCapacity { .. }) => {
             Code::ResourceExhausted
         }
@@ -282,15 +289,10 @@ impl Control for ControlService {
         &self,
         request: Request<InvokeRequest>,
     ) -> Result<Response<InvokeResponse>, Status> {
-        let request = request.into_inner();
-        if request.invocation_type == InvocationType::Event as i32 {
-            let request_id = self.queue.accept(request).await.map_err(invoke_status)?;
-            return Ok(Response::new(crate::invoke::accepted(request_id)));
-        }
         self.invoker
-            .invoke_sync(request)
+            .invoke(invoke::InvokeRequest::from_grpc(request.into_inner()))
             .await
-            .map(Response::new)
+            .map(|invoked| Response::new(invoked.into_response()))
             .map_err(invoke_status)
     }
 
@@ -358,56 +360,77 @@ impl Control for ControlService {
         &self,
         request: Request<PublishVersionRequest>,
     ) -> Result<Response<VersionInfo>, Status> {
-        self.publish_version_rpc(request).await
+        let request = request.into_inner();
+        self.versions_call(move |v| v.publish(&request)).await
     }
 
     async fn list_versions(
         &self,
         request: Request<ListVersionsRequest>,
     ) -> Result<Response<ListVersionsResponse>, Status> {
-        self.list_versions_rpc(request).await
+        let name = request.into_inner().function_name;
+        self.versions_call(move |v| {
+            let versions = v.list(&name)?;
+            Ok(ListVersionsResponse { versions })
+        })
+        .await
     }
 
     async fn delete_version(
         &self,
         request: Request<DeleteVersionRequest>,
     ) -> Result<Response<DeleteVersionResponse>, Status> {
-        self.delete_version_rpc(request).await
+        let r = request.into_inner();
+        self.versions_call(move |v| v.delete(&r.function_name, &r.version))
+            .await
+            .map(|_| Response::new(DeleteVersionResponse {}))
     }
 
     async fn create_alias(
         &self,
         request: Request<AliasConfig>,
     ) -> Result<Response<AliasInfo>, Status> {
-        self.create_alias_rpc(request).await
+        let config = request.into_inner();
+        self.versions_call(move |v| v.create_alias(&config)).await
     }
 
     async fn update_alias(
         &self,
         request: Request<AliasConfig>,
     ) -> Result<Response<AliasInfo>, Status> {
-        self.update_alias_rpc(request).await
+        let config = request.into_inner();
+        self.versions_call(move |v| v.update_alias(&config)).await
     }
 
     async fn get_alias(
         &self,
         request: Request<GetAliasRequest>,
     ) -> Result<Response<AliasInfo>, Status> {
-        self.get_alias_rpc(request).await
+        let r = request.into_inner();
+        self.versions_call(move |v| v.get_alias(&r.function_name, &r.name))
+            .await
     }
 
     async fn list_aliases(
         &self,
         request: Request<ListAliasesRequest>,
     ) -> Result<Response<ListAliasesResponse>, Status> {
-        self.list_aliases_rpc(request).await
+        let name = request.into_inner().function_name;
+        self.versions_call(move |v| {
+            let aliases = v.list_aliases(&name)?;
+            Ok(ListAliasesResponse { aliases })
+        })
+        .await
     }
 
     async fn delete_alias(
         &self,
         request: Request<DeleteAliasRequest>,
     ) -> Result<Response<DeleteAliasResponse>, Status> {
-        self.delete_alias_rpc(request).await
+        let r = request.into_inner();
+        self.versions_call(move |v| v.delete_alias(&r.function_name, &r.name))
+            .await
+            .map(|_| Response::new(DeleteAliasResponse {}))
     }
 
     async fn get_status(

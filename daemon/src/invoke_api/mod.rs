@@ -12,16 +12,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use base64::Engine;
-use kumo_proto::control::{InvocationType, InvokeRequest};
-use kumo_proto::model;
+use bytes::Bytes;
 use kumo_triggers::percent::decode_lossy;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::agents::DispatchError;
-use crate::async_queue::EventQueue;
 use crate::functions::FunctionError;
-use crate::invoke::{InvokeError, Invoker};
+use crate::invoke::{InvocationType, InvokeError, InvokeRequest, Invoker, Source};
 
 /// Path prefix of the API.
 pub const PREFIX: &str = "/2015-03-31/functions/";
@@ -71,7 +69,7 @@ pub struct ApiRequest {
     /// Headers, lowercase names.
     pub headers: BTreeMap<String, String>,
     /// Body.
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// An HTTP answer.
@@ -105,35 +103,13 @@ pub fn aws_error(status: u16, code: &str, message: &str) -> ApiResponse {
 #[derive(Clone)]
 pub struct InvokeApi {
     invoker: Invoker,
-    queue: EventQueue,
     keys: BTreeMap<String, String>,
     allow_unsigned: bool,
 }
 
-/// `name`, `name:qualifier`, `ACCOUNT:function:name[:q]` or a full ARN,
-/// to (name, qualifier).
-pub fn parse_function_name(given: &str) -> Option<(String, Option<String>)> {
-    let parts: Vec<&str> = given.split(':').collect();
-    let (name, qualifier) = match parts[..] {
-        [name] => (name, None),
-        [name, q] => (name, Some(q)),
-        [_, "function", name] => (name, None),
-        [_, "function", name, q] => (name, Some(q)),
-        ["arn", _, "lambda", _, _, "function", name] => (name, None),
-        ["arn", _, "lambda", _, _, "function", name, q] => (name, Some(q)),
-        _ => return None,
-    };
-    model::validate_function_name(name).ok()?;
-    Some((name.to_string(), qualifier.map(str::to_string)))
-}
-
 impl InvokeApi {
     /// The API over these parts, with the configured keys read now.
-    pub fn new(
-        invoker: Invoker,
-        queue: EventQueue,
-        config: &InvokeApiConfig,
-    ) -> Result<Self, AccessKeyError> {
+    pub fn new(invoker: Invoker, config: &InvokeApiConfig) -> Result<Self, AccessKeyError> {
         let mut keys = BTreeMap::new();
         for key in &config.access_keys {
             let fail = |message: String| AccessKeyError {
@@ -155,7 +131,6 @@ impl InvokeApi {
         }
         Ok(Self {
             invoker,
-            queue,
             keys,
             allow_unsigned: config.allow_unsigned,
         })
@@ -198,25 +173,12 @@ impl InvokeApi {
             return refused;
         }
         let given = decode_lossy(encoded_name, false);
-        let Some((name, inline_qualifier)) = parse_function_name(&given) else {
-            return aws_error(
-                400,
-                "InvalidParameterValueException",
-                &format!("{given:?} is not a function name, name:qualifier or function ARN"),
-            );
-        };
         let query_qualifier = request
             .raw_query
             .split('&')
             .filter_map(|p| p.split_once('='))
             .find(|(k, _)| *k == "Qualifier")
             .map(|(_, v)| decode_lossy(v, false));
-        if let (Some(a), Some(b)) = (&inline_qualifier, &query_qualifier) {
-            if a != b {
-                return aws_error(400, "InvalidParameterValueException", "The derived qualifier from the function name does not match the specified qualifier.");
-            }
-        }
-        let qualifier = inline_qualifier.or(query_qualifier).unwrap_or_default();
         let invocation_type = match request
             .headers
             .get("x-amz-invocation-type")
@@ -256,18 +218,17 @@ impl InvokeApi {
             .get("x-amz-log-type")
             .is_some_and(|t| t == "Tail");
         let invoke = InvokeRequest {
-            function_name: name,
-            qualifier,
-            payload: request.body,
-            invocation_type: invocation_type as i32,
+            qualifier: query_qualifier,
+            invocation_type,
             log_tail,
             client_context,
+            ..InvokeRequest::new(Source::InvokeApi, given, request.body)
         };
-        let outcome = if invocation_type == InvocationType::Event {
-            self.queue.accept(invoke).await.map(crate::invoke::accepted)
-        } else {
-            self.invoker.invoke_sync(invoke).await
-        };
+        let outcome = self
+            .invoker
+            .invoke(invoke)
+            .await
+            .map(crate::invoke::Invoked::into_response);
         match outcome {
             Ok(answer) => {
                 let mut headers = vec![
@@ -308,6 +269,7 @@ impl InvokeApi {
 fn error_response(err: &InvokeError) -> ApiResponse {
     let message = err.to_string();
     let (status, code) = match err {
+        InvokeError::BadReference(_) => (400, "InvalidParameterValueException"),
         InvokeError::Function(FunctionError::NotFound { .. }) => (404, "ResourceNotFoundException"),
         InvokeError::Function(_) => (500, "ServiceException"),
         InvokeError::InvalidJson(_) => (400, "InvalidRequestContentException"),
@@ -324,24 +286,4 @@ fn error_response(err: &InvokeError) -> ApiResponse {
             .into_bytes();
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn function_names_in_every_form() {
-        let p = |s: &str| parse_function_name(s);
-        assert_eq!(p("fn"), Some(("fn".into(), None)));
-        assert_eq!(p("fn:prod"), Some(("fn".into(), Some("prod".into()))));
-        assert_eq!(p("123456789012:function:fn"), Some(("fn".into(), None)));
-        assert_eq!(
-            p("arn:aws:lambda:us-east-1:000000000000:function:fn:2"),
-            Some(("fn".into(), Some("2".into())))
-        );
-        assert_eq!(p("arn:aws:s3:::bucket"), None);
-        assert_eq!(p("bad/name"), None);
-        assert_eq!(p(""), None);
-    }
 }

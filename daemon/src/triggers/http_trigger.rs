@@ -4,13 +4,14 @@
 //! the HTTP response (502 for malformed results and function errors, 429
 //! when throttled, 500 when the platform fails).
 
-use kumo_proto::control::{HttpSource, InvocationType, InvokeRequest};
+use bytes::Bytes;
+use kumo_proto::control::HttpSource;
 use kumo_triggers::apigw::{self, HttpRequest, HttpResponse, Route};
 use serde_json::json;
 
-use super::registry::{TriggerError, Triggers};
+use super::routes::Routes;
 use crate::agents::DispatchError;
-use crate::invoke::{InvokeError, Invoker};
+use crate::invoke::{InvokeError, InvokeRequest, Invoked, Invoker, Source};
 use crate::store::{TriggerRecord, TriggerSource};
 
 /// Where HTTP triggers live on kumod's HTTP listener.
@@ -19,9 +20,10 @@ pub const PREFIX: &str = "/http";
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// Checks an HTTP source: a valid route template not already taken for
-/// the same methods, known methods, a known payload format.
-pub fn source(existing: &[TriggerRecord], http: HttpSource) -> Result<TriggerSource, TriggerError> {
-    let route = Route::parse(&http.path).map_err(|e| TriggerError::Invalid(e.to_string()))?;
+/// the same methods, known methods, a known payload format. The error
+/// says which rule was broken.
+pub fn source(existing: &[TriggerRecord], http: HttpSource) -> Result<TriggerSource, String> {
+    let route = Route::parse(&http.path).map_err(|e| e.to_string())?;
     let mut methods: Vec<String> = Vec::new();
     for method in &http.methods {
         let method = method.trim().to_ascii_uppercase();
@@ -30,9 +32,9 @@ pub fn source(existing: &[TriggerRecord], http: HttpSource) -> Result<TriggerSou
             break;
         }
         if !METHODS.contains(&method.as_str()) {
-            return Err(TriggerError::Invalid(format!(
+            return Err(format!(
                 "method {method:?} is not one of {METHODS:?} or ANY"
-            )));
+            ));
         }
         if !methods.contains(&method) {
             methods.push(method);
@@ -41,11 +43,7 @@ pub fn source(existing: &[TriggerRecord], http: HttpSource) -> Result<TriggerSou
     let payload_format = match http.payload_format.trim() {
         "" | "2.0" => "2.0",
         "1.0" => "1.0",
-        other => {
-            return Err(TriggerError::Invalid(format!(
-                "payload format {other:?} is not 1.0 or 2.0"
-            )))
-        }
+        other => return Err(format!("payload format {other:?} is not 1.0 or 2.0")),
     };
     for record in existing {
         if let TriggerSource::Http {
@@ -57,11 +55,11 @@ pub fn source(existing: &[TriggerRecord], http: HttpSource) -> Result<TriggerSou
             let overlap =
                 taken.is_empty() || methods.is_empty() || taken.iter().any(|m| methods.contains(m));
             if path == route.template() && overlap {
-                return Err(TriggerError::Invalid(format!(
+                return Err(format!(
                     "HTTP path {} is already routed to trigger {} for these methods",
                     route.template(),
                     record.name
-                )));
+                ));
             }
         }
     }
@@ -128,12 +126,8 @@ fn find<'a>(records: &'a [TriggerRecord], method: &str, path: &str) -> Option<Ma
 }
 
 /// Answers a request under [`PREFIX`]; `request.path` is the part after it.
-pub async fn handle(
-    triggers: &Triggers,
-    invoker: &Invoker,
-    request: HttpRequest<'_>,
-) -> HttpResponse {
-    let routes = triggers.routes();
+pub async fn handle(routes: &Routes, invoker: &Invoker, request: HttpRequest<'_>) -> HttpResponse {
+    let routes = routes.snapshot();
     let Some(matched) = find(&routes, request.method, request.path) else {
         return plain(404, "Not Found");
     };
@@ -151,14 +145,14 @@ pub async fn handle(
         )
     };
     let invoke = InvokeRequest {
-        function_name: matched.record.function.clone(),
-        qualifier: matched.record.qualifier.clone().unwrap_or_default(),
-        payload: event.to_string().into_bytes(),
-        invocation_type: InvocationType::RequestResponse as i32,
-        log_tail: false,
-        client_context: String::new(),
+        qualifier: matched.record.qualifier.clone(),
+        ..InvokeRequest::new(
+            Source::HttpTrigger,
+            matched.record.function.clone(),
+            Bytes::from(event.to_string()),
+        )
     };
-    match invoker.invoke_sync(invoke).await {
+    match invoker.invoke(invoke).await.map(Invoked::into_response) {
         Ok(answer) if answer.function_error.is_empty() => {
             apigw::response(&matched.format, Some(&answer.payload))
         }

@@ -3,7 +3,7 @@
 //! enable/disable, delete. Records live in the store; the scheduler and
 //! the webhook read them from there.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kumo_proto::control::{
@@ -15,6 +15,7 @@ use kumo_triggers::minio::{normalize_event_patterns, EventPatternError};
 use kumo_triggers::schedule_expression::{self, ScheduleError};
 use tokio::sync::Notify;
 
+use super::routes::Routes;
 use super::webhook::WebhookCounters;
 use crate::functions::{FunctionError, Functions};
 use crate::metrics::Metrics;
@@ -81,9 +82,9 @@ pub struct Triggers {
     pub(crate) webhook_counters: Arc<WebhookCounters>,
     /// Schedule fires are counted here.
     pub(crate) metrics: Metrics,
-    /// The enabled bucket and HTTP triggers, which every webhook POST and
-    /// HTTP-trigger request reads; replaced whenever a trigger changes.
-    routes: Arc<RwLock<Arc<Vec<TriggerRecord>>>>,
+    /// The route table of the webhook and HTTP triggers, replaced
+    /// whenever a trigger changes.
+    routes: Routes,
 }
 
 fn rfc3339(time: DateTime<Utc>) -> String {
@@ -115,7 +116,8 @@ fn validate_bucket(bucket: &str) -> Result<(), TriggerError> {
 }
 
 impl Triggers {
-    /// Triggers over this store, invoking these functions.
+    /// Triggers over this store, invoking these functions, keeping
+    /// `routes` current.
     pub fn new(
         store: Arc<dyn Store>,
         functions: Functions,
@@ -123,6 +125,7 @@ impl Triggers {
         region: String,
         account_id: String,
         metrics: Metrics,
+        routes: Routes,
     ) -> Result<Self, StoreError> {
         let triggers = Self {
             store,
@@ -133,18 +136,10 @@ impl Triggers {
             changed: Arc::new(Notify::new()),
             webhook_counters: Arc::default(),
             metrics,
-            routes: Arc::default(),
+            routes,
         };
         triggers.refresh_routes()?;
         Ok(triggers)
-    }
-
-    /// The enabled bucket and HTTP triggers.
-    pub(crate) fn routes(&self) -> Arc<Vec<TriggerRecord>> {
-        self.routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// After a change: reads the routes again and wakes the scheduler.
@@ -154,13 +149,7 @@ impl Triggers {
     }
 
     fn refresh_routes(&self) -> Result<(), StoreError> {
-        let routes: Vec<TriggerRecord> = self
-            .store
-            .list_triggers()?
-            .into_iter()
-            .filter(|r| r.enabled && !matches!(r.source, TriggerSource::Schedule { .. }))
-            .collect();
-        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routes);
+        self.routes.replace(self.store.list_triggers()?);
         Ok(())
     }
 
@@ -188,12 +177,20 @@ impl Triggers {
         if self.store.get_trigger(&config.name)?.is_some() {
             return Err(TriggerError::AlreadyExists { name: config.name });
         }
-        let (function, qualifier) = model::split_qualified_name(&config.function);
-        crate::qualifiers::resolve(&self.functions, function, qualifier)?;
+        let target = model::FunctionRef::parse(&config.function, None)
+            .map_err(|e| TriggerError::Invalid(format!("function: {e}")))?;
+        self.functions.check_here(&target)?;
+        crate::qualifiers::resolve(&self.functions, &target.name, target.qualifier.as_deref())?;
+        let model::FunctionRef {
+            name: function,
+            qualifier,
+            ..
+        } = target;
         let source = match config.source {
             Some(trigger_config::Source::Schedule(schedule)) => self.schedule_source(schedule)?,
             Some(trigger_config::Source::Http(http)) => {
-                super::http_trigger::source(&self.store.list_triggers()?, http)?
+                super::http_trigger::source(&self.store.list_triggers()?, http)
+                    .map_err(TriggerError::Invalid)?
             }
             Some(trigger_config::Source::Bucket(bucket)) => {
                 self.bucket_source(&config.name, bucket, &request.configure_bucket_profile)
@@ -207,8 +204,8 @@ impl Triggers {
         };
         let record = TriggerRecord {
             name: config.name,
-            function: function.to_string(),
-            qualifier: qualifier.map(str::to_string),
+            function,
+            qualifier,
             enabled: !config.disabled,
             created_ms: Utc::now().timestamp_millis(),
             source,

@@ -14,7 +14,8 @@ use kumo_triggers::scheduled_event::scheduled_event;
 use serde::{Deserialize, Serialize};
 
 use super::registry::Triggers;
-use crate::async_queue::{EventQueue, NewEvent};
+use crate::functions::FunctionError;
+use crate::invoke::{InvocationType, InvokeError, InvokeRequest, Invoked, Invoker, Source};
 use crate::store::{EventCompanion, TriggerRecord, TriggerSource};
 
 /// Longest sleep between looks at the schedules.
@@ -153,7 +154,7 @@ impl Timetable {
 
 /// Runs the schedules until the task is dropped: sleeps until the earliest
 /// due time (or a trigger change), then fires what is due.
-pub async fn run(triggers: Triggers, queue: EventQueue, policy: MissedFires) {
+pub async fn run(triggers: Triggers, invoker: Invoker, policy: MissedFires) {
     let started = Utc::now();
     // The schedules, read again only when the registry changes them; fires
     // update this copy as they update the store.
@@ -173,7 +174,7 @@ pub async fn run(triggers: Triggers, queue: EventQueue, policy: MissedFires) {
         let next = if stale {
             Some(Utc::now() + chrono::Duration::seconds(1))
         } else {
-            tick(&triggers, &queue, policy, started, &mut timetable).await;
+            tick(&triggers, &invoker, policy, started, &mut timetable).await;
             timetable.next_due()
         };
         let sleep = match next {
@@ -205,7 +206,7 @@ fn load_schedules(triggers: &Triggers) -> Result<Vec<TriggerRecord>, crate::stor
 /// files each under its next due time.
 async fn tick(
     triggers: &Triggers,
-    queue: &EventQueue,
+    invoker: &Invoker,
     policy: MissedFires,
     started: DateTime<Utc>,
     timetable: &mut Timetable,
@@ -230,7 +231,12 @@ async fn tick(
         };
         rest = tail;
         offset = index + 1;
-        work.push(async move { (index, handle(triggers, queue, policy, started, entry).await) });
+        work.push(async move {
+            (
+                index,
+                handle(triggers, invoker, policy, started, entry).await,
+            )
+        });
     }
     let handled: Vec<(usize, Option<DateTime<Utc>>)> = futures::stream::iter(work)
         .buffer_unordered(MAX_CONCURRENT_FIRES)
@@ -249,7 +255,7 @@ async fn tick(
 /// (None: never).
 async fn handle(
     triggers: &Triggers,
-    queue: &EventQueue,
+    invoker: &Invoker,
     policy: MissedFires,
     started: DateTime<Utc>,
     entry: &mut Entry,
@@ -258,14 +264,14 @@ async fn handle(
     loop {
         let updated = match entry.step(Utc::now(), started) {
             Step::Wait(next) => return next,
-            Step::Fire(due) => fire(triggers, queue, &entry.record, due).await,
+            Step::Fire(due) => fire(triggers, invoker, &entry.record, due).await,
             Step::Missed { count, latest } => {
                 let record = &entry.record;
                 tracing::warn!(trigger = %record.name, missed = count, latest = %latest,
                     policy = ?policy, "schedule fires were missed while kumod was not running");
                 match policy {
                     MissedFires::Skip => skip_to(triggers, record, latest),
-                    MissedFires::FireOnce => fire(triggers, queue, record, latest).await,
+                    MissedFires::FireOnce => fire(triggers, invoker, record, latest).await,
                 }
             }
         };
@@ -302,7 +308,7 @@ fn skip_to(
 /// Queues one fire; returns the updated record, or None if it failed.
 async fn fire(
     triggers: &Triggers,
-    queue: &EventQueue,
+    invoker: &Invoker,
     record: &TriggerRecord,
     due: DateTime<Utc>,
 ) -> Option<TriggerRecord> {
@@ -310,11 +316,6 @@ async fn fire(
         return None;
     };
     let mut updated = with_last_due(record, due);
-    if triggers.functions.get_record(&record.function).is_err() {
-        tracing::warn!(trigger = %record.name, function = %record.function,
-            "schedule fire skipped: the function does not exist");
-        return skip_to(triggers, record, due);
-    }
     let payload = match input {
         Some(input) => input.clone(),
         None => scheduled_event(
@@ -327,22 +328,28 @@ async fn fire(
         .to_string(),
     };
     updated.fired += 1;
-    let event = NewEvent {
-        function: record.function.clone(),
+    let invoke = InvokeRequest {
         qualifier: record.qualifier.clone(),
-        payload,
-        replay_of: String::new(),
+        invocation_type: InvocationType::Event,
+        companion: EventCompanion::Fired(Box::new(updated.clone())),
+        ..InvokeRequest::new(Source::Schedule, record.function.clone(), payload.into())
     };
-    match queue
-        .submit(event, EventCompanion::Fired(Box::new(updated.clone())))
-        .await
-    {
-        Ok(id) => {
+    match invoker.invoke(invoke).await {
+        Ok(invoked) => {
             triggers
                 .metrics
                 .schedule_fire(&record.name, &record.function);
-            tracing::info!(trigger = %record.name, due = %due, event = id.as_deref().unwrap_or(""), "schedule fired");
+            let event = match &invoked {
+                Invoked::Queued(id) => id.as_str(),
+                Invoked::AlreadyQueued | Invoked::Completed(_) => "",
+            };
+            tracing::info!(trigger = %record.name, due = %due, event, "schedule fired");
             Some(updated)
+        }
+        Err(err @ InvokeError::Function(FunctionError::NotFound { .. })) => {
+            tracing::warn!(%err, trigger = %record.name, function = %record.function,
+                "schedule fire skipped: the function does not exist");
+            skip_to(triggers, record, due)
         }
         Err(err) => {
             tracing::error!(%err, trigger = %record.name, "queueing a schedule fire failed; retrying");

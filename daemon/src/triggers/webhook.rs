@@ -10,12 +10,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use kumo_proto::model::MAX_ASYNC_PAYLOAD_BYTES;
 use kumo_triggers::minio::{parse_body, EventFilter};
 use serde_json::{json, Value};
 
-use super::registry::Triggers;
-use crate::async_queue::{EventQueue, NewEvent};
+use super::routes::Routes;
+use crate::functions::FunctionError;
+use crate::invoke::{InvocationType, InvokeError, InvokeRequest, Invoked, Invoker, Source};
 use crate::store::{EventCompanion, TriggerRecord, TriggerSource};
 
 /// Counters of the endpoint since kumod started.
@@ -101,19 +103,24 @@ fn same_secret(a: &str, b: &str) -> bool {
 /// The webhook endpoint.
 #[derive(Clone)]
 pub struct Webhook {
-    triggers: Triggers,
-    queue: EventQueue,
+    routes: Routes,
+    invoker: Invoker,
     expected: Option<String>,
     counters: Arc<WebhookCounters>,
 }
 
 impl Webhook {
-    /// The endpoint for these triggers, requiring `auth_token` when set.
-    pub fn new(triggers: Triggers, queue: EventQueue, auth_token: &str) -> Self {
-        let counters = triggers.webhook_counters.clone();
+    /// The endpoint for the bucket triggers in `routes`, counting into
+    /// `counters` and requiring `auth_token` when set.
+    pub fn new(
+        routes: Routes,
+        counters: Arc<WebhookCounters>,
+        invoker: Invoker,
+        auth_token: &str,
+    ) -> Self {
         Self {
-            triggers,
-            queue,
+            routes,
+            invoker,
             expected: expected_authorization(auth_token),
             counters,
         }
@@ -167,7 +174,7 @@ impl Webhook {
                 return reply(400, json!({"message": err.to_string()}));
             }
         };
-        let routes = self.triggers.routes();
+        let routes = self.routes.snapshot();
         let filters: Vec<(&TriggerRecord, EventFilter)> = routes
             .iter()
             .filter_map(|r| match &r.source {
@@ -202,7 +209,7 @@ impl Webhook {
                     "bucket event matches no trigger; ignored");
                 continue;
             }
-            let payload = event.payload().to_string();
+            let payload = Bytes::from(event.payload().to_string());
             if payload.len() > MAX_ASYNC_PAYLOAD_BYTES {
                 self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
                 return reply(
@@ -212,18 +219,17 @@ impl Webhook {
             }
             for trigger in matching {
                 let name = &trigger.name;
-                let new = NewEvent {
-                    function: trigger.function.clone(),
+                let invoke = InvokeRequest {
                     qualifier: trigger.qualifier.clone(),
-                    payload: payload.clone(),
-                    replay_of: String::new(),
+                    invocation_type: InvocationType::Event,
+                    companion: EventCompanion::Delivery {
+                        key: format!("{name}\u{0}{}", event.identity()),
+                        seen_ms: chrono::Utc::now().timestamp_millis(),
+                    },
+                    ..InvokeRequest::new(Source::Webhook, trigger.function.clone(), payload.clone())
                 };
-                let companion = EventCompanion::Delivery {
-                    key: format!("{name}\u{0}{}", event.identity()),
-                    seen_ms: chrono::Utc::now().timestamp_millis(),
-                };
-                match self.queue.submit(new, companion).await {
-                    Ok(Some(_)) => {
+                match self.invoker.invoke(invoke).await {
+                    Ok(Invoked::Queued(_) | Invoked::Completed(_)) => {
                         queued += 1;
                         *self
                             .counters
@@ -233,7 +239,11 @@ impl Webhook {
                             .entry(name.clone())
                             .or_default() += 1;
                     }
-                    Ok(None) => duplicates += 1,
+                    Ok(Invoked::AlreadyQueued) => duplicates += 1,
+                    Err(err @ InvokeError::Function(FunctionError::NotFound { .. })) => {
+                        tracing::warn!(%err, trigger = %name,
+                            "bucket event skipped: the trigger's function or qualifier does not exist");
+                    }
                     Err(err) => {
                         tracing::error!(%err, trigger = %name, "queueing a bucket event failed");
                         return reply(

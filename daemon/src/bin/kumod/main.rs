@@ -1,13 +1,29 @@
 //! `kumod`: Kumo's scheduler daemon. With `--all-in-one` it also runs an
 //! agent in this process, attached over loopback gRPC like any other.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod all_in_one;
 
 use clap::Parser;
-use kumo_daemon::cli::Args;
-use kumo_daemon::config::DaemonConfig;
+use kumo_daemon::config::{DaemonConfig, Overrides};
+use kumo_proto::process;
+
+/// kumod: Kumo's scheduler daemon.
+#[derive(Debug, Parser)]
+#[command(name = "kumod", version)]
+struct Args {
+    /// TOML configuration file (see deploy/kumod.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Also run an agent in this process (one box, one command).
+    #[arg(long)]
+    all_in_one: bool,
+    /// Settings that override the file and the environment.
+    #[command(flatten)]
+    overrides: Overrides,
+}
 
 fn main() -> ExitCode {
     // Sandboxes re-execute this binary as their init; that must happen
@@ -17,14 +33,14 @@ fn main() -> ExitCode {
         kumo_agent::sandbox::init_main();
     }
     let args = Args::parse();
-    let config = match DaemonConfig::load(&args) {
+    let config = match DaemonConfig::load(args.config.as_deref(), &args.overrides) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config);
+    process::init_tracing(config.log.format, &config.log.level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -32,7 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, config)) {
+    match runtime.block_on(run(args.all_in_one, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -41,9 +57,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args, config: DaemonConfig) -> anyhow::Result<()> {
+async fn run(all_in_one: bool, config: DaemonConfig) -> anyhow::Result<()> {
     let daemon = kumo_daemon::server::start(&config).await?;
-    let agent = if args.all_in_one {
+    let agent = if all_in_one {
         Some(all_in_one::start_embedded_agent(
             &config,
             daemon.grpc_address,
@@ -55,7 +71,7 @@ async fn run(args: Args, config: DaemonConfig) -> anyhow::Result<()> {
     if let Err(err) = kumo_proto::sd_notify::notify("READY=1") {
         tracing::warn!(%err, "telling systemd that kumod is ready failed");
     }
-    shutdown_signal().await;
+    process::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = kumo_proto::sd_notify::notify("STOPPING=1");
     if let Some((stop, task)) = agent {
@@ -64,32 +80,4 @@ async fn run(args: Args, config: DaemonConfig) -> anyhow::Result<()> {
     }
     daemon.shutdown().await?;
     Ok(())
-}
-
-fn init_tracing(config: &DaemonConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
