@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use kumo_proto::process::LogFormat;
 use serde::{Deserialize, Serialize};
 
-pub use crate::agents::AgentsConfig;
-pub use crate::async_queue::AsyncConfig;
-pub use crate::invoke_api::{AccessKey, InvokeApiConfig};
-pub use crate::logs::FunctionLogsConfig;
+pub use crate::api::lambda::{AccessKey, InvokeApiConfig};
+pub use crate::dispatch::agents::AgentsConfig;
+pub use crate::dispatch::async_queue::AsyncConfig;
 pub use crate::s3::S3Config;
-pub use crate::triggers::scheduler::MissedFires;
+pub use crate::sources::scheduler::MissedFires;
+pub use crate::state::logs::FunctionLogsConfig;
 
 /// kumod's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,24 +36,24 @@ pub struct DaemonConfig {
     /// before kumod gives up on a result.
     pub invoke_grace_seconds: u64,
     /// Tokens of the gRPC port.
-    pub auth: crate::auth::AuthConfig,
+    pub auth: crate::api::auth::AuthConfig,
     /// TLS of the gRPC port.
-    pub tls: crate::tls::TlsConfig,
+    pub tls: crate::api::tls::TlsConfig,
     /// Agent heartbeats and lost-node detection.
-    pub agents: crate::agents::AgentsConfig,
+    pub agents: crate::dispatch::agents::AgentsConfig,
     /// Retention of function logs.
-    pub function_logs: crate::logs::FunctionLogsConfig,
+    pub function_logs: crate::state::logs::FunctionLogsConfig,
     /// Invocations that may run at once in the whole cluster (Lambda's
     /// account concurrency); reservations are carved out of it.
     pub concurrency_limit: u32,
     /// Retry timing of asynchronous events.
-    pub async_invoke: crate::async_queue::AsyncConfig,
+    pub async_invoke: crate::dispatch::async_queue::AsyncConfig,
     /// Schedules and bucket notifications.
     pub triggers: TriggersConfig,
     /// S3-compatible stores, as named profiles.
     pub s3: crate::s3::S3Config,
     /// Lambda's Invoke API on the HTTP listener.
-    pub invoke_api: crate::invoke_api::InvokeApiConfig,
+    pub invoke_api: crate::api::lambda::InvokeApiConfig,
     /// Settings of the embedded agent of `--all-in-one` (the agent's own
     /// keys; kept opaque here, the daemon library never uses the agent).
     pub agent: Option<serde_json::Value>,
@@ -64,7 +64,7 @@ pub struct DaemonConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct TriggersConfig {
     /// Schedule due times that passed while kumod was down: `skip` or `fire_once`.
-    pub missed_fires: crate::triggers::scheduler::MissedFires,
+    pub missed_fires: crate::sources::scheduler::MissedFires,
     /// Token MinIO must send (its `MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>`);
     /// empty = no authentication.
     pub minio_auth_token: String,
@@ -77,7 +77,7 @@ pub struct TriggersConfig {
 impl Default for TriggersConfig {
     fn default() -> Self {
         Self {
-            missed_fires: crate::triggers::scheduler::MissedFires::Skip,
+            missed_fires: crate::sources::scheduler::MissedFires::Skip,
             minio_auth_token: String::new(),
             minio_auth_token_file: None,
             delivery_retention_hours: 24,
@@ -115,15 +115,15 @@ impl Default for DaemonConfig {
             log: LogConfig::default(),
             agent_wait_seconds: 5,
             invoke_grace_seconds: 5,
-            auth: crate::auth::AuthConfig::default(),
-            tls: crate::tls::TlsConfig::default(),
-            agents: crate::agents::AgentsConfig::default(),
-            function_logs: crate::logs::FunctionLogsConfig::default(),
+            auth: crate::api::auth::AuthConfig::default(),
+            tls: crate::api::tls::TlsConfig::default(),
+            agents: crate::dispatch::agents::AgentsConfig::default(),
+            function_logs: crate::state::logs::FunctionLogsConfig::default(),
             concurrency_limit: 1000,
-            async_invoke: crate::async_queue::AsyncConfig::default(),
+            async_invoke: crate::dispatch::async_queue::AsyncConfig::default(),
             triggers: TriggersConfig::default(),
             s3: crate::s3::S3Config::default(),
-            invoke_api: crate::invoke_api::InvokeApiConfig::default(),
+            invoke_api: crate::api::lambda::InvokeApiConfig::default(),
             agent: None,
         }
     }
@@ -265,7 +265,7 @@ mod tests {
         let config = DaemonConfig::load_sources(Some(&file), "KUMO_TEST_UNUSED").unwrap();
         assert_eq!(
             config.triggers.missed_fires,
-            crate::triggers::scheduler::MissedFires::FireOnce
+            crate::sources::scheduler::MissedFires::FireOnce
         );
         let profile = &config.s3.profiles["minio"];
         assert!(profile.path_style);

@@ -1,43 +1,27 @@
 //! kumod: Kumo's scheduler daemon. The `kumod` binary (`src/bin/kumod`)
 //! loads a [`config::DaemonConfig`] and runs [`server::start`]; everything
-//! else is internal to the crate.
+//! else is internal to the crate. The folders read as the architecture:
 //!
-//! - `config`: typed configuration and command-line overrides.
-//! - `store`: durable state behind the `Store` trait (sled).
-//! - `packages`: content-addressed package blobs, checked on upload.
-//! - `functions`: create/update/get/list/delete at `$LATEST`.
-//! - `versions`: published versions and aliases; `qualifiers`: what a
-//!   qualified call runs.
-//! - `triggers`: schedules, bucket notifications and HTTP routes; `s3`: S3
-//!   profiles.
-//! - `invoke`: the invoke front door every entry point calls
-//!   (`Invoker::invoke`), and running one attempt on an agent.
-//! - `async_queue`: asynchronous events: durable queue, retries, DLQ.
-//! - `concurrency`: cluster, reserved and unreserved concurrency limits.
-//! - `agents`: the agent protocol service, registry and dispatch.
-//! - `logs`: per-function logs and the live feed.
-//! - `control_service`: the client gRPC API; `invoke_api`: Lambda's Invoke
-//!   API; `http`: the HTTP listener.
-//! - `server`: wiring it all together.
+//! - `api`: what clients call — the gRPC control API, the HTTP listener
+//!   with Lambda's Invoke API and `/metrics`, authentication and TLS.
+//! - `sources`: what starts invocations besides a direct call — trigger
+//!   records ([`sources`]'s `registry`), schedules, MinIO webhooks and
+//!   API-Gateway-style HTTP routes.
+//! - `dispatch`: the invoke front door (`Invoker::invoke`), the async
+//!   queue, concurrency limits and agent placement.
+//! - `state`: durable stores by record kind, packages, functions,
+//!   versions and aliases, logs.
+//! - `config`, `metrics`, `s3` (S3 profiles) and `server` (wiring it all
+//!   together) sit at the top.
 
-pub(crate) mod agents;
-pub(crate) mod async_queue;
-pub mod auth;
-pub(crate) mod concurrency;
+pub(crate) mod api;
 pub mod config;
-pub(crate) mod control_service;
-pub(crate) mod functions;
-pub(crate) mod http;
-pub(crate) mod invoke;
-pub(crate) mod invoke_api;
-pub(crate) mod logs;
+pub(crate) mod dispatch;
 pub(crate) mod metrics;
-pub(crate) mod packages;
-pub(crate) mod qualifiers;
 pub(crate) mod s3;
-pub(crate) mod scrape;
 pub mod server;
-pub mod store;
-pub mod tls;
-pub(crate) mod triggers;
-pub(crate) mod versions;
+pub(crate) mod sources;
+pub(crate) mod state;
+
+pub use api::{auth, tls};
+pub use state::store;

@@ -11,26 +11,26 @@ use kumo_proto::MAX_GRPC_MESSAGE_BYTES;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::agents::{AgentRegistry, AgentService, DrainError};
-use crate::async_queue::EventQueue;
-use crate::concurrency::ConcurrencyLimiter;
+use crate::api::control::{ControlParts, ControlService};
+use crate::api::http::HttpState;
+use crate::api::lambda::InvokeApi;
+use crate::api::scrape::Scraper;
 use crate::config::DaemonConfig;
-use crate::control_service::{ControlParts, ControlService};
-use crate::functions::{FunctionError, Functions};
-use crate::http::HttpState;
-use crate::invoke::Invoker;
-use crate::invoke_api::InvokeApi;
-use crate::logs::Logs;
+use crate::dispatch::agents::{AgentRegistry, AgentService, DrainError};
+use crate::dispatch::async_queue::EventQueue;
+use crate::dispatch::concurrency::ConcurrencyLimiter;
+use crate::dispatch::invoke::Invoker;
 use crate::metrics::Metrics;
-use crate::packages::{PackageError, PackageStore};
 use crate::s3::S3Profiles;
-use crate::scrape::Scraper;
-use crate::store::{SledStore, Store, StoreError};
-use crate::triggers::registry::Triggers;
-use crate::triggers::routes::Routes;
-use crate::triggers::scheduler;
-use crate::triggers::webhook::Webhook;
-use crate::versions::Versions;
+use crate::sources::registry::Triggers;
+use crate::sources::routes::Routes;
+use crate::sources::scheduler;
+use crate::sources::webhook::Webhook;
+use crate::state::functions::{FunctionError, Functions};
+use crate::state::logs::Logs;
+use crate::state::packages::{PackageError, PackageStore};
+use crate::state::store::{SledStore, Store, StoreError};
+use crate::state::versions::Versions;
 
 /// How long shutdown waits for open gRPC streams to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -63,10 +63,10 @@ pub enum DaemonError {
     InvalidConfig(String),
     /// The gRPC tokens could not be loaded.
     #[error(transparent)]
-    Auth(#[from] crate::auth::AuthError),
+    Auth(#[from] crate::api::auth::AuthError),
     /// The TLS settings are unusable.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::api::tls::TlsError),
     /// The drained-node list could not be loaded.
     #[error(transparent)]
     DrainFile(#[from] DrainError),
@@ -122,8 +122,8 @@ impl DaemonHandle {
 pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.state_dir())?);
     let packages = PackageStore::open(config.package_dir())?;
-    let embedded_agent_token = crate::auth::generate_token();
-    let tokens = crate::auth::Tokens::load(
+    let embedded_agent_token = crate::api::auth::generate_token();
+    let tokens = crate::api::auth::Tokens::load(
         &config.auth,
         &config.data_dir,
         config.listen,
@@ -263,7 +263,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     }
     let grpc = tokio::spawn(
         builder
-            .layer(crate::auth::AuthLayer::new(tokens))
+            .layer(crate::api::auth::AuthLayer::new(tokens))
             .add_service(health)
             .add_service(reflection)
             .add_service(control)
@@ -272,7 +272,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
                 let _ = stop.await;
             }),
     );
-    let http = tokio::spawn(crate::http::serve(
+    let http = tokio::spawn(crate::api::http::serve(
         http_listener,
         Arc::new(HttpState {
             webhook,

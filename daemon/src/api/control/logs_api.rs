@@ -1,0 +1,81 @@
+//! `GetLogs`: history, then (with follow) the live feed.
+
+use kumo_proto::control::*;
+use tonic::{Request, Response, Status};
+
+use super::{blocking, ControlService, LogStream};
+use crate::state::logs::LogFilter;
+
+impl ControlService {
+    pub(super) async fn get_logs_rpc(
+        &self,
+        request: Request<GetLogsRequest>,
+    ) -> Result<Response<LogStream>, Status> {
+        let request = request.into_inner();
+        let name = request.function_name.clone();
+        let functions = self.functions.clone();
+        blocking(move || functions.get_record(&name)).await?;
+        // Subscribe before reading history so nothing falls in between.
+        let mut live = request.follow.then(|| self.logs.subscribe());
+        let filter = LogFilter {
+            since_ms: request.since_unix_ms,
+            request_id: (!request.request_id.is_empty()).then_some(request.request_id.clone()),
+            version: (!request.version.is_empty()).then_some(request.version.clone()),
+        };
+        let history = self
+            .logs
+            .history(&request.function_name, &filter)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if let (Some(id), true, false) = (&filter.request_id, history.is_empty(), request.follow) {
+            return Err(Status::not_found(format!(
+                "no log of request {id} for function {} (unknown, or older than the log retention)",
+                request.function_name
+            )));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            let to_event = |r: &crate::state::store::LogRecord| LogEvent {
+                timestamp_unix_ms: r.timestamp_ms,
+                function_name: r.function.clone(),
+                request_id: r.request_id.clone(),
+                version: r.version.clone(),
+                text: r.text.clone(),
+            };
+            for record in &history {
+                if tx.send(Ok(to_event(record))).await.is_err() {
+                    return;
+                }
+            }
+            let Some(live) = live.as_mut() else {
+                return;
+            };
+            loop {
+                match live.recv().await {
+                    Ok(record) => {
+                        let wanted =
+                            record.function == request.function_name && filter.matches(&record);
+                        if wanted && tx.send(Ok(to_event(&record))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        let note = LogEvent {
+                            function_name: request.function_name.clone(),
+                            text: format!(
+                                "[kumo] follower fell behind; {missed} log records skipped\n"
+                            ),
+                            ..Default::default()
+                        };
+                        if tx.send(Ok(note)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}

@@ -1,0 +1,287 @@
+//! kumod's HTTP listener: `GET /healthz`, `GET /metrics` (Prometheus
+//! text), Lambda's Invoke API under `/2015-03-31/functions/`, and the MinIO
+//! webhook at
+//! `/webhooks/minio` (`HEAD` for MinIO's start-up check, `POST` for
+//! events, `GET` for its counters).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use kumo_triggers::minio::MAX_BODY_BYTES;
+use tokio::net::TcpListener;
+
+use crate::api::lambda::{aws_error, ApiRequest, ApiResponse, InvokeApi};
+use crate::api::scrape::Scraper;
+use crate::sources::webhook::{Reply, Webhook};
+
+/// Path of the MinIO webhook endpoint.
+pub const MINIO_WEBHOOK_PATH: &str = "/webhooks/minio";
+
+/// What the HTTP routes use.
+pub struct HttpState {
+    /// The MinIO webhook endpoint.
+    pub webhook: Webhook,
+    /// `/metrics`.
+    pub scraper: Scraper,
+    /// Lambda's Invoke API.
+    pub invoke_api: InvokeApi,
+    /// HTTP triggers' routes.
+    pub routes: crate::sources::routes::Routes,
+    /// The invoke front door HTTP triggers call.
+    pub invoker: crate::dispatch::invoke::Invoker,
+    /// Account id used in events.
+    pub account_id: String,
+}
+
+/// Largest body of an Invoke API or HTTP-trigger request: Lambda's
+/// synchronous payload limit.
+const MAX_INVOKE_BODY: usize = kumo_proto::model::MAX_SYNC_PAYLOAD_BYTES;
+
+/// Splits a request and reads its body, refusing (`None`) one over
+/// [`MAX_INVOKE_BODY`] — from its Content-Length before reading, when given.
+async fn read_body(request: Request<Incoming>) -> (Parts, Option<Bytes>) {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_INVOKE_BODY as u64) {
+        return (parts, None);
+    }
+    let body = Limited::new(body, MAX_INVOKE_BODY)
+        .collect()
+        .await
+        .ok()
+        .map(|b| b.to_bytes());
+    (parts, body)
+}
+
+/// A response with these headers and body.
+fn build(
+    status: u16,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Response<Full<Bytes>>, hyper::http::Error> {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder.body(Full::new(Bytes::from(body)))
+}
+
+/// Runs an HTTP trigger for a request under `/http`.
+async fn http_trigger(
+    state: &HttpState,
+    request: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = read_body(request).await;
+    let Some(body) = body else {
+        return respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "application/json",
+            Bytes::from_static(b"{\"message\":\"Request Entity Too Large\"}"),
+        );
+    };
+    let sub_path = parts
+        .uri
+        .path()
+        .strip_prefix(crate::sources::http_trigger::PREFIX)
+        .unwrap_or_default();
+    // Paths are not form-encoded: `+` stays; malformed escapes leave the path raw.
+    let path = match kumo_triggers::percent::decode(sub_path, false) {
+        (bytes, None) => String::from_utf8(bytes).unwrap_or_else(|_| sub_path.to_string()),
+        (_, Some(_)) => sub_path.to_string(),
+    };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let source_ip = peer.ip().to_string();
+    let mut answer = crate::sources::http_trigger::handle(
+        &state.routes,
+        &state.invoker,
+        kumo_triggers::apigw::HttpRequest {
+            method: parts.method.as_str(),
+            path: &path,
+            raw_query: parts.uri.query().unwrap_or_default(),
+            headers: &headers,
+            body: &body,
+            source_ip: &source_ip,
+            request_id: &request_id,
+            time: chrono::Utc::now(),
+            account_id: &state.account_id,
+        },
+    )
+    .await;
+    answer.headers.push(("apigw-requestid".into(), request_id));
+    build(answer.status, &answer.headers, answer.body).unwrap_or_else(|_| {
+        respond(
+            StatusCode::BAD_GATEWAY,
+            "application/json",
+            Bytes::from_static(b"{\"message\": \"Internal server error\"}"),
+        )
+    })
+}
+
+fn api_response(answer: ApiResponse) -> Response<Full<Bytes>> {
+    build(answer.status, &answer.headers, answer.body).unwrap_or_default()
+}
+
+/// Reads an Invoke API request, refusing an oversized body before reading it.
+async fn invoke_api(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = read_body(request).await;
+    let Some(body) = body else {
+        return api_response(aws_error(
+            413,
+            "RequestTooLargeException",
+            &format!(
+                "Request must be smaller than {MAX_INVOKE_BODY} bytes for the Invoke operation"
+            ),
+        ));
+    };
+    let mut headers: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_ascii_lowercase())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    api_response(
+        state
+            .invoke_api
+            .handle(ApiRequest {
+                method: parts.method.to_string(),
+                raw_path: parts.uri.path().to_string(),
+                raw_query: parts.uri.query().unwrap_or_default().to_string(),
+                headers,
+                body,
+            })
+            .await,
+    )
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        .body(Full::new(body))
+        .unwrap_or_default()
+}
+
+fn json(reply: Reply) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    respond(
+        status,
+        "application/json",
+        Bytes::from(format!("{}\n", reply.body)),
+    )
+}
+
+async fn route(
+    state: Arc<HttpState>,
+    request: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if path.starts_with(crate::api::lambda::PREFIX) {
+        return Ok(invoke_api(&state, request).await);
+    }
+    let http_prefix = crate::sources::http_trigger::PREFIX;
+    if path == http_prefix || path.starts_with(&format!("{http_prefix}/")) {
+        return Ok(http_trigger(&state, request, peer).await);
+    }
+    let response = match (request.method().clone(), path.as_str()) {
+        (Method::GET | Method::HEAD, "/healthz") => {
+            respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))
+        }
+        (Method::GET, "/metrics") => {
+            let scraper = state.scraper.clone();
+            let text = tokio::task::spawn_blocking(move || scraper.render())
+                .await
+                .unwrap_or_default();
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                Bytes::from(text),
+            )
+        }
+        (Method::HEAD, MINIO_WEBHOOK_PATH) => respond(StatusCode::OK, "text/plain", Bytes::new()),
+        (Method::GET, MINIO_WEBHOOK_PATH) => json(state.webhook.stats(authorization.as_deref())),
+        (Method::POST, MINIO_WEBHOOK_PATH) => {
+            match Limited::new(request.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+            {
+                Ok(body) => json(
+                    state
+                        .webhook
+                        .post(authorization.as_deref(), &body.to_bytes())
+                        .await,
+                ),
+                Err(_) => json(state.webhook.too_large(MAX_BODY_BYTES)),
+            }
+        }
+        (_, MINIO_WEBHOOK_PATH) => respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "application/json",
+            Bytes::from_static(b"{\"message\":\"use POST (events), HEAD or GET\"}\n"),
+        ),
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            Bytes::from_static(b"{\"message\":\"Not Found\"}\n"),
+        ),
+    };
+    Ok(response)
+}
+
+/// Serves HTTP on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(%err, "accepting an HTTP connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request| route(state.clone(), request, peer));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

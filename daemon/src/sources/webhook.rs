@@ -1,0 +1,294 @@
+//! The MinIO webhook endpoint (`/webhooks/minio`, wire-formats §5b):
+//! checks the `Authorization` header against the configured token, parses
+//! the body, and queues one asynchronous event per matching bucket trigger.
+//! A 2xx answer means every event is durably queued; a redelivery of the
+//! same event (bucket, key, versionId, sequencer, eventName) is queued once.
+//! Garbage gets 400 (MinIO drops it and moves on); only a store failure
+//! gets 503, which MinIO retries.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use kumo_proto::model::MAX_ASYNC_PAYLOAD_BYTES;
+use kumo_triggers::minio::{parse_body, EventFilter};
+use serde_json::{json, Value};
+
+use super::routes::Routes;
+use crate::dispatch::invoke::{
+    InvocationType, InvokeError, InvokeRequest, Invoked, Invoker, Source,
+};
+use crate::state::functions::FunctionError;
+use crate::state::store::{EventCompanion, TriggerRecord, TriggerSource};
+
+/// Counters of the endpoint since kumod started.
+#[derive(Default)]
+pub struct WebhookCounters {
+    received: AtomicU64,
+    queued: AtomicU64,
+    duplicates: AtomicU64,
+    unmatched: AtomicU64,
+    bad_requests: AtomicU64,
+    unauthorized: AtomicU64,
+    per_trigger: Mutex<HashMap<String, u64>>,
+}
+
+impl WebhookCounters {
+    /// Events queued for one trigger.
+    pub fn queued_for(&self, trigger: &str) -> u64 {
+        self.per_trigger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(trigger)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every counter by result name.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("received", get(&self.received)),
+            ("queued", get(&self.queued)),
+            ("duplicates", get(&self.duplicates)),
+            ("unmatched", get(&self.unmatched)),
+            ("bad_requests", get(&self.bad_requests)),
+            ("unauthorized", get(&self.unauthorized)),
+        ]
+    }
+
+    fn json(&self) -> Value {
+        Value::Object(
+            self.snapshot()
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), json!(value)))
+                .collect(),
+        )
+    }
+}
+
+/// An HTTP answer: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: Value,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply { status, body }
+}
+
+/// The `Authorization` value MinIO sends for `token`: two words verbatim,
+/// one word as `Bearer <token>`, none when empty.
+pub fn expected_authorization(token: &str) -> Option<String> {
+    let token = token.trim();
+    match token.split_whitespace().count() {
+        0 => None,
+        1 => Some(format!("Bearer {token}")),
+        _ => Some(token.to_string()),
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal the token.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// The webhook endpoint.
+#[derive(Clone)]
+pub struct Webhook {
+    routes: Routes,
+    invoker: Invoker,
+    expected: Option<String>,
+    counters: Arc<WebhookCounters>,
+}
+
+impl Webhook {
+    /// The endpoint for the bucket triggers in `routes`, counting into
+    /// `counters` and requiring `auth_token` when set.
+    pub fn new(
+        routes: Routes,
+        counters: Arc<WebhookCounters>,
+        invoker: Invoker,
+        auth_token: &str,
+    ) -> Self {
+        Self {
+            routes,
+            invoker,
+            expected: expected_authorization(auth_token),
+            counters,
+        }
+    }
+
+    fn authorized(&self, authorization: Option<&str>) -> bool {
+        match (&self.expected, authorization) {
+            (None, _) => true,
+            (Some(expected), Some(given)) => same_secret(expected, given.trim()),
+            (Some(_), None) => false,
+        }
+    }
+
+    fn unauthorized(&self) -> Reply {
+        self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+        reply(
+            401,
+            json!({"message": "missing or wrong Authorization header for the MinIO webhook"}),
+        )
+    }
+
+    /// `GET`: the endpoint's counters.
+    pub fn stats(&self, authorization: Option<&str>) -> Reply {
+        if !self.authorized(authorization) {
+            return self.unauthorized();
+        }
+        reply(200, self.counters.json())
+    }
+
+    /// A body over the size limit.
+    pub fn too_large(&self, limit: usize) -> Reply {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        reply(
+            413,
+            json!({"message": format!("body over the {limit}-byte limit")}),
+        )
+    }
+
+    /// `POST`: queue the body's events for every matching trigger.
+    pub async fn post(&self, authorization: Option<&str>, body: &[u8]) -> Reply {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        if !self.authorized(authorization) {
+            return self.unauthorized();
+        }
+        let events = match parse_body(body) {
+            Ok(events) => events,
+            Err(err) => {
+                self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%err, "MinIO webhook body refused");
+                return reply(400, json!({"message": err.to_string()}));
+            }
+        };
+        let routes = self.routes.snapshot();
+        let filters: Vec<(&TriggerRecord, EventFilter)> = routes
+            .iter()
+            .filter_map(|r| match &r.source {
+                TriggerSource::Bucket {
+                    bucket,
+                    events,
+                    prefix,
+                    suffix,
+                    ..
+                } => Some((
+                    r,
+                    EventFilter {
+                        bucket: bucket.clone(),
+                        events: events.clone(),
+                        prefix: prefix.clone(),
+                        suffix: suffix.clone(),
+                    },
+                )),
+                TriggerSource::Schedule { .. } | TriggerSource::Http { .. } => None,
+            })
+            .collect();
+        let (mut queued, mut duplicates, mut unmatched) = (0u64, 0u64, 0u64);
+        for event in &events {
+            let matching: Vec<&TriggerRecord> = filters
+                .iter()
+                .filter(|(_, f)| f.matches(event))
+                .map(|(r, _)| *r)
+                .collect();
+            if matching.is_empty() {
+                unmatched += 1;
+                tracing::debug!(bucket = %event.bucket, key = %event.key, event = %event.event_name,
+                    "bucket event matches no trigger; ignored");
+                continue;
+            }
+            let payload = Bytes::from(event.payload().to_string());
+            if payload.len() > MAX_ASYNC_PAYLOAD_BYTES {
+                self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+                return reply(
+                    400,
+                    json!({"message": format!("record of {} bytes is over the {MAX_ASYNC_PAYLOAD_BYTES}-byte event limit", payload.len())}),
+                );
+            }
+            for trigger in matching {
+                let name = &trigger.name;
+                let invoke = InvokeRequest {
+                    qualifier: trigger.qualifier.clone(),
+                    invocation_type: InvocationType::Event,
+                    companion: EventCompanion::Delivery {
+                        key: format!("{name}\u{0}{}", event.identity()),
+                        seen_ms: chrono::Utc::now().timestamp_millis(),
+                    },
+                    ..InvokeRequest::new(Source::Webhook, trigger.function.clone(), payload.clone())
+                };
+                match self.invoker.invoke(invoke).await {
+                    Ok(Invoked::Queued(_) | Invoked::Completed(_)) => {
+                        queued += 1;
+                        *self
+                            .counters
+                            .per_trigger
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(name.clone())
+                            .or_default() += 1;
+                    }
+                    Ok(Invoked::AlreadyQueued) => duplicates += 1,
+                    Err(err @ InvokeError::Function(FunctionError::NotFound { .. })) => {
+                        tracing::warn!(%err, trigger = %name,
+                            "bucket event skipped: the trigger's function or qualifier does not exist");
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, trigger = %name, "queueing a bucket event failed");
+                        return reply(
+                            503,
+                            json!({"message": "kumod could not queue the event durably; retry"}),
+                        );
+                    }
+                }
+            }
+        }
+        self.counters.queued.fetch_add(queued, Ordering::Relaxed);
+        self.counters
+            .duplicates
+            .fetch_add(duplicates, Ordering::Relaxed);
+        self.counters
+            .unmatched
+            .fetch_add(unmatched, Ordering::Relaxed);
+        reply(
+            200,
+            json!({"queued": queued, "duplicates": duplicates, "unmatched": unmatched}),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_follows_minio() {
+        assert_eq!(expected_authorization(""), None);
+        assert_eq!(expected_authorization("  "), None);
+        assert_eq!(
+            expected_authorization("s3cret").as_deref(),
+            Some("Bearer s3cret")
+        );
+        assert_eq!(
+            expected_authorization("Token abc").as_deref(),
+            Some("Token abc")
+        );
+        assert!(same_secret("Bearer a", "Bearer a"));
+        assert!(!same_secret("Bearer a", "Bearer b"));
+        assert!(!same_secret("Bearer a", "Bearer ab"));
+        assert!(!same_secret("", "x"));
+    }
+}

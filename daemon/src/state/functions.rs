@@ -1,0 +1,469 @@
+//! Function management at `$LATEST`: create, update code or configuration,
+//! get, list, delete — validated with the shared rules of
+//! `kumo_proto::model`, packages stored content-addressed.
+
+use std::sync::Arc;
+
+use kumo_proto::control::{FunctionConfig, FunctionInfo, UpdateFunctionConfigurationRequest};
+use kumo_proto::model::{self, ValidationError, LATEST};
+
+use crate::dispatch::concurrency::{ConcurrencyLimiter, ReservationTooLarge};
+use crate::s3::{S3Error, S3Profiles};
+use crate::state::packages::{PackageError, PackageStore, StoredPackage};
+use crate::state::store::{FunctionRecord, Store, StoreError, StoredConfig};
+
+/// A function operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// No such function.
+    #[error("Function not found: {arn}")]
+    NotFound {
+        /// The ARN asked for.
+        arn: String,
+    },
+    /// A function with this name exists.
+    #[error("Function already exists: {name}")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// A configuration value breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The on-failure destination is not a function.
+    #[error("invalid on_failure_destination: Function not found: {arn}")]
+    UnknownDestination {
+        /// The destination's ARN.
+        arn: String,
+    },
+    /// The credentials profile is not configured.
+    #[error("invalid credentials_profile: {0}")]
+    Credentials(#[source] S3Error),
+    /// The reserved concurrency does not fit the cluster limit.
+    #[error(transparent)]
+    Reservation(#[from] ReservationTooLarge),
+    /// The package was refused or could not be stored.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Function management.
+#[derive(Clone)]
+pub struct Functions {
+    store: Arc<dyn Store>,
+    packages: PackageStore,
+    region: String,
+    account_id: String,
+    limiter: ConcurrencyLimiter,
+    s3: S3Profiles,
+}
+
+impl Functions {
+    /// Functions over this store and blob directory; their reservations
+    /// are registered with `limiter`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        packages: PackageStore,
+        region: String,
+        account_id: String,
+        limiter: ConcurrencyLimiter,
+        s3: S3Profiles,
+    ) -> Result<Self, FunctionError> {
+        for record in store.list_functions()? {
+            limiter.set_reservation(&record.config.name, record.config.reserved_concurrency);
+        }
+        Ok(Self {
+            store,
+            packages,
+            region,
+            account_id,
+            limiter,
+            s3,
+        })
+    }
+
+    /// The S3 profiles of kumod.
+    pub fn s3(&self) -> &S3Profiles {
+        &self.s3
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Checks and records a function's reservation, then stores the record.
+    fn store_record(&self, record: &FunctionRecord) -> Result<(), FunctionError> {
+        let name = &record.config.name;
+        let reserved = record.config.reserved_concurrency;
+        self.limiter.check_reservation(name, reserved)?;
+        let profile = &record.config.credentials_profile;
+        if !profile.is_empty() {
+            self.s3
+                .profile(profile)
+                .map_err(FunctionError::Credentials)?;
+        }
+        let destination = &record.config.on_failure_destination;
+        if !destination.is_empty() {
+            // Normalized already: a name with an optional qualifier.
+            let target = model::FunctionRef::parse(destination, None)
+                .map_or_else(|_| destination.clone(), |r| r.name);
+            if self.store.get_function(&target)?.is_none() {
+                return Err(FunctionError::UnknownDestination {
+                    arn: self.arn(&target, None),
+                });
+            }
+        }
+        self.store.put_function(record)?;
+        self.limiter.set_reservation(name, reserved);
+        Ok(())
+    }
+
+    /// The unqualified (or qualified) ARN of a function.
+    pub fn arn(&self, name: &str, qualifier: Option<&str>) -> String {
+        model::function_arn(&self.region, &self.account_id, name, qualifier)
+    }
+
+    /// NotFound (with the ARN as given) when an ARN names another region
+    /// or account than this kumod's.
+    pub fn check_here(&self, function: &model::FunctionRef) -> Result<(), FunctionError> {
+        if function.is_in(&self.region, &self.account_id) {
+            return Ok(());
+        }
+        Err(FunctionError::NotFound {
+            arn: model::function_arn(
+                function.region.as_deref().unwrap_or(&self.region),
+                function.account.as_deref().unwrap_or(&self.account_id),
+                &function.name,
+                function.qualifier.as_deref(),
+            ),
+        })
+    }
+
+    /// Reads a function or fails with NotFound.
+    pub fn get_record(&self, name: &str) -> Result<FunctionRecord, FunctionError> {
+        self.store
+            .get_function(name)?
+            .ok_or_else(|| FunctionError::NotFound {
+                arn: self.arn(name, None),
+            })
+    }
+
+    /// Creates a function from a configuration and a ZIP.
+    pub fn create(
+        &self,
+        mut config: FunctionConfig,
+        zip: &[u8],
+    ) -> Result<FunctionInfo, FunctionError> {
+        model::normalize_config(&mut config)?;
+        if self.store.get_function(&config.name)?.is_some() {
+            return Err(FunctionError::AlreadyExists { name: config.name });
+        }
+        let package = self.packages.put(zip)?;
+        let record = FunctionRecord {
+            config: StoredConfig::from_proto(&config),
+            package_digest: package.digest.clone(),
+            code_sha256: package.code_sha256.clone(),
+            code_size: package.size,
+            revision: 1,
+            last_modified: now(),
+            published: 0,
+        };
+        if let Err(err) = self.store_record(&record) {
+            self.collect_package(&record.package_digest)?;
+            return Err(err);
+        }
+        Ok(self.info(&record))
+    }
+
+    /// Replaces the package of `$LATEST`.
+    pub fn update_code(&self, name: &str, zip: &[u8]) -> Result<FunctionInfo, FunctionError> {
+        let mut record = self.get_record(name)?;
+        let StoredPackage {
+            digest,
+            code_sha256,
+            size,
+        } = self.packages.put(zip)?;
+        let old = std::mem::replace(&mut record.package_digest, digest);
+        record.code_sha256 = code_sha256;
+        record.code_size = size;
+        self.bump(&mut record)?;
+        self.collect_package(&old)?;
+        Ok(self.info(&record))
+    }
+
+    /// Changes configuration fields of `$LATEST`.
+    pub fn update_configuration(
+        &self,
+        update: UpdateFunctionConfigurationRequest,
+    ) -> Result<FunctionInfo, FunctionError> {
+        let mut record = self.get_record(&update.name)?;
+        let mut config = record.config.to_proto();
+        merge_update(&mut config, update);
+        model::normalize_config(&mut config)?;
+        record.config = StoredConfig::from_proto(&config);
+        self.bump(&mut record)?;
+        Ok(self.info(&record))
+    }
+
+    fn bump(&self, record: &mut FunctionRecord) -> Result<(), FunctionError> {
+        record.revision += 1;
+        record.last_modified = now();
+        self.store_record(record)
+    }
+
+    /// One function.
+    pub fn get(&self, name: &str) -> Result<FunctionInfo, FunctionError> {
+        Ok(self.info(&self.get_record(name)?))
+    }
+
+    /// Every function, by name.
+    pub fn list(&self) -> Result<Vec<FunctionInfo>, FunctionError> {
+        Ok(self
+            .store
+            .list_functions()?
+            .iter()
+            .map(|r| self.info(r))
+            .collect())
+    }
+
+    /// Deletes a function with its versions, aliases, logs and dead
+    /// letters, and its packages if nothing else uses them. Its queued
+    /// events are dropped when they fall due.
+    pub fn delete(&self, name: &str) -> Result<(), FunctionError> {
+        let record = self.get_record(name)?;
+        self.store.delete_function(name)?;
+        let versions = self.store.list_versions(name)?;
+        for version in &versions {
+            self.store.delete_version(name, version.version)?;
+        }
+        for alias in self.store.list_aliases(name)? {
+            self.store.delete_alias(name, &alias.name)?;
+        }
+        for version in &versions {
+            self.collect_package(&version.package_digest)?;
+        }
+        self.limiter.set_reservation(name, None);
+        self.store.delete_logs(name)?;
+        for letter in self.store.list_dead_letters(name)? {
+            self.store.delete_dead_letter(name, &letter.id)?;
+        }
+        self.collect_package(&record.package_digest)?;
+        Ok(())
+    }
+
+    /// Removes a package blob when no function refers to it any more.
+    pub(crate) fn collect_package(&self, digest: &str) -> Result<(), FunctionError> {
+        let mut in_use = false;
+        for record in self.store.list_functions()? {
+            in_use = in_use
+                || record.package_digest == digest
+                || self
+                    .store
+                    .list_versions(&record.config.name)?
+                    .iter()
+                    .any(|v| v.package_digest == digest);
+        }
+        if !in_use {
+            self.packages.remove(digest);
+        }
+        Ok(())
+    }
+
+    /// The protocol view of a record.
+    pub fn info(&self, record: &FunctionRecord) -> FunctionInfo {
+        FunctionInfo {
+            config: Some(record.config.to_proto()),
+            code_sha256: record.code_sha256.clone(),
+            package_digest: record.package_digest.clone(),
+            code_size: record.code_size,
+            version: LATEST.to_string(),
+            function_arn: self.arn(&record.config.name, None),
+            last_modified: record.last_modified.clone(),
+            revision: record.revision,
+            queue: None,
+        }
+    }
+}
+
+/// Applies an update's given fields to `config`: the one place an
+/// update's optional fields are merged (every field is named, so a new
+/// one cannot be forgotten).
+fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfigurationRequest) {
+    let UpdateFunctionConfigurationRequest {
+        name: _,
+        description,
+        runtime,
+        handler,
+        memory_mb,
+        timeout_seconds,
+        set_environment,
+        environment,
+        network,
+        ephemeral_storage_mb,
+        max_retry_attempts,
+        max_event_age_seconds,
+        reserved_concurrency,
+        clear_reserved_concurrency,
+        on_failure_destination,
+        credentials_profile,
+    } = update;
+    let replace = |field: &mut String, value: Option<String>| {
+        if let Some(value) = value {
+            *field = value;
+        }
+    };
+    replace(&mut config.description, description);
+    replace(&mut config.runtime, runtime);
+    replace(&mut config.handler, handler);
+    replace(&mut config.network, network);
+    replace(&mut config.on_failure_destination, on_failure_destination);
+    replace(&mut config.credentials_profile, credentials_profile);
+    config.memory_mb = memory_mb.or(config.memory_mb);
+    config.timeout_seconds = timeout_seconds.or(config.timeout_seconds);
+    config.ephemeral_storage_mb = ephemeral_storage_mb.or(config.ephemeral_storage_mb);
+    config.max_retry_attempts = max_retry_attempts.or(config.max_retry_attempts);
+    config.max_event_age_seconds = max_event_age_seconds.or(config.max_event_age_seconds);
+    config.reserved_concurrency = if clear_reserved_concurrency {
+        None
+    } else {
+        reserved_concurrency.or(config.reserved_concurrency)
+    };
+    if set_environment {
+        config.environment = environment;
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::state::store::MemoryStore;
+
+    fn zip(body: &str) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        zip.start_file(
+            "lambda_function.py",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    fn functions(dir: &std::path::Path) -> Functions {
+        Functions::new(
+            Arc::new(MemoryStore::new()),
+            PackageStore::open(dir.to_path_buf()).unwrap(),
+            "eu-west-1".into(),
+            "123456789012".into(),
+            ConcurrencyLimiter::new(10),
+            S3Profiles::default(),
+        )
+        .unwrap()
+    }
+
+    fn config() -> FunctionConfig {
+        FunctionConfig {
+            name: "f".into(),
+            runtime: "python3".into(),
+            handler: "lambda_function.handler".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn revisions_arns_and_partial_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = functions(dir.path());
+        let created = f.create(config(), &zip("a")).unwrap();
+        assert_eq!(created.revision, 1);
+        assert_eq!(
+            created.function_arn,
+            "arn:aws:lambda:eu-west-1:123456789012:function:f"
+        );
+        let updated = f
+            .update_configuration(UpdateFunctionConfigurationRequest {
+                name: "f".into(),
+                timeout_seconds: Some(30),
+                ..Default::default()
+            })
+            .unwrap();
+        let c = updated.config.unwrap();
+        assert_eq!(
+            (updated.revision, c.timeout_seconds, c.memory_mb),
+            (2, Some(30), Some(128))
+        );
+        let err = f
+            .update_configuration(UpdateFunctionConfigurationRequest {
+                name: "f".into(),
+                memory_mb: Some(64),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(matches!(err, FunctionError::Invalid(_)), "{err}");
+        assert_eq!(
+            f.get("f").unwrap().revision,
+            2,
+            "a refused update changes nothing"
+        );
+    }
+
+    #[test]
+    fn shared_packages_are_kept_until_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = functions(dir.path());
+        let a = f.create(config(), &zip("same")).unwrap();
+        let b = f
+            .create(
+                FunctionConfig {
+                    name: "g".into(),
+                    ..config()
+                },
+                &zip("same"),
+            )
+            .unwrap();
+        assert_eq!(a.package_digest, b.package_digest);
+        let blob = dir.path().join(format!("{}.zip", a.package_digest));
+        f.delete("f").unwrap();
+        assert!(blob.exists(), "still used by g");
+        f.update_code("g", &zip("other")).unwrap();
+        assert!(!blob.exists(), "unused after g moved on");
+        assert!(matches!(f.delete("f"), Err(FunctionError::NotFound { .. })));
+    }
+
+    #[test]
+    fn reservations_are_checked_against_the_cluster_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let functions = functions(dir.path());
+        let mut big = config();
+        big.reserved_concurrency = Some(10);
+        let err = functions.create(big, &zip("x = 1")).unwrap_err();
+        assert!(matches!(err, FunctionError::Reservation(_)), "{err}");
+        assert!(functions.list().unwrap().is_empty());
+        let mut ok = config();
+        ok.reserved_concurrency = Some(4);
+        functions.create(ok, &zip("x = 1")).unwrap();
+        let info = functions
+            .update_configuration(UpdateFunctionConfigurationRequest {
+                name: "f".into(),
+                clear_reserved_concurrency: true,
+                max_retry_attempts: Some(0),
+                ..Default::default()
+            })
+            .unwrap();
+        let config = info.config.unwrap();
+        assert_eq!(config.reserved_concurrency, None);
+        assert_eq!(config.max_retry_attempts, Some(0));
+    }
+}
