@@ -1,4 +1,4 @@
-//! API Gateway's Lambda proxy integration (wire-formats §5d): route
+//! API Gateway's Lambda proxy integration (docs/wire-formats.md §5d): route
 //! templates (`/users/{id}`, `/files/{proxy+}`), the v1.0 and v2.0 request
 //! events, and turning a function's result into an HTTP response — with
 //! the 502 rules for malformed results.
