@@ -11,6 +11,9 @@ use kumo_agent::instance::{Instance, InstanceSettings};
 use kumo_proto::agent::{FunctionSpec, Invocation, InvocationResult, Outcome};
 use serde_json::Value;
 
+mod common;
+use common::root_or_skip;
+
 const APP: &str = r#"
 import os, sys, time
 count = 0
@@ -34,17 +37,6 @@ def hog(event, context):
     while True:
         blocks.append(bytearray(16 * 1024 * 1024))
 "#;
-
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("KUMO_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("{test} needs root and KUMO_REQUIRE_ROOT_TESTS=1 is set");
-    }
-    eprintln!("skipping {test}: sandboxes need root");
-    false
-}
 
 fn open_up(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();

@@ -11,17 +11,8 @@ use kumo_agent::sandbox::{
     ClaimSpec, NetworkMode, RuntimeExit, Sandbox, SandboxSettings, SandboxSpec, INIT_SUBCOMMAND,
 };
 
-fn root_or_skip() -> bool {
-    if nix::unistd::Uid::effective().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("KUMO_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
-        "KUMO_REQUIRE_ROOT_TESTS=1 but the sandbox tests are not running as root"
-    );
-    eprintln!("skipping: sandbox tests need root");
-    false
-}
+mod common;
+use common::root_or_skip;
 
 impl Drop for Fixture {
     fn drop(&mut self) {
@@ -121,7 +112,7 @@ fn cgroup_dir(parent: &str, id: &str) -> PathBuf {
 
 #[tokio::test]
 async fn isolation_facts() {
-    if !root_or_skip() {
+    if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();
@@ -180,7 +171,7 @@ dd if=/dev/zero of=/tmp/big bs=1M count=32 2>/dev/null; echo "tmp_fill_status=$?
 
 #[tokio::test]
 async fn exit_codes_propagate_and_bad_programs_are_reported() {
-    if !root_or_skip() {
+    if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();
@@ -202,7 +193,7 @@ async fn exit_codes_propagate_and_bad_programs_are_reported() {
 
 #[tokio::test]
 async fn memory_limit_kills_with_oom() {
-    if !root_or_skip() {
+    if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();
@@ -229,7 +220,7 @@ async fn memory_limit_kills_with_oom() {
 
 #[tokio::test]
 async fn fork_bomb_stops_at_the_process_limit_and_kill_ends_it() {
-    if !root_or_skip() {
+    if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();
@@ -267,7 +258,7 @@ sleep 60
 
 #[tokio::test]
 async fn network_none_cannot_reach_the_host_but_host_mode_can() {
-    if !root_or_skip() {
+    if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();
@@ -290,7 +281,7 @@ async fn network_none_cannot_reach_the_host_but_host_mode_can() {
 
 #[tokio::test]
 async fn runtime_api_listener_is_reachable_from_inside() {
-    if !root_or_skip() {
+    if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();
@@ -318,7 +309,7 @@ async fn runtime_api_listener_is_reachable_from_inside() {
 
 #[tokio::test]
 async fn runtime_has_no_capabilities_and_runs_under_seccomp() {
-    if !root_or_skip() {
+    if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();
@@ -345,7 +336,7 @@ unshare -U true 2>/dev/null && echo unshare=allowed || echo unshare=denied
 /// and a /tmp of the claimed size, and sets the memory limit.
 #[tokio::test]
 async fn a_blank_sandbox_is_claimed_once() {
-    if !root_or_skip() {
+    if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();

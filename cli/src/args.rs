@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use kumo_proto::model::{NetworkMode, Runtime};
 
 /// kumo: deploy and invoke functions on a Kumo cluster.
 #[derive(Debug, Parser)]
@@ -371,7 +372,7 @@ pub struct CreateArgs {
     pub name: String,
     /// Runtime: python3 or provided.
     #[arg(long)]
-    pub runtime: String,
+    pub runtime: Runtime,
     /// Handler, e.g. lambda_function.lambda_handler (python3).
     #[arg(long, default_value = "")]
     pub handler: String,
@@ -379,34 +380,13 @@ pub struct CreateArgs {
     /// s3://bucket/key.zip (fetched by kumod; needs --s3-profile).
     #[arg(long)]
     pub code: PathBuf,
-    /// kumod's S3 profile to fetch an s3:// package with.
-    #[arg(long)]
-    pub s3_profile: Option<String>,
-    /// kumod's S3 profile whose credentials and endpoint the function gets
-    /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3).
-    #[arg(long, value_name = "PROFILE")]
-    pub credentials: Option<String>,
-    /// Memory in MB (128-10240, default 128).
-    #[arg(long)]
-    pub memory: Option<u32>,
-    /// Timeout in seconds (1-900, default 3).
-    #[arg(long)]
-    pub timeout: Option<u32>,
-    /// Environment variable K=V (repeatable).
-    #[arg(long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
-    /// Network: none (loopback only, default) or host.
-    #[arg(long)]
-    pub network: Option<String>,
     /// Free-text description.
     #[arg(long, default_value = "")]
     pub description: String,
-    /// Size of /tmp in MB (512-10240, default 512).
-    #[arg(long)]
-    pub tmp_size: Option<u32>,
-    /// Asynchronous invocation and concurrency.
+    /// Memory, timeout, environment, network, /tmp, credentials and
+    /// asynchronous settings.
     #[command(flatten)]
-    pub async_settings: AsyncSettings,
+    pub settings: FunctionSettings,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -420,48 +400,61 @@ pub struct UpdateArgs {
     /// New package: a directory, a .zip file, or s3://bucket/key.zip.
     #[arg(long)]
     pub code: Option<PathBuf>,
-    /// kumod's S3 profile to fetch an s3:// package with.
+    /// New runtime: python3 or provided.
     #[arg(long)]
-    pub s3_profile: Option<String>,
-    /// S3 profile whose credentials the function gets ("" removes them).
-    #[arg(long, value_name = "PROFILE")]
-    pub credentials: Option<String>,
-    /// New runtime.
-    #[arg(long)]
-    pub runtime: Option<String>,
+    pub runtime: Option<Runtime>,
     /// New handler.
     #[arg(long)]
     pub handler: Option<String>,
-    /// New memory in MB.
-    #[arg(long)]
-    pub memory: Option<u32>,
-    /// New timeout in seconds.
-    #[arg(long)]
-    pub timeout: Option<u32>,
-    /// Replace the whole environment with these K=V (repeatable).
-    #[arg(long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
-    /// Remove every environment variable.
-    #[arg(long, conflicts_with = "env")]
-    pub clear_env: bool,
-    /// New network mode.
-    #[arg(long)]
-    pub network: Option<String>,
     /// New description.
     #[arg(long)]
     pub description: Option<String>,
-    /// New /tmp size in MB.
-    #[arg(long)]
-    pub tmp_size: Option<u32>,
-    /// Asynchronous invocation and concurrency.
+    /// Remove every environment variable.
+    #[arg(long, conflicts_with = "env")]
+    pub clear_env: bool,
+    /// Memory, timeout, environment, network, /tmp, credentials and
+    /// asynchronous settings (only the given ones change).
     #[command(flatten)]
-    pub async_settings: AsyncSettings,
+    pub settings: FunctionSettings,
     /// Remove the reserved concurrency.
     #[arg(long, conflicts_with = "concurrency")]
     pub no_concurrency: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+}
+
+/// The configuration flags `function create` and `function update` share;
+/// on update, only the given ones change.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FunctionSettings {
+    /// kumod's S3 profile to fetch an s3:// package with.
+    #[arg(long)]
+    pub s3_profile: Option<String>,
+    /// kumod's S3 profile whose credentials and endpoint the function gets
+    /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT_URL_S3); on update, "" removes them.
+    #[arg(long, value_name = "PROFILE")]
+    pub credentials: Option<String>,
+    /// Memory in MB (128-10240, default 128).
+    #[arg(long)]
+    pub memory: Option<u32>,
+    /// Timeout in seconds (1-900, default 3).
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Environment variable K=V (repeatable); on update, replaces the whole
+    /// environment.
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Network: none (loopback only, default) or host.
+    #[arg(long)]
+    pub network: Option<NetworkMode>,
+    /// Size of /tmp in MB (512-10240, default 512).
+    #[arg(long)]
+    pub tmp_size: Option<u32>,
+    /// Asynchronous invocation and concurrency.
+    #[command(flatten)]
+    pub async_settings: AsyncSettings,
 }
 
 /// `invoke`.

@@ -76,26 +76,27 @@ pub async fn function(client: &mut Client, command: FunctionCommand) -> Result<(
 }
 
 async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
+    let settings = args.settings;
     let mut config = FunctionConfig {
         name: args.name,
         description: args.description,
-        runtime: args.runtime,
+        runtime: args.runtime.to_string(),
         handler: args.handler,
-        memory_mb: args.memory,
-        timeout_seconds: args.timeout,
-        environment: parse_env(&args.env)?,
-        network: args.network.unwrap_or_default(),
+        memory_mb: settings.memory,
+        timeout_seconds: settings.timeout,
+        environment: parse_env(&settings.env)?,
+        network: settings.network.unwrap_or_default().to_string(),
         tags: HashMap::new(),
-        ephemeral_storage_mb: args.tmp_size,
-        max_retry_attempts: args.async_settings.max_retry_attempts,
-        max_event_age_seconds: args.async_settings.max_event_age,
-        reserved_concurrency: args.async_settings.concurrency,
-        on_failure_destination: args.async_settings.on_failure.unwrap_or_default(),
-        credentials_profile: args.credentials.unwrap_or_default(),
+        ephemeral_storage_mb: settings.tmp_size,
+        max_retry_attempts: settings.async_settings.max_retry_attempts,
+        max_event_age_seconds: settings.async_settings.max_event_age,
+        reserved_concurrency: settings.async_settings.concurrency,
+        on_failure_destination: settings.async_settings.on_failure.unwrap_or_default(),
+        credentials_profile: settings.credentials.unwrap_or_default(),
     };
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
-    let (zip, code_s3) = crate::package::source(&args.code, args.s3_profile.as_deref())?;
+    let (zip, code_s3) = crate::package::source(&args.code, settings.s3_profile.as_deref())?;
     let info = client
         .create_function(CreateFunctionRequest {
             config: Some(config),
@@ -109,9 +110,10 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
 }
 
 async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
+    let settings = args.settings;
     let mut info = None;
     if let Some(code) = &args.code {
-        let (zip, code_s3) = crate::package::source(code, args.s3_profile.as_deref())?;
+        let (zip, code_s3) = crate::package::source(code, settings.s3_profile.as_deref())?;
         info = Some(
             client
                 .update_function_code(UpdateFunctionCodeRequest {
@@ -123,39 +125,39 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
                 .into_inner(),
         );
     }
-    let set_environment = args.clear_env || !args.env.is_empty();
+    let set_environment = args.clear_env || !settings.env.is_empty();
     let changes_config = args.runtime.is_some()
         || args.handler.is_some()
-        || args.memory.is_some()
-        || args.timeout.is_some()
-        || set_environment
-        || args.network.is_some()
         || args.description.is_some()
-        || args.tmp_size.is_some()
         || args.no_concurrency
-        || args.async_settings.concurrency.is_some()
-        || args.async_settings.max_retry_attempts.is_some()
-        || args.async_settings.max_event_age.is_some()
-        || args.async_settings.on_failure.is_some()
-        || args.credentials.is_some();
+        || set_environment
+        || settings.memory.is_some()
+        || settings.timeout.is_some()
+        || settings.network.is_some()
+        || settings.tmp_size.is_some()
+        || settings.async_settings.concurrency.is_some()
+        || settings.async_settings.max_retry_attempts.is_some()
+        || settings.async_settings.max_event_age.is_some()
+        || settings.async_settings.on_failure.is_some()
+        || settings.credentials.is_some();
     if changes_config {
         let request = UpdateFunctionConfigurationRequest {
             name: args.name.clone(),
             description: args.description,
-            runtime: args.runtime,
+            runtime: args.runtime.map(|r| r.to_string()),
             handler: args.handler,
-            memory_mb: args.memory,
-            timeout_seconds: args.timeout,
+            memory_mb: settings.memory,
+            timeout_seconds: settings.timeout,
             set_environment,
-            environment: parse_env(&args.env)?,
-            network: args.network,
-            ephemeral_storage_mb: args.tmp_size,
-            max_retry_attempts: args.async_settings.max_retry_attempts,
-            max_event_age_seconds: args.async_settings.max_event_age,
-            reserved_concurrency: args.async_settings.concurrency,
+            environment: parse_env(&settings.env)?,
+            network: settings.network.map(|n| n.to_string()),
+            ephemeral_storage_mb: settings.tmp_size,
+            max_retry_attempts: settings.async_settings.max_retry_attempts,
+            max_event_age_seconds: settings.async_settings.max_event_age,
+            reserved_concurrency: settings.async_settings.concurrency,
             clear_reserved_concurrency: args.no_concurrency,
-            on_failure_destination: args.async_settings.on_failure,
-            credentials_profile: args.credentials,
+            on_failure_destination: settings.async_settings.on_failure,
+            credentials_profile: settings.credentials,
         };
         info = Some(
             client

@@ -7,15 +7,10 @@ use kumo_proto::control::*;
 use tonic::Code;
 
 mod common;
-use common::{config, create, package, start, start_with};
+use common::{config, create, get_function, invocation, package, start, start_with};
 
 fn event(name: &str, payload: &[u8]) -> InvokeRequest {
-    InvokeRequest {
-        function_name: name.into(),
-        payload: payload.to_vec(),
-        invocation_type: InvocationType::Event as i32,
-        ..Default::default()
-    }
+    invocation(name, payload, InvocationType::Event)
 }
 
 #[tokio::test]
@@ -30,11 +25,7 @@ async fn accepted_events_are_durable_and_counted() {
         .into_inner();
     assert_eq!(accepted.status_code, 202);
     assert_eq!(accepted.request_id.len(), 36, "{accepted:?}");
-    let info = client
-        .get_function(GetFunctionRequest { name: "f".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let info = get_function(&mut client, "f").await;
     let queue = info.queue.unwrap();
     // No agent is attached: the event waits (queued or trying to dispatch).
     assert_eq!(queue.queued + queue.in_flight, 1, "{queue:?}");
@@ -42,11 +33,7 @@ async fn accepted_events_are_durable_and_counted() {
 
     // A new kumod on the same data finds the event again.
     let (daemon, mut client) = start(dir.path()).await;
-    let info = client
-        .get_function(GetFunctionRequest { name: "f".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let info = get_function(&mut client, "f").await;
     let queue = info.queue.unwrap();
     assert_eq!(queue.queued + queue.in_flight, 1, "{queue:?}");
     let letters = client

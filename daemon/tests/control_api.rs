@@ -11,7 +11,7 @@ use kumo_proto::control::*;
 use tonic::Code;
 
 mod common;
-use common::{agent_client, config, create, package, start, zip_with};
+use common::{agent_client, config, create, get_function, invocation, package, start, zip_with};
 
 #[tokio::test]
 async fn crud_round_trip_and_restart() {
@@ -75,11 +75,7 @@ async fn crud_round_trip_and_restart() {
 
     // Everything survives a restart on the same data dir.
     let (daemon, mut client) = start(dir.path()).await;
-    let got = client
-        .get_function(GetFunctionRequest { name: "div".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = get_function(&mut client, "div").await;
     assert_eq!(got.package_digest, recoded.package_digest);
     assert_eq!(got.config.unwrap().environment["GREETING"], "hi");
     client
@@ -209,11 +205,8 @@ async fn invoke_refusals_and_no_agent() {
     let dir = tempfile::tempdir().unwrap();
     let (daemon, mut client) = start(dir.path()).await;
     create(&mut client, config("f"), package()).await.unwrap();
-    let invoke = |name: &str, payload: Vec<u8>| InvokeRequest {
-        function_name: name.into(),
-        payload,
-        ..Default::default()
-    };
+    let invoke =
+        |name: &str, payload: Vec<u8>| invocation(name, &payload, InvocationType::RequestResponse);
     let err = client
         .invoke(invoke("nope", b"{}".to_vec()))
         .await

@@ -31,7 +31,7 @@ pub const DEFAULT_EPHEMERAL_STORAGE_MB: u32 = 512;
 pub const MIN_EPHEMERAL_STORAGE_MB: u32 = 512;
 /// Largest `/tmp` size in MB.
 pub const MAX_EPHEMERAL_STORAGE_MB: u32 = 10240;
-/// Largest synchronous request or response payload (wire-formats.md §1).
+/// Largest synchronous request or response payload (docs/wire-formats.md §1).
 pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6_291_556;
 /// Largest asynchronous event payload.
 pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -172,6 +172,12 @@ impl FromStr for NetworkMode {
                 format!("'{other}' is not a network mode; use 'none' or 'host'"),
             )),
         }
+    }
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

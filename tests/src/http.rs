@@ -96,7 +96,7 @@ pub fn post_minio(address: &str, authorization: Option<&str>, body: &str) -> Htt
     )
 }
 
-/// The body MinIO posts for one event (wire-formats §5b). `key` is given
+/// The body MinIO posts for one event (docs/wire-formats.md §5b). `key` is given
 /// already escaped as MinIO escapes it (Go `QueryEscape`). Delete events
 /// carry no size, eTag, contentType or userMetadata.
 pub fn minio_event(event: &str, bucket: &str, key: &str, sequencer: &str) -> String {

@@ -55,6 +55,19 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// The handler of `fixtures/division`: divides `x` by `y`.
+pub const DIVISION_HANDLER: &str = "lambda_function.myfunc01_handler";
+
+/// Polls `check` every 100 ms until it holds; panics with "timed out
+/// waiting for {what}" after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A fixture directory under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -358,6 +371,18 @@ impl Kumo {
         );
     }
 
+    /// Creates `name` from `fixtures/division` (handler
+    /// [`DIVISION_HANDLER`]) with `extra` CLI flags.
+    pub fn create_division(&self, name: &str, extra: &[&str]) {
+        self.create(
+            name,
+            "python3",
+            DIVISION_HANDLER,
+            &fixture("division"),
+            extra,
+        );
+    }
+
     /// `kumo trigger create ARGS… --output json`; panics unless it succeeds.
     pub fn create_trigger(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["trigger", "create"];
@@ -389,6 +414,21 @@ impl Kumo {
             "invoke {name} {payload} failed: {run:?}\n{}",
             self.log()
         );
+        run.json()
+    }
+
+    /// Invokes and expects a function error (exit code 1); returns the
+    /// error JSON.
+    pub fn invoke_failed(&self, name: &str, payload: &str) -> serde_json::Value {
+        let run = self.invoke(name, payload);
+        assert_eq!(run.code, 1, "{run:?}");
+        run.json()
+    }
+
+    /// `kumo function get NAME --output json`; panics unless it succeeds.
+    pub fn function(&self, name: &str) -> serde_json::Value {
+        let run = self.cli(&["function", "get", name, "--output", "json"]);
+        assert_eq!(run.code, 0, "{run:?}");
         run.json()
     }
 
@@ -446,6 +486,32 @@ pub fn package_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::write(&path, content).expect("write");
     }
     dir
+}
+
+/// Zips the files of `dir` into `out` (a `.zip` path) with Python's
+/// `shutil.make_archive`, as a user would.
+pub fn zip_dir(dir: &Path, out: &Path) {
+    python(
+        "import shutil,sys; shutil.make_archive(sys.argv[1], 'zip', sys.argv[2])",
+        &[
+            &out.with_extension("").to_string_lossy(),
+            &dir.to_string_lossy(),
+        ],
+    );
+}
+
+/// Copies the directory tree `from` to `to` (created if missing).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
 /// Runs `/usr/bin/python3 -c script args…`, panicking on failure.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use kumo_tests::sink::Sink;
-use kumo_tests::{root_or_skip, Kumo, Run};
+use kumo_tests::{root_or_skip, wait_until, Kumo, Run};
 
 /// Retry delays of one second, so retries happen within the test.
 const FAST_RETRIES: &str =
@@ -20,20 +20,7 @@ fn send_async(kumo: &Kumo, name: &str, payload: &str) -> String {
 }
 
 fn function_queue(kumo: &Kumo, name: &str) -> serde_json::Value {
-    let run = kumo.cli(&["function", "get", name, "--output", "json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    run.json()["queue"].clone()
-}
-
-fn wait_until(what: &str, timeout: Duration, check: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + timeout;
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    kumo.function(name)["queue"].clone()
 }
 
 fn dead_letters(kumo: &Kumo, name: &str) -> Vec<serde_json::Value> {

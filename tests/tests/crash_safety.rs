@@ -49,10 +49,7 @@ fn check_all_ran(kumo: &Kumo, sink: &Sink, ids: &[String], what: &str) -> usize 
         Err(missing) => panic!("{what}: {missing} accepted events never ran"),
     };
     let duplicates: usize = wanted.iter().map(|id| counts[*id] - 1).sum();
-    let queue = kumo
-        .cli(&["function", "get", "bulk", "--output", "json"])
-        .json()["queue"]
-        .clone();
+    let queue = kumo.function("bulk")["queue"].clone();
     eprintln!(
         "{what}: all {EVENTS} accepted events ran; {duplicates} ran more than once; kumod counted {} redeliveries",
         queue["redeliveries"]

@@ -8,21 +8,13 @@ fn division_result_error_and_logs() {
         return;
     }
     let kumo = Kumo::start();
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
+    kumo.create_division("div", &[]);
     assert_eq!(
         kumo.invoke_ok("div", r#"{"x":10,"y":2}"#),
         serde_json::json!({"result": 5.0})
     );
 
-    let failed = kumo.invoke("div", r#"{"x":10,"y":0}"#);
-    assert_eq!(failed.code, 1, "{failed:?}");
-    let error = failed.json();
+    let error = kumo.invoke_failed("div", r#"{"x":10,"y":0}"#);
     assert_eq!(error["errorType"], "ZeroDivisionError");
     assert_eq!(error["errorMessage"], "division by zero");
     assert!(
@@ -145,13 +137,7 @@ fn loader_errors_are_named() {
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.json()["errorType"], "Runtime.HandlerNotFound");
     // The platform keeps serving.
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
+    kumo.create_division("div", &[]);
     assert_eq!(kumo.invoke_ok("div", r#"{"x":1,"y":4}"#)["result"], 0.25);
 }
 
@@ -299,13 +285,7 @@ fn logs_follow_streams_new_invocations() {
     }
     use std::io::{BufRead, BufReader};
     let kumo = Kumo::start();
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
+    kumo.create_division("div", &[]);
     let mut follower = kumo.spawn_cli(&["logs", "div", "--follow"]);
     let stdout = follower.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

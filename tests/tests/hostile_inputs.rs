@@ -102,13 +102,7 @@ fn bad_packages_are_refused() {
         assert_refused(&run, needle);
     }
     assert!(kumo.alive());
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
+    kumo.create_division("div", &[]);
     assert_eq!(kumo.invoke_ok("div", r#"{"x":9,"y":3}"#)["result"], 3.0);
 }
 
@@ -181,13 +175,7 @@ fn bad_invocations_are_refused() {
         return;
     }
     let mut kumo = Kumo::start();
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
+    kumo.create_division("div", &[]);
     assert_refused(
         &kumo.cli(&["invoke", "nope", "--payload", "{}"]),
         "Function not found: arn:aws:lambda:",
@@ -281,13 +269,7 @@ fn async_and_concurrency_settings_are_refused_clearly() {
         "own on-failure destination",
     );
 
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
+    kumo.create_division("div", &[]);
     // The same rules on the server when updating (the CLI does not pre-check).
     let update = |extra: &[&str]| {
         let mut args = vec!["function", "update", "div"];
@@ -328,9 +310,7 @@ fn async_and_concurrency_settings_are_refused_clearly() {
         "not found",
     );
     assert_refused(&kumo.cli(&["dlq", "list", "nope"]), "Function not found");
-    let info = kumo
-        .cli(&["function", "get", "div", "--output", "json"])
-        .json();
+    let info = kumo.function("div");
     assert_eq!(info["queue"]["queued"], 0, "nothing was accepted: {info}");
     assert!(kumo.alive());
 }

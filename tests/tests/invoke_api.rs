@@ -4,7 +4,7 @@
 
 use kumo_tests::http::request;
 use kumo_tests::s3::run_python;
-use kumo_tests::{fixture, root_or_skip, Kumo};
+use kumo_tests::{root_or_skip, wait_until, Kumo};
 
 const KEYS: &str = "[invoke_api]\naccess_keys = [{ access_key_id = \"AKIDKUMOTEST\", secret_access_key = \"kumo-test-secret\" }]\n";
 
@@ -54,20 +54,8 @@ fn boto3_invokes_kumo_functions() {
         return;
     }
     let kumo = Kumo::start_configured(KEYS, "");
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
-    kumo.create(
-        "off",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &["--concurrency", "0"],
-    );
+    kumo.create_division("div", &[]);
+    kumo.create_division("off", &["--concurrency", "0"]);
     assert_eq!(kumo.cli(&["version", "publish", "div"]).code, 0);
     assert_eq!(
         kumo.cli(&["alias", "create", "div", "prod", "--version", "1"])
@@ -114,14 +102,11 @@ fn boto3_invokes_kumo_functions() {
         serde_json::json!([404, "ResourceNotFoundException"])
     );
     // The Event ran.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !kumo.logs("div").contains("dividing 1 by 1") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the Event invocation never ran"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until(
+        "the Event invocation to run",
+        std::time::Duration::from_secs(20),
+        || kumo.logs("div").contains("dividing 1 by 1"),
+    );
 
     let denied: serde_json::Value =
         serde_json::from_str(run_python(BOTO3, &[&endpoint, "wrong-secret"]).trim()).unwrap();
@@ -137,13 +122,7 @@ fn unsigned_and_malformed_requests_are_refused() {
         return;
     }
     let kumo = Kumo::start_configured(KEYS, "");
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
+    kumo.create_division("div", &[]);
     let path = "/2015-03-31/functions/div/invocations";
     let http = &kumo.http_address;
     let unsigned = request(http, "POST", path, &[], b"{}");

@@ -93,9 +93,7 @@ fn timeout_kills_and_the_next_call_works() {
     }
     let kumo = Kumo::start();
     probe(&kumo, "slow", &["--timeout", "1"]);
-    let run = kumo.invoke("slow", r#"{"action":"sleep","seconds":5}"#);
-    assert_eq!(run.code, 1, "{run:?}");
-    let error = run.json();
+    let error = kumo.invoke_failed("slow", r#"{"action":"sleep","seconds":5}"#);
     assert_eq!(error["errorType"], "Sandbox.Timedout");
     let message = error["errorMessage"].as_str().unwrap();
     assert!(
@@ -120,9 +118,7 @@ fn memory_hog_is_killed_and_reported_as_out_of_memory() {
     }
     let kumo = Kumo::start();
     probe(&kumo, "hog", &["--memory", "128", "--timeout", "20"]);
-    let run = kumo.invoke("hog", r#"{"action":"hog","mb":512}"#);
-    assert_eq!(run.code, 1, "{run:?}");
-    let error = run.json();
+    let error = kumo.invoke_failed("hog", r#"{"action":"hog","mb":512}"#);
     assert_eq!(error["errorType"], "Runtime.ExitError");
     assert!(
         error["errorMessage"]
@@ -184,9 +180,7 @@ fn process_exiting_mid_invocation_is_a_runtime_exit() {
     }
     let kumo = Kumo::start();
     probe(&kumo, "quit", &[]);
-    let run = kumo.invoke("quit", r#"{"action":"exit"}"#);
-    assert_eq!(run.code, 1, "{run:?}");
-    let error = run.json();
+    let error = kumo.invoke_failed("quit", r#"{"action":"exit"}"#);
     assert_eq!(error["errorType"], "Runtime.ExitError");
     assert!(
         error["errorMessage"]

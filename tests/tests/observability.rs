@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use kumo_tests::http::request;
-use kumo_tests::{fixture, package_dir, root_or_skip, Kumo};
+use kumo_tests::{package_dir, root_or_skip, Kumo};
 
 /// The samples of `/metrics`, parsed by a Prometheus text parser.
 fn scrape(kumo: &Kumo) -> prometheus_parse::Scrape {
@@ -37,13 +37,7 @@ fn metrics_parse_and_move() {
         return;
     }
     let kumo = Kumo::start();
-    kumo.create(
-        "div",
-        "python3",
-        "lambda_function.myfunc01_handler",
-        &fixture("division"),
-        &[],
-    );
+    kumo.create_division("div", &[]);
     let before = scrape(&kumo);
     assert_eq!(value(&before, "kumo_agents", &[]), 1.0);
     kumo.invoke_ok("div", r#"{"x": 4, "y": 2}"#);

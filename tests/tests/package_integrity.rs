@@ -3,7 +3,7 @@
 //! valid package, or a truncated one), the agent retries, refuses to run
 //! them, and says so; once the right bytes are back the function runs.
 
-use kumo_tests::{package_dir, root_or_skip, Kumo};
+use kumo_tests::{package_dir, root_or_skip, zip_dir, Kumo};
 
 const GOOD: &str = "def handler(event, context):\n    return {'package': 'good'}\n";
 const EVIL: &str = "def handler(event, context):\n    return {'package': 'EVIL'}\n";
@@ -11,16 +11,7 @@ const EVIL: &str = "def handler(event, context):\n    return {'package': 'EVIL'}
 /// Zips `source` as `lambda_function.py` with the system's python zipfile.
 fn zip_of(source: &str, out: &std::path::Path) {
     let dir = package_dir(&[("lambda_function.py", source)]);
-    let status = std::process::Command::new("/usr/bin/python3")
-        .args([
-            "-c",
-            "import shutil,sys; shutil.make_archive(sys.argv[1], 'zip', sys.argv[2])",
-        ])
-        .arg(out.with_extension(""))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    zip_dir(dir.path(), out);
 }
 
 #[test]
@@ -31,9 +22,7 @@ fn corrupted_or_truncated_packages_are_retried_and_never_run() {
     let kumo = Kumo::start();
     let dir = package_dir(&[("lambda_function.py", GOOD)]);
     kumo.create("pkg", "python3", "lambda_function.handler", dir.path(), &[]);
-    let digest = kumo
-        .cli(&["function", "get", "pkg", "--output", "json"])
-        .json()["package_digest"]
+    let digest = kumo.function("pkg")["package_digest"]
         .as_str()
         .unwrap()
         .to_string();

@@ -54,8 +54,7 @@ fn create(kumo: &Kumo, name: &str, extra: &[&str]) -> String {
         dir.path(),
         &args,
     );
-    kumo.cli(&["function", "get", name, "--output", "json"])
-        .json()["package_digest"]
+    kumo.function(name)["package_digest"]
         .as_str()
         .unwrap()
         .to_string()

@@ -3,24 +3,11 @@
 //! `lambda_runtime` crate. They must find everything they need in Kumo's
 //! Runtime API.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use kumo_tests::s3::{prepared_path, venv_python};
-use kumo_tests::{fixture, root_or_skip, Kumo};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use kumo_tests::{copy_dir, fixture, root_or_skip, Kumo};
 
 /// `fixtures/ric` plus awslambdaric from the test venv's cache.
 fn ric_package() -> tempfile::TempDir {

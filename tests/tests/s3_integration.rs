@@ -97,9 +97,7 @@ fn the_book_example_zips_an_upload_into_another_bucket() {
             "ZIP_PASSWORD=correct horse",
         ],
     );
-    let info = kumo
-        .cli(&["function", "get", "zipper", "--output", "json"])
-        .json();
+    let info = kumo.function("zipper");
     assert_eq!(info["credentials_profile"], "store");
     assert!(info["code_size"].as_u64().unwrap() > 1_000_000, "{info}");
 

@@ -1,4 +1,4 @@
-//! API Gateway's Lambda proxy integration (wire-formats §5d): route
+//! API Gateway's Lambda proxy integration (docs/wire-formats.md §5d): route
 //! templates (`/users/{id}`, `/files/{proxy+}`), the v1.0 and v2.0 request
 //! events, and turning a function's result into an HTTP response — with
 //! the 502 rules for malformed results.
@@ -162,6 +162,41 @@ fn query_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Each name's values in arrival order, as a JSON array per name.
+fn multi_values(pairs: impl IntoIterator<Item = (String, String)>) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (name, value) in pairs {
+        if let Some(list) = map.entry(name).or_insert_with(|| json!([])).as_array_mut() {
+            list.push(Value::String(value));
+        }
+    }
+    map
+}
+
+/// Each name's last value (v1.0's single-value maps).
+fn last_values(multi: &Map<String, Value>) -> Map<String, Value> {
+    multi
+        .iter()
+        .filter_map(|(name, values)| Some((name.clone(), values.as_array()?.last()?.clone())))
+        .collect()
+}
+
+/// Each name's values joined with commas (v2.0's maps).
+fn joined_values(multi: Map<String, Value>) -> Map<String, Value> {
+    multi
+        .into_iter()
+        .map(|(name, values)| {
+            let joined: Vec<&str> = values
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            (name, Value::String(joined.join(",")))
+        })
+        .collect()
+}
+
 fn map_or_null(map: Map<String, Value>) -> Value {
     if map.is_empty() {
         Value::Null
@@ -170,68 +205,73 @@ fn map_or_null(map: Map<String, Value>) -> Value {
     }
 }
 
+fn path_parameters(params: &BTreeMap<String, String>) -> Map<String, Value> {
+    params.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
+}
+
+/// The first value of a (lowercase) header.
+fn header<'a>(request: &HttpRequest<'a>, name: &str) -> Option<&'a str> {
+    request
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The arrival time as API Gateway writes it: `14/Nov/2023:22:13:20 +0000`.
+fn request_time(request: &HttpRequest<'_>) -> String {
+    request.time.format("%d/%b/%Y:%H:%M:%S +0000").to_string()
+}
+
+/// The `requestContext` fields both payload formats carry, plus `fields`.
+fn request_context(request: &HttpRequest<'_>, fields: Value) -> Value {
+    let mut context = json!({
+        "accountId": request.account_id,
+        "apiId": "kumo",
+        "requestId": request.request_id,
+        "stage": "$default",
+    });
+    if let (Some(context), Value::Object(fields)) = (context.as_object_mut(), fields) {
+        context.extend(fields);
+    }
+    context
+}
+
+const PROTOCOL: &str = "HTTP/1.1";
+
 /// The v1.0 proxy event.
 pub fn event_v1(
     request: &HttpRequest<'_>,
     route: &Route,
     params: &BTreeMap<String, String>,
 ) -> Value {
-    let mut headers = Map::new();
-    let mut multi_headers: Map<String, Value> = Map::new();
-    for (name, value) in request.headers {
-        headers.insert(name.clone(), json!(value));
-        if let Some(list) = multi_headers
-            .entry(name.clone())
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-        {
-            list.push(json!(value));
-        }
-    }
-    let mut query = Map::new();
-    let mut multi_query: Map<String, Value> = Map::new();
-    for (k, v) in query_pairs(request.raw_query) {
-        query.insert(k.clone(), json!(v));
-        if let Some(list) = multi_query
-            .entry(k)
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-        {
-            list.push(json!(v));
-        }
-    }
-    let path_params: Map<String, Value> =
-        params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let multi_headers = multi_values(request.headers.iter().cloned());
+    let multi_query = multi_values(query_pairs(request.raw_query));
     let (body, is_base64) = body_field(request.body);
-    let user_agent = request
-        .headers
-        .iter()
-        .find(|(n, _)| n == "user-agent")
-        .map(|(_, v)| v.clone());
-    json!({
-        "resource": route.template(),
-        "path": request.path,
-        "httpMethod": request.method,
-        "headers": map_or_null(headers),
-        "multiValueHeaders": map_or_null(multi_headers),
-        "queryStringParameters": map_or_null(query),
-        "multiValueQueryStringParameters": map_or_null(multi_query),
-        "pathParameters": map_or_null(path_params),
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": request.account_id,
-            "apiId": "kumo",
+    let context = request_context(
+        request,
+        json!({
             "resourceId": "kumo",
             "resourcePath": route.template(),
             "httpMethod": request.method,
             "path": request.path,
-            "protocol": "HTTP/1.1",
-            "requestId": request.request_id,
-            "requestTime": request.time.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+            "protocol": PROTOCOL,
+            "requestTime": request_time(request),
             "requestTimeEpoch": request.time.timestamp_millis(),
-            "identity": {"sourceIp": request.source_ip, "userAgent": user_agent},
-            "stage": "$default",
-        },
+            "identity": {"sourceIp": request.source_ip, "userAgent": header(request, "user-agent")},
+        }),
+    );
+    json!({
+        "resource": route.template(),
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": map_or_null(last_values(&multi_headers)),
+        "multiValueHeaders": map_or_null(multi_headers),
+        "queryStringParameters": map_or_null(last_values(&multi_query)),
+        "multiValueQueryStringParameters": map_or_null(multi_query),
+        "pathParameters": map_or_null(path_parameters(params)),
+        "stageVariables": null,
+        "requestContext": context,
         "body": body,
         "isBase64Encoded": is_base64,
     })
@@ -243,73 +283,44 @@ pub fn event_v2(
     route_key: &str,
     params: &BTreeMap<String, String>,
 ) -> Value {
-    let mut headers: Map<String, Value> = Map::new();
-    let mut cookies = Vec::new();
-    for (name, value) in request.headers {
-        if name == "cookie" {
-            cookies.extend(
-                value
-                    .split(';')
-                    .map(|c| c.trim().to_string())
-                    .filter(|c| !c.is_empty()),
-            );
-            continue;
-        }
-        match headers.get_mut(name) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(value);
-            }
-            _ => {
-                headers.insert(name.clone(), json!(value));
-            }
-        }
-    }
-    let mut query: Map<String, Value> = Map::new();
-    for (k, v) in query_pairs(request.raw_query) {
-        match query.get_mut(&k) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(&v);
-            }
-            _ => {
-                query.insert(k, json!(v));
-            }
-        }
-    }
-    let path_params: Map<String, Value> =
-        params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    let (body, is_base64) = body_field(request.body);
-    let user_agent = request
+    let (cookie_headers, other_headers): (Vec<_>, Vec<_>) = request
         .headers
         .iter()
-        .find(|(n, _)| n == "user-agent")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": request.path,
-        "rawQueryString": request.raw_query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": request.account_id,
-            "apiId": "kumo",
+        .cloned()
+        .partition(|(name, _)| name == "cookie");
+    let cookies: Vec<String> = cookie_headers
+        .iter()
+        .flat_map(|(_, value)| value.split(';'))
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let query = joined_values(multi_values(query_pairs(request.raw_query)));
+    let path_params = path_parameters(params);
+    let (body, is_base64) = body_field(request.body);
+    let context = request_context(
+        request,
+        json!({
             "domainName": "kumo",
             "domainPrefix": "kumo",
             "http": {
                 "method": request.method,
                 "path": request.path,
-                "protocol": "HTTP/1.1",
+                "protocol": PROTOCOL,
                 "sourceIp": request.source_ip,
-                "userAgent": user_agent,
+                "userAgent": header(request, "user-agent").unwrap_or_default(),
             },
-            "requestId": request.request_id,
             "routeKey": route_key,
-            "stage": "$default",
-            "time": request.time.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
+            "time": request_time(request),
             "timeEpoch": request.time.timestamp_millis(),
-        },
+        }),
+    );
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": request.path,
+        "rawQueryString": request.raw_query,
+        "headers": joined_values(multi_values(other_headers)),
+        "requestContext": context,
         "isBase64Encoded": is_base64,
     });
     if !cookies.is_empty() {

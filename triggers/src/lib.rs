@@ -1,8 +1,8 @@
 //! Kumo's event-source formats, as pure functions without I/O so they can
-//! be unit-tested exhaustively and fuzzed:
+//! be unit-tested exhaustively and fuzzed (§N cites docs/wire-formats.md):
 //!
 //! - [`schedule_expression`]: EventBridge `cron(…)` and `rate(…)` with fire
-//!   times (wire-formats §6).
+//!   times (docs/wire-formats.md §6).
 //! - [`scheduled_event`]: the Scheduled Event JSON a schedule sends (§5c).
 //! - [`apigw`]: API Gateway proxy events and responses for HTTP triggers
 //!   (§5d).

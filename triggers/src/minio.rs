@@ -1,5 +1,5 @@
-//! MinIO bucket notifications (wire-formats §5b): the webhook body, the
-//! object key encoding (Go `QueryEscape`), and the filters of a bucket
+//! MinIO bucket notifications (docs/wire-formats.md §5b): the webhook body,
+//! the object key encoding (Go `QueryEscape`), and the filters of a bucket
 //! trigger (event-name patterns, prefix and suffix on the decoded key).
 
 use serde_json::Value;

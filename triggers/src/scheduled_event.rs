@@ -1,5 +1,6 @@
-//! The EventBridge "Scheduled Event" a schedule trigger sends (wire-formats
-//! §5c): `time` in UTC without milliseconds, the rule's ARN in `resources`.
+//! The EventBridge "Scheduled Event" a schedule trigger sends
+//! (docs/wire-formats.md §5c): `time` in UTC without milliseconds, the
+//! rule's ARN in `resources`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};

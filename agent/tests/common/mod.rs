@@ -1,4 +1,4 @@
-//! Helpers shared by the Runtime API tests.
+//! Helpers shared by the agent's integration tests.
 
 #![allow(dead_code)]
 
@@ -50,4 +50,18 @@ pub fn expect_init_error(reply: RuntimeReply) -> (Value, Option<String>) {
         RuntimeReply::InitError { body, error_type } => (json(&body), error_type),
         other => panic!("expected an init error, got {other:?}"),
     }
+}
+
+/// True when `test` may run; false (after saying why) when it must skip
+/// because this is not root. Fails instead when `KUMO_REQUIRE_ROOT_TESTS=1`.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("KUMO_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+        "{test} needs root and KUMO_REQUIRE_ROOT_TESTS=1 is set"
+    );
+    eprintln!("skipping {test}: sandboxes need root");
+    false
 }

@@ -116,3 +116,22 @@ pub async fn create(
         .await
         .map(|r| r.into_inner())
 }
+
+/// Gets a function; panics unless kumod answers.
+pub async fn get_function(client: &mut Client, name: &str) -> FunctionInfo {
+    client
+        .get_function(GetFunctionRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// An invocation of `name` with `payload`, of the given type.
+pub fn invocation(name: &str, payload: &[u8], kind: InvocationType) -> InvokeRequest {
+    InvokeRequest {
+        function_name: name.into(),
+        payload: payload.to_vec(),
+        invocation_type: kind as i32,
+        ..Default::default()
+    }
+}

@@ -1,6 +1,6 @@
 use super::*;
 
-/// The body MinIO posts for a PUT, as in wire-formats §5b.
+/// The body MinIO posts for a PUT, as in docs/wire-formats.md §5b.
 fn minio_body(event: &str, bucket: &str, key: &str) -> String {
     format!(
         r#"{{"EventName":"{event}","Key":"{bucket}/{key}","Records":[{{"eventVersion":"2.0","eventSource":"minio:s3","awsRegion":"","eventTime":"2019-09-10T17:41:54.123Z","eventName":"{event}","userIdentity":{{"principalId":"minio"}},"requestParameters":{{"principalId":"minio","region":"","sourceIPAddress":"127.0.0.1"}},"responseElements":{{"x-amz-request-id":"15C32494527B46C5","x-minio-deployment-id":"d1","x-minio-origin-endpoint":"http://127.0.0.1:9000"}},"s3":{{"s3SchemaVersion":"1.0","configurationId":"Config","bucket":{{"name":"{bucket}","ownerIdentity":{{"principalId":"minio"}},"arn":"arn:aws:s3:::{bucket}"}},"object":{{"key":"{key}","size":6474,"eTag":"e","contentType":"image/jpeg","userMetadata":{{"content-type":"image/jpeg"}},"versionId":"1","sequencer":"15C32494527B46C5"}}}},"source":{{"host":"127.0.0.1","port":"","userAgent":"MinIO"}}}}]}}"#
