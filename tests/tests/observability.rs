@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use kumo_tests::http::request;
-use kumo_tests::{package_dir, root_or_skip, Kumo};
+use kumo_tests::{package_dir, root_or_skip, wait_until, Kumo};
 
 /// The samples of `/metrics`, parsed by a Prometheus text parser.
 fn scrape(kumo: &Kumo) -> prometheus_parse::Scrape {
@@ -38,6 +38,11 @@ fn metrics_parse_and_move() {
     }
     let kumo = Kumo::start();
     kumo.create_division("div", &[]);
+    // The embedded agent attaches after kumod is ready; on a busy machine
+    // that can be after the function is created.
+    wait_until("the embedded agent to attach", Duration::from_secs(20), || {
+        value(&scrape(&kumo), "kumo_agents", &[]) >= 1.0
+    });
     let before = scrape(&kumo);
     assert_eq!(value(&before, "kumo_agents", &[]), 1.0);
     kumo.invoke_ok("div", r#"{"x": 4, "y": 2}"#);
