@@ -40,9 +40,11 @@ fn metrics_parse_and_move() {
     kumo.create_division("div", &[]);
     // The embedded agent attaches after kumod is ready; on a busy machine
     // that can be after the function is created.
-    wait_until("the embedded agent to attach", Duration::from_secs(20), || {
-        value(&scrape(&kumo), "kumo_agents", &[]) >= 1.0
-    });
+    wait_until(
+        "the embedded agent to attach",
+        Duration::from_secs(20),
+        || value(&scrape(&kumo), "kumo_agents", &[]) >= 1.0,
+    );
     let before = scrape(&kumo);
     assert_eq!(value(&before, "kumo_agents", &[]), 1.0);
     kumo.invoke_ok("div", r#"{"x": 4, "y": 2}"#);
