@@ -32,12 +32,12 @@ pub struct Args {
 }
 
 /// How the agent writes its own diagnostic logs (shared with kumod).
-pub use kumo_proto::process::LogFormat;
+pub use kumo_common::process::LogFormat;
 
 /// Entry point of the `kumo-agent` binary.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    kumo_proto::process::init_tracing(args.log_format, "info");
+    kumo_common::process::init_tracing(args.log_format, "info");
     let mut config = match AgentConfig::load(args.config.as_deref(), "KUMO_AGENT") {
         Ok(config) => config,
         Err(err) => {
@@ -66,7 +66,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(crate::node::run(
         config,
-        kumo_proto::process::shutdown_signal(),
+        kumo_common::process::shutdown_signal(),
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

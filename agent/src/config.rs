@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kumo_proto::client_security::{read_tokens, ClientTls, SecurityError};
+use kumo_common::client_security::{read_tokens, ClientTls, SecurityError};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of one agent.
@@ -95,14 +95,14 @@ impl Default for AgentConfig {
 }
 
 /// The configuration could not be read (names the file and the problem).
-pub type ConfigError = kumo_proto::layered_config::LoadError;
+pub type ConfigError = kumo_common::layered_config::LoadError;
 
 impl AgentConfig {
     /// Loads defaults, then the TOML file (if given), then environment
     /// variables with `env_prefix` (e.g. `KUMO_AGENT`, so
     /// `KUMO_AGENT_IDLE_TIMEOUT_SECONDS=60`).
     pub fn load(file: Option<&Path>, env_prefix: &str) -> Result<Self, ConfigError> {
-        kumo_proto::layered_config::load(file, env_prefix)
+        kumo_common::layered_config::load(file, env_prefix)
     }
 
     /// Fills in values derived from the machine (agent id, memory).

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::StreamExt;
+use kumo_common::client_security::{self, BearerToken, ClientTls, SecurityError};
 use kumo_proto::agent::agent_control_client::AgentControlClient;
 use kumo_proto::agent::{
     agent_message, daemon_message, AgentMessage, FetchPackageRequest, Heartbeat, Invocation,
     Register,
 };
-use kumo_proto::client_security::{self, BearerToken, ClientTls, SecurityError};
 use tokio::sync::mpsc;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;

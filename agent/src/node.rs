@@ -80,11 +80,11 @@ pub async fn run(
     tracing::info!(agent_id = %registration.agent_id, server = %config.server,
         allocatable_memory_mb = registration.allocatable_memory_mb, "agent starting");
     // Ready to take work (it attaches, and re-attaches, on its own).
-    if let Err(err) = kumo_proto::sd_notify::notify("READY=1") {
+    if let Err(err) = kumo_common::sd_notify::notify("READY=1") {
         tracing::warn!(%err, "telling systemd that the agent is ready failed");
     }
     connection::serve(kumod, registration, executor.clone(), shutdown).await;
-    let _ = kumo_proto::sd_notify::notify("STOPPING=1");
+    let _ = kumo_common::sd_notify::notify("STOPPING=1");
     executor.shutdown().await;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use kumo_proto::client_security::{read_tokens, BearerToken};
+use kumo_common::client_security::{read_tokens, BearerToken};
 use kumo_proto::control::control_client::ControlClient;
 use kumo_proto::control::*;
 use tonic::service::interceptor::InterceptedService;

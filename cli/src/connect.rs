@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use kumo_proto::client_security::{self, read_tokens, BearerToken, ClientTls, SecurityError};
+use kumo_common::client_security::{self, read_tokens, BearerToken, ClientTls, SecurityError};
 use kumo_proto::control::control_client::ControlClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use kumo_proto::process::LogFormat;
+use kumo_common::process::LogFormat;
 use serde::{Deserialize, Serialize};
 
 pub use crate::api::lambda::{AccessKey, InvokeApiConfig};
@@ -130,7 +130,7 @@ impl Default for DaemonConfig {
 }
 
 /// The configuration could not be loaded (names the file and the problem).
-pub type ConfigError = kumo_proto::layered_config::LoadError;
+pub type ConfigError = kumo_common::layered_config::LoadError;
 
 /// Settings given on kumod's command line; they win over the file and
 /// the environment, and are applied only by [`DaemonConfig::load`].
@@ -198,7 +198,7 @@ impl DaemonConfig {
 
     /// Defaults, then the file, then environment variables with `prefix`.
     pub fn load_sources(file: Option<&Path>, prefix: &str) -> Result<Self, ConfigError> {
-        kumo_proto::layered_config::load(file, prefix)
+        kumo_common::layered_config::load(file, prefix)
     }
 
     /// Directory of the sled database.

@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use futures::StreamExt;
+use kumo_common::client_security::{endpoint, BearerToken, ClientTls};
 use kumo_daemon::config::DaemonConfig;
 use kumo_daemon::server;
 use kumo_proto::agent::agent_control_client::AgentControlClient;
 use kumo_proto::agent::{agent_message, daemon_message, AgentMessage, Register};
-use kumo_proto::client_security::{endpoint, BearerToken, ClientTls};
 use kumo_proto::control::control_client::ControlClient;
 use kumo_proto::control::ListFunctionsRequest;
 use tonic::Code;

@@ -4,7 +4,9 @@
 //! - [`agent`]: the daemon ⇄ agent protocol (`kumo.agent.v1`).
 //! - [`model`]: validation of function configuration and Lambda limits, shared
 //!   by the daemon (authoritative) and the CLI (early feedback).
-//! - [`process`]: diagnostic logs and stop signals of kumod and the agent.
+//! - [`package`]: the rules a function package must follow.
+//!
+//! Configuration, client TLS, tracing and sd_notify are in `kumo-common`.
 
 /// Generated code for `kumo.control.v1`.
 pub mod control {
@@ -22,12 +24,8 @@ pub mod agent {
 /// reflection (so `grpcurl` works without the .proto files).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kumo_descriptor");
 
-pub mod client_security;
-pub mod layered_config;
 pub mod model;
 pub mod package;
-pub mod process;
-pub mod sd_notify;
 
 /// Largest gRPC message kumod and agents accept: a 50 MB package plus headroom.
 pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

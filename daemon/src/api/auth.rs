@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use kumo_proto::client_security::{read_tokens, SecurityError};
+use kumo_common::client_security::{read_tokens, SecurityError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

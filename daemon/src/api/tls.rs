@@ -61,7 +61,7 @@ impl TlsConfig {
                 ))
             }
         };
-        kumo_proto::client_security::install_crypto_provider();
+        kumo_common::client_security::install_crypto_provider();
         let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
             read("cert_file", cert)?,
             read("key_file", key)?,

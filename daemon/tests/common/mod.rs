@@ -5,10 +5,10 @@
 
 use std::io::Write;
 
+use kumo_common::client_security::{read_tokens, BearerToken};
 use kumo_daemon::config::DaemonConfig;
 use kumo_daemon::server::{self, DaemonHandle};
 use kumo_proto::agent::agent_control_client::AgentControlClient;
-use kumo_proto::client_security::{read_tokens, BearerToken};
 use kumo_proto::control::control_client::ControlClient;
 use kumo_proto::control::*;
 use tonic::service::interceptor::InterceptedService;

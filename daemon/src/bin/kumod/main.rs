@@ -7,8 +7,8 @@ use std::process::ExitCode;
 mod all_in_one;
 
 use clap::Parser;
+use kumo_common::process;
 use kumo_daemon::config::{DaemonConfig, Overrides};
-use kumo_proto::process;
 
 /// kumod: Kumo's scheduler daemon.
 #[derive(Debug, Parser)]
@@ -68,12 +68,12 @@ async fn run(all_in_one: bool, config: DaemonConfig) -> anyhow::Result<()> {
     } else {
         None
     };
-    if let Err(err) = kumo_proto::sd_notify::notify("READY=1") {
+    if let Err(err) = kumo_common::sd_notify::notify("READY=1") {
         tracing::warn!(%err, "telling systemd that kumod is ready failed");
     }
     process::shutdown_signal().await;
     tracing::info!("shutting down");
-    let _ = kumo_proto::sd_notify::notify("STOPPING=1");
+    let _ = kumo_common::sd_notify::notify("STOPPING=1");
     if let Some((stop, task)) = agent {
         let _ = stop.send(());
         let _ = task.await;
