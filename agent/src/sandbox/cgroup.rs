@@ -85,17 +85,14 @@ impl InstanceCgroup {
             .cgroup
             .controller_of()
             .ok_or_else(|| cgroup_error("find controller", &self.name, "no memory controller"))?;
-        // No swap: the memory+swap limit equals the memory limit (v1 only
-        // when swap accounting exists; v2 sets memory.swap.max = 0).
-        let swap = if self.v2 {
-            Some(0)
+        // No swap: the memory+swap limit equals the memory limit (v1), or
+        // memory.swap.max = 0 (v2); either only when swap accounting exists.
+        let (swap_file, swap_limit) = if self.v2 {
+            ("memory.swap.max", 0)
         } else {
-            memory
-                .path()
-                .join("memory.memsw.limit_in_bytes")
-                .exists()
-                .then_some(bytes)
+            ("memory.memsw.limit_in_bytes", bytes)
         };
+        let swap = memory.path().join(swap_file).exists().then_some(swap_limit);
         let set_memory = || {
             memory
                 .set_limit(bytes)
@@ -121,8 +118,9 @@ impl InstanceCgroup {
             .cgroup
             .controller_of()
             .ok_or_else(|| cgroup_error("find controller", &self.name, "no cpu controller"))?;
-        // cgroups-rs maps shares to cpu.weight on v2.
-        cpu.set_shares((u64::from(to_mb) * 1024 / MB_PER_VCPU).max(2))
+        // cgroups-rs writes the number as is: cpu.shares on v1, cpu.weight
+        // on v2, whose scales differ.
+        cpu.set_shares(cpu_share(to_mb, self.v2))
             .map_err(|e| cgroup_error("set cpu shares", &self.name, e))
     }
 
@@ -206,8 +204,37 @@ pub fn remove_parent_if_empty(parent: &str) {
     }
 }
 
+/// The CPU share of `memory_mb`: one vCPU's worth of memory gets the
+/// default share of a cgroup, 1024 in v1 `cpu.shares` (range 2..=262144),
+/// 100 in v2 `cpu.weight` (range 1..=10000).
+fn cpu_share(memory_mb: u32, v2: bool) -> u64 {
+    let (default, min, max) = if v2 {
+        (100, 1, 10_000)
+    } else {
+        (1024, 2, 262_144)
+    };
+    (u64::from(memory_mb) * default / MB_PER_VCPU).clamp(min, max)
+}
+
 fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_share_follows_memory_on_each_scale() {
+        let vcpu = MB_PER_VCPU as u32;
+        assert_eq!(cpu_share(vcpu, false), 1024);
+        assert_eq!(cpu_share(vcpu, true), 100);
+        assert_eq!(cpu_share(128, false), 74);
+        assert_eq!(cpu_share(128, true), 7);
+        assert_eq!(cpu_share(1, false), 2);
+        assert_eq!(cpu_share(1, true), 1);
+        assert_eq!(cpu_share(10_240, true), 578);
+    }
 }
