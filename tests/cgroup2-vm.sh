@@ -28,6 +28,7 @@ step_start=$SECONDS
 need_apt=()
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 compgen -G '/boot/vmlinuz-*-amd64' >/dev/null || need_apt+=(linux-image-amd64)
+command -v objcopy >/dev/null || need_apt+=(binutils)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "    installing ${need_apt[*]}"
@@ -68,6 +69,15 @@ done
 # temp dirs, the log and the exit status come back through it).
 rw="$(mktemp -d /var/tmp/kumo-cgroup2-vm.XXXXXX)"
 trap 'rm -rf "$rw"' EXIT
+# Under TCG, reading the debug binaries (hundreds of MB) over the guest's 9p
+# root is what is slow: the guest gets copies without debug info, which it
+# puts in RAM and mounts over the originals (the tests find those paths).
+mkdir -p "$rw/bin"
+for bin in kumod kumo kumo-agent; do
+  objcopy --strip-debug "$target/debug/$bin" "$rw/bin/$bin"
+done
+objcopy --strip-debug "$sandbox_exe" "$rw/bin/sandbox-tests"
+objcopy --strip-debug "$limits_exe" "$rw/bin/limits-tests"
 cat >"$rw/in-vm.sh" <<EOF
 #!/bin/bash
 # Runs inside the VM.
@@ -84,16 +94,28 @@ for c in memory pids cpu; do
   grep -qw "\$c" /sys/fs/cgroup/cgroup.controllers || {
     echo "cgroup2 without the \$c controller"; echo 1 >"\$rw/status"; exit 1; }
 done
-mkdir -p "\$rw/tmp" "\$rw/test"
-export TMPDIR="\$rw/tmp" KUMO_TEST_DIR="\$rw/test" KUMO_REQUIRE_ROOT_TESTS=1 \
-  KUMO_BIN_DIR="$target/debug" RUST_BACKTRACE=1 HOME="\$rw"
+# The writable dirs: a tmpfs on a directory of the shared one (the host's
+# files are read-only here; 9p is slow for sled and sandbox state).
+mkdir -p "\$rw/ram" && mount -t tmpfs -o size=1500m,mode=0755 kumo-vm "\$rw/ram" || exit 1
+cp -a "\$rw/bin" "\$rw/ram/bin" && mkdir -p "\$rw/ram/tmp" "\$rw/ram/test" || exit 1
+for bin in kumod kumo kumo-agent; do
+  mount --bind "\$rw/ram/bin/\$bin" "$target/debug/\$bin" || exit 1
+done
+# Emulated CPUs are many times slower: a Python runtime's start alone can
+# take longer than the default 10 s Init limit, which is not under test here.
+export TMPDIR="\$rw/ram/tmp" KUMO_TEST_DIR="\$rw/ram/test" KUMO_REQUIRE_ROOT_TESTS=1 \
+  KUMO_BIN_DIR="$target/debug" RUST_BACKTRACE=1 HOME="\$rw/ram" \
+  KUMO_AGENT__INIT_TIMEOUT_SECONDS=60
+step=\$SECONDS
 cd "$repo/agent" || exit 1
 echo "==> [vm] agent/tests/sandbox.rs"
-"$sandbox_exe" --test-threads=2 || fail=1
+"\$rw/ram/bin/sandbox-tests" --test-threads=1 || fail=1
+echo "    \$((SECONDS - step)) s"; step=\$SECONDS
 cd "$repo/tests" || exit 1
 echo "==> [vm] tests/tests/isolation_and_limits.rs: memory hog, fork bomb, /tmp fill, timeout"
-"$limits_exe" --test-threads=2 memory_hog_is_killed fork_bomb_stops filling_tmp_stops \
-  timeout_kills || fail=1
+"\$rw/ram/bin/limits-tests" --test-threads=1 memory_hog_is_killed fork_bomb_stops \
+  filling_tmp_stops timeout_kills || fail=1
+echo "    \$((SECONDS - step)) s"
 left="\$(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d \\( -name 'kumo-test-*' -o -name 'kumo-e2e-*' \\) )"
 if [ -n "\$left" ]; then
   echo "cgroups left behind:"; echo "\$left"; fail=1
@@ -102,9 +124,11 @@ echo \$fail >"\$rw/status"
 EOF
 chmod +x "$rw/in-vm.sh"
 
+# The guest mounts fresh tmpfs on /tmp and /var/tmp: the build dir is
+# shared explicitly (read-only) in case it lives there.
 vm_start=$SECONDS
 vng --run "$kernel" --disable-kvm --memory "${KUMO_VM_MEMORY:-3G}" --cpus "${KUMO_VM_CPUS:-2}" \
-  --rwdir "$rw" --exec "$rw/in-vm.sh" 2>&1 | tee "$rw/vm.log" || true
+  --rodir="$target" --rwdir="$rw" --exec "$rw/in-vm.sh" 2>&1 | tee "$rw/vm.log" || true
 echo "    boot+tests: $((SECONDS - vm_start)) s"
 status="$(cat "$rw/status" 2>/dev/null || echo missing)"
 if [ "$status" != 0 ]; then
