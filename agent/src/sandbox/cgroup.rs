@@ -4,7 +4,7 @@
 //! back for REPORT lines.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::memory::MemController;
@@ -168,11 +168,20 @@ impl InstanceCgroup {
             .unwrap_or(0)
     }
 
-    /// Kills whatever is left in the cgroup and removes it, retrying while
-    /// the kernel still reports it busy.
+    /// Kills whatever is left in the cgroup and removes it, retrying for up
+    /// to 10 s while the kernel still reports it busy.
     pub fn remove(self) -> Result<(), SandboxError> {
         let mut last = String::new();
-        for attempt in 0..50u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for attempt in 0u64.. {
+            if Instant::now() > deadline {
+                break;
+            }
+            // v2 (5.14+): cgroup.kill kills every process in the cgroup at
+            // once, also those a fork bomb creates while pids are listed.
+            if let Some(dir) = self.memory_dir.as_ref().filter(|_| self.v2) {
+                let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            }
             for pid in self.cgroup.procs() {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid.pid as i32),
@@ -184,7 +193,7 @@ impl InstanceCgroup {
                 Ok(()) => last = "still exists after delete".into(),
                 Err(e) => last = e.to_string(),
             }
-            std::thread::sleep(Duration::from_millis(2 * u64::from(attempt + 1)));
+            std::thread::sleep(Duration::from_millis((2 * (attempt + 1)).min(50)));
         }
         Err(cgroup_error("remove", &self.name, last))
     }
