@@ -65,6 +65,19 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+# The agent's cgroup v2 path on a cgroup v2 kernel, in a VM (this host may
+# well be cgroup v1). KUMO_SKIP_VM=1 skips it, except in CI.
+if [ "${KUMO_SKIP_VM:-0}" = 1 ]; then
+  if [ "${KUMO_REQUIRE_ROOT_TESTS:-0}" = 1 ]; then
+    echo "KUMO_SKIP_VM=1 with KUMO_REQUIRE_ROOT_TESTS=1: CI must run the cgroup v2 VM step"
+    exit 1
+  fi
+  echo "==> cgroup v2 (VM): skipped (KUMO_SKIP_VM=1)"
+else
+  echo "==> cgroup v2 (VM): tests/cgroup2-vm.sh"
+  tests/cgroup2-vm.sh
+fi
+
 # The benchmark harness must run and produce every number; no timing is
 # asserted (bench/README.md).
 if [ "${KUMO_SKIP_BENCH:-0}" != 1 ]; then

@@ -106,8 +106,25 @@ async fn run(f: &Fixture, spec: SandboxSpec) -> (RuntimeExit, String) {
     (exit, text)
 }
 
+/// Whether /sys/fs/cgroup is the unified (v2) hierarchy rather than v1
+/// controller mounts (tests/cgroup2-vm.sh runs these tests on v2).
+fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The directory of an instance's cgroup in `controller`'s hierarchy.
+fn controller_dir(controller: &str, parent: &str, id: &str) -> PathBuf {
+    let root = Path::new("/sys/fs/cgroup");
+    let root = if cgroup_v2() {
+        root.to_path_buf()
+    } else {
+        root.join(controller)
+    };
+    root.join(parent).join(id)
+}
+
 fn cgroup_dir(parent: &str, id: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup/memory").join(parent).join(id)
+    controller_dir("memory", parent, id)
 }
 
 #[tokio::test]
@@ -234,12 +251,9 @@ sleep 60
         .unwrap();
     let output = sandbox.take_output().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let pids = std::fs::read_to_string(
-        Path::new("/sys/fs/cgroup/pids")
-            .join(&f.parent)
-            .join("bomb/pids.current"),
-    )
-    .unwrap();
+    let pids =
+        std::fs::read_to_string(controller_dir("pids", &f.parent, "bomb").join("pids.current"))
+            .unwrap();
     let pids: u32 = pids.trim().parse().unwrap();
     assert!(pids <= 64, "pids.current {pids} exceeds the limit");
     sandbox.kill();
@@ -249,10 +263,7 @@ sleep 60
     // Either our kill ended it, or the shell gave up when fork failed.
     assert_ne!(exit, RuntimeExit::Exited(0));
     sandbox.destroy().await.unwrap();
-    assert!(!Path::new("/sys/fs/cgroup/pids")
-        .join(&f.parent)
-        .join("bomb")
-        .exists());
+    assert!(!controller_dir("pids", &f.parent, "bomb").exists());
     drop(output);
 }
 
@@ -381,10 +392,22 @@ async fn a_blank_sandbox_is_claimed_once() {
         .await
         .expect("claim");
     assert!(!sandbox.is_blank());
-    let limit =
-        std::fs::read_to_string(cgroup_dir(&f.parent, "claim-1").join("memory.limit_in_bytes"))
-            .unwrap();
+    let limit_file = if cgroup_v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    let limit = std::fs::read_to_string(cgroup_dir(&f.parent, "claim-1").join(limit_file)).unwrap();
     assert_eq!(limit.trim(), (384u64 * 1024 * 1024).to_string());
+    // The CPU share follows the memory: 384/1769 of one vCPU's default share.
+    let (share_file, share) = if cgroup_v2() {
+        ("cpu.weight", "21")
+    } else {
+        ("cpu.shares", "222")
+    };
+    let dir = controller_dir("cpu", &f.parent, "claim-1");
+    let actual = std::fs::read_to_string(dir.join(share_file)).unwrap();
+    assert_eq!(actual.trim(), share, "{share_file}");
     let again = sandbox
         .claim(ClaimSpec {
             task_dir: f.task_dir.clone(),

@@ -4,7 +4,7 @@
 //! back for REPORT lines.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::memory::MemController;
@@ -93,7 +93,14 @@ impl InstanceCgroup {
             .controller::<MemController>("memory")?
             .path()
             .to_path_buf();
-        let swap_accounting = memory_dir.join("memory.memsw.limit_in_bytes").exists();
+        // Swap limits only where swap is accounted (v1 memsw files; v2
+        // memory.swap.max exists only with swap accounting).
+        let swap_file = if self.v2 {
+            "memory.swap.max"
+        } else {
+            "memory.memsw.limit_in_bytes"
+        };
+        let swap_accounting = memory_dir.join(swap_file).exists();
         self.apply(&memory_limits(self.v2, swap_accounting, from_mb, to_mb))?;
         self.memory_dir = Some(memory_dir);
         Ok(())
@@ -111,7 +118,8 @@ impl InstanceCgroup {
                 Limit::MemorySwap(bytes) => self
                     .controller::<MemController>("memory")?
                     .set_memswap_limit(bytes),
-                // cgroups-rs maps shares to cpu.weight on v2.
+                // cgroups-rs writes the number as is: cpu.shares on v1,
+                // cpu.weight on v2 (`memory_limits` uses each scale).
                 Limit::CpuShares(shares) => {
                     self.controller::<CpuController>("cpu")?.set_shares(shares)
                 }
@@ -168,11 +176,20 @@ impl InstanceCgroup {
             .unwrap_or(0)
     }
 
-    /// Kills whatever is left in the cgroup and removes it, retrying while
-    /// the kernel still reports it busy.
+    /// Kills whatever is left in the cgroup and removes it, retrying for up
+    /// to 10 s while the kernel still reports it busy.
     pub fn remove(self) -> Result<(), SandboxError> {
         let mut last = String::new();
-        for attempt in 0..50u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for attempt in 0u64.. {
+            if Instant::now() > deadline {
+                break;
+            }
+            // v2 (5.14+): cgroup.kill kills every process in the cgroup at
+            // once, also those a fork bomb creates while pids are listed.
+            if let Some(dir) = self.memory_dir.as_ref().filter(|_| self.v2) {
+                let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            }
             for pid in self.cgroup.procs() {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid.pid as i32),
@@ -184,7 +201,7 @@ impl InstanceCgroup {
                 Ok(()) => last = "still exists after delete".into(),
                 Err(e) => last = e.to_string(),
             }
-            std::thread::sleep(Duration::from_millis(2 * u64::from(attempt + 1)));
+            std::thread::sleep(Duration::from_millis((2 * (attempt + 1)).min(50)));
         }
         Err(cgroup_error("remove", &self.name, last))
     }
@@ -220,7 +237,8 @@ impl Limit {
 
 /// The writes that set a memory limit of `to_mb` without swap and the CPU
 /// share proportional to it, in a safe order. `from_mb` is the current
-/// limit (`None`: unlimited); `swap_accounting` whether v1 has memsw files.
+/// limit (`None`: unlimited); `swap_accounting` whether the hierarchy
+/// accounts swap (v1 memsw files, v2 `memory.swap.max`).
 pub fn memory_limits(
     v2: bool,
     swap_accounting: bool,
@@ -228,13 +246,9 @@ pub fn memory_limits(
     to_mb: u32,
 ) -> Vec<Limit> {
     let bytes = i64::from(to_mb) * 1024 * 1024;
-    // No swap: the memory+swap limit equals the memory limit (v1 only
-    // when swap accounting exists; v2 sets memory.swap.max = 0).
-    let swap = if v2 {
-        Some(Limit::MemorySwap(0))
-    } else {
-        swap_accounting.then_some(Limit::MemorySwap(bytes))
-    };
+    // No swap: the memory+swap limit equals the memory limit (v1), or
+    // memory.swap.max = 0 (v2); either only when swap is accounted.
+    let swap = swap_accounting.then_some(Limit::MemorySwap(if v2 { 0 } else { bytes }));
     let memory = Limit::Memory(bytes);
     // v1 keeps memory ≤ memory+swap at every step: raise the swap
     // limit first when growing, the memory limit first when shrinking.
@@ -243,9 +257,7 @@ pub fn memory_limits(
     } else {
         [memory].into_iter().chain(swap).collect()
     };
-    limits.push(Limit::CpuShares(
-        (u64::from(to_mb) * 1024 / MB_PER_VCPU).max(2),
-    ));
+    limits.push(Limit::CpuShares(cpu_share(to_mb, v2)));
     limits
 }
 
@@ -263,6 +275,18 @@ pub fn remove_parent_if_empty(parent: &str) {
             tracing::warn!(%err, cgroup = parent, "removing the instances' parent cgroup");
         }
     }
+}
+
+/// The CPU share of `memory_mb`: one vCPU's worth of memory gets the
+/// default share of a cgroup, 1024 in v1 `cpu.shares` (range 2..=262144),
+/// 100 in v2 `cpu.weight` (range 1..=10000).
+fn cpu_share(memory_mb: u32, v2: bool) -> u64 {
+    let (default, min, max) = if v2 {
+        (100, 1, 10_000)
+    } else {
+        (1024, 2, 262_144)
+    };
+    (u64::from(memory_mb) * default / MB_PER_VCPU).clamp(min, max)
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
@@ -303,14 +327,19 @@ mod tests {
 
     #[test]
     fn v2_uses_its_file_names_and_a_zero_swap_limit() {
-        let limits = memory_limits(true, false, None, 128);
+        let limits = memory_limits(true, true, None, 128);
         assert_eq!(
             files(&limits, true),
             [
                 ("memory.max", Limit::Memory(MB128)),
                 ("memory.swap.max", Limit::MemorySwap(0)),
-                ("cpu.weight", Limit::CpuShares(74)),
+                ("cpu.weight", Limit::CpuShares(7)),
             ]
+        );
+        // Without swap accounting there is no memory.swap.max to write.
+        assert_eq!(
+            memory_limits(true, false, None, 128),
+            [Limit::Memory(MB128), Limit::CpuShares(7)]
         );
         assert_eq!(Limit::PidsMax(64).file(true), "pids.max");
     }
@@ -328,10 +357,26 @@ mod tests {
         );
         // A tiny limit still gets the smallest valid share.
         assert_eq!(memory_limits(false, true, None, 1)[2], Limit::CpuShares(2));
-        // A full vCPU's memory buys 1024 shares.
+        // A full vCPU's memory buys the default share of each scale.
         assert_eq!(
-            memory_limits(true, false, None, 1769)[2],
+            memory_limits(false, true, None, 1769)[2],
             Limit::CpuShares(1024)
         );
+        assert_eq!(
+            memory_limits(true, true, None, 1769)[2],
+            Limit::CpuShares(100)
+        );
+    }
+
+    #[test]
+    fn cpu_share_follows_memory_on_each_scale() {
+        let vcpu = MB_PER_VCPU as u32;
+        assert_eq!(cpu_share(vcpu, false), 1024);
+        assert_eq!(cpu_share(vcpu, true), 100);
+        assert_eq!(cpu_share(128, false), 74);
+        assert_eq!(cpu_share(128, true), 7);
+        assert_eq!(cpu_share(1, false), 2);
+        assert_eq!(cpu_share(1, true), 1);
+        assert_eq!(cpu_share(10_240, true), 578);
     }
 }
