@@ -1,7 +1,9 @@
 //! One cgroup per instance (cgroups-rs; v1 controllers or the v2 unified
 //! hierarchy, whichever the host uses): memory without swap, CPU weight
 //! proportional to memory, a process limit; peak memory and OOM kills read
-//! back for REPORT lines.
+//! back for REPORT lines; on v1 also the `freezer` and `cpuacct`
+//! controllers (v2 has `cgroup.freeze` and `cpu.stat` in every cgroup), so
+//! an idle sandbox can be frozen (see `freezer`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::{hierarchies, Cgroup, Controller, MaxValue};
 
+use super::freezer::Freezer;
 use super::SandboxError;
 
 /// Memory that buys one full CPU weight unit, as on Lambda (1769 MB = 1 vCPU).
@@ -23,6 +26,16 @@ pub struct InstanceCgroup {
     name: String,
     v2: bool,
     memory_dir: Option<PathBuf>,
+}
+
+/// The controllers an instance cgroup is created with (v1 has separate
+/// freezer and CPU-accounting hierarchies; on v2 both are built in).
+fn controllers(v2: bool) -> Vec<String> {
+    let mut names = vec!["memory", "cpu", "pids"];
+    if !v2 {
+        names.extend(["freezer", "cpuacct"]);
+    }
+    names.into_iter().map(String::from).collect()
 }
 
 fn cgroup_error(op: &'static str, path: &str, err: impl std::fmt::Display) -> SandboxError {
@@ -44,8 +57,7 @@ impl InstanceCgroup {
         let name = format!("{}/{}", parent.trim_matches('/'), id);
         let hierarchy = hierarchies::auto();
         let v2 = hierarchy.v2();
-        let controllers = vec!["memory".to_string(), "cpu".to_string(), "pids".to_string()];
-        let cgroup = Cgroup::new_with_specified_controllers(hierarchy, &name, Some(controllers))
+        let cgroup = Cgroup::new_with_specified_controllers(hierarchy, &name, Some(controllers(v2)))
             .map_err(|e| cgroup_error("create", &name, e))?;
         let mut this = Self {
             cgroup,
@@ -137,6 +149,20 @@ impl InstanceCgroup {
         files
     }
 
+    /// The freezer of this cgroup, if the host has one (v2 always; v1 when
+    /// the `freezer` hierarchy is mounted).
+    pub fn freezer(&self) -> Option<Freezer> {
+        let dir = if self.v2 {
+            self.memory_dir.clone()?
+        } else {
+            self.cgroup.subsystems().iter().find_map(|s| match s {
+                cgroups_rs::fs::Subsystem::Freezer(c) => Some(c.path().to_path_buf()),
+                _ => None,
+            })?
+        };
+        Some(Freezer::new(&dir, self.v2))
+    }
+
     /// Peak memory use in bytes.
     pub fn max_memory_used_bytes(&self) -> Option<u64> {
         let file = if self.v2 {
@@ -172,6 +198,10 @@ impl InstanceCgroup {
     /// the kernel still reports it busy.
     pub fn remove(self) -> Result<(), SandboxError> {
         let mut last = String::new();
+        // A process frozen by the v1 freezer dies only once thawed.
+        if let Some(freezer) = self.freezer() {
+            let _ = freezer.thaw_for_kill(&super::syscall::Linux);
+        }
         for attempt in 0..50u32 {
             for pid in self.cgroup.procs() {
                 let _ = nix::sys::signal::kill(
@@ -252,12 +282,10 @@ pub fn memory_limits(
 /// Removes the parent cgroup of this agent's instances if it is empty
 /// (best effort: a parent still holding instances is left alone).
 pub fn remove_parent_if_empty(parent: &str) {
-    let controllers = vec!["memory".to_string(), "cpu".to_string(), "pids".to_string()];
-    let cgroup = Cgroup::load_with_specified_controllers(
-        hierarchies::auto(),
-        parent.trim_matches('/'),
-        controllers,
-    );
+    let hierarchy = hierarchies::auto();
+    let v2 = hierarchy.v2();
+    let cgroup =
+        Cgroup::load_with_specified_controllers(hierarchy, parent.trim_matches('/'), controllers(v2));
     if cgroup.exists() && cgroup.procs().is_empty() {
         if let Err(err) = cgroup.delete() {
             tracing::warn!(%err, cgroup = parent, "removing the instances' parent cgroup");

@@ -31,6 +31,7 @@
 #[allow(unsafe_code)]
 mod capabilities;
 mod cgroup;
+mod freezer;
 #[allow(unsafe_code)]
 mod channel;
 #[allow(unsafe_code)]

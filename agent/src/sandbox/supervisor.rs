@@ -8,6 +8,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -16,8 +17,10 @@ use tokio::sync::{oneshot, watch};
 use super::cgroup::InstanceCgroup;
 use super::channel::{self, InitMessage};
 use super::claim::{self, Claim, ClaimSpec};
+use super::freezer::Freezer;
 use super::init;
 use super::spec::InitSpec;
+use super::syscall::Linux;
 use super::teardown::Teardown;
 use super::{Endpoint, NetworkMode, RuntimeExit, SandboxError, SandboxSettings, SandboxSpec};
 
@@ -36,6 +39,7 @@ type ClaimChannel = (OwnedFd, oneshot::Receiver<Result<(), String>>);
 pub struct Sandbox {
     id: String,
     cgroup: Option<InstanceCgroup>,
+    freezer: Option<Arc<Freezer>>,
     root_dir: PathBuf,
     outer_pid: i32,
     pid1: i32,
@@ -78,6 +82,7 @@ impl Sandbox {
             spec.max_processes,
         )?;
         let cgroup_procs = cgroup.procs_files();
+        let freezer = cgroup.freezer().map(Arc::new);
         // Whatever happens from here on, this undoes it.
         let mut undo = Teardown {
             instance: id.clone(),
@@ -200,6 +205,7 @@ impl Sandbox {
         Ok(Sandbox {
             id,
             cgroup: undo.cgroup.take(),
+            freezer,
             root_dir,
             outer_pid,
             pid1,
@@ -242,12 +248,50 @@ impl Sandbox {
         *self.exit.borrow()
     }
 
-    /// Kills every process in the sandbox at once (SIGKILL).
+    /// Kills every process in the sandbox at once (SIGKILL), thawing it if
+    /// it is frozen (a v1-frozen process only dies once thawed).
     pub fn kill(&self) {
         if self.exited().is_some() {
             return;
         }
         self.teardown_of(None).kill();
+        if let Some(freezer) = &self.freezer {
+            if let Err(err) = freezer.thaw_for_kill(&Linux) {
+                tracing::warn!(instance = %self.id, %err, "thawing a sandbox to kill it");
+            }
+        }
+    }
+
+    /// Marks the sandbox idle and freezes it `after` that long unless it is
+    /// used (see [`Sandbox::unpark`]) before. No-op without a freezer.
+    pub fn park(&self, after: Duration) {
+        let Some(freezer) = self.freezer.clone() else {
+            return;
+        };
+        let ticket = freezer.park();
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if let Err(err) = freezer.freeze_if_idle(&Linux, ticket) {
+                tracing::warn!(instance = %id, %err, "freezing an idle sandbox");
+            }
+        });
+    }
+
+    /// Marks the sandbox busy, thawing it if it was frozen. A thaw that
+    /// fails is logged (the invocation then times out and the instance is
+    /// discarded).
+    pub fn unpark(&self) {
+        if let Some(freezer) = &self.freezer {
+            if let Err(err) = freezer.unpark(&Linux) {
+                tracing::warn!(instance = %self.id, %err, "thawing a sandbox");
+            }
+        }
+    }
+
+    /// Whether the sandbox is frozen now.
+    pub fn is_frozen(&self) -> bool {
+        self.freezer.as_ref().is_some_and(|f| f.is_frozen())
     }
 
     /// The clean-up of this sandbox, taking its cgroup (`None`: processes
@@ -307,6 +351,7 @@ impl Sandbox {
             .claim
             .take()
             .ok_or_else(|| failed("the sandbox is not blank (already claimed)".into()))?;
+        self.unpark();
         if let Some(cgroup) = self.cgroup.as_mut() {
             cgroup.resize(spec.blank_memory_mb, spec.memory_mb)?;
         }
