@@ -48,6 +48,8 @@ mod spec;
 mod supervisor;
 mod syscall;
 mod teardown;
+#[allow(unsafe_code)]
+mod tmp_disk;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

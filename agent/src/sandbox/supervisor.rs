@@ -22,6 +22,7 @@ use super::init;
 use super::spec::InitSpec;
 use super::syscall::Linux;
 use super::teardown::Teardown;
+use super::tmp_disk::TmpDisk;
 use super::{Endpoint, NetworkMode, RuntimeExit, SandboxError, SandboxSettings, SandboxSpec};
 
 /// Longest time the sandbox set-up (up to the runtime's exec) may take.
@@ -40,6 +41,9 @@ pub struct Sandbox {
     id: String,
     cgroup: Option<InstanceCgroup>,
     freezer: Option<Arc<Freezer>>,
+    state_dir: PathBuf,
+    uid: u32,
+    gid: u32,
     root_dir: PathBuf,
     outer_pid: i32,
     pid1: i32,
@@ -95,6 +99,13 @@ impl Sandbox {
             return Err(host_err("creating the root mount point")(e));
         }
         undo.root_dir = Some(root_dir.clone());
+        // Held until the init has mounted it (the device detaches itself
+        // once nothing holds it).
+        let tmp_disk = if spec.deferred {
+            None
+        } else {
+            prepare_tmp_disk(&settings.state_dir, &id, spec.tmp_size_mb).await
+        };
 
         let private_network = spec.network == NetworkMode::None;
         let (mut listener, api_address) = if private_network {
@@ -120,6 +131,7 @@ impl Sandbox {
             runtime_dir: spec.runtime_dir.clone(),
             root_dir: root_dir.clone(),
             tmp_size_mb: spec.tmp_size_mb,
+            tmp_device: tmp_disk.as_ref().map(|d| d.device.clone()),
             private_network,
             listen: private_network.then_some(endpoint.address),
             uid: spec.uid,
@@ -169,6 +181,7 @@ impl Sandbox {
             }
         };
         let outcome = tokio::time::timeout(START_TIMEOUT, handshake).await;
+        drop(tmp_disk);
         if pid1 > 0 {
             undo.pids.push(pid1);
         }
@@ -206,6 +219,9 @@ impl Sandbox {
             id,
             cgroup: undo.cgroup.take(),
             freezer,
+            state_dir: settings.state_dir.clone(),
+            uid: spec.uid,
+            gid: spec.gid,
             root_dir,
             outer_pid,
             pid1,
@@ -361,15 +377,26 @@ impl Sandbox {
                 spec.task_dir.display()
             ))
         })?;
+        let tmp_mount = match prepare_tmp_disk(&self.state_dir, &self.id, spec.tmp_size_mb).await {
+            Some(disk) => Some(
+                disk.detached_mount(self.uid, self.gid)
+                    .map_err(|e| failed(e.to_string()))?,
+            ),
+            None => None,
+        };
         let claim = Claim {
             tmp_size_mb: spec.tmp_size_mb,
+            tmp_disk: tmp_mount.is_some(),
             assignment: spec.assignment,
         };
         let bytes =
             serde_json::to_vec(&claim).map_err(|e| failed(format!("encoding the claim: {e}")))?;
-        channel::send_raw(writer.as_raw_fd(), &bytes, &[tree.as_raw_fd()])
+        let mut fds = vec![tree.as_raw_fd()];
+        fds.extend(tmp_mount.as_ref().map(|m| m.as_raw_fd()));
+        channel::send_raw(writer.as_raw_fd(), &bytes, &fds)
             .map_err(|e| failed(format!("sending the claim: {e}")))?;
         drop(tree);
+        drop(tmp_mount);
         match tokio::time::timeout(START_TIMEOUT, answer).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(message))) => Err(failed(message)),
@@ -390,6 +417,26 @@ impl Drop for Sandbox {
                 teardown.pids.clear();
             }
             teardown.run_detached();
+        }
+    }
+}
+
+/// Prepares instance `id`'s disk-backed `/tmp` of `size_mb` (off the async
+/// threads: the first of a size runs `mkfs`). Where that is impossible (no
+/// loop devices, e.g. in some containers) the sandbox falls back to a
+/// tmpfs `/tmp`, which is logged.
+async fn prepare_tmp_disk(state_dir: &std::path::Path, id: &str, size_mb: u32) -> Option<TmpDisk> {
+    let (dir, owned_id) = (state_dir.to_path_buf(), id.to_string());
+    let made = tokio::task::spawn_blocking(move || TmpDisk::create(&dir, &owned_id, size_mb)).await;
+    match made {
+        Ok(Ok(disk)) => Some(disk),
+        Ok(Err(err)) => {
+            tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
+            None
         }
     }
 }
