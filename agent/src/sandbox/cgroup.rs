@@ -77,6 +77,41 @@ impl InstanceCgroup {
         self.apply(&[Limit::PidsMax(i64::from(max_processes))])
     }
 
+    /// The existing cgroup `<parent>/<id>` (e.g. left by a killed agent),
+    /// for [`InstanceCgroup::remove`].
+    pub fn load(parent: &str, id: &str) -> Self {
+        let name = format!("{}/{}", parent.trim_matches('/'), id);
+        let hierarchy = hierarchies::auto();
+        let v2 = hierarchy.v2();
+        let cgroup = Cgroup::load_with_specified_controllers(hierarchy, &name, controllers(v2));
+        Self {
+            cgroup,
+            name,
+            v2,
+            memory_dir: None,
+        }
+    }
+
+    /// Names of the cgroups under `parent` in any of its hierarchies.
+    pub fn children(parent: &str) -> Vec<String> {
+        let hierarchy = hierarchies::auto();
+        let v2 = hierarchy.v2();
+        let cgroup =
+            Cgroup::load_with_specified_controllers(hierarchy, parent.trim_matches('/'), controllers(v2));
+        let mut names: Vec<String> = cgroup
+            .subsystems()
+            .iter()
+            .filter_map(|s| std::fs::read_dir(s.to_controller().path()).ok())
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The cgroup's `name` controller.
     fn controller<'a, T>(&'a self, name: &str) -> Result<&'a T, SandboxError>
     where

@@ -47,6 +47,8 @@ mod seccomp;
 mod spec;
 mod supervisor;
 mod syscall;
+#[allow(unsafe_code)]
+mod sweep;
 mod teardown;
 #[allow(unsafe_code)]
 mod tmp_disk;
@@ -57,6 +59,7 @@ use std::path::PathBuf;
 pub use claim::ClaimSpec;
 pub use kumo_proto::model::NetworkMode;
 pub use supervisor::Sandbox;
+pub use sweep::Swept;
 
 /// Agent-wide sandbox settings.
 #[derive(Debug, Clone)]
@@ -200,6 +203,13 @@ impl RuntimeExit {
 /// stops. Instances still alive keep it in place.
 pub fn remove_cgroup_parent(settings: &SandboxSettings) {
     cgroup::remove_parent_if_empty(&settings.cgroup_parent);
+}
+
+/// Removes what a killed predecessor with the same settings left behind
+/// (cgroups, mounts, loop devices, scratch directories); run at start,
+/// before any sandbox exists (blocking).
+pub fn sweep_leftovers(settings: &SandboxSettings) -> Swept {
+    sweep::sweep(&settings.cgroup_parent, &settings.state_dir)
 }
 
 /// Entry point of the hidden init subcommand; never returns. Must be called
