@@ -58,13 +58,25 @@ pub async fn run(
         cgroup_parent: config.cgroup_parent.clone(),
         state_dir: config.sandbox_dir(),
     };
-    let swept = tokio::task::spawn_blocking(move || crate::sandbox::sweep_leftovers(&leftovers))
-        .await
-        .unwrap_or_default();
+    let swept = tokio::task::spawn_blocking(move || {
+        let swept = crate::sandbox::sweep_leftovers(&leftovers);
+        // The default /tmp size's template, so no cold start runs mkfs.
+        crate::sandbox::prepare_tmp_template(
+            &leftovers,
+            kumo_proto::model::DEFAULT_EPHEMERAL_STORAGE_MB,
+        );
+        swept
+    })
+    .await
+    .unwrap_or_default();
     if swept != Default::default() {
-        tracing::info!(cgroups = swept.cgroups, mounts = swept.mounts,
-            loop_devices = swept.loop_devices, scratch = swept.scratch,
-            "removed what a previous agent left behind");
+        tracing::info!(
+            cgroups = swept.cgroups,
+            mounts = swept.mounts,
+            loop_devices = swept.loop_devices,
+            scratch = swept.scratch,
+            "removed what a previous agent left behind"
+        );
     }
     for failure in &swept.failures {
         tracing::warn!(%failure, "removing what a previous agent left behind");

@@ -98,7 +98,11 @@ fn an_agent_restarted_after_sigkill_leaves_nothing_of_its_predecessor() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let after = leftovers(&cgroup_parent, &agent_dir);
-    assert_eq!(after.count(), 0, "after the restart: {after:?} (before: {killed:?})");
+    assert_eq!(
+        after.count(),
+        0,
+        "after the restart: {after:?} (before: {killed:?})"
+    );
     // And it works.
     assert_eq!(kumo.invoke_ok("left1", "{}")["ok"], true);
 }

@@ -57,8 +57,9 @@ impl InstanceCgroup {
         let name = format!("{}/{}", parent.trim_matches('/'), id);
         let hierarchy = hierarchies::auto();
         let v2 = hierarchy.v2();
-        let cgroup = Cgroup::new_with_specified_controllers(hierarchy, &name, Some(controllers(v2)))
-            .map_err(|e| cgroup_error("create", &name, e))?;
+        let cgroup =
+            Cgroup::new_with_specified_controllers(hierarchy, &name, Some(controllers(v2)))
+                .map_err(|e| cgroup_error("create", &name, e))?;
         let mut this = Self {
             cgroup,
             name,
@@ -96,8 +97,11 @@ impl InstanceCgroup {
     pub fn children(parent: &str) -> Vec<String> {
         let hierarchy = hierarchies::auto();
         let v2 = hierarchy.v2();
-        let cgroup =
-            Cgroup::load_with_specified_controllers(hierarchy, parent.trim_matches('/'), controllers(v2));
+        let cgroup = Cgroup::load_with_specified_controllers(
+            hierarchy,
+            parent.trim_matches('/'),
+            controllers(v2),
+        );
         let mut names: Vec<String> = cgroup
             .subsystems()
             .iter()
@@ -319,8 +323,11 @@ pub fn memory_limits(
 pub fn remove_parent_if_empty(parent: &str) {
     let hierarchy = hierarchies::auto();
     let v2 = hierarchy.v2();
-    let cgroup =
-        Cgroup::load_with_specified_controllers(hierarchy, parent.trim_matches('/'), controllers(v2));
+    let cgroup = Cgroup::load_with_specified_controllers(
+        hierarchy,
+        parent.trim_matches('/'),
+        controllers(v2),
+    );
     if cgroup.exists() && cgroup.procs().is_empty() {
         if let Err(err) = cgroup.delete() {
             tracing::warn!(%err, cgroup = parent, "removing the instances' parent cgroup");

@@ -204,7 +204,10 @@ mod tests {
         assert!(!freezer.freeze_if_idle(&sys, stale).unwrap(), "re-parked");
         assert!(freezer.freeze_if_idle(&sys, newer).unwrap());
         freezer.thaw_for_kill(&sys).unwrap();
-        assert!(!freezer.freeze_if_idle(&sys, newer).unwrap(), "being killed");
+        assert!(
+            !freezer.freeze_if_idle(&sys, newer).unwrap(),
+            "being killed"
+        );
         assert_eq!(writes(&sys).len(), 2);
     }
 }

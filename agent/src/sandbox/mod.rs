@@ -31,11 +31,11 @@
 #[allow(unsafe_code)]
 mod capabilities;
 mod cgroup;
-mod freezer;
 #[allow(unsafe_code)]
 mod channel;
 #[allow(unsafe_code)]
 mod claim;
+mod freezer;
 #[allow(unsafe_code)]
 mod init;
 mod init_error;
@@ -46,9 +46,9 @@ mod rootfs;
 mod seccomp;
 mod spec;
 mod supervisor;
-mod syscall;
 #[allow(unsafe_code)]
 mod sweep;
+mod syscall;
 mod teardown;
 #[allow(unsafe_code)]
 mod tmp_disk;
@@ -210,6 +210,14 @@ pub fn remove_cgroup_parent(settings: &SandboxSettings) {
 /// before any sandbox exists (blocking).
 pub fn sweep_leftovers(settings: &SandboxSettings) -> Swept {
     sweep::sweep(&settings.cgroup_parent, &settings.state_dir)
+}
+
+/// Makes the template image of a `size_mb` `/tmp` filesystem ahead of
+/// need, so that no cold start of that size pays for `mkfs` (blocking).
+pub fn prepare_tmp_template(settings: &SandboxSettings, size_mb: u32) {
+    if let Err(err) = tmp_disk::template(&settings.state_dir, size_mb) {
+        tracing::warn!(%err, "preparing a /tmp template image");
+    }
 }
 
 /// Entry point of the hidden init subcommand; never returns. Must be called

@@ -455,7 +455,9 @@ mod tests {
         let tmp: Vec<Call> = sys
             .mounts()
             .into_iter()
-            .filter(|c| matches!(c, Call::Mount { target, .. } if target == Path::new("/state/i1/tmp")))
+            .filter(
+                |c| matches!(c, Call::Mount { target, .. } if target == Path::new("/state/i1/tmp")),
+            )
             .collect();
         assert_eq!(
             tmp,

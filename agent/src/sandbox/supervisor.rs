@@ -299,8 +299,12 @@ impl Sandbox {
     /// discarded).
     pub fn unpark(&self) {
         if let Some(freezer) = &self.freezer {
-            if let Err(err) = freezer.unpark(&Linux) {
-                tracing::warn!(instance = %self.id, %err, "thawing a sandbox");
+            let started = std::time::Instant::now();
+            match freezer.unpark(&Linux) {
+                Ok(true) => tracing::debug!(instance = %self.id,
+                    thaw_us = started.elapsed().as_micros() as u64, "thawed an idle sandbox"),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(instance = %self.id, %err, "thawing a sandbox"),
             }
         }
     }
@@ -427,9 +431,14 @@ impl Drop for Sandbox {
 /// tmpfs `/tmp`, which is logged.
 async fn prepare_tmp_disk(state_dir: &std::path::Path, id: &str, size_mb: u32) -> Option<TmpDisk> {
     let (dir, owned_id) = (state_dir.to_path_buf(), id.to_string());
+    let started = std::time::Instant::now();
     let made = tokio::task::spawn_blocking(move || TmpDisk::create(&dir, &owned_id, size_mb)).await;
     match made {
-        Ok(Ok(disk)) => Some(disk),
+        Ok(Ok(disk)) => {
+            tracing::debug!(instance = %id, size_mb, device = %disk.device.display(),
+                prepare_ms = started.elapsed().as_secs_f64() * 1e3, "prepared the /tmp disk");
+            Some(disk)
+        }
         Ok(Err(err)) => {
             tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
             None

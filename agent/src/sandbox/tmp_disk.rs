@@ -94,18 +94,29 @@ pub fn template(state_dir: &Path, size_mb: u32) -> Result<PathBuf, TmpDiskError>
         .and_then(|f| f.set_len(u64::from(size_mb) * 1024 * 1024))
         .map_err(failed("creating", &partial))?;
     let output = std::process::Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-O", "^has_journal", "-E", "nodiscard", "-m", "0"])
+        .args([
+            "-q",
+            "-F",
+            "-O",
+            "^has_journal",
+            "-E",
+            "nodiscard",
+            "-m",
+            "0",
+        ])
         .arg(&partial)
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(failed("running mkfs.ext4 on", &partial))?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&partial);
-        return Err(failed("mkfs.ext4", &partial)(std::io::Error::other(format!(
-            "{}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))));
+        return Err(failed("mkfs.ext4", &partial)(std::io::Error::other(
+            format!(
+                "{}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        )));
     }
     std::fs::rename(&partial, &image).map_err(failed("renaming", &partial))?;
     Ok(image)
