@@ -63,6 +63,11 @@ pub struct AgentConfig {
     /// Cap on one invocation's captured log; the rest is replaced by a
     /// truncation marker.
     pub max_log_bytes_per_invocation: usize,
+    /// An idle instance (and a pre-started sandbox) is frozen (cgroup
+    /// freezer) this many milliseconds after it returned to the pool, so
+    /// nothing it left running uses CPU between invocations; the next
+    /// invocation thaws it. 0 = never freeze.
+    pub idle_freeze_ms: u64,
 }
 
 impl Default for AgentConfig {
@@ -90,6 +95,7 @@ impl Default for AgentConfig {
             max_processes: 1024,
             max_log_bytes_per_invocation: 1024 * 1024,
             prewarm_python_instances: 0,
+            idle_freeze_ms: 100,
         }
     }
 }

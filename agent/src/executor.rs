@@ -126,6 +126,9 @@ impl Executor {
         result.invocation_id = invocation.invocation_id;
         result.request_id = invocation.request_id.clone();
         let reusable = pooled.instance.is_reusable();
+        if let Some(after) = self.settings.idle_freeze_after.filter(|_| reusable) {
+            pooled.instance.park(after);
+        }
         if let Some(gone) = self.pool.release(key.clone(), pooled, reusable) {
             shutdown_all(vec![gone]);
         }

@@ -47,6 +47,8 @@ pub struct InstanceSettings {
     pub max_processes: u32,
     /// Cap on one invocation's captured output.
     pub max_log_bytes: usize,
+    /// Idle instances and blanks are frozen after this delay (`None`: never).
+    pub idle_freeze_after: Option<Duration>,
 }
 
 impl InstanceSettings {
@@ -72,6 +74,8 @@ impl InstanceSettings {
             init_timeout: Duration::from_secs(config.init_timeout_seconds.max(1)),
             max_processes: config.max_processes,
             max_log_bytes: config.max_log_bytes_per_invocation,
+            idle_freeze_after: (config.idle_freeze_ms > 0)
+                .then(|| Duration::from_millis(config.idle_freeze_ms)),
         }
     }
 }
@@ -236,6 +240,7 @@ impl Instance {
         if !self.reusable {
             return self.platform_error(invocation, "this instance can no longer be used");
         }
+        self.sandbox.unpark();
         let timeout = Duration::from_secs(u64::from(self.function.timeout_seconds.max(1)));
         let mut reply = self.api.deliver(PendingInvocation {
             request_id: invocation.request_id.clone(),
@@ -386,6 +391,17 @@ impl Instance {
             executed_version: self.function.version.clone(),
             ..Default::default()
         }
+    }
+
+    /// Marks the instance idle: it is frozen `after` that long unless an
+    /// invocation comes first (which thaws it).
+    pub fn park(&self, after: Duration) {
+        self.sandbox.park(after);
+    }
+
+    /// Whether the instance's sandbox is frozen now.
+    pub fn is_frozen(&self) -> bool {
+        self.sandbox.is_frozen()
     }
 
     /// Whether the instance may serve another invocation.

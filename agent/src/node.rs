@@ -51,6 +51,36 @@ pub async fn run(
             source,
         })?;
     }
+    // Before taking any work: clear what a killed predecessor left.
+    let leftovers = crate::sandbox::SandboxSettings {
+        init_program: Default::default(),
+        init_args: Vec::new(),
+        cgroup_parent: config.cgroup_parent.clone(),
+        state_dir: config.sandbox_dir(),
+    };
+    let swept = tokio::task::spawn_blocking(move || {
+        let swept = crate::sandbox::sweep_leftovers(&leftovers);
+        // The default /tmp size's template, so no cold start runs mkfs.
+        crate::sandbox::prepare_tmp_template(
+            &leftovers,
+            kumo_proto::model::DEFAULT_EPHEMERAL_STORAGE_MB,
+        );
+        swept
+    })
+    .await
+    .unwrap_or_default();
+    if swept != Default::default() {
+        tracing::info!(
+            cgroups = swept.cgroups,
+            mounts = swept.mounts,
+            loop_devices = swept.loop_devices,
+            scratch = swept.scratch,
+            "removed what a previous agent left behind"
+        );
+    }
+    for failure in &swept.failures {
+        tracing::warn!(%failure, "removing what a previous agent left behind");
+    }
     crate::bootstrap::install(&config.runtime_dir())
         .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
     // Once, before any instance starts: cache the compiled runtime client

@@ -109,7 +109,12 @@ async fn refill(prewarm: Weak<Prewarm>) {
                 this.pool.give_back_uid(blank.uid);
                 blank.destroy().await;
             }
-            Ok(blank) => this.lock().push(blank),
+            Ok(blank) => {
+                if let Some(after) = this.settings.idle_freeze_after {
+                    blank.park(after);
+                }
+                this.lock().push(blank)
+            }
             Err(err) => {
                 this.pool.give_back_uid(uid);
                 tracing::warn!(%err, "pre-starting a python3 sandbox failed");

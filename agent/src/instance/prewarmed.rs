@@ -48,6 +48,11 @@ impl Blank {
         self.sandbox.exited().is_none()
     }
 
+    /// Marks it idle: frozen `after` that long (the claim thaws it).
+    pub fn park(&self, after: std::time::Duration) {
+        self.sandbox.park(after);
+    }
+
     /// Stops it and removes its cgroup.
     pub async fn destroy(self) {
         if let Err(err) = self.sandbox.destroy().await {

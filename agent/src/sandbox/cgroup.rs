@@ -1,7 +1,9 @@
 //! One cgroup per instance (cgroups-rs; v1 controllers or the v2 unified
 //! hierarchy, whichever the host uses): memory without swap, CPU weight
 //! proportional to memory, a process limit; peak memory and OOM kills read
-//! back for REPORT lines.
+//! back for REPORT lines; on v1 also the `freezer` and `cpuacct`
+//! controllers (v2 has `cgroup.freeze` and `cpu.stat` in every cgroup), so
+//! an idle sandbox can be frozen (see `freezer`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
 use cgroups_rs::fs::{hierarchies, Cgroup, Controller, MaxValue};
 
+use super::freezer::Freezer;
 use super::SandboxError;
 
 /// Memory that buys one full CPU weight unit, as on Lambda (1769 MB = 1 vCPU).
@@ -23,6 +26,16 @@ pub struct InstanceCgroup {
     name: String,
     v2: bool,
     memory_dir: Option<PathBuf>,
+}
+
+/// The controllers an instance cgroup is created with (v1 has separate
+/// freezer and CPU-accounting hierarchies; on v2 both are built in).
+fn controllers(v2: bool) -> Vec<String> {
+    let mut names = vec!["memory", "cpu", "pids"];
+    if !v2 {
+        names.extend(["freezer", "cpuacct"]);
+    }
+    names.into_iter().map(String::from).collect()
 }
 
 fn cgroup_error(op: &'static str, path: &str, err: impl std::fmt::Display) -> SandboxError {
@@ -44,9 +57,9 @@ impl InstanceCgroup {
         let name = format!("{}/{}", parent.trim_matches('/'), id);
         let hierarchy = hierarchies::auto();
         let v2 = hierarchy.v2();
-        let controllers = vec!["memory".to_string(), "cpu".to_string(), "pids".to_string()];
-        let cgroup = Cgroup::new_with_specified_controllers(hierarchy, &name, Some(controllers))
-            .map_err(|e| cgroup_error("create", &name, e))?;
+        let cgroup =
+            Cgroup::new_with_specified_controllers(hierarchy, &name, Some(controllers(v2)))
+                .map_err(|e| cgroup_error("create", &name, e))?;
         let mut this = Self {
             cgroup,
             name,
@@ -63,6 +76,44 @@ impl InstanceCgroup {
     fn apply_limits(&mut self, memory_mb: u32, max_processes: u32) -> Result<(), SandboxError> {
         self.set_memory(None, memory_mb)?;
         self.apply(&[Limit::PidsMax(i64::from(max_processes))])
+    }
+
+    /// The existing cgroup `<parent>/<id>` (e.g. left by a killed agent),
+    /// for [`InstanceCgroup::remove`].
+    pub fn load(parent: &str, id: &str) -> Self {
+        let name = format!("{}/{}", parent.trim_matches('/'), id);
+        let hierarchy = hierarchies::auto();
+        let v2 = hierarchy.v2();
+        let cgroup = Cgroup::load_with_specified_controllers(hierarchy, &name, controllers(v2));
+        Self {
+            cgroup,
+            name,
+            v2,
+            memory_dir: None,
+        }
+    }
+
+    /// Names of the cgroups under `parent` in any of its hierarchies.
+    pub fn children(parent: &str) -> Vec<String> {
+        let hierarchy = hierarchies::auto();
+        let v2 = hierarchy.v2();
+        let cgroup = Cgroup::load_with_specified_controllers(
+            hierarchy,
+            parent.trim_matches('/'),
+            controllers(v2),
+        );
+        let mut names: Vec<String> = cgroup
+            .subsystems()
+            .iter()
+            .filter_map(|s| std::fs::read_dir(s.to_controller().path()).ok())
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The cgroup's `name` controller.
@@ -145,6 +196,20 @@ impl InstanceCgroup {
         files
     }
 
+    /// The freezer of this cgroup, if the host has one (v2 always; v1 when
+    /// the `freezer` hierarchy is mounted).
+    pub fn freezer(&self) -> Option<Freezer> {
+        let dir = if self.v2 {
+            self.memory_dir.clone()?
+        } else {
+            self.cgroup.subsystems().iter().find_map(|s| match s {
+                cgroups_rs::fs::Subsystem::Freezer(c) => Some(c.path().to_path_buf()),
+                _ => None,
+            })?
+        };
+        Some(Freezer::new(&dir, self.v2))
+    }
+
     /// Peak memory use in bytes.
     pub fn max_memory_used_bytes(&self) -> Option<u64> {
         let file = if self.v2 {
@@ -180,6 +245,10 @@ impl InstanceCgroup {
     /// to 10 s while the kernel still reports it busy.
     pub fn remove(self) -> Result<(), SandboxError> {
         let mut last = String::new();
+        // A process frozen by the v1 freezer dies only once thawed.
+        if let Some(freezer) = self.freezer() {
+            let _ = freezer.thaw_for_kill(&super::syscall::Linux);
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         for attempt in 0u64.. {
             if Instant::now() > deadline {
@@ -214,7 +283,7 @@ pub enum Limit {
     Memory(i64),
     /// Memory+swap limit in bytes (v1), swap limit (v2).
     MemorySwap(i64),
-    /// CPU shares (v1; cgroups-rs converts them to a weight on v2).
+    /// CPU share: `cpu.shares` on v1, `cpu.weight` on v2 (each on its own scale).
     CpuShares(u64),
     /// Largest number of processes.
     PidsMax(i64),
@@ -264,11 +333,12 @@ pub fn memory_limits(
 /// Removes the parent cgroup of this agent's instances if it is empty
 /// (best effort: a parent still holding instances is left alone).
 pub fn remove_parent_if_empty(parent: &str) {
-    let controllers = vec!["memory".to_string(), "cpu".to_string(), "pids".to_string()];
+    let hierarchy = hierarchies::auto();
+    let v2 = hierarchy.v2();
     let cgroup = Cgroup::load_with_specified_controllers(
-        hierarchies::auto(),
+        hierarchy,
         parent.trim_matches('/'),
-        controllers,
+        controllers(v2),
     );
     if cgroup.exists() && cgroup.procs().is_empty() {
         if let Err(err) = cgroup.delete() {

@@ -11,7 +11,8 @@
 //!    mount (`open_tree` + `mount_setattr`) and passes it with a [`Claim`]
 //!    over the control channel;
 //! 3. the sandbox's PID 1 moves that mount onto `/var/task`
-//!    (`move_mount`), mounts the function's size-limited `/tmp`, writes the
+//!    (`move_mount`), and the function's disk-backed `/tmp` (prepared and
+//!    mounted detached by the agent, see `tmp_disk`) onto `/tmp`, writes the
 //!    assignment (the function's environment) to the runtime's stdin and
 //!    answers `Claimed`.
 //!
@@ -39,6 +40,11 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
 pub struct Claim {
     /// Size of the function's `/tmp` in MB.
     pub tmp_size_mb: u32,
+    /// Whether a second descriptor, the function's disk-backed `/tmp` as a
+    /// detached mount, comes with the claim (otherwise: a tmpfs of
+    /// `tmp_size_mb`).
+    #[serde(default)]
+    pub tmp_disk: bool,
     /// Text written to the runtime's stdin (then closed).
     pub assignment: String,
 }
@@ -90,7 +96,7 @@ pub fn detached_read_only_tree(dir: &Path) -> std::io::Result<OwnedFd> {
 
 /// Moves the detached mount `tree` onto `target` in this mount namespace.
 fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), InitError> {
-    let failed = InitError::path("moving the package onto", target);
+    let failed = InitError::path("moving a mount onto", target);
     let target_c = CString::new(target)
         .map_err(|_| failed(std::io::Error::other("NUL byte in the target")))?;
     let empty = c"";
@@ -107,7 +113,7 @@ fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), InitError> {
         )
     };
     if rc < 0 {
-        return Err(InitError::path("moving the package onto", target)(
+        return Err(InitError::path("moving a mount onto", target)(
             std::io::Error::last_os_error(),
         ));
     }
@@ -118,13 +124,20 @@ fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), InitError> {
 /// `/tmp`, hands the runtime its assignment and reports `Claimed`.
 pub fn serve(uid: u32, gid: u32, runtime_stdin: OwnedFd) -> Result<(), InitError> {
     let (claim, fds): (Claim, _) = init::receive("the claim")?;
+    let mut fds = fds.into_iter();
     let tree = fds
-        .into_iter()
         .next()
         .ok_or_else(|| InitError::Protocol("the claim came without the package mount".into()))?;
     move_mount(&tree, "/var/task")?;
     drop(tree);
-    rootfs::mount_tmp(&Linux, Path::new("/tmp"), claim.tmp_size_mb, uid, gid)?;
+    if claim.tmp_disk {
+        let tmp = fds
+            .next()
+            .ok_or_else(|| InitError::Protocol("the claim came without its /tmp mount".into()))?;
+        move_mount(&tmp, "/tmp")?;
+    } else {
+        rootfs::mount_tmp(&Linux, Path::new("/tmp"), claim.tmp_size_mb, uid, gid)?;
+    }
     let mut stdin = std::fs::File::from(runtime_stdin);
     std::io::Write::write_all(&mut stdin, claim.assignment.as_bytes())
         .map_err(InitError::call("handing the runtime its assignment"))?;

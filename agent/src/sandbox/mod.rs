@@ -35,6 +35,7 @@ mod cgroup;
 mod channel;
 #[allow(unsafe_code)]
 mod claim;
+mod freezer;
 #[allow(unsafe_code)]
 mod init;
 mod init_error;
@@ -45,8 +46,12 @@ mod rootfs;
 mod seccomp;
 mod spec;
 mod supervisor;
+#[allow(unsafe_code)]
+mod sweep;
 mod syscall;
 mod teardown;
+#[allow(unsafe_code)]
+mod tmp_disk;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,6 +59,7 @@ use std::path::PathBuf;
 pub use claim::ClaimSpec;
 pub use kumo_proto::model::NetworkMode;
 pub use supervisor::Sandbox;
+pub use sweep::Swept;
 
 /// Agent-wide sandbox settings.
 #[derive(Debug, Clone)]
@@ -197,6 +203,21 @@ impl RuntimeExit {
 /// stops. Instances still alive keep it in place.
 pub fn remove_cgroup_parent(settings: &SandboxSettings) {
     cgroup::remove_parent_if_empty(&settings.cgroup_parent);
+}
+
+/// Removes what a killed predecessor with the same settings left behind
+/// (cgroups, mounts, loop devices, scratch directories); run at start,
+/// before any sandbox exists (blocking).
+pub fn sweep_leftovers(settings: &SandboxSettings) -> Swept {
+    sweep::sweep(&settings.cgroup_parent, &settings.state_dir)
+}
+
+/// Makes the template image of a `size_mb` `/tmp` filesystem ahead of
+/// need, so that no cold start of that size pays for `mkfs` (blocking).
+pub fn prepare_tmp_template(settings: &SandboxSettings, size_mb: u32) {
+    if let Err(err) = tmp_disk::template(&settings.state_dir, size_mb) {
+        tracing::warn!(%err, "preparing a /tmp template image");
+    }
 }
 
 /// Entry point of the hidden init subcommand; never returns. Must be called

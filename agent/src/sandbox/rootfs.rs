@@ -1,8 +1,9 @@
 //! The sandbox's root filesystem, built by its PID 1 inside the new mount
 //! namespace: a tmpfs root holding read-only binds of the host's `/usr`,
 //! `/lib*` and the needed parts of `/etc`, the package at `/var/task`, the
-//! runtime at `/var/runtime`, a private `/tmp`, a fresh `/proc` and a minimal
-//! `/dev`; then `pivot_root` and a read-only remount of `/`.
+//! runtime at `/var/runtime`, a private disk-backed `/tmp` (see `tmp_disk`),
+//! a fresh `/proc` and a minimal `/dev` (whose `shm` is a link to `/tmp`);
+//! then `pivot_root` and a read-only remount of `/`.
 
 use std::path::Path;
 
@@ -100,7 +101,8 @@ pub fn tmp_options(size_mb: u32, uid: u32, gid: u32) -> String {
     format!("size={size_mb}m,mode=1777,uid={uid},gid={gid}")
 }
 
-/// Mounts a private `/tmp` of `size_mb` at `target`.
+/// Mounts a private tmpfs `/tmp` of `size_mb` at `target` (only where no
+/// loop device is available: it is charged to the memory limit).
 pub fn mount_tmp(sys: &dyn Syscall, target: &Path, size_mb: u32, uid: u32, gid: u32) -> Result<()> {
     tmpfs(
         sys,
@@ -108,6 +110,27 @@ pub fn mount_tmp(sys: &dyn Syscall, target: &Path, size_mb: u32, uid: u32, gid: 
         &tmp_options(size_mb, uid, gid),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
     )
+}
+
+/// Mounts the ext4 filesystem on `device` at `target` (nosuid, nodev) and
+/// gives its root to `uid`/`gid`.
+pub fn mount_tmp_disk(
+    sys: &dyn Syscall,
+    device: &Path,
+    target: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
+    sys.mount(
+        Some(device),
+        target,
+        Some("ext4"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None,
+    )
+    .map_err(mount_err(&device.display().to_string(), target))?;
+    sys.chown(target, uid, gid)
+        .map_err(InitError::path("chown", target))
 }
 
 /// Builds the root under `spec.root_dir` and pivots into it.
@@ -154,7 +177,10 @@ pub fn build(sys: &dyn Syscall, spec: &InitSpec) -> Result<()> {
     let tmp = root.join("tmp");
     mkdir(sys, &tmp, 0o1777)?;
     if !spec.deferred {
-        mount_tmp(sys, &tmp, spec.tmp_size_mb, spec.uid, spec.gid)?;
+        match &spec.tmp_device {
+            Some(device) => mount_tmp_disk(sys, device, &tmp, spec.uid, spec.gid)?,
+            None => mount_tmp(sys, &tmp, spec.tmp_size_mb, spec.uid, spec.gid)?,
+        }
     }
     let proc_dir = root.join("proc");
     mkdir(sys, &proc_dir, 0o555)?;
@@ -234,14 +260,9 @@ fn build_dev(sys: &dyn Syscall, root: &Path) -> Result<()> {
     ] {
         symlink(sys, Path::new(target), &dev.join(link))?;
     }
-    let shm = dev.join("shm");
-    mkdir(sys, &shm, 0o1777)?;
-    tmpfs(
-        sys,
-        &shm,
-        "size=64m,mode=1777",
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-    )
+    // POSIX shared memory lives in `/tmp`: disk-backed, limited by the
+    // `/tmp` size, not an uncounted tmpfs.
+    symlink(sys, Path::new("/tmp"), &dev.join("shm"))
 }
 
 fn pivot(sys: &dyn Syscall, root: &Path) -> Result<()> {
@@ -281,6 +302,7 @@ mod tests {
             runtime_dir: None,
             root_dir: "/state/i1".into(),
             tmp_size_mb: 512,
+            tmp_device: Some("/dev/loop7".into()),
             private_network: true,
             listen: None,
             uid: 100_001,
@@ -360,11 +382,11 @@ mod tests {
         expected.extend(ro_bind("/etc/ssl", "/state/i1/etc/ssl"));
         expected.extend(ro_bind("/srv/pkg", "/state/i1/var/task"));
         expected.push(mount(
-            Some("tmpfs"),
+            Some("/dev/loop7"),
             "/state/i1/tmp",
-            Some("tmpfs"),
+            Some("ext4"),
             nosuid_nodev,
-            Some("size=512m,mode=1777,uid=100001,gid=100002"),
+            None,
         ));
         expected.push(mount(
             Some("proc"),
@@ -388,13 +410,6 @@ mod tests {
             None,
         ));
         expected.push(mount(
-            Some("tmpfs"),
-            "/state/i1/dev/shm",
-            Some("tmpfs"),
-            nosuid_nodev,
-            Some("size=64m,mode=1777"),
-        ));
-        expected.push(mount(
             None,
             "/",
             None,
@@ -409,6 +424,8 @@ mod tests {
         let calls = sys.calls.borrow();
         assert!(calls.contains(&Call::Symlink("usr/bin".into(), "/state/i1/bin".into())));
         assert!(calls.contains(&Call::Mkdir("/state/i1/tmp".into(), 0o1777)));
+        assert!(calls.contains(&Call::Chown("/state/i1/tmp".into(), 100_001, 100_002)));
+        assert!(calls.contains(&Call::Symlink("/tmp".into(), "/state/i1/dev/shm".into())));
         assert!(calls.contains(&Call::WriteFile(
             "/state/i1/etc/hostname".into(),
             "kumo-x\n".into()
@@ -426,6 +443,31 @@ mod tests {
                 &Call::UmountDetach(".".into()),
                 &Call::Chdir("/".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn without_a_loop_device_tmp_is_a_size_limited_tmpfs() {
+        let sys = host();
+        let mut spec = spec(false);
+        spec.tmp_device = None;
+        build(&sys, &spec).unwrap();
+        let tmp: Vec<Call> = sys
+            .mounts()
+            .into_iter()
+            .filter(
+                |c| matches!(c, Call::Mount { target, .. } if target == Path::new("/state/i1/tmp")),
+            )
+            .collect();
+        assert_eq!(
+            tmp,
+            [mount(
+                Some("tmpfs"),
+                "/state/i1/tmp",
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("size=512m,mode=1777,uid=100001,gid=100002"),
+            )]
         );
     }
 

@@ -1,7 +1,7 @@
 //! The runtime's seccomp filter: a hand-written classic BPF program that
 //! kills the process on a foreign architecture, denies with `EPERM` the
 //! system calls a function never needs (mounts, tracing, kernel modules,
-//! keyrings, BPF, namespaces, clock and host settings, ...), creating
+//! keyrings, BPF, namespaces, clock and host settings, io_uring, ...), creating
 //! namespaces through `clone`, the x32 ABI, and answers `clone3` with
 //! `ENOSYS` (its flags sit behind a pointer the filter cannot read, and C
 //! libraries fall back to `clone` on `ENOSYS`). Everything else is allowed.
@@ -87,6 +87,11 @@ const DENIED_COMMON: &[libc::c_long] = &[
     libc::SYS_open_tree,
     libc::SYS_fspick,
     libc::SYS_mount_setattr,
+    // io_uring bypasses this filter (its operations are not system calls)
+    // and has been a steady source of kernel exploits.
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
 ];
 
 /// Architecture-specific additions to [`DENIED_COMMON`].

@@ -20,6 +20,11 @@ pub struct InitSpec {
     pub root_dir: PathBuf,
     /// Size of `/tmp` in MB.
     pub tmp_size_mb: u32,
+    /// Loop device holding the ext4 filesystem mounted at `/tmp` (see
+    /// `tmp_disk`); `None`: a size-limited tmpfs instead (hosts without
+    /// loop devices).
+    #[serde(default)]
+    pub tmp_device: Option<PathBuf>,
     /// Whether to create a private network namespace (loopback only).
     pub private_network: bool,
     /// In a private network namespace: the address the init binds a TCP

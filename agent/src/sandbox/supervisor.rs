@@ -8,6 +8,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -16,9 +17,12 @@ use tokio::sync::{oneshot, watch};
 use super::cgroup::InstanceCgroup;
 use super::channel::{self, InitMessage};
 use super::claim::{self, Claim, ClaimSpec};
+use super::freezer::Freezer;
 use super::init;
 use super::spec::InitSpec;
+use super::syscall::Linux;
 use super::teardown::Teardown;
+use super::tmp_disk::TmpDisk;
 use super::{Endpoint, NetworkMode, RuntimeExit, SandboxError, SandboxSettings, SandboxSpec};
 
 /// Longest time the sandbox set-up (up to the runtime's exec) may take.
@@ -36,6 +40,10 @@ type ClaimChannel = (OwnedFd, oneshot::Receiver<Result<(), String>>);
 pub struct Sandbox {
     id: String,
     cgroup: Option<InstanceCgroup>,
+    freezer: Option<Arc<Freezer>>,
+    state_dir: PathBuf,
+    uid: u32,
+    gid: u32,
     root_dir: PathBuf,
     outer_pid: i32,
     pid1: i32,
@@ -78,6 +86,7 @@ impl Sandbox {
             spec.max_processes,
         )?;
         let cgroup_procs = cgroup.procs_files();
+        let freezer = cgroup.freezer().map(Arc::new);
         // Whatever happens from here on, this undoes it.
         let mut undo = Teardown {
             instance: id.clone(),
@@ -90,6 +99,13 @@ impl Sandbox {
             return Err(host_err("creating the root mount point")(e));
         }
         undo.root_dir = Some(root_dir.clone());
+        // Held until the init has mounted it (the device detaches itself
+        // once nothing holds it).
+        let tmp_disk = if spec.deferred {
+            None
+        } else {
+            prepare_tmp_disk(&settings.state_dir, &id, spec.tmp_size_mb).await
+        };
 
         let private_network = spec.network == NetworkMode::None;
         let (mut listener, api_address) = if private_network {
@@ -115,6 +131,7 @@ impl Sandbox {
             runtime_dir: spec.runtime_dir.clone(),
             root_dir: root_dir.clone(),
             tmp_size_mb: spec.tmp_size_mb,
+            tmp_device: tmp_disk.as_ref().map(|d| d.device.clone()),
             private_network,
             listen: private_network.then_some(endpoint.address),
             uid: spec.uid,
@@ -164,6 +181,7 @@ impl Sandbox {
             }
         };
         let outcome = tokio::time::timeout(START_TIMEOUT, handshake).await;
+        drop(tmp_disk);
         if pid1 > 0 {
             undo.pids.push(pid1);
         }
@@ -200,6 +218,10 @@ impl Sandbox {
         Ok(Sandbox {
             id,
             cgroup: undo.cgroup.take(),
+            freezer,
+            state_dir: settings.state_dir.clone(),
+            uid: spec.uid,
+            gid: spec.gid,
             root_dir,
             outer_pid,
             pid1,
@@ -242,12 +264,54 @@ impl Sandbox {
         *self.exit.borrow()
     }
 
-    /// Kills every process in the sandbox at once (SIGKILL).
+    /// Kills every process in the sandbox at once (SIGKILL), thawing it if
+    /// it is frozen (a v1-frozen process only dies once thawed).
     pub fn kill(&self) {
         if self.exited().is_some() {
             return;
         }
         self.teardown_of(None).kill();
+        if let Some(freezer) = &self.freezer {
+            if let Err(err) = freezer.thaw_for_kill(&Linux) {
+                tracing::warn!(instance = %self.id, %err, "thawing a sandbox to kill it");
+            }
+        }
+    }
+
+    /// Marks the sandbox idle and freezes it `after` that long unless it is
+    /// used (see [`Sandbox::unpark`]) before. No-op without a freezer.
+    pub fn park(&self, after: Duration) {
+        let Some(freezer) = self.freezer.clone() else {
+            return;
+        };
+        let ticket = freezer.park();
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if let Err(err) = freezer.freeze_if_idle(&Linux, ticket) {
+                tracing::warn!(instance = %id, %err, "freezing an idle sandbox");
+            }
+        });
+    }
+
+    /// Marks the sandbox busy, thawing it if it was frozen. A thaw that
+    /// fails is logged (the invocation then times out and the instance is
+    /// discarded).
+    pub fn unpark(&self) {
+        if let Some(freezer) = &self.freezer {
+            let started = std::time::Instant::now();
+            match freezer.unpark(&Linux) {
+                Ok(true) => tracing::debug!(instance = %self.id,
+                    thaw_us = started.elapsed().as_micros() as u64, "thawed an idle sandbox"),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(instance = %self.id, %err, "thawing a sandbox"),
+            }
+        }
+    }
+
+    /// Whether the sandbox is frozen now.
+    pub fn is_frozen(&self) -> bool {
+        self.freezer.as_ref().is_some_and(|f| f.is_frozen())
     }
 
     /// The clean-up of this sandbox, taking its cgroup (`None`: processes
@@ -307,6 +371,7 @@ impl Sandbox {
             .claim
             .take()
             .ok_or_else(|| failed("the sandbox is not blank (already claimed)".into()))?;
+        self.unpark();
         if let Some(cgroup) = self.cgroup.as_mut() {
             cgroup.resize(spec.blank_memory_mb, spec.memory_mb)?;
         }
@@ -316,15 +381,26 @@ impl Sandbox {
                 spec.task_dir.display()
             ))
         })?;
+        let tmp_mount = match prepare_tmp_disk(&self.state_dir, &self.id, spec.tmp_size_mb).await {
+            Some(disk) => Some(
+                disk.detached_mount(self.uid, self.gid)
+                    .map_err(|e| failed(e.to_string()))?,
+            ),
+            None => None,
+        };
         let claim = Claim {
             tmp_size_mb: spec.tmp_size_mb,
+            tmp_disk: tmp_mount.is_some(),
             assignment: spec.assignment,
         };
         let bytes =
             serde_json::to_vec(&claim).map_err(|e| failed(format!("encoding the claim: {e}")))?;
-        channel::send_raw(writer.as_raw_fd(), &bytes, &[tree.as_raw_fd()])
+        let mut fds = vec![tree.as_raw_fd()];
+        fds.extend(tmp_mount.as_ref().map(|m| m.as_raw_fd()));
+        channel::send_raw(writer.as_raw_fd(), &bytes, &fds)
             .map_err(|e| failed(format!("sending the claim: {e}")))?;
         drop(tree);
+        drop(tmp_mount);
         match tokio::time::timeout(START_TIMEOUT, answer).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(message))) => Err(failed(message)),
@@ -345,6 +421,31 @@ impl Drop for Sandbox {
                 teardown.pids.clear();
             }
             teardown.run_detached();
+        }
+    }
+}
+
+/// Prepares instance `id`'s disk-backed `/tmp` of `size_mb` (off the async
+/// threads: the first of a size runs `mkfs`). Where that is impossible (no
+/// loop devices, e.g. in some containers) the sandbox falls back to a
+/// tmpfs `/tmp`, which is logged.
+async fn prepare_tmp_disk(state_dir: &std::path::Path, id: &str, size_mb: u32) -> Option<TmpDisk> {
+    let (dir, owned_id) = (state_dir.to_path_buf(), id.to_string());
+    let started = std::time::Instant::now();
+    let made = tokio::task::spawn_blocking(move || TmpDisk::create(&dir, &owned_id, size_mb)).await;
+    match made {
+        Ok(Ok(disk)) => {
+            tracing::debug!(instance = %id, size_mb, device = %disk.device.display(),
+                prepare_ms = started.elapsed().as_secs_f64() * 1e3, "prepared the /tmp disk");
+            Some(disk)
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
+            None
         }
     }
 }

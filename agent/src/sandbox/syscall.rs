@@ -51,6 +51,8 @@ pub trait Syscall {
     fn write_file(&self, path: &Path, contents: &str) -> std::io::Result<()>;
     /// Creates the symbolic link `link` pointing at `target`.
     fn symlink(&self, target: &Path, link: &Path) -> std::io::Result<()>;
+    /// `chown(2)`.
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()>;
     /// What `path` is on the host, following symlinks.
     fn host_entry(&self, path: &Path) -> HostEntry;
     /// What `path` is on the host, not following a final symlink.
@@ -121,6 +123,10 @@ impl Syscall for Linux {
         symlink(target, link)
     }
 
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+    }
+
     fn host_entry(&self, path: &Path) -> HostEntry {
         entry(fs::metadata(path), path)
     }
@@ -160,6 +166,7 @@ pub enum Call {
     CreateFile(PathBuf),
     WriteFile(PathBuf, String),
     Symlink(PathBuf, PathBuf),
+    Chown(PathBuf, u32, u32),
     DropBounding(u32),
     ClearAmbient,
     SetSecurebits(libc::c_int),
@@ -241,6 +248,9 @@ impl Syscall for Recorder {
     }
     fn symlink(&self, target: &Path, link: &Path) -> std::io::Result<()> {
         self.push(Call::Symlink(target.to_path_buf(), link.to_path_buf()))
+    }
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        self.push(Call::Chown(path.to_path_buf(), uid, gid))
     }
     fn host_entry(&self, path: &Path) -> HostEntry {
         match self.host.get(path) {
