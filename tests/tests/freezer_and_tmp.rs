@@ -144,7 +144,8 @@ fn a_128_mb_function_writes_500_mb_to_tmp_and_gets_enospc_past_its_size() {
     let past = kumo.invoke_ok("scratch", r#"{"action":"write_tmp","mb":700}"#);
     assert_eq!(past["errno"], 28, "ENOSPC past --tmp-size 600: {past}");
     let written = past["written_mb"].as_u64().unwrap();
-    assert!((500..600).contains(&written), "{past}");
+    // At least the advertised 600 MB fit (ext4's metadata comes on top).
+    assert!((600..660).contains(&written), "{past}");
     // /dev/shm is not a separate, memory-backed filesystem.
     assert_eq!(
         kumo.invoke_ok("scratch", r#"{"action":"shm"}"#)["exists"],

@@ -164,7 +164,9 @@ fn filling_tmp_stops_at_its_size() {
     probe(&kumo, "fill", &["--memory", "1024", "--timeout", "60"]);
     let out = kumo.invoke_ok("fill", r#"{"action":"fill_tmp"}"#);
     let written = out["written_mb"].as_u64().unwrap();
-    assert!((400..=512).contains(&written), "{out}");
+    // /tmp is a disk of at least the advertised 512 MB free (ext4's own
+    // metadata comes on top), and no more than a few percent over.
+    assert!((512..=540).contains(&written), "{out}");
     assert_eq!(out["error"], "No space left on device");
     assert_eq!(
         kumo.invoke_ok("fill", "{}")["count"],

@@ -76,6 +76,14 @@ fn failed(step: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Tmp
     move |source| TmpDiskError { step, path, source }
 }
 
+/// The image size that gives a function at least `size_mb` MB of free
+/// space: ext4's metadata takes 3–8 % (48 MB → 44 MB free, 512 → 493), so
+/// the image is 4 % + 4 MB larger than asked.
+fn image_bytes(size_mb: u32) -> u64 {
+    let mb = u64::from(size_mb);
+    (mb + mb / 25 + 4) * 1024 * 1024
+}
+
 /// Serialises template creation (one `mkfs` per size, ever).
 static TEMPLATES: Mutex<()> = Mutex::new(());
 
@@ -83,18 +91,19 @@ static TEMPLATES: Mutex<()> = Mutex::new(());
 /// now if missing.
 pub fn template(state_dir: &Path, size_mb: u32) -> Result<PathBuf, TmpDiskError> {
     let dir = state_dir.join(TEMPLATE_DIR);
-    let image = dir.join(format!("ext4-{size_mb}m.img"));
+    let image = dir.join(format!("ext4-{size_mb}m-v3.img"));
     let _one_at_a_time = TEMPLATES.lock().unwrap_or_else(|p| p.into_inner());
     if image.exists() {
         return Ok(image);
     }
     std::fs::create_dir_all(&dir).map_err(failed("creating", &dir))?;
-    let partial = dir.join(format!("ext4-{size_mb}m.partial"));
+    let partial = dir.join(format!("ext4-{size_mb}m-v3.partial"));
     File::create(&partial)
-        .and_then(|f| f.set_len(u64::from(size_mb) * 1024 * 1024))
+        .and_then(|f| f.set_len(image_bytes(size_mb)))
         .map_err(failed("creating", &partial))?;
-    let output = std::process::Command::new("mkfs.ext4")
-        .args([
+    let made = run_tool(
+        "mkfs.ext4",
+        &[
             "-q",
             "-F",
             "-O",
@@ -103,23 +112,35 @@ pub fn template(state_dir: &Path, size_mb: u32) -> Result<PathBuf, TmpDiskError>
             "nodiscard",
             "-m",
             "0",
-        ])
-        .arg(&partial)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(failed("running mkfs.ext4 on", &partial))?;
-    if !output.status.success() {
+        ],
+        &partial,
+    )
+    // A function's /tmp starts empty, as on Lambda: no lost+found.
+    .and_then(|()| run_tool("debugfs", &["-w", "-R", "rmdir lost+found"], &partial));
+    if let Err(e) = made {
         let _ = std::fs::remove_file(&partial);
-        return Err(failed("mkfs.ext4", &partial)(std::io::Error::other(
-            format!(
-                "{}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-        )));
+        return Err(e);
     }
     std::fs::rename(&partial, &image).map_err(failed("renaming", &partial))?;
     Ok(image)
+}
+
+/// Runs an e2fsprogs `tool` with `args` on `image`.
+fn run_tool(tool: &'static str, args: &[&str], image: &Path) -> Result<(), TmpDiskError> {
+    let output = std::process::Command::new(tool)
+        .args(args)
+        .arg(image)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(failed(tool, image))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(failed(tool, image)(std::io::Error::other(format!(
+        "{}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    ))))
 }
 
 /// Copies `from` to `to` keeping holes (only the data extents are copied).
@@ -218,10 +239,14 @@ impl TmpDisk {
         }
         // SAFETY: the kernel just returned this descriptor; we own it now.
         let mount = unsafe { OwnedFd::from_raw_fd(mount as i32) };
-        nix::unistd::fchown(
+        // A detached mount's descriptor is a path descriptor: fchown(2)
+        // refuses it (EBADF); fchownat with AT_EMPTY_PATH acts on it.
+        nix::unistd::fchownat(
             &mount,
+            "",
             Some(nix::unistd::Uid::from_raw(uid)),
             Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
         )
         .map_err(|e| failed("chown of the root of", device)(e.into()))?;
         Ok(mount)
