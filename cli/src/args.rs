@@ -395,9 +395,15 @@ pub struct CreateArgs {
     /// Environment variable K=V (repeatable).
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
-    /// Network: none (loopback only, default) or host.
+    /// Network: none (loopback only, default), outbound (own namespace with
+    /// NAT to the outside; recommended for functions that call services) or
+    /// host (escape hatch: the host's network).
     #[arg(long)]
     pub network: Option<String>,
+    /// With --network outbound: allow only this destination, CIDR[:PORT]
+    /// (repeatable).
+    #[arg(long = "egress-allow", value_name = "CIDR[:PORT]")]
+    pub egress_allow: Vec<String>,
     /// Free-text description.
     #[arg(long, default_value = "")]
     pub description: String,
@@ -447,6 +453,12 @@ pub struct UpdateArgs {
     /// New network mode.
     #[arg(long)]
     pub network: Option<String>,
+    /// Replace the egress allow-list with these CIDR[:PORT] (repeatable).
+    #[arg(long = "egress-allow", value_name = "CIDR[:PORT]")]
+    pub egress_allow: Vec<String>,
+    /// Remove the egress allow-list.
+    #[arg(long, conflicts_with = "egress_allow")]
+    pub clear_egress_allow: bool,
     /// New description.
     #[arg(long)]
     pub description: Option<String>,

@@ -92,6 +92,7 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
         reserved_concurrency: args.async_settings.concurrency,
         on_failure_destination: args.async_settings.on_failure.unwrap_or_default(),
         credentials_profile: args.credentials.unwrap_or_default(),
+        egress_allow: args.egress_allow,
     };
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
@@ -124,6 +125,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
         );
     }
     let set_environment = args.clear_env || !args.env.is_empty();
+    let set_egress_allow = args.clear_egress_allow || !args.egress_allow.is_empty();
     let changes_config = args.runtime.is_some()
         || args.handler.is_some()
         || args.memory.is_some()
@@ -137,7 +139,8 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
         || args.async_settings.max_retry_attempts.is_some()
         || args.async_settings.max_event_age.is_some()
         || args.async_settings.on_failure.is_some()
-        || args.credentials.is_some();
+        || args.credentials.is_some()
+        || set_egress_allow;
     if changes_config {
         let request = UpdateFunctionConfigurationRequest {
             name: args.name.clone(),
@@ -156,6 +159,8 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
             clear_reserved_concurrency: args.no_concurrency,
             on_failure_destination: args.async_settings.on_failure,
             credentials_profile: args.credentials,
+            set_egress_allow,
+            egress_allow: args.egress_allow,
         };
         info = Some(
             client

@@ -23,6 +23,7 @@ pub mod agent {
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kumo_descriptor");
 
 pub mod client_security;
+pub mod egress;
 pub mod layered_config;
 pub mod model;
 pub mod package;

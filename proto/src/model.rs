@@ -147,8 +147,14 @@ pub enum NetworkMode {
     /// A private network namespace with only loopback (the default).
     #[default]
     None,
-    /// The host's network namespace.
+    /// The host's network namespace: an explicit escape hatch (the
+    /// function sees every host port; only its own Runtime API serves it).
     Host,
+    /// A private network namespace (Runtime API on its own loopback) with a
+    /// veth link to the agent's bridge and NAT for outbound connections;
+    /// nothing can connect in, instances cannot reach each other, the host
+    /// or the metadata address. Recommended for functions that call services.
+    Outbound,
 }
 
 impl NetworkMode {
@@ -157,6 +163,7 @@ impl NetworkMode {
         match self {
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
+            NetworkMode::Outbound => "outbound",
         }
     }
 }
@@ -167,9 +174,10 @@ impl FromStr for NetworkMode {
         match s {
             "" | "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
+            "outbound" => Ok(NetworkMode::Outbound),
             other => Err(ValidationError::new(
                 "network",
-                format!("'{other}' is not a network mode; use 'none' or 'host'"),
+                format!("'{other}' is not a network mode; use 'none', 'outbound' or 'host'"),
             )),
         }
     }
@@ -342,6 +350,14 @@ pub fn normalize_config(config: &mut FunctionConfig) -> Result<(), ValidationErr
     validate_environment(&config.environment)?;
     let network: NetworkMode = config.network.parse()?;
     config.network = network.as_str().to_string();
+    if !config.egress_allow.is_empty() && network != NetworkMode::Outbound {
+        return Err(ValidationError::new(
+            "egress_allow",
+            "an egress allow-list needs network mode 'outbound'".to_string(),
+        ));
+    }
+    crate::egress::parse_list(&config.egress_allow)
+        .map_err(|e| ValidationError::new("egress_allow", e.to_string()))?;
     normalize_async_config(config)
 }
 
