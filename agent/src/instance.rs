@@ -58,13 +58,17 @@ impl InstanceSettings {
         init_program: PathBuf,
         init_args: Vec<String>,
     ) -> Self {
+        let outbound = config.outbound_network();
+        if let Some(network) = &outbound {
+            network.sweep_leftovers();
+        }
         Self {
             sandbox: SandboxSettings {
                 init_program,
                 init_args,
                 cgroup_parent: config.cgroup_parent.clone(),
                 state_dir: config.sandbox_dir(),
-                outbound: config.outbound_network(),
+                outbound,
             },
             python_path: config.python_path.clone(),
             python_execution_env: config.python_execution_env.clone(),

@@ -205,6 +205,20 @@ impl Outbound {
         Ok(())
     }
 
+    /// At agent start: if the bridge is left from an earlier run, removes
+    /// its leftover links and reloads the rules now (otherwise nothing is
+    /// touched until the first outbound instance). Errors are logged.
+    pub fn sweep_leftovers(&self) {
+        if Path::new("/sys/class/net")
+            .join(&self.settings.bridge)
+            .exists()
+        {
+            if let Err(e) = self.ensure_ready() {
+                tracing::warn!(error = %e, "sweeping the outbound network's leftovers");
+            }
+        }
+    }
+
     /// Removes the rules and the bridge (e.g. in tests); links go with it.
     pub fn remove(&self) {
         let table = self.table();

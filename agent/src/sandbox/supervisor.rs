@@ -102,8 +102,16 @@ impl Sandbox {
             let attached = match settings.outbound.clone() {
                 Some(network) => {
                     let allow = spec.egress_allow.clone();
+                    let instance = id.clone();
                     tokio::task::spawn_blocking(move || {
-                        network.attach(&allow).map(|(ns, link)| (ns, link, network))
+                        let started = std::time::Instant::now();
+                        let attached = network.attach(&allow);
+                        tracing::debug!(
+                            %instance,
+                            elapsed_us = started.elapsed().as_micros() as u64,
+                            "outbound link set up"
+                        );
+                        attached.map(|(ns, link)| (ns, link, network))
                     })
                     .await
                     .map_err(|e| e.to_string())
