@@ -5,7 +5,8 @@
 //! allow-list names — never the host, kumod, another instance or the
 //! metadata address — with DNS from the configured resolver.
 //!
-//! Each test gives its agent its own bridge and /24 (from the process id),
+//! Each test gives its agent its own bridge and /24 (from the process id;
+//! a second octet per test),
 //! and removes both at the end. Traffic goes only to loopback, to that
 //! bridge's addresses, and (dropped by the rules) to 169.254.169.254.
 
@@ -146,13 +147,15 @@ struct TestNetwork {
 }
 
 impl TestNetwork {
-    fn new(tag: u8) -> TestNetwork {
+    /// `10.<second>.<pid-derived>.0/24`: tests in one run pass distinct
+    /// `second` octets, so concurrent tests never overlap.
+    fn new(second: u8) -> TestNetwork {
         let pid = std::process::id();
-        let third = ((pid % 200) as u8).wrapping_add(tag);
+        let third = (pid % 250) as u8;
         TestNetwork {
-            bridge: format!("kt{}{tag}", pid % 100_000),
-            subnet: format!("10.213.{third}.0/24"),
-            gateway: Ipv4Addr::new(10, 213, third, 1),
+            bridge: format!("kt{second}x{}", pid % 100_000),
+            subnet: format!("10.{second}.{third}.0/24"),
+            gateway: Ipv4Addr::new(10, second, third, 1),
         }
     }
 
@@ -335,7 +338,7 @@ fn runtime_api_theft_fails_in_outbound_mode() {
     if !root_or_skip() {
         return;
     }
-    let network = TestNetwork::new(0);
+    let network = TestNetwork::new(213);
     let kumo = Kumo::start_with(&network.agent_settings(false));
     create_probe(&kumo, "victim", &["--network", "outbound"]);
     create_probe(&kumo, "attacker", &["--network", "outbound"]);
@@ -358,7 +361,7 @@ fn outbound_reaches_only_what_the_allow_list_names() {
     if !root_or_skip() {
         return;
     }
-    let network = TestNetwork::new(50);
+    let network = TestNetwork::new(215);
     let gateway = network.gateway;
     let kumo = Kumo::start_with(&network.agent_settings(true));
     create_probe(&kumo, "open", &["--network", "outbound"]);
