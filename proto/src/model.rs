@@ -437,6 +437,21 @@ mod tests {
     }
 
     #[test]
+    fn outbound_and_its_allow_list_are_checked() {
+        let mut c = config();
+        c.network = "outbound".into();
+        c.egress_allow = vec!["192.0.2.0/24:443".into()];
+        normalize_config(&mut c).unwrap();
+        assert_eq!(c.network, "outbound");
+        c.egress_allow = vec!["192.0.2.0/24:https".into()];
+        assert!(normalize_config(&mut c).is_err());
+        let mut c = config();
+        c.egress_allow = vec!["192.0.2.1".into()];
+        let err = normalize_config(&mut c).unwrap_err();
+        assert!(err.to_string().contains("outbound"), "{err}");
+    }
+
+    #[test]
     fn handler_without_dot_is_explained() {
         let err = validate_handler(Runtime::Python3, "handler").unwrap_err();
         assert!(err.to_string().contains("file.function"), "{err}");
