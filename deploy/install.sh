@@ -29,6 +29,15 @@ for config in kumod.toml agent.toml; do
 done
 install -m 0644 README.md docs/operations.md deploy/minio.md "$DESTDIR/usr/local/share/doc/kumo/"
 
+# The agent's "outbound" network mode needs ip (iproute2) and nft (nftables).
+if [ -z "$DESTDIR" ] && { ! command -v ip >/dev/null || ! command -v nft >/dev/null; }; then
+  if command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables
+  else
+    echo "warning: install iproute2 and nftables for the outbound network mode" >&2
+  fi
+fi
+
 # Reload systemd when it runs this machine (and we are not staging).
 if [ -z "$DESTDIR" ] && [ "$(ps -o comm= -p 1 2>/dev/null)" = systemd ]; then
   systemctl daemon-reload

@@ -33,6 +33,10 @@ fi
 
 command -v cargo >/dev/null || { echo "quickstart: cargo (Rust 1.95+) is required" >&2; exit 1; }
 [ -x /usr/bin/python3 ] || { apt-get update -qq && apt-get install -y -qq python3; }
+# The "outbound" network mode needs ip (iproute2) and nft (nftables).
+if ! command -v ip >/dev/null || ! command -v nft >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq iproute2 nftables
+fi
 
 echo "==> building kumod, kumo-agent and kumo (release)"
 cargo build --release --bins --quiet

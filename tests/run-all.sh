@@ -14,6 +14,7 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 command -v hostname >/dev/null || need_apt+=(hostname)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v nsenter >/dev/null || need_apt+=(util-linux)
+command -v nft >/dev/null || need_apt+=(nftables)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"

@@ -68,6 +68,16 @@ pub struct AgentConfig {
     /// nothing it left running uses CPU between invocations; the next
     /// invocation thaws it. 0 = never freeze.
     pub idle_freeze_ms: u64,
+    /// Subnet of the `outbound` network mode's bridge; the bridge takes the
+    /// first address (the instances' gateway), instances the rest.
+    pub outbound_subnet: String,
+    /// Name of that bridge (also names its nftables table `kumo_<name>`).
+    /// Agents sharing a host need distinct bridges and subnets.
+    pub outbound_bridge: String,
+    /// DNS servers (IPv4) an `outbound` sandbox's `/etc/resolv.conf` names;
+    /// empty: the host's `/etc/resolv.conf` (useless if it names a loopback
+    /// resolver). DNS to these is allowed even when they are host addresses.
+    pub outbound_dns: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -96,6 +106,9 @@ impl Default for AgentConfig {
             max_log_bytes_per_invocation: 1024 * 1024,
             prewarm_python_instances: 0,
             idle_freeze_ms: 100,
+            outbound_subnet: "10.213.0.0/16".into(),
+            outbound_bridge: "kumo0".into(),
+            outbound_dns: Vec::new(),
         }
     }
 }
@@ -153,6 +166,32 @@ impl AgentConfig {
     /// Directory of per-instance sandbox scratch space.
     pub fn sandbox_dir(&self) -> PathBuf {
         self.data_dir.join("sandboxes")
+    }
+
+    /// The `outbound` network mode's bridge and rules, or `None` (with a
+    /// logged error) when its settings are unusable. Nothing is created on
+    /// the host until an outbound instance starts.
+    pub fn outbound_network(&self) -> Option<std::sync::Arc<crate::sandbox::outbound::Outbound>> {
+        use crate::sandbox::outbound::{Outbound, OutboundSettings};
+        let dns: Result<Vec<std::net::Ipv4Addr>, _> =
+            self.outbound_dns.iter().map(|s| s.parse()).collect();
+        let Ok(dns) = dns else {
+            tracing::error!(dns = ?self.outbound_dns, "outbound_dns must list IPv4 addresses; outbound mode disabled");
+            return None;
+        };
+        let settings = OutboundSettings {
+            subnet: self.outbound_subnet.clone(),
+            bridge: self.outbound_bridge.clone(),
+            dns,
+            state_dir: self.data_dir.join("network"),
+        };
+        match Outbound::new(settings) {
+            Ok(outbound) => Some(std::sync::Arc::new(outbound)),
+            Err(e) => {
+                tracing::error!(error = %e, "outbound mode disabled");
+                None
+            }
+        }
     }
 
     /// Directory where the Python bootstrap is written.

@@ -60,12 +60,17 @@ impl InstanceSettings {
         init_program: PathBuf,
         init_args: Vec<String>,
     ) -> Self {
+        let outbound = config.outbound_network();
+        if let Some(network) = &outbound {
+            network.sweep_leftovers();
+        }
         Self {
             sandbox: SandboxSettings {
                 init_program,
                 init_args,
                 cgroup_parent: config.cgroup_parent.clone(),
                 state_dir: config.sandbox_dir(),
+                outbound,
             },
             python_path: config.python_path.clone(),
             python_execution_env: config.python_execution_env.clone(),
@@ -163,6 +168,8 @@ impl Instance {
             tmp_size_mb: function.ephemeral_storage_mb,
             max_processes: settings.max_processes,
             network,
+            egress_allow: crate::sandbox::egress::parse_list(&function.egress_allow)
+                .map_err(|e| invalid(e.to_string()))?,
             uid,
             gid: uid,
             hostname: format!("kumo-{}", &uuid[..12]),
@@ -197,7 +204,8 @@ impl Instance {
             let pipe = sandbox
                 .take_output()
                 .ok_or_else(|| wiring("the sandbox gave no output pipe".into()))?;
-            let api = RuntimeApi::serve(listener).map_err(|e| wiring(e.to_string()))?;
+            let api = RuntimeApi::serve_to(listener, sandbox.endpoint_peer_uid())
+                .map_err(|e| wiring(e.to_string()))?;
             let output = Arc::new(
                 OutputCapture::start(pipe, settings.max_log_bytes)
                     .map_err(|e| wiring(e.to_string()))?,

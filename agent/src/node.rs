@@ -57,6 +57,7 @@ pub async fn run(
         init_args: Vec::new(),
         cgroup_parent: config.cgroup_parent.clone(),
         state_dir: config.sandbox_dir(),
+        outbound: None,
     };
     let swept = tokio::task::spawn_blocking(move || {
         let swept = crate::sandbox::sweep_leftovers(&leftovers);

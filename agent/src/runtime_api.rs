@@ -19,6 +19,7 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+mod peer;
 mod server;
 
 /// The error document the caller gets when a response is too large.
@@ -154,8 +155,19 @@ impl Drop for RuntimeApi {
 
 impl RuntimeApi {
     /// Starts serving `listener` (made non-blocking here) on the current
-    /// tokio runtime.
+    /// tokio runtime, to every client that can reach it (a listener inside
+    /// the instance's own network namespace).
     pub fn serve(listener: StdTcpListener) -> Result<RuntimeApi, RuntimeApiError> {
+        Self::serve_to(listener, None)
+    }
+
+    /// Like [`RuntimeApi::serve`], but when `peer_uid` is given, closes every
+    /// connection whose socket is not owned by that uid (the instance's
+    /// own, for a listener on the host's network: see the `peer` module).
+    pub fn serve_to(
+        listener: StdTcpListener,
+        peer_uid: Option<u32>,
+    ) -> Result<RuntimeApi, RuntimeApiError> {
         let local_addr = listener.local_addr().ok();
         let to_err = |source| RuntimeApiError::Listener {
             addr: local_addr.map_or_else(|| "unknown".into(), |a| a.to_string()),
@@ -169,7 +181,7 @@ impl RuntimeApi {
             ready: ready_tx,
             handover_hook: OnceLock::new(),
         });
-        let server = tokio::spawn(server::accept_loop(listener, shared.clone()));
+        let server = tokio::spawn(server::accept_loop(listener, shared.clone(), peer_uid));
         Ok(RuntimeApi {
             shared,
             ready,

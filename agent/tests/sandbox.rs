@@ -41,6 +41,7 @@ fn fixture() -> Fixture {
         init_args: vec![INIT_SUBCOMMAND.into()],
         cgroup_parent: parent.clone(),
         state_dir: dir.path().join("sandboxes"),
+        outbound: None,
     };
     Fixture {
         _dir: dir,
@@ -64,6 +65,7 @@ fn spec(f: &Fixture, id: &str, script: &str) -> SandboxSpec {
         tmp_size_mb: 16,
         max_processes: 64,
         network: NetworkMode::None,
+        egress_allow: Vec::new(),
         uid: 100_123,
         gid: 100_123,
         hostname: "kumo-sbx".into(),

@@ -412,6 +412,9 @@ pub struct UpdateArgs {
     /// Remove every environment variable.
     #[arg(long, conflicts_with = "env")]
     pub clear_env: bool,
+    /// Remove the egress allow-list.
+    #[arg(long, conflicts_with = "egress_allow")]
+    pub clear_egress_allow: bool,
     /// Memory, timeout, environment, network, /tmp, credentials and
     /// asynchronous settings (only the given ones change).
     #[command(flatten)]
@@ -446,9 +449,15 @@ pub struct FunctionSettings {
     /// environment.
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
-    /// Network: none (loopback only, default) or host.
+    /// Network: none (loopback only, default), outbound (own namespace with
+    /// NAT to the outside; recommended for functions that call services) or
+    /// host (escape hatch: the host's network).
     #[arg(long)]
     pub network: Option<NetworkMode>,
+    /// With --network outbound: allow only this destination, CIDR[:PORT]
+    /// (repeatable); on update, replaces the whole allow-list.
+    #[arg(long = "egress-allow", value_name = "CIDR[:PORT]")]
+    pub egress_allow: Vec<String>,
     /// Size of /tmp in MB (512-10240, default 512).
     #[arg(long)]
     pub tmp_size: Option<u32>,

@@ -93,6 +93,7 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
         reserved_concurrency: settings.async_settings.concurrency,
         on_failure_destination: settings.async_settings.on_failure.unwrap_or_default(),
         credentials_profile: settings.credentials.unwrap_or_default(),
+        egress_allow: settings.egress_allow,
     };
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
@@ -126,6 +127,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
         );
     }
     let set_environment = args.clear_env || !settings.env.is_empty();
+    let set_egress_allow = args.clear_egress_allow || !settings.egress_allow.is_empty();
     let changes_config = args.runtime.is_some()
         || args.handler.is_some()
         || args.description.is_some()
@@ -139,7 +141,8 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
         || settings.async_settings.max_retry_attempts.is_some()
         || settings.async_settings.max_event_age.is_some()
         || settings.async_settings.on_failure.is_some()
-        || settings.credentials.is_some();
+        || settings.credentials.is_some()
+        || set_egress_allow;
     if changes_config {
         let request = UpdateFunctionConfigurationRequest {
             name: args.name.clone(),
@@ -158,6 +161,8 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
             clear_reserved_concurrency: args.no_concurrency,
             on_failure_destination: settings.async_settings.on_failure,
             credentials_profile: settings.credentials,
+            set_egress_allow,
+            egress_allow: settings.egress_allow,
         };
         info = Some(
             client

@@ -24,6 +24,7 @@ pub fn function_json(info: &FunctionInfo) -> Value {
         "credentials_profile": c.credentials_profile,
         "environment": c.environment,
         "network": c.network,
+        "egress_allow": c.egress_allow,
         "tags": c.tags,
         "code_sha256": info.code_sha256,
         "package_digest": info.package_digest,

@@ -24,6 +24,7 @@ pub mod agent {
 /// reflection (so `grpcurl` works without the .proto files).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kumo_descriptor");
 
+pub mod egress;
 pub mod model;
 pub mod package;
 

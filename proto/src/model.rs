@@ -147,8 +147,14 @@ pub enum NetworkMode {
     /// A private network namespace with only loopback (the default).
     #[default]
     None,
-    /// The host's network namespace.
+    /// The host's network namespace: an explicit escape hatch (the
+    /// function sees every host port; only its own Runtime API serves it).
     Host,
+    /// A private network namespace (Runtime API on its own loopback) with a
+    /// veth link to the agent's bridge and NAT for outbound connections;
+    /// nothing can connect in, instances cannot reach each other, the host
+    /// or the metadata address. Recommended for functions that call services.
+    Outbound,
 }
 
 impl NetworkMode {
@@ -157,6 +163,7 @@ impl NetworkMode {
         match self {
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
+            NetworkMode::Outbound => "outbound",
         }
     }
 }
@@ -167,9 +174,10 @@ impl FromStr for NetworkMode {
         match s {
             "" | "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
+            "outbound" => Ok(NetworkMode::Outbound),
             other => Err(ValidationError::new(
                 "network",
-                format!("'{other}' is not a network mode; use 'none' or 'host'"),
+                format!("'{other}' is not a network mode; use 'none', 'outbound' or 'host'"),
             )),
         }
     }
@@ -348,6 +356,14 @@ pub fn normalize_config(config: &mut FunctionConfig) -> Result<(), ValidationErr
     validate_environment(&config.environment)?;
     let network: NetworkMode = config.network.parse()?;
     config.network = network.as_str().to_string();
+    if !config.egress_allow.is_empty() && network != NetworkMode::Outbound {
+        return Err(ValidationError::new(
+            "egress_allow",
+            "an egress allow-list needs network mode 'outbound'".to_string(),
+        ));
+    }
+    crate::egress::parse_list(&config.egress_allow)
+        .map_err(|e| ValidationError::new("egress_allow", e.to_string()))?;
     normalize_async_config(config)
 }
 
@@ -424,6 +440,21 @@ mod tests {
         assert_eq!(c.timeout_seconds, Some(3));
         assert_eq!(c.ephemeral_storage_mb, Some(512));
         assert_eq!(c.network, "none");
+    }
+
+    #[test]
+    fn outbound_and_its_allow_list_are_checked() {
+        let mut c = config();
+        c.network = "outbound".into();
+        c.egress_allow = vec!["192.0.2.0/24:443".into()];
+        normalize_config(&mut c).unwrap();
+        assert_eq!(c.network, "outbound");
+        c.egress_allow = vec!["192.0.2.0/24:https".into()];
+        assert!(normalize_config(&mut c).is_err());
+        let mut c = config();
+        c.egress_allow = vec!["192.0.2.1".into()];
+        let err = normalize_config(&mut c).unwrap_err();
+        assert!(err.to_string().contains("outbound"), "{err}");
     }
 
     #[test]

@@ -30,15 +30,29 @@ const FUNCTION_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
 /// Body of every 202 answer.
 const STATUS_OK: &[u8] = br#"{"status":"OK"}"#;
 
-pub(super) async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+/// Serves connections on `listener`; with `peer_uid`, only those whose
+/// socket that uid owns (others are closed unanswered).
+pub(super) async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    peer_uid: Option<u32>,
+) {
     let mut connections = JoinSet::new();
+    let local = listener.local_addr().ok();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
                     connections.spawn(async move {
+                        if let Some(uid) = peer_uid {
+                            let owner = local.and_then(|local| super::peer::socket_owner(peer, local));
+                            if owner != Some(uid) {
+                                tracing::warn!(%peer, ?owner, expected = uid, "runtime API connection from another user refused");
+                                return;
+                            }
+                        }
                         let service = service_fn(move |req| handle(shared.clone(), req));
                         let conn = http1::Builder::new()
                             .keep_alive(true)

@@ -61,7 +61,7 @@ pub fn receive<T: serde::de::DeserializeOwned>(what: &str) -> Result<(T, Vec<Own
 }
 
 fn outer() -> Result<()> {
-    let (spec, _): (InitSpec, _) = receive("the sandbox spec")?;
+    let (spec, fds): (InitSpec, _) = receive("the sandbox spec")?;
     let pid = std::process::id().to_string();
     for procs in &spec.cgroup_procs {
         std::fs::write(procs, &pid).map_err(InitError::path("joining cgroup", procs))?;
@@ -74,9 +74,16 @@ fn outer() -> Result<()> {
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID;
-    if spec.private_network {
+    if spec.join_network {
+        let namespace = fds.first().ok_or_else(|| {
+            InitError::Protocol("the spec came without the network namespace".into())
+        })?;
+        nix::sched::setns(namespace, CloneFlags::CLONE_NEWNET)
+            .map_err(InitError::call("setns(CLONE_NEWNET)"))?;
+    } else if spec.private_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
+    drop(fds);
     unshare(flags).map_err(InitError::call(format!("unshare({flags:?})")))?;
     if spec.private_network {
         super::net::bring_up_loopback().map_err(InitError::call("bringing up lo"))?;

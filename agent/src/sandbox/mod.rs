@@ -31,6 +31,7 @@
 #[allow(unsafe_code)]
 mod capabilities;
 mod cgroup;
+pub use kumo_proto::egress;
 #[allow(unsafe_code)]
 mod channel;
 #[allow(unsafe_code)]
@@ -41,6 +42,7 @@ mod init;
 mod init_error;
 #[allow(unsafe_code)]
 mod net;
+pub mod outbound;
 mod rootfs;
 #[allow(unsafe_code)]
 mod seccomp;
@@ -74,6 +76,9 @@ pub struct SandboxSettings {
     pub cgroup_parent: String,
     /// Directory for per-instance scratch directories (new root mount points).
     pub state_dir: PathBuf,
+    /// The bridge and rules of the `outbound` network mode (`None`: the
+    /// mode is refused).
+    pub outbound: Option<std::sync::Arc<outbound::Outbound>>,
 }
 
 /// The hidden subcommand under which kumod/kumo-agent run as sandbox init.
@@ -101,6 +106,9 @@ pub struct SandboxSpec {
     pub max_processes: u32,
     /// Network namespace mode.
     pub network: NetworkMode,
+    /// With [`NetworkMode::Outbound`]: the destinations the instance may
+    /// reach (empty: anything but the host and the metadata address).
+    pub egress_allow: Vec<egress::EgressRule>,
     /// Unprivileged uid and gid the runtime runs as.
     pub uid: u32,
     /// See `uid`.

@@ -200,7 +200,10 @@ fn build_etc(sys: &dyn Syscall, root: &Path, spec: &InitSpec) -> Result<()> {
     let etc = root.join("etc");
     mkdir(sys, &etc, 0o755)?;
     for name in ETC_ENTRIES {
-        let host = Path::new("/etc").join(name);
+        let host = match (&spec.resolv_conf, *name) {
+            (Some(replacement), "resolv.conf") => replacement.clone(),
+            _ => Path::new("/etc").join(name),
+        };
         let inside = etc.join(name);
         match sys.host_entry(&host) {
             HostEntry::Missing => continue,
@@ -296,6 +299,8 @@ mod tests {
 
     fn spec(deferred: bool) -> InitSpec {
         InitSpec {
+            join_network: false,
+            resolv_conf: None,
             argv: vec!["/var/task/bootstrap".into()],
             env: vec![],
             task_dir: "/srv/pkg".into(),

@@ -27,6 +27,13 @@ pub struct InitSpec {
     pub tmp_device: Option<PathBuf>,
     /// Whether to create a private network namespace (loopback only).
     pub private_network: bool,
+    /// Join the network namespace sent with the spec (the `outbound` mode's,
+    /// already linked to the bridge) instead of creating one.
+    #[serde(default)]
+    pub join_network: bool,
+    /// Host file shown as `/etc/resolv.conf` instead of the host's own.
+    #[serde(default)]
+    pub resolv_conf: Option<PathBuf>,
     /// In a private network namespace: the address the init binds a TCP
     /// listener on and hands to the agent (the endpoint the agent serves the
     /// runtime).

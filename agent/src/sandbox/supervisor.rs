@@ -19,6 +19,7 @@ use super::channel::{self, InitMessage};
 use super::claim::{self, Claim, ClaimSpec};
 use super::freezer::Freezer;
 use super::init;
+use super::outbound::OutboundLink;
 use super::spec::InitSpec;
 use super::syscall::Linux;
 use super::teardown::Teardown;
@@ -51,6 +52,10 @@ pub struct Sandbox {
     output: Option<OwnedFd>,
     exit: watch::Receiver<Option<RuntimeExit>>,
     claim: Option<ClaimChannel>,
+    /// The `outbound` mode's link, released after the processes are gone.
+    outbound: Option<OutboundLink>,
+    /// Only this uid may use the endpoint (host network mode).
+    peer_uid: Option<u32>,
 }
 
 /// Registers the (non-blocking) control channel with tokio.
@@ -107,7 +112,40 @@ impl Sandbox {
             prepare_tmp_disk(&settings.state_dir, &id, spec.tmp_size_mb).await
         };
 
-        let private_network = spec.network == NetworkMode::None;
+        let private_network = spec.network != NetworkMode::Host;
+        let mut outbound = None;
+        if spec.network == NetworkMode::Outbound {
+            let attached = match settings.outbound.clone() {
+                Some(network) => {
+                    let allow = spec.egress_allow.clone();
+                    let instance = id.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let started = std::time::Instant::now();
+                        let attached = network.attach(&allow);
+                        tracing::debug!(
+                            %instance,
+                            elapsed_us = started.elapsed().as_micros() as u64,
+                            "outbound link set up"
+                        );
+                        attached.map(|(ns, link)| (ns, link, network))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                }
+                None => Err("the outbound network mode is not configured on this agent".into()),
+            };
+            match attached {
+                Ok(parts) => outbound = Some(parts),
+                Err(message) => {
+                    undo_now(undo).await;
+                    return Err(SandboxError::Init {
+                        instance: id,
+                        message: format!("setting up the outbound network: {message}"),
+                    });
+                }
+            }
+        }
         let (mut listener, api_address) = if private_network {
             (None, endpoint.address.to_string())
         } else {
@@ -134,13 +172,18 @@ impl Sandbox {
             tmp_device: tmp_disk.as_ref().map(|d| d.device.clone()),
             private_network,
             listen: private_network.then_some(endpoint.address),
+            join_network: outbound.is_some(),
+            resolv_conf: outbound
+                .as_ref()
+                .and_then(|(_, _, network)| network.resolv_conf()),
             uid: spec.uid,
             gid: spec.gid,
             hostname: spec.hostname.clone(),
             deferred: spec.deferred,
             cgroup_procs,
         };
-        let spawned = spawn_init(settings, &init_spec, spec.deferred)
+        let namespace = outbound.as_ref().map(|(ns, _, _)| ns.as_raw_fd());
+        let spawned = spawn_init(settings, &init_spec, spec.deferred, namespace)
             .await
             .map_err(|(step, source)| host_err(step)(source));
         let Spawned {
@@ -215,7 +258,10 @@ impl Sandbox {
         let (claimed_tx, claimed_rx) = oneshot::channel();
         tokio::spawn(monitor(control, child, exit_tx, claimed_tx));
         let claim = claim_writer.map(|writer| (writer, claimed_rx));
+        let outbound = outbound.map(|(_, link, _)| link);
         Ok(Sandbox {
+            outbound,
+            peer_uid: (!private_network).then_some(spec.uid),
             id,
             cgroup: undo.cgroup.take(),
             freezer,
@@ -243,6 +289,18 @@ impl Sandbox {
     /// it once.
     pub fn take_runtime_api_listener(&mut self) -> Option<TcpListener> {
         self.listener.take()
+    }
+
+    /// The only uid whose connections the endpoint may serve, when it
+    /// listens on the host's network (`None`: a private namespace's
+    /// loopback, reachable only from inside the sandbox).
+    pub fn endpoint_peer_uid(&self) -> Option<u32> {
+        self.peer_uid
+    }
+
+    /// The sandbox's address on the outbound bridge, in `outbound` mode.
+    pub fn outbound_address(&self) -> Option<std::net::Ipv4Addr> {
+        self.outbound.as_ref().map(OutboundLink::address)
     }
 
     /// Read end of the pipe carrying the runtime's stdout and stderr
@@ -346,12 +404,17 @@ impl Sandbox {
         teardown.pids.clear();
         teardown.root_dir = Some(self.root_dir.clone());
         let id = self.id.clone();
-        tokio::task::spawn_blocking(move || teardown.run())
-            .await
-            .map_err(|e| SandboxError::Init {
-                instance: id,
-                message: format!("clean-up task failed: {e}"),
-            })?
+        let link = self.outbound.take();
+        tokio::task::spawn_blocking(move || {
+            let result = teardown.run();
+            drop(link);
+            result
+        })
+        .await
+        .map_err(|e| SandboxError::Init {
+            instance: id,
+            message: format!("clean-up task failed: {e}"),
+        })?
     }
 
     /// Whether this sandbox was started blank and not claimed yet.
@@ -422,6 +485,9 @@ impl Drop for Sandbox {
             }
             teardown.run_detached();
         }
+        if let Some(link) = self.outbound.take() {
+            std::thread::spawn(move || drop(link));
+        }
     }
 }
 
@@ -470,6 +536,7 @@ async fn spawn_init(
     settings: &SandboxSettings,
     spec: &InitSpec,
     deferred: bool,
+    namespace: Option<std::os::fd::RawFd>,
 ) -> Result<Spawned, (&'static str, std::io::Error)> {
     let step = |step: &'static str| move |e: std::io::Error| (step, e);
     let nix_step = |step: &'static str| move |e: nix::Error| (step, std::io::Error::from(e));
@@ -492,7 +559,8 @@ async fn spawn_init(
     drop(init_end);
     drop(command);
     let registered = (|| -> Result<_, (&'static str, std::io::Error)> {
-        channel::send_raw(agent_end.as_raw_fd(), &spec_json, &[])
+        let fds: Vec<_> = namespace.into_iter().collect();
+        channel::send_raw(agent_end.as_raw_fd(), &spec_json, &fds)
             .map_err(nix_step("sending the spec"))?;
         for fd in [&agent_end, &output_read] {
             nix::fcntl::fcntl(

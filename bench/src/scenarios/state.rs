@@ -43,6 +43,7 @@ fn fill(dir: &std::path::Path, functions: usize, triggers: usize) -> anyhow::Res
                 timeout_seconds: 3,
                 environment: HashMap::new(),
                 network: "none".into(),
+                egress_allow: Vec::new(),
                 tags: HashMap::new(),
                 ephemeral_storage_mb: 512,
                 max_retry_attempts: 2,

@@ -444,6 +444,7 @@ impl Invoker {
             timeout_seconds: c.timeout_seconds,
             environment: c.environment.clone(),
             network: c.network.clone(),
+            egress_allow: c.egress_allow.clone(),
             ephemeral_storage_mb: c.ephemeral_storage_mb,
             package_digest: target.package_digest.clone(),
             revision: target.revision,

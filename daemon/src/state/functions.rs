@@ -310,7 +310,12 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
         clear_reserved_concurrency,
         on_failure_destination,
         credentials_profile,
+        set_egress_allow,
+        egress_allow,
     } = update;
+    if set_egress_allow {
+        config.egress_allow = egress_allow;
+    }
     let replace = |field: &mut String, value: Option<String>| {
         if let Some(value) = value {
             *field = value;

@@ -60,6 +60,7 @@ fn config(name: &str) -> StoredConfig {
         timeout_seconds: 3,
         environment: Default::default(),
         network: "none".into(),
+        egress_allow: Vec::new(),
         tags: Default::default(),
         ephemeral_storage_mb: 512,
         max_retry_attempts: 2,

@@ -22,8 +22,11 @@ pub struct StoredConfig {
     pub timeout_seconds: u32,
     /// User environment variables.
     pub environment: HashMap<String, String>,
-    /// `none` or `host`.
+    /// `none`, `outbound` or `host`.
     pub network: String,
+    /// The `outbound` mode's egress allow-list (CIDR[:PORT] entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress_allow: Vec<String>,
     /// Tags.
     pub tags: HashMap<String, String>,
     /// `/tmp` size in MB.
@@ -69,6 +72,7 @@ impl StoredConfig {
                 .unwrap_or(kumo_proto::model::DEFAULT_TIMEOUT_SECONDS),
             environment: config.environment.clone(),
             network: config.network.clone(),
+            egress_allow: config.egress_allow.clone(),
             tags: config.tags.clone(),
             ephemeral_storage_mb: config
                 .ephemeral_storage_mb
@@ -96,6 +100,7 @@ impl StoredConfig {
             timeout_seconds: Some(self.timeout_seconds),
             environment: self.environment.clone(),
             network: self.network.clone(),
+            egress_allow: self.egress_allow.clone(),
             tags: self.tags.clone(),
             ephemeral_storage_mb: Some(self.ephemeral_storage_mb),
             max_retry_attempts: Some(self.max_retry_attempts),
