@@ -120,6 +120,18 @@ pub struct Registration {
     pub allocatable_memory_mb: u64,
     /// Largest number of instances.
     pub max_instances: u32,
+    /// Random per process (see [`new_session_id`]): lets kumod tell this
+    /// process reconnecting from another agent using the same id.
+    pub session_id: String,
+}
+
+/// A session id unique to this agent process.
+pub fn new_session_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos:x}", std::process::id())
 }
 
 /// Keeps the `Attach` stream to kumod up until `shutdown` resolves, running
@@ -144,6 +156,11 @@ pub async fn serve(
                 SessionEnd::NeverRegistered(reason) => {
                     tracing::warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "cannot attach to kumod");
                 }
+                SessionEnd::Refused(reason) => {
+                    tracing::error!(%reason, agent_id = %registration.agent_id, retry_in_ms = MAX_BACKOFF.as_millis() as u64,
+                        "kumod refused this agent: another agent with the same agent id is attached");
+                    backoff = MAX_BACKOFF;
+                }
             },
         }
         tokio::select! {
@@ -160,6 +177,8 @@ enum SessionEnd {
     WasRegistered(String),
     /// Registration never completed; back off.
     NeverRegistered(String),
+    /// kumod refused the agent id (another live agent uses it); retry slowly.
+    Refused(String),
 }
 
 async fn attach_once(
@@ -175,6 +194,7 @@ async fn attach_once(
             version: env!("CARGO_PKG_VERSION").to_string(),
             allocatable_memory_mb: registration.allocatable_memory_mb,
             max_instances: registration.max_instances,
+            session_id: registration.session_id.clone(),
         })),
     };
     if outbound.send(register).await.is_err() {
@@ -183,6 +203,9 @@ async fn attach_once(
     let request = tokio_stream::wrappers::ReceiverStream::new(outbound_rx);
     let mut inbound = match kumod.client().attach(request).await {
         Ok(response) => response.into_inner(),
+        Err(status) if status.code() == tonic::Code::AlreadyExists => {
+            return SessionEnd::Refused(status.message().to_string())
+        }
         Err(status) => return SessionEnd::NeverRegistered(status.message().to_string()),
     };
     let mut registered = false;

@@ -155,13 +155,11 @@ fn extract_into(
         }
         let target = root.join(&relative);
         if entry.is_dir() {
-            fs::create_dir_all(&target).map_err(io_error(&target))?;
-            fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
-                .map_err(io_error(&target))?;
+            create_readable_dirs(root, &target)?;
             continue;
         }
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io_error(parent))?;
+            create_readable_dirs(root, parent)?;
         }
         let mode = entry.unix_mode().unwrap_or(0o644);
         if kumo_proto::package::is_symlink_mode(mode) {
@@ -204,6 +202,20 @@ fn extract_into(
         stats.files += 1;
     }
     Ok(stats)
+}
+
+/// Creates `dir` and its missing ancestors below `root`, each 0755 whatever
+/// the process umask (instance uids must be able to read the tree).
+fn create_readable_dirs(root: &Path, dir: &Path) -> Result<(), UnzipError> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    for ancestor in dir
+        .ancestors()
+        .take_while(|a| *a != root && a.starts_with(root))
+    {
+        fs::set_permissions(ancestor, fs::Permissions::from_mode(0o755))
+            .map_err(io_error(ancestor))?;
+    }
+    Ok(())
 }
 
 /// Copies at most `limit` bytes; `Ok(None)` when the source has more.

@@ -17,7 +17,8 @@
 //! - `agents`: the agent protocol service, registry and dispatch.
 //! - `logs`: per-function logs and the live feed.
 //! - `control_service`: the client gRPC API; `invoke_api`: Lambda's Invoke
-//!   API; `http`: the HTTP listener.
+//!   API; `http`: the HTTP routes; `http_listener`: accepting HTTP
+//!   connections within limits; `metrics_auth`: who may read `/metrics`.
 //! - `server`: wiring it all together.
 
 pub(crate) mod agents;
@@ -28,10 +29,12 @@ pub mod config;
 pub(crate) mod control_service;
 pub(crate) mod functions;
 pub(crate) mod http;
+pub(crate) mod http_listener;
 pub(crate) mod invoke;
 pub(crate) mod invoke_api;
 pub(crate) mod logs;
 pub(crate) mod metrics;
+pub(crate) mod metrics_auth;
 pub(crate) mod packages;
 pub(crate) mod qualifiers;
 pub(crate) mod s3;

@@ -53,10 +53,10 @@ pub struct PackageStore {
 impl PackageStore {
     /// Opens (creating) the blob directory.
     pub fn open(dir: PathBuf) -> Result<Self, PackageError> {
-        std::fs::create_dir_all(&dir).map_err(|source| PackageError::Io {
-            op: "creating",
+        kumo_proto::private_state::ensure_private_dir(&dir).map_err(|e| PackageError::Io {
+            op: e.op,
             path: dir.display().to_string(),
-            source,
+            source: e.source,
         })?;
         Ok(Self { dir })
     }
@@ -86,7 +86,15 @@ impl PackageStore {
             let path = p.display().to_string();
             move |source| PackageError::Io { op, path, source }
         };
-        let mut file = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io("creating", &tmp))?
+        };
         file.write_all(zip).map_err(io("writing", &tmp))?;
         file.sync_all().map_err(io("syncing", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io("renaming into", &path))?;

@@ -26,6 +26,7 @@ pub mod client_security;
 pub mod layered_config;
 pub mod model;
 pub mod package;
+pub mod private_state;
 pub mod process;
 pub mod sd_notify;
 
