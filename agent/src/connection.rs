@@ -24,6 +24,9 @@ use crate::package_cache::{FetchError, PackageFetcher};
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest reconnect delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Retry delay after kumod refused the agent id (the other agent holding
+/// it may be gone by then).
+const REFUSED_RETRY: Duration = Duration::from_secs(1);
 /// Heartbeat interval used until kumod says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
@@ -157,9 +160,9 @@ pub async fn serve(
                     tracing::warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "cannot attach to kumod");
                 }
                 SessionEnd::Refused(reason) => {
-                    tracing::error!(%reason, agent_id = %registration.agent_id, retry_in_ms = MAX_BACKOFF.as_millis() as u64,
+                    tracing::error!(%reason, agent_id = %registration.agent_id, retry_in_ms = REFUSED_RETRY.as_millis() as u64,
                         "kumod refused this agent: another agent with the same agent id is attached");
-                    backoff = MAX_BACKOFF;
+                    backoff = REFUSED_RETRY;
                 }
             },
         }

@@ -42,6 +42,32 @@ fn err(op: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// Key of the mark kumod writes into a new database (sled's recovery can
+/// silently drop damaged data; a missing mark in an existing file shows it).
+const FORMAT_KEY: &[u8] = b"kumo-store-format";
+const FORMAT_VALUE: &[u8] = b"1";
+
+/// Checks (or, in a new database, writes) the format mark. `Err(Ok(_))`:
+/// the file existed but sled recovered none of it. A database written
+/// before the mark existed has used ids (`first_id > 0`) and gets the mark.
+fn check_format_mark(
+    db: &sled::Db,
+    existed: bool,
+    first_id: u64,
+) -> Result<(), Result<String, sled::Error>> {
+    if db.get(FORMAT_KEY).map_err(Err)?.is_some() {
+        return Ok(());
+    }
+    if existed && first_id == 0 {
+        return Err(Ok(
+            "the database file exists but sled recovered none of kumod's records from it (its format mark is missing)".into(),
+        ));
+    }
+    db.insert(FORMAT_KEY, FORMAT_VALUE).map_err(Err)?;
+    db.flush().map_err(Err)?;
+    Ok(())
+}
+
 /// Why opening failed: damaged data, or anything else (lock held, I/O).
 enum OpenError {
     Corrupt(String),
@@ -106,15 +132,20 @@ impl SledStore {
             }
             other => OpenError::Other(err(op, key, other)),
         };
+        let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
         let db = sled::open(dir).map_err(|e| classify("open", &path, e))?;
         let tree = |name: &'static str| {
             db.open_tree(name)
                 .map_err(|e| classify("open tree", name, e))
         };
-        let sequence = AtomicU64::new(
-            db.generate_id()
-                .map_err(|e| classify("generate id", &path, e))?,
-        );
+        let first_id = db
+            .generate_id()
+            .map_err(|e| classify("generate id", &path, e))?;
+        check_format_mark(&db, existed, first_id).map_err(|e| match e {
+            Ok(message) => OpenError::Corrupt(message),
+            Err(e) => classify("format mark", &path, e),
+        })?;
+        let sequence = AtomicU64::new(first_id);
         Ok(Self {
             functions: tree("functions")?,
             logs: tree("logs")?,
