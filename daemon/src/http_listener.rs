@@ -161,9 +161,12 @@ async fn serve_connection(
             }
         }
     }
-    // Idle: a graceful shutdown closes a connection between requests at once.
+    // Idle: a graceful shutdown closes a connection between requests at
+    // once, and lets a response still being written finish (within the
+    // body timeout: a client that does not read is not waited for longer).
     connection.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+    let finish = Duration::from_secs(config.body_read_timeout_seconds);
+    let _ = tokio::time::timeout(finish, connection).await;
 }
 
 #[cfg(test)]
