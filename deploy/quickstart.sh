@@ -44,6 +44,14 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 install -m 0755 "$BIN/kumod" "$BIN/kumo-agent" "$BIN/kumo" /usr/local/bin/
 
 mkdir -p "$STATE" "$DATA_DIR"
+chmod 0700 "$DATA_DIR"
+# The MinIO webhook refuses requests without a token: generate one
+# (MinIO's MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>; see deploy/minio.md).
+WEBHOOK_TOKEN_FILE=$DATA_DIR/minio-webhook.token
+if [ ! -s "$WEBHOOK_TOKEN_FILE" ]; then
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WEBHOOK_TOKEN_FILE")
+fi
+export KUMO_TRIGGERS__MINIO_AUTH_TOKEN_FILE=$WEBHOOK_TOKEN_FILE
 if [ -f "$STATE/kumod.pid" ] && kill -0 "$(cat "$STATE/kumod.pid")" 2>/dev/null; then
   echo "==> kumod already running (pid $(cat "$STATE/kumod.pid"))"
 else
@@ -82,5 +90,6 @@ Try:   kumo invoke hello --payload '{"name": "you"}'
        kumo logs hello --follow
        kumo agents
 The CLI authenticates with the token in $KUMO_TOKEN_FILE (root can read it).
+The MinIO webhook (/webhooks/minio) needs the token in $WEBHOOK_TOKEN_FILE.
 Stop:  sudo deploy/quickstart.sh stop
 MSG

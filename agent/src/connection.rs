@@ -24,6 +24,9 @@ use crate::package_cache::{FetchError, PackageFetcher};
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest reconnect delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Retry delay after kumod refused the agent id (the other agent holding
+/// it may be gone by then).
+const REFUSED_RETRY: Duration = Duration::from_secs(1);
 /// Heartbeat interval used until kumod says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
@@ -120,6 +123,18 @@ pub struct Registration {
     pub allocatable_memory_mb: u64,
     /// Largest number of instances.
     pub max_instances: u32,
+    /// Random per process (see [`new_session_id`]): lets kumod tell this
+    /// process reconnecting from another agent using the same id.
+    pub session_id: String,
+}
+
+/// A session id unique to this agent process.
+pub fn new_session_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos:x}", std::process::id())
 }
 
 /// Keeps the `Attach` stream to kumod up until `shutdown` resolves, running
@@ -144,6 +159,11 @@ pub async fn serve(
                 SessionEnd::NeverRegistered(reason) => {
                     tracing::warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "cannot attach to kumod");
                 }
+                SessionEnd::Refused(reason) => {
+                    tracing::error!(%reason, agent_id = %registration.agent_id, retry_in_ms = REFUSED_RETRY.as_millis() as u64,
+                        "kumod refused this agent: another agent with the same agent id is attached");
+                    backoff = REFUSED_RETRY;
+                }
             },
         }
         tokio::select! {
@@ -160,6 +180,8 @@ enum SessionEnd {
     WasRegistered(String),
     /// Registration never completed; back off.
     NeverRegistered(String),
+    /// kumod refused the agent id (another live agent uses it); retry slowly.
+    Refused(String),
 }
 
 async fn attach_once(
@@ -175,6 +197,7 @@ async fn attach_once(
             version: env!("CARGO_PKG_VERSION").to_string(),
             allocatable_memory_mb: registration.allocatable_memory_mb,
             max_instances: registration.max_instances,
+            session_id: registration.session_id.clone(),
         })),
     };
     if outbound.send(register).await.is_err() {
@@ -183,6 +206,9 @@ async fn attach_once(
     let request = tokio_stream::wrappers::ReceiverStream::new(outbound_rx);
     let mut inbound = match kumod.client().attach(request).await {
         Ok(response) => response.into_inner(),
+        Err(status) if status.code() == tonic::Code::AlreadyExists => {
+            return SessionEnd::Refused(status.message().to_string())
+        }
         Err(status) => return SessionEnd::NeverRegistered(status.message().to_string()),
     };
     let mut registered = false;

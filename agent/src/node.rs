@@ -41,6 +41,15 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     config.resolve_machine_defaults();
+    // The data dir is private (0700) whoever starts the agent; sandboxes
+    // see package trees and the runtime through bind mounts, so only the
+    // trees themselves need to be readable by instance uids.
+    kumo_common::private_state::ensure_private_dir(&config.data_dir).map_err(|e| {
+        AgentError::CreateDir {
+            path: e.path.display().to_string(),
+            source: e.source,
+        }
+    })?;
     for dir in [
         config.package_dir(),
         config.sandbox_dir(),
@@ -107,6 +116,7 @@ pub async fn run(
             .unwrap_or_default(),
         allocatable_memory_mb: config.allocatable_memory_mb,
         max_instances: config.max_instances,
+        session_id: connection::new_session_id(),
     };
     tracing::info!(agent_id = %registration.agent_id, server = %config.server,
         allocatable_memory_mb = registration.allocatable_memory_mb, "agent starting");

@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use kumo_common::process::LogFormat;
 use serde::{Deserialize, Serialize};
 
+pub use crate::api::http_listener::HttpConfig;
 pub use crate::api::lambda::{AccessKey, InvokeApiConfig};
+pub use crate::api::metrics_auth::MetricsConfig;
 pub use crate::dispatch::agents::AgentsConfig;
 pub use crate::dispatch::async_queue::AsyncConfig;
 pub use crate::s3::S3Config;
 pub use crate::sources::scheduler::MissedFires;
+pub use crate::sources::webhook::WebhooksConfig;
 pub use crate::state::logs::FunctionLogsConfig;
 
 /// kumod's configuration.
@@ -54,6 +57,12 @@ pub struct DaemonConfig {
     pub s3: crate::s3::S3Config,
     /// Lambda's Invoke API on the HTTP listener.
     pub invoke_api: crate::api::lambda::InvokeApiConfig,
+    /// Limits of the HTTP listener (timeouts, connections, fd reserve).
+    pub http: crate::api::http_listener::HttpConfig,
+    /// Abuse limits of the MinIO webhook.
+    pub webhooks: crate::sources::webhook::WebhooksConfig,
+    /// Access to `/metrics`.
+    pub metrics: crate::api::metrics_auth::MetricsConfig,
     /// Settings of the embedded agent of `--all-in-one` (the agent's own
     /// keys; kept opaque here, the daemon library never uses the agent).
     pub agent: Option<serde_json::Value>,
@@ -124,6 +133,9 @@ impl Default for DaemonConfig {
             triggers: TriggersConfig::default(),
             s3: crate::s3::S3Config::default(),
             invoke_api: crate::api::lambda::InvokeApiConfig::default(),
+            http: crate::api::http_listener::HttpConfig::default(),
+            webhooks: crate::sources::webhook::WebhooksConfig::default(),
+            metrics: crate::api::metrics_auth::MetricsConfig::default(),
             agent: None,
         }
     }
@@ -193,7 +205,7 @@ impl DaemonConfig {
         if self.concurrency_limit == 0 {
             return Err("concurrency_limit must be at least 1 (default 1000)".into());
         }
-        Ok(())
+        self.http.validate()
     }
 
     /// Defaults, then the file, then environment variables with `prefix`.
@@ -251,6 +263,9 @@ mod tests {
         assert_eq!(config.triggers.delivery_retention_hours, 24);
         assert_eq!(config.function_logs, defaults.function_logs);
         assert!(config.s3.profiles.is_empty());
+        assert_eq!(config.http, defaults.http);
+        assert_eq!(config.webhooks, defaults.webhooks);
+        assert_eq!(config.metrics, defaults.metrics);
     }
 
     #[test]

@@ -118,8 +118,11 @@ impl DaemonHandle {
     }
 }
 
-/// Opens the state in `config.data_dir` and starts serving.
+/// Opens the state in `config.data_dir` and starts serving. The soft
+/// `RLIMIT_NOFILE` is raised to the hard limit first (the HTTP connection
+/// cap is sized from it).
 pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
+    let fd_limit = kumo_common::private_state::raise_fd_limit();
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.state_dir())?);
     let packages = PackageStore::open(config.package_dir())?;
     let embedded_agent_token = crate::api::auth::generate_token();
@@ -181,7 +184,13 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         webhook_counters.clone(),
         invoker.clone(),
         &webhook_token(config)?,
+        config.webhooks.clone(),
     );
+    let metrics_auth = crate::api::metrics_auth::MetricsAuth::load(
+        &config.metrics,
+        config.http_listen,
+        &config.data_dir,
+    )?;
     let invoke_api = InvokeApi::new(invoker.clone(), &config.invoke_api)
         .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
     let background = vec![
@@ -272,7 +281,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
                 let _ = stop.await;
             }),
     );
-    let http = tokio::spawn(crate::api::http::serve(
+    let http = tokio::spawn(crate::api::http_listener::serve(
         http_listener,
         Arc::new(HttpState {
             webhook,
@@ -288,7 +297,11 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
             routes,
             invoker,
             account_id: config.account_id.clone(),
+            body_timeout: Duration::from_secs(config.http.body_read_timeout_seconds),
+            metrics_auth,
         }),
+        config.http.clone(),
+        fd_limit,
     ));
     tracing::info!(grpc = %grpc_address, http = %http_address, data_dir = %config.data_dir.display(), "kumod serving");
     Ok(DaemonHandle {

@@ -115,6 +115,8 @@ pub struct Kumo {
     bins: PathBuf,
     /// The separate `kumo-agent` of [`Kumo::start_separate`].
     agent: Option<Child>,
+    /// `RLIMIT_NOFILE` kumod runs with (via `prlimit`), when limited.
+    fd_limit: Option<u64>,
 }
 
 impl Kumo {
@@ -155,11 +157,27 @@ impl Kumo {
         &self.bins
     }
 
+    /// Like [`Kumo::start_configured`], with kumod's soft and hard
+    /// `RLIMIT_NOFILE` set to `fd_limit` (started under `prlimit`).
+    pub fn start_fd_limited(daemon_settings: &str, fd_limit: u64) -> Kumo {
+        Self::launch_limited(daemon_settings, "", true, "127.0.0.1", Some(fd_limit))
+    }
+
     fn launch(
         daemon_settings: &str,
         agent_settings: &str,
         all_in_one: bool,
         listen_ip: &str,
+    ) -> Kumo {
+        Self::launch_limited(daemon_settings, agent_settings, all_in_one, listen_ip, None)
+    }
+
+    fn launch_limited(
+        daemon_settings: &str,
+        agent_settings: &str,
+        all_in_one: bool,
+        listen_ip: &str,
+        fd_limit: Option<u64>,
     ) -> Kumo {
         let bins = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -176,7 +194,7 @@ impl Kumo {
             ),
         )
         .expect("writing kumod.toml");
-        let child = Self::spawn_kumod(&bins, dir.path(), all_in_one);
+        let child = Self::spawn_kumod(&bins, dir.path(), all_in_one, fd_limit);
         let kumo = Kumo {
             child,
             dir,
@@ -184,6 +202,7 @@ impl Kumo {
             http_address: format!("127.0.0.1:{http}"),
             bins,
             agent: None,
+            fd_limit,
         };
         kumo.wait_ready();
         kumo
@@ -236,13 +255,22 @@ impl Kumo {
         }
     }
 
-    fn spawn_kumod(bins: &Path, dir: &Path, all_in_one: bool) -> Child {
+    fn spawn_kumod(bins: &Path, dir: &Path, all_in_one: bool, fd_limit: Option<u64>) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("kumod.log"))
             .expect("log file");
-        let mut command = Command::new(bins.join("kumod"));
+        let mut command = match fd_limit {
+            Some(limit) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg(bins.join("kumod"));
+                prlimit
+            }
+            None => Command::new(bins.join("kumod")),
+        };
         if all_in_one {
             command.arg("--all-in-one");
         }
@@ -263,7 +291,12 @@ impl Kumo {
 
     /// Starts kumod again on the same data directory, ports and settings.
     pub fn restart(&mut self) {
-        self.child = Self::spawn_kumod(&self.bins, self.dir.path(), self.agent.is_none());
+        self.child = Self::spawn_kumod(
+            &self.bins,
+            self.dir.path(),
+            self.agent.is_none(),
+            self.fd_limit,
+        );
         self.wait_ready();
     }
 

@@ -311,7 +311,7 @@ fn disabled_bucket_triggers_do_not_fire() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start();
+    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
     let sink = Sink::start();
     kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
     kumo.create_trigger(&[
@@ -323,17 +323,16 @@ fn disabled_bucket_triggers_do_not_fire() {
         "--disabled",
     ]);
     let http = &kumo.http_address;
-    // No token configured: no Authorization needed.
     let reply = post_minio(
         http,
-        None,
+        Some(AUTH),
         &minio_event("s3:ObjectCreated:Put", "images", "a", "C1"),
     );
     assert_eq!(reply.json()["unmatched"], 1, "{reply:?}");
     assert_eq!(kumo.cli(&["trigger", "enable", "uploads"]).code, 0);
     let reply = post_minio(
         http,
-        None,
+        Some(AUTH),
         &minio_event("s3:ObjectCreated:Put", "images", "a", "C2"),
     );
     assert_eq!(reply.json()["queued"], 1, "{reply:?}");
@@ -341,7 +340,7 @@ fn disabled_bucket_triggers_do_not_fire() {
     assert_eq!(kumo.cli(&["trigger", "delete", "uploads"]).code, 0);
     let reply = post_minio(
         http,
-        None,
+        Some(AUTH),
         &minio_event("s3:ObjectCreated:Put", "images", "a", "C3"),
     );
     assert_eq!(reply.json()["unmatched"], 1, "{reply:?}");
@@ -355,14 +354,14 @@ fn an_acknowledged_event_survives_a_kumod_crash() {
         return;
     }
     let mut kumo = Kumo::start_separate(
-        "agent_wait_seconds = 1\n[async_invoke]\nbackoff_initial_ms = 200\nbackoff_max_ms = 1000\n",
+        &format!("agent_wait_seconds = 1\n[async_invoke]\nbackoff_initial_ms = 200\nbackoff_max_ms = 1000\n[triggers]\nminio_auth_token = \"{TOKEN}\"\n"),
     );
     let sink = Sink::start();
     kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
     kumo.create_trigger(&["uploads", "--function", "photos", "--bucket", "images"]);
     kumo.kill9_agent();
     let body = minio_event("s3:ObjectCreated:Put", "images", "late.jpg", "E1");
-    let reply = post_minio(&kumo.http_address, None, &body);
+    let reply = post_minio(&kumo.http_address, Some(AUTH), &body);
     assert_eq!(reply.json()["queued"], 1, "{reply:?}");
     kumo.kill9();
     kumo.restart();
@@ -373,6 +372,6 @@ fn an_acknowledged_event_survives_a_kumod_crash() {
         kumo.log()
     );
     // MinIO redelivering it after the crash does not run it again.
-    let again = post_minio(&kumo.http_address, None, &body);
+    let again = post_minio(&kumo.http_address, Some(AUTH), &body);
     assert_eq!(again.json()["duplicates"], 1, "{again:?}");
 }

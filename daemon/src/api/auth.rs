@@ -91,7 +91,7 @@ pub fn generate_token() -> String {
 }
 
 /// Reads `path`, or creates it holding a fresh token (mode 0600).
-fn read_or_create(path: &Path) -> Result<Vec<String>, AuthError> {
+pub(crate) fn read_or_create(path: &Path) -> Result<Vec<String>, AuthError> {
     if !path.exists() {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;

@@ -6,15 +6,14 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use kumo_triggers::minio::MAX_BODY_BYTES;
-use tokio::net::TcpListener;
 
 use crate::api::lambda::{aws_error, ApiRequest, ApiResponse, InvokeApi};
 use crate::api::scrape::Scraper;
@@ -37,15 +36,30 @@ pub struct HttpState {
     pub invoker: crate::dispatch::invoke::Invoker,
     /// Account id used in events.
     pub account_id: String,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// Who may read `/metrics`.
+    pub metrics_auth: crate::api::metrics_auth::MetricsAuth,
 }
 
 /// Largest body of an Invoke API or HTTP-trigger request: Lambda's
 /// synchronous payload limit.
 const MAX_INVOKE_BODY: usize = kumo_proto::model::MAX_SYNC_PAYLOAD_BYTES;
 
-/// Splits a request and reads its body, refusing (`None`) one over
+/// Why a request body was not read.
+enum BodyRefused {
+    /// Over [`MAX_INVOKE_BODY`].
+    TooLarge,
+    /// Not sent within the body-read timeout.
+    TimedOut,
+}
+
+/// Splits a request and reads its body within `timeout`, refusing one over
 /// [`MAX_INVOKE_BODY`] — from its Content-Length before reading, when given.
-async fn read_body(request: Request<Incoming>) -> (Parts, Option<Bytes>) {
+async fn read_body(
+    request: Request<Incoming>,
+    timeout: Duration,
+) -> (Parts, Result<Bytes, BodyRefused>) {
     let (parts, body) = request.into_parts();
     let declared = parts
         .headers
@@ -53,14 +67,30 @@ async fn read_body(request: Request<Incoming>) -> (Parts, Option<Bytes>) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_INVOKE_BODY as u64) {
-        return (parts, None);
+        return (parts, Err(BodyRefused::TooLarge));
     }
-    let body = Limited::new(body, MAX_INVOKE_BODY)
-        .collect()
-        .await
-        .ok()
-        .map(|b| b.to_bytes());
+    let body =
+        match tokio::time::timeout(timeout, Limited::new(body, MAX_INVOKE_BODY).collect()).await {
+            Ok(Ok(body)) => Ok(body.to_bytes()),
+            Ok(Err(_)) => Err(BodyRefused::TooLarge),
+            Err(_) => Err(BodyRefused::TimedOut),
+        };
     (parts, body)
+}
+
+/// 408 for a body that did not arrive in time.
+fn body_timed_out() -> Response<Full<Bytes>> {
+    respond(
+        StatusCode::REQUEST_TIMEOUT,
+        "application/json",
+        Bytes::from_static(b"{\"message\":\"the request body was not sent in time\"}\n"),
+    )
+}
+
+/// Whether the percent-decoded `path` holds a NUL byte (never a valid
+/// function name, trigger path or key).
+fn has_nul(path: &str) -> bool {
+    path.contains('\0') || kumo_triggers::percent::decode(path, false).0.contains(&0)
 }
 
 /// A response with these headers and body.
@@ -82,13 +112,17 @@ async fn http_trigger(
     request: Request<Incoming>,
     peer: std::net::SocketAddr,
 ) -> Response<Full<Bytes>> {
-    let (parts, body) = read_body(request).await;
-    let Some(body) = body else {
-        return respond(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "application/json",
-            Bytes::from_static(b"{\"message\":\"Request Entity Too Large\"}"),
-        );
+    let (parts, body) = read_body(request, state.body_timeout).await;
+    let body = match body {
+        Ok(body) => body,
+        Err(BodyRefused::TimedOut) => return body_timed_out(),
+        Err(BodyRefused::TooLarge) => {
+            return respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "application/json",
+                Bytes::from_static(b"{\"message\":\"Request Entity Too Large\"}"),
+            )
+        }
     };
     let sub_path = parts
         .uri
@@ -149,15 +183,19 @@ fn api_response(answer: ApiResponse) -> Response<Full<Bytes>> {
 
 /// Reads an Invoke API request, refusing an oversized body before reading it.
 async fn invoke_api(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (parts, body) = read_body(request).await;
-    let Some(body) = body else {
-        return api_response(aws_error(
-            413,
-            "RequestTooLargeException",
-            &format!(
-                "Request must be smaller than {MAX_INVOKE_BODY} bytes for the Invoke operation"
-            ),
-        ));
+    let (parts, body) = read_body(request, state.body_timeout).await;
+    let body = match body {
+        Ok(body) => body,
+        Err(BodyRefused::TimedOut) => return body_timed_out(),
+        Err(BodyRefused::TooLarge) => {
+            return api_response(aws_error(
+                413,
+                "RequestTooLargeException",
+                &format!(
+                    "Request must be smaller than {MAX_INVOKE_BODY} bytes for the Invoke operation"
+                ),
+            ))
+        }
     };
     let mut headers: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     for (name, value) in &parts.headers {
@@ -201,7 +239,8 @@ fn json(reply: Reply) -> Response<Full<Bytes>> {
     )
 }
 
-async fn route(
+/// Answers one request.
+pub(crate) async fn route(
     state: Arc<HttpState>,
     request: Request<Incoming>,
     peer: std::net::SocketAddr,
@@ -212,6 +251,13 @@ async fn route(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    if has_nul(&path) {
+        return Ok(respond(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            Bytes::from_static(b"{\"message\":\"the request path contains a NUL byte\"}\n"),
+        ));
+    }
     if path.starts_with(crate::api::lambda::PREFIX) {
         return Ok(invoke_api(&state, request).await);
     }
@@ -222,6 +268,15 @@ async fn route(
     let response = match (request.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/healthz") => {
             respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))
+        }
+        (Method::GET, "/metrics") if !state.metrics_auth.allows(authorization.as_deref()) => {
+            respond(
+                StatusCode::UNAUTHORIZED,
+                "application/json",
+                Bytes::from_static(
+                    b"{\"message\":\"/metrics needs Authorization: Bearer <metrics token>\"}\n",
+                ),
+            )
         }
         (Method::GET, "/metrics") => {
             let scraper = state.scraper.clone();
@@ -237,17 +292,16 @@ async fn route(
         (Method::HEAD, MINIO_WEBHOOK_PATH) => respond(StatusCode::OK, "text/plain", Bytes::new()),
         (Method::GET, MINIO_WEBHOOK_PATH) => json(state.webhook.stats(authorization.as_deref())),
         (Method::POST, MINIO_WEBHOOK_PATH) => {
-            match Limited::new(request.into_body(), MAX_BODY_BYTES)
-                .collect()
-                .await
-            {
-                Ok(body) => json(
+            let body = Limited::new(request.into_body(), MAX_BODY_BYTES).collect();
+            match tokio::time::timeout(state.body_timeout, body).await {
+                Ok(Ok(body)) => json(
                     state
                         .webhook
                         .post(authorization.as_deref(), &body.to_bytes())
                         .await,
                 ),
-                Err(_) => json(state.webhook.too_large(MAX_BODY_BYTES)),
+                Ok(Err(_)) => json(state.webhook.too_large(MAX_BODY_BYTES)),
+                Err(_) => body_timed_out(),
             }
         }
         (_, MINIO_WEBHOOK_PATH) => respond(
@@ -262,26 +316,4 @@ async fn route(
         ),
     };
     Ok(response)
-}
-
-/// Serves HTTP on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(err) => {
-                tracing::warn!(%err, "accepting an HTTP connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request| route(state.clone(), request, peer));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }

@@ -1,11 +1,13 @@
 //! What clients call: the gRPC control API ([`control`]), kumod's HTTP
-//! listener ([`http`]) with Lambda's Invoke API ([`lambda`]) and the
-//! Prometheus endpoint ([`scrape`]), and how callers are authenticated
+//! listener ([`http_listener`]: connections, limits; [`http`]: routing) with Lambda's Invoke API ([`lambda`]) and the
+//! Prometheus endpoint ([`scrape`], guarded by [`metrics_auth`]), and how callers are authenticated
 //! ([`auth`], [`tls`]).
 
 pub mod auth;
 pub(crate) mod control;
 pub(crate) mod http;
+pub(crate) mod http_listener;
 pub(crate) mod lambda;
+pub(crate) mod metrics_auth;
 pub(crate) mod scrape;
 pub mod tls;

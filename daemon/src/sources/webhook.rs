@@ -4,7 +4,11 @@
 //! A 2xx answer means every event is durably queued; a redelivery of the
 //! same event (bucket, key, versionId, sequencer, eventName) is queued once.
 //! Garbage gets 400 (MinIO drops it and moves on); only a store failure
-//! gets 503, which MinIO retries.
+//! gets 503, which MinIO retries. Without a configured token every request
+//! is refused (401) unless `[webhooks] allow_unauthenticated = true`; a
+//! request whose fan-out (records × matching triggers) is over
+//! `[webhooks] max_events_per_request` is refused whole (413), before
+//! anything is queued.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +25,27 @@ use crate::dispatch::invoke::{
 };
 use crate::state::functions::FunctionError;
 use crate::state::store::{EventCompanion, TriggerRecord, TriggerSource};
+
+/// `[webhooks]`: abuse limits of the MinIO webhook.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Accept requests without a token when none is configured (by default
+    /// the endpoint refuses everything until `[triggers] minio_auth_token`
+    /// or `minio_auth_token_file` is set).
+    pub allow_unauthenticated: bool,
+    /// Most events one request may queue (records × matching triggers).
+    pub max_events_per_request: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_unauthenticated: false,
+            max_events_per_request: 1000,
+        }
+    }
+}
 
 /// Counters of the endpoint since kumod started.
 #[derive(Default)]
@@ -108,29 +133,37 @@ pub struct Webhook {
     routes: Routes,
     invoker: Invoker,
     expected: Option<String>,
+    limits: WebhooksConfig,
     counters: Arc<WebhookCounters>,
 }
 
 impl Webhook {
     /// The endpoint for the bucket triggers in `routes`, counting into
-    /// `counters` and requiring `auth_token` when set.
+    /// `counters` and requiring `auth_token` (refusing everything when it
+    /// is empty, unless `limits.allow_unauthenticated`).
     pub fn new(
         routes: Routes,
         counters: Arc<WebhookCounters>,
         invoker: Invoker,
         auth_token: &str,
+        limits: WebhooksConfig,
     ) -> Self {
+        let expected = expected_authorization(auth_token);
+        if expected.is_none() && !limits.allow_unauthenticated {
+            tracing::warn!("the MinIO webhook has no token configured and refuses every request; set [triggers] minio_auth_token_file");
+        }
         Self {
             routes,
             invoker,
-            expected: expected_authorization(auth_token),
+            expected,
+            limits,
             counters,
         }
     }
 
     fn authorized(&self, authorization: Option<&str>) -> bool {
         match (&self.expected, authorization) {
-            (None, _) => true,
+            (None, _) => self.limits.allow_unauthenticated,
             (Some(expected), Some(given)) => same_secret(expected, given.trim()),
             (Some(_), None) => false,
         }
@@ -138,10 +171,18 @@ impl Webhook {
 
     fn unauthorized(&self) -> Reply {
         self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-        reply(
-            401,
-            json!({"message": "missing or wrong Authorization header for the MinIO webhook"}),
-        )
+        let message = if self.expected.is_none() {
+            "the MinIO webhook has no token configured: set [triggers] minio_auth_token_file (or [webhooks] allow_unauthenticated = true)"
+        } else {
+            "missing or wrong Authorization header for the MinIO webhook"
+        };
+        reply(401, json!({ "message": message }))
+    }
+
+    fn bad_request(&self, status: u16, message: String) -> Reply {
+        self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%message, "MinIO webhook request refused");
+        reply(status, json!({ "message": message }))
     }
 
     /// `GET`: the endpoint's counters.
@@ -198,27 +239,60 @@ impl Webhook {
                 TriggerSource::Schedule { .. } | TriggerSource::Http { .. } => None,
             })
             .collect();
-        let (mut queued, mut duplicates, mut unmatched) = (0u64, 0u64, 0u64);
+        // Check the whole request before queueing anything.
+        #[allow(clippy::type_complexity)]
+        let mut plan: Vec<(
+            &kumo_triggers::minio::BucketEvent,
+            Vec<&TriggerRecord>,
+            Option<Bytes>,
+        )> = Vec::with_capacity(events.len());
+        let mut fan_out: usize = 0;
         for event in &events {
+            if event.key.contains('\0') || event.raw_key.contains('\0') {
+                return self.bad_request(400, "an object key contains a NUL byte".into());
+            }
             let matching: Vec<&TriggerRecord> = filters
                 .iter()
                 .filter(|(_, f)| f.matches(event))
                 .map(|(r, _)| *r)
                 .collect();
+            fan_out = fan_out.saturating_add(matching.len());
+            if fan_out > self.limits.max_events_per_request {
+                return self.bad_request(
+                    413,
+                    format!(
+                        "the request's {} records would queue more than {} events (records × matching triggers; [webhooks] max_events_per_request); nothing was queued",
+                        events.len(),
+                        self.limits.max_events_per_request
+                    ),
+                );
+            }
+            let payload = if matching.is_empty() {
+                None
+            } else {
+                let payload = Bytes::from(event.payload().to_string());
+                if payload.len() > MAX_ASYNC_PAYLOAD_BYTES {
+                    return self.bad_request(
+                        400,
+                        format!(
+                            "record of {} bytes is over the {MAX_ASYNC_PAYLOAD_BYTES}-byte event limit",
+                            payload.len()
+                        ),
+                    );
+                }
+                Some(payload)
+            };
+            plan.push((event, matching, payload));
+        }
+        let (mut queued, mut duplicates, mut unmatched) = (0u64, 0u64, 0u64);
+        for (event, matching, payload) in plan {
             if matching.is_empty() {
                 unmatched += 1;
                 tracing::debug!(bucket = %event.bucket, key = %event.key, event = %event.event_name,
                     "bucket event matches no trigger; ignored");
                 continue;
             }
-            let payload = Bytes::from(event.payload().to_string());
-            if payload.len() > MAX_ASYNC_PAYLOAD_BYTES {
-                self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
-                return reply(
-                    400,
-                    json!({"message": format!("record of {} bytes is over the {MAX_ASYNC_PAYLOAD_BYTES}-byte event limit", payload.len())}),
-                );
-            }
+            let Some(payload) = payload else { continue };
             for trigger in matching {
                 let name = &trigger.name;
                 let invoke = InvokeRequest {

@@ -1,14 +1,14 @@
 //! Content-addressed package blobs: `<dir>/<sha256 hex>.zip`, written
-//! atomically. Uploads are checked before they are stored: size, a readable
-//! ZIP, safe entry names and symlinks, and a declared unpacked size within
-//! the limit (the agent counts real bytes again when unpacking).
+//! atomically (mode 0600). Uploads are checked before they are stored: size,
+//! a readable ZIP, and the package rules the agent applies when unpacking
+//! (names, symlinks, entry count, real unpacked bytes).
 
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use kumo_proto::model::{MAX_PACKAGE_UNZIPPED_BYTES, MAX_PACKAGE_ZIPPED_BYTES};
-use kumo_proto::package;
+use kumo_proto::model::MAX_PACKAGE_ZIPPED_BYTES;
+use kumo_proto::package::{self, PackageLimits, PackageTree};
 use sha2::{Digest, Sha256};
 
 /// A package was refused or could not be stored.
@@ -53,10 +53,10 @@ pub struct PackageStore {
 impl PackageStore {
     /// Opens (creating) the blob directory.
     pub fn open(dir: PathBuf) -> Result<Self, PackageError> {
-        std::fs::create_dir_all(&dir).map_err(|source| PackageError::Io {
-            op: "creating",
+        kumo_common::private_state::ensure_private_dir(&dir).map_err(|e| PackageError::Io {
+            op: e.op,
             path: dir.display().to_string(),
-            source,
+            source: e.source,
         })?;
         Ok(Self { dir })
     }
@@ -86,7 +86,15 @@ impl PackageStore {
             let path = p.display().to_string();
             move |source| PackageError::Io { op, path, source }
         };
-        let mut file = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io("creating", &tmp))?
+        };
         file.write_all(zip).map_err(io("writing", &tmp))?;
         file.sync_all().map_err(io("syncing", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io("renaming into", &path))?;
@@ -123,7 +131,9 @@ fn is_digest(s: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// Refuses packages the agent would refuse, before they are stored.
+/// Refuses packages the agent would refuse, before they are stored: the
+/// rules shared with the agent ([`kumo_proto::package::PackageTree`]),
+/// decompressing every file to count its real size.
 pub fn validate(zip: &[u8]) -> Result<(), PackageError> {
     let invalid = |m: String| Err(PackageError::Invalid(m));
     if zip.len() as u64 > MAX_PACKAGE_ZIPPED_BYTES {
@@ -136,7 +146,8 @@ pub fn validate(zip: &[u8]) -> Result<(), PackageError> {
         Ok(archive) => archive,
         Err(e) => return invalid(format!("not a valid zip archive: {e}")),
     };
-    let mut declared: u64 = 0;
+    let rule = |e: package::PackageRuleError| PackageError::Invalid(e.to_string());
+    let mut tree = PackageTree::new(PackageLimits::default(), archive.len()).map_err(rule)?;
     for index in 0..archive.len() {
         let mut entry = match archive.by_index(index) {
             Ok(entry) => entry,
@@ -146,25 +157,24 @@ pub fn validate(zip: &[u8]) -> Result<(), PackageError> {
             Ok(name) => name.to_string(),
             Err(e) => return invalid(format!("entry {index} has an unreadable name: {e}")),
         };
-        let relative = match package::entry_path(&name) {
-            Ok(relative) => relative,
-            Err(reason) => return invalid(format!("entry {name:?} is unsafe: {reason}")),
-        };
-        if entry.unix_mode().is_some_and(package::is_symlink_mode) {
+        let mode = entry.unix_mode().unwrap_or(0o644);
+        if !entry.is_dir() && package::is_symlink_mode(mode) {
             let mut link = String::new();
             if (&mut entry).take(4096).read_to_string(&mut link).is_err() {
                 return invalid(format!("symlink entry {name:?} is unreadable"));
             }
-            if let Err(reason) = package::check_symlink_target(&relative, &link) {
-                return invalid(format!("entry {name:?} is unsafe: {reason}"));
-            }
+            tree.symlink(&name, &link).map_err(rule)?;
+            continue;
         }
-        declared = declared.saturating_add(entry.size());
-        if declared > MAX_PACKAGE_UNZIPPED_BYTES {
-            return invalid(format!(
-                "it unpacks to more than {MAX_PACKAGE_UNZIPPED_BYTES} bytes (250 MB)"
-            ));
+        tree.entry(&name).map_err(rule)?;
+        if entry.is_dir() {
+            continue;
+        }
+        match package::copy_limited(&mut entry, &mut std::io::sink(), tree.remaining()) {
+            Ok(Some(bytes)) => tree.add_bytes(&name, bytes).map_err(rule)?,
+            Ok(None) => return Err(rule(tree.too_large(&name))),
+            Err(e) => return invalid(format!("package is not a valid zip archive: {name:?}: {e}")),
         }
     }
-    Ok(())
+    tree.finish().map_err(rule)
 }

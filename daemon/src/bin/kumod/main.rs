@@ -7,6 +7,7 @@ use std::process::ExitCode;
 mod all_in_one;
 
 use clap::Parser;
+use kumo_common::private_state;
 use kumo_common::process;
 use kumo_daemon::config::{DaemonConfig, Overrides};
 
@@ -41,6 +42,14 @@ fn main() -> ExitCode {
         }
     };
     process::init_tracing(config.log.format, &config.log.level);
+    // kumod's state (env secrets, tokens) is private whoever starts it:
+    // new files 0600 and directories 0700, existing ones fixed.
+    let previous_umask = private_state::private_umask();
+    let agent_dir = config.data_dir.join("agent");
+    if let Err(err) = private_state::make_tree_private(&config.data_dir, &[agent_dir.as_path()]) {
+        eprintln!("error: making the data directory private: {err}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -48,7 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args.all_in_one, config)) {
+    match runtime.block_on(run(args.all_in_one, config, previous_umask)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -57,9 +66,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(all_in_one: bool, config: DaemonConfig) -> anyhow::Result<()> {
+async fn run(all_in_one: bool, config: DaemonConfig, previous_umask: u32) -> anyhow::Result<()> {
     let daemon = kumo_daemon::server::start(&config).await?;
     let agent = if all_in_one {
+        // Sandboxed functions keep the umask kumod was started with; kumod's
+        // own files are created with explicit modes inside 0700 directories.
+        private_state::set_umask(previous_umask);
         Some(all_in_one::start_embedded_agent(
             &config,
             daemon.grpc_address,

@@ -103,6 +103,17 @@ pub enum DispatchError {
     },
 }
 
+/// A second agent process registered with an agent id that a live agent
+/// is attached with.
+#[derive(Debug, thiserror::Error)]
+#[error("agent id {agent_id:?} is already attached by another running agent process (from {address}); give every agent its own agent_id, or stop the other one")]
+pub struct DuplicateAgent {
+    /// The contested id.
+    pub agent_id: String,
+    /// Peer address of the attached agent.
+    pub address: String,
+}
+
 /// An operator request about a node could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -502,13 +513,33 @@ impl AgentRegistry {
         }
     }
 
-    /// A node attached: a new session replaces any earlier one of the same
-    /// agent id (whose invocations are failed as lost: the agent restarted).
-    fn register(&self, registration: Register, address: String, sender: NodeSender) -> u64 {
+    /// A node attached: a new session replaces an earlier one of the same
+    /// agent id when that one is dead (stream closed or silent past the
+    /// lost-node timeout) or belongs to the same agent process (same
+    /// `session_id`, e.g. after its stream broke); its invocations are
+    /// failed as lost. Another live process with the same id is refused.
+    fn register(
+        &self,
+        registration: Register,
+        address: String,
+        sender: NodeSender,
+    ) -> Result<u64, DuplicateAgent> {
         let session = self.next_id.fetch_add(1, Ordering::Relaxed);
         let agent_id = registration.agent_id.clone();
+        let lost_after = Duration::from_millis(self.config.lost_after_ms);
         {
             let mut state = self.lock();
+            if let Some(node) = state.nodes.get(&agent_id) {
+                let alive = node.session.as_ref().is_some_and(|s| !s.sender.is_closed())
+                    && node.last_seen.elapsed() < lost_after;
+                let (old, new) = (&node.registration.session_id, &registration.session_id);
+                if alive && !old.is_empty() && !new.is_empty() && old != new {
+                    return Err(DuplicateAgent {
+                        agent_id,
+                        address: node.address.clone(),
+                    });
+                }
+            }
             let previous = state
                 .nodes
                 .get(&agent_id)
@@ -540,7 +571,7 @@ impl AgentRegistry {
             );
         }
         self.changed.notify_waiters();
-        session
+        Ok(session)
     }
 
     /// `session`'s stream ended.

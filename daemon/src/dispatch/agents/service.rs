@@ -71,9 +71,17 @@ impl AgentControl for AgentService {
             .send(Ok(ack))
             .await
             .map_err(|_| Status::internal("stream closed"))?;
-        let session = self
+        let session = match self
             .registry
-            .register(register.clone(), address.clone(), sender);
+            .register(register.clone(), address.clone(), sender)
+        {
+            Ok(session) => session,
+            Err(duplicate) => {
+                tracing::error!(agent_id = %register.agent_id, %address, attached = %duplicate.address,
+                    "refused an agent: {duplicate}");
+                return Err(Status::already_exists(duplicate.to_string()));
+            }
+        };
         tracing::info!(agent_id = %register.agent_id, hostname = %register.hostname, %address,
             memory_mb = register.allocatable_memory_mb, "agent attached");
         let agent_id = register.agent_id.clone();

@@ -42,6 +42,38 @@ fn err(op: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// Key of the mark kumod writes into a new database (sled's recovery can
+/// silently drop damaged data; a missing mark in an existing file shows it).
+const FORMAT_KEY: &[u8] = b"kumo-store-format";
+const FORMAT_VALUE: &[u8] = b"1";
+
+/// Checks (or, in a new database, writes) the format mark. `Err(Ok(_))`:
+/// the file existed but sled recovered none of it. A database written
+/// before the mark existed has used ids (`first_id > 0`) and gets the mark.
+fn check_format_mark(
+    db: &sled::Db,
+    existed: bool,
+    first_id: u64,
+) -> Result<(), Result<String, sled::Error>> {
+    if db.get(FORMAT_KEY).map_err(Err)?.is_some() {
+        return Ok(());
+    }
+    if existed && first_id == 0 {
+        return Err(Ok(
+            "the database file exists but sled recovered none of kumod's records from it (its format mark is missing)".into(),
+        ));
+    }
+    db.insert(FORMAT_KEY, FORMAT_VALUE).map_err(Err)?;
+    db.flush().map_err(Err)?;
+    Ok(())
+}
+
+/// Why opening failed: damaged data, or anything else (lock held, I/O).
+enum OpenError {
+    Corrupt(String),
+    Other(StoreError),
+}
+
 /// The prefix of one function's records in per-function trees: name, NUL.
 fn function_prefix(function: &str) -> Vec<u8> {
     let mut prefix = function.as_bytes().to_vec();
@@ -61,12 +93,59 @@ fn decode<T: DeserializeOwned>(op: &'static str, key: &str, bytes: &[u8]) -> Res
 }
 
 impl SledStore {
-    /// Opens (creating) the database in `dir`.
+    /// Opens (creating) the database in `dir`. A damaged database (sled
+    /// reports corruption, or panics reading it) is an error naming the
+    /// file and the way to recover, never a panic.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let file = dir.join("db").display().to_string();
+        let damaged = |cause: String| {
+            StoreError {
+            op: "open",
+            key: file.clone(),
+            message: format!(
+                "{cause}. The state store is damaged: stop kumod, move {} aside, restore it from your latest backup (docs/operations.md, \"Backups\"), then start kumod again",
+                dir.display()
+            ),
+        }
+        };
+        let dir_owned = dir.to_path_buf();
+        match std::panic::catch_unwind(move || Self::open_unchecked(&dir_owned)) {
+            Ok(Ok(store)) => Ok(store),
+            Ok(Err(OpenError::Corrupt(cause))) => Err(damaged(cause)),
+            Ok(Err(OpenError::Other(err))) => Err(err),
+            Err(panic) => {
+                let cause = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "reading it panicked".into());
+                Err(damaged(format!("sled failed reading it ({cause})")))
+            }
+        }
+    }
+
+    fn open_unchecked(dir: &Path) -> Result<Self, OpenError> {
         let path = dir.display().to_string();
-        let db = sled::open(dir).map_err(|e| err("open", &path, e))?;
-        let tree = |name: &'static str| db.open_tree(name).map_err(|e| err("open tree", name, e));
-        let sequence = AtomicU64::new(db.generate_id().map_err(|e| err("generate id", &path, e))?);
+        let classify = |op: &'static str, key: &str, e: sled::Error| match e {
+            sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => {
+                OpenError::Corrupt(format!("sled: {e}"))
+            }
+            other => OpenError::Other(err(op, key, other)),
+        };
+        let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
+        let db = sled::open(dir).map_err(|e| classify("open", &path, e))?;
+        let tree = |name: &'static str| {
+            db.open_tree(name)
+                .map_err(|e| classify("open tree", name, e))
+        };
+        let first_id = db
+            .generate_id()
+            .map_err(|e| classify("generate id", &path, e))?;
+        check_format_mark(&db, existed, first_id).map_err(|e| match e {
+            Ok(message) => OpenError::Corrupt(message),
+            Err(e) => classify("format mark", &path, e),
+        })?;
+        let sequence = AtomicU64::new(first_id);
         Ok(Self {
             functions: tree("functions")?,
             logs: tree("logs")?,
