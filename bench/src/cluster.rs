@@ -51,6 +51,10 @@ fn free_ports() -> anyhow::Result<(u16, u16)> {
     Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
+/// The MinIO webhook token of every benchmark kumod (the webhook refuses
+/// requests without one).
+pub const WEBHOOK_TOKEN: &str = "kumo-bench-webhook-token";
+
 /// Starts kumod on `data_dir` (a fresh one when None) and waits until it answers.
 pub async fn start(extra_toml: &str, data_dir: Option<&Path>) -> anyhow::Result<Cluster> {
     start_with_agent(extra_toml, "", data_dir).await
@@ -70,7 +74,7 @@ pub async fn start_with_agent(
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{extra_toml}\n[log]\nlevel = \"warn\"\n\n[agent]\ncgroup_parent = \"{cgroup_parent}\"\nidle_timeout_seconds = 3600\n{agent_toml}\n",
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc}\"\nhttp_listen = \"127.0.0.1:{http}\"\n{extra_toml}\n[triggers]\nminio_auth_token = \"{WEBHOOK_TOKEN}\"\n\n[log]\nlevel = \"warn\"\n\n[agent]\ncgroup_parent = \"{cgroup_parent}\"\nidle_timeout_seconds = 3600\n{agent_toml}\n",
             data.display()
         ),
     )?;

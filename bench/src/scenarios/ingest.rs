@@ -72,7 +72,8 @@ fn post(address: &str, body: &str) -> std::io::Result<bool> {
     let mut stream = std::net::TcpStream::connect(address)?;
     write!(
         stream,
-        "POST /webhooks/minio HTTP/1.1\r\nHost: kumo\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /webhooks/minio HTTP/1.1\r\nHost: kumo\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        crate::cluster::WEBHOOK_TOKEN,
         body.len()
     )?;
     let mut answer = String::new();
