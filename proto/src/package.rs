@@ -94,8 +94,9 @@ impl PackageTree {
         })
     }
 
-    /// Checks a file or directory entry's name; its path relative to the root.
-    pub fn entry(&mut self, name: &str) -> Result<PathBuf, PackageRuleError> {
+    /// The path of entry `name` relative to the root, refused when it is not
+    /// a plain relative path or lies inside a symlink already seen.
+    fn outside_symlinks(&self, name: &str) -> Result<PathBuf, PackageRuleError> {
         let unsafe_entry = |reason| PackageRuleError::UnsafeEntry {
             name: name.to_string(),
             reason,
@@ -104,6 +105,12 @@ impl PackageTree {
         if relative.ancestors().any(|a| self.symlinks.contains_key(a)) {
             return Err(unsafe_entry("it is inside a symlink"));
         }
+        Ok(relative)
+    }
+
+    /// Checks a file or directory entry's name; its path relative to the root.
+    pub fn entry(&mut self, name: &str) -> Result<PathBuf, PackageRuleError> {
+        let relative = self.outside_symlinks(name)?;
         self.paths.insert(relative.clone(), name.to_string());
         Ok(relative)
     }
@@ -115,10 +122,7 @@ impl PackageTree {
             name: name.to_string(),
             reason,
         };
-        let relative = entry_path(name).map_err(unsafe_entry)?;
-        if relative.ancestors().any(|a| self.symlinks.contains_key(a)) {
-            return Err(unsafe_entry("it is inside a symlink"));
-        }
+        let relative = self.outside_symlinks(name)?;
         if self.paths.keys().any(|p| p.starts_with(&relative)) {
             return Err(unsafe_entry("it is a symlink over another entry"));
         }
