@@ -6,7 +6,11 @@
 #   - agent/tests/sandbox.rs (all of it: memory.max + memory.events oom_kill
 #     + memory.peak, pids.max, memory.max resize on claim, cgroup removal),
 #   - from tests/tests/isolation_and_limits.rs: the memory hog, the fork
-#     bomb, the /tmp fill and the timeout, through kumod --all-in-one.
+#     bomb, the /tmp fill and the timeout, through kumod --all-in-one,
+#   - from tests/tests/freezer_and_tmp.rs: cgroup.freeze keeps a busy child
+#     idle between invocations, and a frozen instance is reclaimed,
+#   - from tests/tests/network_isolation.rs: the Runtime API theft attack in
+#     host mode.
 # Fails unless /sys/fs/cgroup in the VM really is cgroup2 with the memory,
 # pids and cpu controllers, and unless every test cgroup is gone afterwards.
 #
@@ -57,7 +61,9 @@ for line in sys.stdin:
 }
 sandbox_exe="$(test_exe kumo-agent sandbox)"
 limits_exe="$(test_exe kumo-tests isolation_and_limits)"
-for exe in "$sandbox_exe" "$limits_exe" "$target/debug/kumod" "$target/debug/kumo" \
+freezer_exe="$(test_exe kumo-tests freezer_and_tmp)"
+network_exe="$(test_exe kumo-tests network_isolation)"
+for exe in "$sandbox_exe" "$limits_exe" "$freezer_exe" "$network_exe" "$target/debug/kumod" "$target/debug/kumo" \
   "$target/debug/kumo-agent"; do
   [ -n "$exe" ] && [ -x "$exe" ] || {
     echo "missing test or binary '$exe': run cargo build --workspace --bins first"
@@ -78,6 +84,8 @@ for bin in kumod kumo kumo-agent; do
 done
 objcopy --strip-debug "$sandbox_exe" "$rw/bin/sandbox-tests"
 objcopy --strip-debug "$limits_exe" "$rw/bin/limits-tests"
+objcopy --strip-debug "$freezer_exe" "$rw/bin/freezer-tests"
+objcopy --strip-debug "$network_exe" "$rw/bin/network-tests"
 cat >"$rw/in-vm.sh" <<EOF
 #!/bin/bash
 # Runs inside the VM.
@@ -115,6 +123,13 @@ cd "$repo/tests" || exit 1
 echo "==> [vm] tests/tests/isolation_and_limits.rs: memory hog, fork bomb, /tmp fill, timeout"
 "\$rw/ram/bin/limits-tests" --test-threads=1 memory_hog_is_killed fork_bomb_stops \
   filling_tmp_stops timeout_kills || fail=1
+echo "    \$((SECONDS - step)) s"; step=\$SECONDS
+echo "==> [vm] tests/tests/freezer_and_tmp.rs: cgroup.freeze stops a busy child between invocations"
+"\$rw/ram/bin/freezer-tests" --test-threads=1 a_background_process_burns_no_cpu \
+  a_frozen_instance_is_reclaimed || fail=1
+echo "    \$((SECONDS - step)) s"; step=\$SECONDS
+echo "==> [vm] tests/tests/network_isolation.rs: the Runtime API theft attack in host mode"
+"\$rw/ram/bin/network-tests" --test-threads=1 runtime_api_theft_fails_in_host_mode || fail=1
 echo "    \$((SECONDS - step)) s"
 # Every instance cgroup must be gone, and the sandbox tests' parents too (a
 # kumod stopped by its test may leave its empty parent, as on v1).
