@@ -2,7 +2,7 @@
 //! Runtime API ([`RuntimeApi`]), its output captured per invocation
 //! ([`OutputCapture`]), reused warm until something goes wrong.
 //!
-//! Semantics (product.md, wire-formats.md §3): the first invocation waits
+//! Semantics (docs/wire-formats.md §1 and §3): the first invocation waits
 //! for the runtime to initialise (reach `/next`) within the init timeout; an
 //! init error, a timeout or a runtime exit discards the instance; a function
 //! error does not. Output written outside an invocation (during init or

@@ -1,4 +1,4 @@
-//! An invocation's log: the platform's framing lines (wire-formats.md §4)
+//! An invocation's log: the platform's framing lines (docs/wire-formats.md §4)
 //! and [`OutputCapture`], which drains a runtime's stdout+stderr pipe into a
 //! byte-capped buffer.
 //!

@@ -1,4 +1,4 @@
-//! The Lambda Runtime API (wire-formats.md §1) served to one function
+//! The Lambda Runtime API (docs/wire-formats.md §1) served to one function
 //! instance: HTTP/1.1 with keep-alive on the sandbox's listener.
 //!
 //! The instance hands invocations over with [`RuntimeApi::deliver`]; the

@@ -1,4 +1,4 @@
-//! The environment of a function's runtime process (wire-formats.md §2).
+//! The environment of a function's runtime process (docs/wire-formats.md §2).
 
 use kumo_proto::agent::FunctionSpec;
 use kumo_proto::model::Runtime;
@@ -6,7 +6,7 @@ use kumo_proto::model::Runtime;
 use super::InstanceSettings;
 use crate::bootstrap;
 
-/// The sandbox environment (wire-formats.md §2): platform variables, then
+/// The sandbox environment (docs/wire-formats.md §2): platform variables, then
 /// the user's, which may override only the non-reserved ones.
 pub(super) fn environment(
     settings: &InstanceSettings,
