@@ -31,6 +31,8 @@ struct State {
     generation: u64,
     idle: bool,
     frozen: bool,
+    /// A freeze timer is waiting (one per idle spell, not one per park).
+    timer: bool,
 }
 
 /// A freeze or thaw write failed.
@@ -95,6 +97,27 @@ impl Freezer {
         state.generation += 1;
         state.idle = true;
         state.generation
+    }
+
+    /// Claims the sandbox's one freeze timer: true when none is waiting, so
+    /// the caller starts it; false when the waiting one will see this park.
+    pub fn start_timer(&self) -> bool {
+        !std::mem::replace(&mut self.lock().timer, true)
+    }
+
+    /// A freeze timer started at `ticket` has waited its delay. When the
+    /// sandbox was parked again since, returns the newer ticket to wait for
+    /// (the timer keeps running); otherwise freezes it if still idle and
+    /// releases the timer (`None`: the next park starts a new one).
+    pub fn timer_fired(&self, sys: &dyn Syscall, ticket: u64) -> Result<Option<u64>, FreezerError> {
+        {
+            let mut state = self.lock();
+            if state.idle && !state.frozen && state.generation != ticket {
+                return Ok(Some(state.generation));
+            }
+            state.timer = false;
+        }
+        self.freeze_if_idle(sys, ticket).map(|_| None)
     }
 
     /// Freezes the sandbox if it has stayed idle since `ticket` was issued.
@@ -191,6 +214,30 @@ mod tests {
                 (file, "THAWED".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn one_timer_serves_an_idle_spell_of_many_parks() {
+        let sys = Recorder::default();
+        let freezer = Freezer::new(Path::new("/cg/i1"), true);
+        let first = freezer.park();
+        assert!(freezer.start_timer());
+        freezer.unpark(&sys).unwrap();
+        let second = freezer.park();
+        assert!(!freezer.start_timer(), "the waiting timer covers this park");
+        // Parked again since the timer started: it waits for the newer park.
+        assert_eq!(freezer.timer_fired(&sys, first).unwrap(), Some(second));
+        assert_eq!(freezer.timer_fired(&sys, second).unwrap(), None);
+        assert!(freezer.is_frozen());
+        // Busy when the timer fires: no freeze, and the next park starts one.
+        freezer.unpark(&sys).unwrap();
+        let third = freezer.park();
+        assert!(freezer.start_timer());
+        freezer.unpark(&sys).unwrap();
+        assert_eq!(freezer.timer_fired(&sys, third).unwrap(), None);
+        assert!(!freezer.is_frozen());
+        freezer.park();
+        assert!(freezer.start_timer());
     }
 
     #[test]

@@ -336,18 +336,32 @@ impl Sandbox {
         }
     }
 
-    /// Marks the sandbox idle and freezes it `after` that long unless it is
+    /// Marks the sandbox idle and freezes it once it has been idle for
+    /// `after` (checked every `after`, so within twice that) unless it is
     /// used (see [`Sandbox::unpark`]) before. No-op without a freezer.
     pub fn park(&self, after: Duration) {
         let Some(freezer) = self.freezer.clone() else {
             return;
         };
-        let ticket = freezer.park();
+        let mut ticket = freezer.park();
+        // One timer per idle spell: a warm instance called back to back
+        // re-parks under the timer already waiting instead of spawning one
+        // task per invocation.
+        if !freezer.start_timer() {
+            return;
+        }
         let id = self.id.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            if let Err(err) = freezer.freeze_if_idle(&Linux, ticket) {
-                tracing::warn!(instance = %id, %err, "freezing an idle sandbox");
+            loop {
+                tokio::time::sleep(after).await;
+                match freezer.timer_fired(&Linux, ticket) {
+                    Ok(Some(newer)) => ticket = newer,
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!(instance = %id, %err, "freezing an idle sandbox");
+                        break;
+                    }
+                }
             }
         });
     }
