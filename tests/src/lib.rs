@@ -68,6 +68,15 @@ pub fn wait_until(what: &str, timeout: Duration, check: impl Fn() -> bool) {
     }
 }
 
+/// The port at the end of `address` (`host:port`, or a URL ending in one).
+pub fn port_of(address: &str) -> u16 {
+    address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {address}"))
+}
+
 /// A fixture directory under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -145,11 +154,12 @@ impl Kumo {
 
     /// The gRPC port.
     pub fn grpc_port(&self) -> u16 {
-        self.endpoint
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("the endpoint ends with its port")
+        port_of(&self.endpoint)
+    }
+
+    /// The HTTP listener's port.
+    pub fn http_port(&self) -> u16 {
+        port_of(&self.http_address)
     }
 
     /// The binaries under test.
@@ -224,12 +234,7 @@ impl Kumo {
             .append(true)
             .open(self.dir.path().join("agent.log"))
             .expect("agent log file");
-        let port = self
-            .endpoint
-            .rsplit(':')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let port = self.grpc_port();
         let agent = Command::new(self.bins.join("kumo-agent"))
             .args(["--server", &self.endpoint, "--agent-id", "separate-agent"])
             .arg("--data-dir")

@@ -280,13 +280,7 @@ fn theft_attack(kumo: &Kumo, attacker: &str, victim: &str, gateway: Option<Ipv4A
         "warm"
     );
     kumo.invoke_ok(attacker, "{}");
-    let http_port: u16 = kumo
-        .http_address
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let http_port = kumo.http_port();
     let event = serde_json::json!({
         "action": "attack",
         "hold": 8,
@@ -378,13 +372,7 @@ fn outbound_reaches_only_what_the_allow_list_names() {
         "allowed",
         &["--network", "outbound", "--egress-allow", &allow],
     );
-    let http_port: u16 = kumo
-        .http_address
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let http_port = kumo.http_port();
     let g = gateway.to_string();
     let targets = serde_json::json!([
         [g, server_port],

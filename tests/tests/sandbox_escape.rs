@@ -10,7 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kumo_tests::{fixture, root_or_skip, Kumo, Run};
+use kumo_tests::{fixture, port_of, root_or_skip, Kumo, Run};
 
 fn create(kumo: &Kumo, name: &str) {
     kumo.create(
@@ -34,14 +34,6 @@ fn host_addresses() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn port_of(address: &str) -> u16 {
-    address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {address}"))
 }
 
 fn connects_from_host(host: &str, port: u16) -> bool {
