@@ -1,6 +1,7 @@
 //! Kumo's python3 runtime as Lambda's: the `logging` idiom prints Lambda's
 //! lines (`[LEVEL]\t<time>Z\t<request id>\t<message>`), `AWS_LAMBDA_LOG_LEVEL`
-//! sets the root level, `context.tenant_id` exists, and `sys.path` holds
+//! sets the root level, `AWS_LAMBDA_LOG_FORMAT=JSON` writes JSON records,
+//! `context.tenant_id` exists, and `sys.path` holds
 //! the package, the layer paths, `/var/runtime` once and the standard
 //! library only: host site-packages (Debian's `yaml`, `six`, `jwt`) are
 //! reachable only when the function or the agent opts in — in classic and
@@ -41,6 +42,24 @@ def handler(event, context):
     log.warning("at warning")
     log.error("at error")
     return logging.getLevelName(logging.getLogger().level)
+"#;
+
+/// Logs with an extra field and an exception, then fails.
+const JSON_LOGS: &str = r#"
+import logging
+
+logger = logging.getLogger()
+logger.info("module loaded")
+
+def handler(event, context):
+    logger.info("order %s", "placed", extra={"order_id": 7})
+    logger.debug("debug detail")
+    try:
+        {}["missing"]
+    except KeyError:
+        logger.exception("lookup failed")
+    print("a plain print")
+    raise ValueError("bad input")
 "#;
 
 /// What the interpreter sees of its environment.
@@ -166,6 +185,87 @@ fn the_log_level_variable_sets_the_root_level() {
         assert_eq!(level, want_level, "{name}");
         assert_eq!(printed, want_printed, "{name}: {logs}");
     }
+}
+
+#[test]
+fn the_json_log_format_writes_one_object_per_record() {
+    if !root_or_skip() {
+        return;
+    }
+    let kumo = Kumo::start();
+    let env = "AWS_LAMBDA_LOG_FORMAT=JSON";
+    create(
+        &kumo,
+        "json",
+        JSON_LOGS,
+        "lambda_function.handler",
+        &["--env", env],
+    );
+    let error = kumo.invoke_failed("json", "{}");
+    assert_eq!(error["errorType"], "ValueError");
+    let request_id = error["requestId"].as_str().unwrap().to_string();
+    let logs = kumo.logs("json");
+    let records: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(records.len(), 4, "{logs}");
+    let time = |r: &serde_json::Value| {
+        let t = r["timestamp"].as_str().unwrap().to_string();
+        chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%SZ")
+            .unwrap_or_else(|e| panic!("{e}: {t}"));
+    };
+    records.iter().for_each(time);
+    assert_eq!(
+        records[0]["message"], "module loaded",
+        "INFO by default: {logs}"
+    );
+    assert_eq!(records[0]["requestId"], "");
+    let order = &records[1];
+    assert_eq!(
+        (
+            &order["level"],
+            &order["message"],
+            &order["logger"],
+            &order["order_id"]
+        ),
+        (
+            &"INFO".into(),
+            &"order placed".into(),
+            &"root".into(),
+            &7.into()
+        ),
+        "{order}"
+    );
+    assert_eq!(order["requestId"], request_id.as_str());
+    let failed = &records[2];
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["errorType"], "KeyError");
+    assert_eq!(failed["errorMessage"], "'missing'");
+    assert!(
+        failed["stackTrace"][0]
+            .as_str()
+            .unwrap()
+            .contains("lambda_function.py"),
+        "{failed}"
+    );
+    assert!(
+        failed["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(":handler:13"),
+        "{failed}"
+    );
+    let unhandled = &records[3];
+    assert_eq!(unhandled["log_level"], "ERROR");
+    assert_eq!(unhandled["errorType"], "ValueError");
+    assert_eq!(unhandled["requestId"], request_id.as_str());
+    assert!(!logs.contains("debug detail"), "{logs}");
+    assert!(
+        logs.lines().any(|l| l == "a plain print"),
+        "print stays text: {logs}"
+    );
 }
 
 /// sys.path of the runtime without host site-packages.

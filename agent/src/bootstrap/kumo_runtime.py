@@ -33,6 +33,11 @@ RUNTIME_FILE = __file__
 HOST_SITE_PACKAGES_ENV = "KUMO_PYTHON_HOST_SITE_PACKAGES"
 
 
+def json_log_format(env):
+    """Whether AWS_LAMBDA_LOG_FORMAT asks for JSON log records (any case)."""
+    return (env.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+
+
 class Invocation(object):
     """The invocation being served, for log records (kumo_logging)."""
 
@@ -116,7 +121,7 @@ class LoggingHook(object):
 def _install_lambda_logging(logging):
     try:
         import kumo_logging
-        kumo_logging.install(logging, Invocation)
+        kumo_logging.install(logging, Invocation, json_log_format(os.environ))
     except Exception as e:
         sys.stderr.write("[kumo bootstrap] setting up logging failed: %s\n" % _safe_str(e))
 
@@ -440,14 +445,19 @@ def error_document(exc, request_id):
             trace = _stack_trace(exc.__traceback__)
         except Exception:
             trace = []
-    text = "[ERROR] %s: %s\n" % (error_type, message)
-    if trace:
-        text += "Traceback (most recent call last):\n" + "".join(trace)
-        if not text.endswith("\n"):
-            text += "\n"
+    document = {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": trace}
+    if json_log_format(os.environ):
+        # awslambdaric's JSON error record (docs/wire-formats.md §4).
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        text = dumps(dict([("timestamp", stamp), ("log_level", "ERROR")] + list(document.items()))) + "\n"
+    else:
+        text = "[ERROR] %s: %s\n" % (error_type, message)
+        if trace:
+            text += "Traceback (most recent call last):\n" + "".join(trace)
+            if not text.endswith("\n"):
+                text += "\n"
     sys.stderr.write(text)
-    body = dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": trace})
-    return error_type, body.encode("utf-8")
+    return error_type, dumps(document).encode("utf-8")
 
 
 def _flush():
