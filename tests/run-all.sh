@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v gcc >/dev/null || need_apt+=(gcc)
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
+# A host package for the python3 runtime's site-packages opt-in test.
+/usr/bin/python3 -c "import yaml" 2>/dev/null || need_apt+=(python3-yaml)
 [ -f /usr/include/python3.11/Python.h ] || [ -n "$(ls /usr/include/python3*/Python.h 2>/dev/null)" ] || need_apt+=(python3-dev)
 command -v hostname >/dev/null || need_apt+=(hostname)
 command -v ip >/dev/null || need_apt+=(iproute2)
