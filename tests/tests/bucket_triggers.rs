@@ -29,6 +29,14 @@ fn received(sink: &Sink) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// kumod with the webhook token and a reporting function `photos`.
+fn kumo_with_photos() -> (Kumo, Sink) {
+    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
+    let sink = Sink::start();
+    kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
+    (kumo, sink)
+}
+
 fn wait_for_count(sink: &Sink, count: usize) {
     assert!(
         sink.wait_for(Duration::from_secs(30), |r| r.len() >= count),
@@ -219,9 +227,7 @@ fn hostile_webhook_requests_are_refused_without_blocking_later_events() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
-    let sink = Sink::start();
-    kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
+    let (kumo, sink) = kumo_with_photos();
     kumo.create_trigger(&["uploads", "--function", "photos", "--bucket", "images"]);
     let http = &kumo.http_address;
     let good = minio_event("s3:ObjectCreated:Put", "images", "a.jpg", "B1");
@@ -352,9 +358,7 @@ fn disabled_bucket_triggers_do_not_fire() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
-    let sink = Sink::start();
-    kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
+    let (kumo, sink) = kumo_with_photos();
     kumo.create_trigger(&[
         "uploads",
         "--function",
@@ -425,9 +429,7 @@ fn keys_with_nul_or_invalid_utf8_are_delivered_byte_exact() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
-    let sink = Sink::start();
-    kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
+    let (kumo, sink) = kumo_with_photos();
     kumo.create_trigger(&[
         "odd",
         "--function",
