@@ -249,6 +249,27 @@ pub struct TriggerCreateArgs {
     /// API Gateway payload format: 1.0 or 2.0 (default).
     #[arg(long, requires = "http_path")]
     pub payload_format: Option<String>,
+    /// requestContext.stage (default $default; another stage prefixes
+    /// requestContext.path / rawPath with /<stage>).
+    #[arg(long, requires = "http_path")]
+    pub stage: Option<String>,
+    /// requestContext.apiId (default kumo).
+    #[arg(long, requires = "http_path")]
+    pub api_id: Option<String>,
+    /// Allowed CORS origins, comma-separated or repeated (https://app.example.com, or *):
+    /// preflights are answered without invoking the function.
+    #[arg(long, value_delimiter = ',', requires = "http_path")]
+    pub cors_origin: Vec<String>,
+    /// Methods CORS preflights allow (default: the route's methods and OPTIONS).
+    #[arg(long, value_delimiter = ',', requires = "cors_origin")]
+    pub cors_methods: Vec<String>,
+    /// Request headers CORS preflights allow (default: Content-Type, X-Amz-Date,
+    /// Authorization, X-Api-Key, X-Amz-Security-Token).
+    #[arg(long, value_delimiter = ',', requires = "cors_origin")]
+    pub cors_headers: Vec<String>,
+    /// Access-Control-Max-Age of preflight answers, in seconds (at most 86400).
+    #[arg(long, requires = "cors_origin")]
+    pub cors_max_age: Option<u32>,
     /// Event types, comma-separated (default s3:ObjectCreated:*).
     #[arg(long, value_delimiter = ',', requires = "bucket")]
     pub events: Vec<String>,
@@ -258,6 +279,9 @@ pub struct TriggerCreateArgs {
     /// Only keys ending with this (decoded key).
     #[arg(long, default_value = "", requires = "bucket")]
     pub suffix: String,
+    /// Event shape: aws (S3's, the default) or minio (MinIO's record verbatim).
+    #[arg(long, requires = "bucket")]
+    pub event_format: Option<String>,
     /// Also write the bucket's notification configuration (needs --s3-profile).
     #[arg(long, requires_all = ["bucket", "s3_profile"])]
     pub configure_bucket: bool,
