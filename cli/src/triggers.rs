@@ -60,6 +60,31 @@ pub fn trigger_json(info: &TriggerInfo) -> Value {
     value
 }
 
+/// One line saying what starts the trigger: `schedule rate(5 minutes)`,
+/// `http GET,POST /path`, `bucket images (s3:ObjectCreated:*)`.
+fn source_summary(info: &TriggerInfo) -> String {
+    let config = info.config.clone().unwrap_or_default();
+    match config.source {
+        Some(trigger_config::Source::Schedule(s)) => format!("schedule {}", s.expression),
+        Some(trigger_config::Source::Http(h)) => {
+            let methods = if h.methods.is_empty() {
+                "ANY".to_string()
+            } else {
+                h.methods.join(",")
+            };
+            format!("http {methods} {}", info.url_path)
+        }
+        Some(trigger_config::Source::Bucket(b)) => {
+            let mut line = format!("bucket {}", b.bucket);
+            if !b.events.is_empty() {
+                line.push_str(&format!(" ({})", b.events.join(",")));
+            }
+            line
+        }
+        None => "-".to_string(),
+    }
+}
+
 fn print(info: &TriggerInfo, output: Output) {
     crate::output::print_record(&trigger_json(info), output);
 }
@@ -141,18 +166,13 @@ pub async fn run(client: &mut Client, command: TriggerCommand) -> Result<(), Cli
                 Output::Text => {
                     println!("{:<24} {:<8} {:<24} SOURCE", "NAME", "ENABLED", "FUNCTION");
                     for info in &list {
-                        let value = trigger_json(info);
-                        let source = value["schedule"]
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| {
-                                format!("bucket {}", value["bucket"].as_str().unwrap_or_default())
-                            });
+                        let config = info.config.clone().unwrap_or_default();
                         println!(
-                            "{:<24} {:<8} {:<24} {source}",
-                            value["name"].as_str().unwrap_or_default(),
-                            value["enabled"],
-                            value["function"].as_str().unwrap_or_default()
+                            "{:<24} {:<8} {:<24} {}",
+                            config.name,
+                            if config.disabled { "no" } else { "yes" },
+                            config.function,
+                            source_summary(info)
                         );
                     }
                 }
