@@ -86,7 +86,8 @@ fn steps(first_line: usize, body: &[&str]) -> Vec<Step> {
             }
         }
         let mut expected_code = expected_code(&text);
-        if text.contains("kumo logs") && text.contains("--follow") {
+        let code = text.split(" #").next().unwrap_or_default();
+        if code.contains("kumo logs") && code.contains("--follow") {
             text = format!("timeout 3 {text}");
             expected_code = 124;
         }
