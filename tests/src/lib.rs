@@ -4,8 +4,11 @@
 
 pub mod cluster;
 pub mod http;
+mod process;
 pub mod s3;
 pub mod sink;
+
+pub use process::{spawn_all_in_one, KillOnDrop};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

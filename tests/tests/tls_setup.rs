@@ -4,19 +4,12 @@
 //! certificate — while a CLI without one is refused.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use kumo_tests::{bin_dir, fixture, free_ports, root_or_skip, wait_until, DIVISION_HANDLER};
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use kumo_tests::{
+    bin_dir, fixture, free_ports, root_or_skip, spawn_all_in_one, wait_until, DIVISION_HANDLER,
+};
 
 fn make_certs(dir: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/make-certs.sh");
@@ -84,17 +77,7 @@ fn documented_tls_setup_serves_cli_and_agent() {
     )
     .unwrap();
     let bins = bin_dir();
-    let log = std::fs::File::create(dir.path().join("kumod.log")).unwrap();
-    let _kumod = KillOnDrop(
-        Command::new(bins.join("kumod"))
-            .arg("--all-in-one")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting kumod"),
-    );
+    let _kumod = spawn_all_in_one(&config, &dir.path().join("kumod.log"));
     let endpoint = format!("https://localhost:{grpc}");
     let token = data.join("control.token");
     let kumod_log = || std::fs::read_to_string(dir.path().join("kumod.log")).unwrap_or_default();
