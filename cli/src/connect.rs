@@ -9,9 +9,11 @@ use tonic::transport::Channel;
 
 use crate::args::Cli;
 use crate::commands::CliError;
+use crate::upload_progress::UploadProgress;
 
-/// A control-API client that sends the operator's token.
-pub type Client = ControlClient<InterceptedService<Channel, BearerToken>>;
+/// A control-API client that sends the operator's token (and shows upload
+/// progress, see [`crate::upload_progress`]).
+pub type Client = ControlClient<UploadProgress<InterceptedService<Channel, BearerToken>>>;
 
 /// Token files tried when none is given: the user's, then the one kumod
 /// creates in its default data directory (readable by root).
@@ -85,7 +87,11 @@ pub async fn connect(cli: &Cli) -> Result<Client, CliError> {
                     .unwrap_or_else(|| e.to_string()),
             )
         })?;
-    Ok(ControlClient::with_interceptor(channel, bearer)
+    Ok(
+        ControlClient::new(UploadProgress::new(InterceptedService::new(
+            channel, bearer,
+        )))
         .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES))
+        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES),
+    )
 }

@@ -9,6 +9,7 @@ mod docs;
 mod output;
 mod package;
 mod triggers;
+mod upload_progress;
 mod versions;
 
 use std::process::ExitCode;

@@ -121,8 +121,13 @@ fn a_drained_cluster_is_named_as_such() {
     }
     let kumo = Kumo::start_configured("agent_wait_seconds = 1", "");
     kumo.create_division("divide", &[]);
-    let agents = kumo.cli(&["agents", "--output", "json"]).json();
-    let id = agents[0]["agent_id"].as_str().unwrap().to_string();
+    let agent_id = || kumo.cli(&["agents", "--output", "json"]).json()[0]["agent_id"].clone();
+    kumo_tests::wait_until(
+        "the agent listed",
+        std::time::Duration::from_secs(10),
+        || agent_id().is_string(),
+    );
+    let id = agent_id().as_str().unwrap().to_string();
     assert_eq!(kumo.cli(&["agent", "drain", &id]).code, 0);
     let run = kumo.cli(&["invoke", "divide", "--payload", r#"{"x": 1, "y": 1}"#]);
     assert_ne!(run.code, 0);
@@ -192,4 +197,58 @@ fn a_busy_port_is_reported_once() {
         !stderr.contains('\u{1b}'),
         "no colour codes when stderr is not a terminal: {stderr}"
     );
+}
+
+#[test]
+fn a_large_upload_shows_progress_on_a_terminal() {
+    if !root_or_skip() {
+        return;
+    }
+    let kumo = Kumo::start();
+    let package = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        kumo_tests::fixture("division").join("lambda_function.py"),
+        package.path().join("lambda_function.py"),
+    )
+    .unwrap();
+    // 6 MB that do not compress: the zip stays over the bar's 4 MB threshold.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..6_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(package.path().join("noise.bin"), noise).unwrap();
+    let command = format!(
+        "{} --endpoint {} function create big --runtime python3 --handler {} --code {}",
+        kumo.bins().join("kumo").display(),
+        kumo.endpoint,
+        kumo_tests::DIVISION_HANDLER,
+        package.path().display()
+    );
+    // `script` gives the CLI a terminal, as a user's shell does.
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("KUMO_TOKEN_FILE", kumo.token_file())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("uploading big ["), "{shown}");
+    assert!(shown.contains("MiB"), "{shown}");
+    assert_eq!(kumo.invoke_ok("big", r#"{"x": 1, "y": 2}"#)["result"], 0.5);
+    // Without a terminal nothing but the result is printed.
+    let quiet = kumo.cli(&[
+        "function",
+        "update",
+        "big",
+        "--code",
+        &package.path().to_string_lossy(),
+    ]);
+    assert_eq!(quiet.code, 0, "{quiet:?}");
+    assert!(!quiet.stderr.contains("uploading"), "{quiet:?}");
 }
