@@ -9,11 +9,15 @@
 //! `/runtime/init/error`, then loops over `/invocation/next`, speaking
 //! HTTP/1.1 over a raw socket so that it starts about as fast as a bare
 //! interpreter.
+//!
+//! The Node.js bootstrap ([`node`]) is installed into the same directory.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+pub mod node;
 
 /// The entry point's source.
 pub const BOOTSTRAP_PY: &str = include_str!("bootstrap.py");
@@ -42,9 +46,10 @@ pub struct InstallError {
     pub source: std::io::Error,
 }
 
-/// Writes `bootstrap.py` and `kumo_runtime.py` into `dir` (created if
-/// missing), atomically, each only when its content differs (so that a
-/// compiled cache stays valid). Returns the entry point's path.
+/// Writes `bootstrap.py`, `kumo_runtime.py` and the Node.js client
+/// `kumo_runtime.cjs` into `dir` (created if missing), atomically, each
+/// only when its content differs (so that a compiled cache stays valid).
+/// Returns the Python entry point's path.
 pub fn install(dir: &Path) -> Result<PathBuf, InstallError> {
     std::fs::create_dir_all(dir).map_err(|source| InstallError {
         op: "creating directory",
@@ -52,6 +57,10 @@ pub fn install(dir: &Path) -> Result<PathBuf, InstallError> {
         source,
     })?;
     write_if_changed(&dir.join(KUMO_RUNTIME_FILE_NAME), KUMO_RUNTIME_PY)?;
+    write_if_changed(
+        &dir.join(node::KUMO_RUNTIME_CJS_FILE_NAME),
+        node::KUMO_RUNTIME_CJS,
+    )?;
     let entry = dir.join(BOOTSTRAP_FILE_NAME);
     write_if_changed(&entry, BOOTSTRAP_PY)?;
     Ok(entry)
@@ -150,8 +159,12 @@ mod tests {
             KUMO_RUNTIME_PY
         );
         assert_eq!(
+            std::fs::read_to_string(runtime.join(node::KUMO_RUNTIME_CJS_FILE_NAME)).unwrap(),
+            node::KUMO_RUNTIME_CJS
+        );
+        assert_eq!(
             std::fs::read_dir(&runtime).unwrap().count(),
-            2,
+            3,
             "no temp files left"
         );
     }
