@@ -23,6 +23,9 @@ prepare() {
     local started=$SECONDS
     (cd "$DIR" && npm install --no-audit --no-fund --loglevel=error "aws-lambda-ric@$VERSION" >&2)
     echo "==> aws-lambda-ric@$VERSION built in $((SECONDS - started)) s" >&2
+    # The sources its native client was compiled from (about 150 MB) are
+    # not needed to run it.
+    rm -rf "$DIR/node_modules/aws-lambda-ric/deps"
     touch "$DIR/.complete"
   fi
   echo "$DIR/node_modules/aws-lambda-ric"

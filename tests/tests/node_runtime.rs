@@ -36,16 +36,11 @@ fn commonjs_and_es_module_handlers_run_with_their_context_and_keep_module_state(
         "index.handler",
         &["--timeout", "3"],
     );
-    let run = kumo.cli(&[
-        "invoke",
+    let first = kumo.invoke_ok_with_client_context(
         "node-cjs",
-        "--payload",
         r#"{"hello": "node"}"#,
-        "--client-context",
         r#"{"custom": {"tenant": "t1"}}"#,
-    ]);
-    assert_eq!(run.code, 0, "{run:?}\n{}", kumo.logs("node-cjs"));
-    let first = run.json();
+    );
     assert_eq!(first["calls"], 1);
     assert_eq!(first["event"]["hello"], "node");
     assert_eq!(first["functionName"], "node-cjs");
@@ -402,6 +397,24 @@ fn hostile_node_handlers_time_out_and_their_output_is_capped() {
         &logs[..logs.len().min(800)]
     );
     assert_eq!(kumo.invoke_ok("node-flood", "{}"), "survived the flood");
+
+    // A 128 MB function: 40 MB of live arrays fit (V8's heap is sized to
+    // the memory), 300 MB end the instance, and the next call starts afresh.
+    create(
+        &kumo,
+        "node-memory",
+        "nodejs20.x",
+        "errors.allocate",
+        &["--memory", "128"],
+    );
+    assert_eq!(kumo.invoke_ok("node-memory", r#"{"mb": 40}"#), 40);
+    let hog = kumo.invoke_failed("node-memory", r#"{"mb": 300}"#);
+    let error_type = hog["errorType"].as_str().unwrap();
+    assert!(
+        error_type == "Runtime.ExitError" || error_type == "Runtime.OutOfMemory",
+        "{hog}"
+    );
+    assert_eq!(kumo.invoke_ok("node-memory", r#"{"mb": 40}"#), 40);
 }
 
 #[test]
@@ -485,7 +498,12 @@ fn node_ric_package() -> tempfile::TempDir {
     let ric = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture("node_ric"), dir.path());
-    copy_dir(&ric, &dir.path().join("node_modules/aws-lambda-ric"));
+    // What runs: the entry point and the built client with its native
+    // module (not the 150 MB of sources it was compiled from).
+    let installed = dir.path().join("node_modules/aws-lambda-ric");
+    copy_dir(&ric.join("bin"), &installed.join("bin"));
+    copy_dir(&ric.join("dist"), &installed.join("dist"));
+    std::fs::copy(ric.join("package.json"), installed.join("package.json")).unwrap();
     dir
 }
 
@@ -503,16 +521,11 @@ fn aws_lambda_ric_runs_unmodified_under_provided() {
         package.path(),
         &["--timeout", "2", "--memory", "256"],
     );
-    let run = kumo.cli(&[
-        "invoke",
+    let out = kumo.invoke_ok_with_client_context(
         "node-ric",
-        "--payload",
         r#"{"hello": "ric"}"#,
-        "--client-context",
         r#"{"custom": {"tenant": "t1"}}"#,
-    ]);
-    assert_eq!(run.code, 0, "{run:?}\n{}", kumo.logs("node-ric"));
-    let out = run.json();
+    );
     assert_eq!(out["event"]["hello"], "ric");
     assert_eq!(out["calls"], 1);
     assert_eq!(out["version"], "$LATEST");
@@ -529,11 +542,5 @@ fn aws_lambda_ric_runs_unmodified_under_provided() {
     assert_eq!(error["errorType"], "Error", "{error}");
     assert_eq!(error["errorMessage"], "ric kaboom");
     assert!(error["trace"].is_array(), "{error}");
-    let slow = kumo.cli(&["invoke", "node-ric", "--payload", r#"{"sleep": 5}"#]);
-    assert_eq!(slow.code, 1, "{slow:?}");
-    assert!(slow.stdout.contains("Task timed out"), "{slow:?}");
-    assert_eq!(
-        kumo.invoke_ok("node-ric", r#"{"again": 1}"#)["event"]["again"],
-        1
-    );
+    kumo.assert_times_out_then_serves("node-ric");
 }
