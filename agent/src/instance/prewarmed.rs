@@ -220,3 +220,45 @@ impl Instance {
         Ok(instance)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function(runtime: &str, network: &str, variables: &[(&str, &str)]) -> FunctionSpec {
+        FunctionSpec {
+            runtime: runtime.into(),
+            network: network.into(),
+            environment: variables
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_bootstrap_runtime_has_its_kind_and_start_up_variables_opt_out() {
+        assert_eq!(
+            eligible(&function("python3", "none", &[])),
+            Some(BlankKind::Python)
+        );
+        for node in ["nodejs18.x", "nodejs20.x", "nodejs22.x"] {
+            assert_eq!(
+                eligible(&function(node, "none", &[])),
+                Some(BlankKind::Node)
+            );
+        }
+        assert_eq!(eligible(&function("provided", "none", &[])), None);
+        assert_eq!(eligible(&function("nodejs20.x", "outbound", &[])), None);
+        for variable in ["NODE_OPTIONS", "UV_THREADPOOL_SIZE", "LD_PRELOAD", "TZ"] {
+            let spec = function("nodejs20.x", "none", &[(variable, "x")]);
+            assert_eq!(eligible(&spec), None, "{variable}");
+        }
+        // Another runtime's start-up variables do not matter.
+        let python_var = function("nodejs20.x", "none", &[("PYTHONHASHSEED", "1")]);
+        assert_eq!(eligible(&python_var), Some(BlankKind::Node));
+        let node_var = function("python3", "none", &[("NODE_OPTIONS", "x")]);
+        assert_eq!(eligible(&node_var), Some(BlankKind::Python));
+    }
+}
