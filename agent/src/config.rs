@@ -65,9 +65,8 @@ pub struct AgentConfig {
     /// a sandbox and starting an interpreter.
     pub prewarm_python_instances: u32,
     /// Pre-started Node.js sandboxes kept ready for cold starts (0 = off),
-    /// for eligible `nodejsNN.x` functions (network `none`, no start-up
-    /// variables such as `NODE_OPTIONS`). Their V8 heap keeps V8's default
-    /// size (only the cgroup limits the function's memory).
+    /// for eligible `nodejsNN.x` functions: 128 MB (V8's heap is sized at
+    /// start), network `none`, no start-up variables such as `NODE_OPTIONS`.
     pub prewarm_node_instances: u32,
     /// Cap on one invocation's captured log; the rest is replaced by a
     /// truncation marker.

@@ -162,7 +162,7 @@ impl Instance {
         let argv = match runtime {
             Runtime::Python3 => bootstrap::python_argv(&settings.python_path),
             Runtime::Nodejs(_) => {
-                bootstrap::node::node_argv(&settings.node_path, Some(function.memory_mb))
+                bootstrap::node::node_argv(&settings.node_path, function.memory_mb)
             }
             Runtime::Provided => vec!["/var/task/bootstrap".to_owned()],
         };

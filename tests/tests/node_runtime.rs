@@ -426,13 +426,7 @@ fn pre_started_node_sandboxes_serve_node_cold_starts() {
         "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
         "prewarm_node_instances = 2\n",
     );
-    create(
-        &kumo,
-        "node-warm18",
-        "nodejs18.x",
-        "index.handler",
-        &["--memory", "256"],
-    );
+    create(&kumo, "node-warm18", "nodejs18.x", "index.handler", &[]);
     let out = kumo.invoke_ok("node-warm18", r#"{"p": 1}"#);
     assert_eq!(
         kumo.log()
@@ -445,7 +439,7 @@ fn pre_started_node_sandboxes_serve_node_cold_starts() {
     assert_eq!(out["event"]["p"], 1);
     assert_eq!(out["calls"], 1);
     assert_eq!(out["prewarmed"], serde_json::Value::Null, "{out}");
-    assert_eq!(out["memoryLimitInMB"], "256");
+    assert_eq!(out["memoryLimitInMB"], "128");
     assert_eq!(out["executionEnv"], "AWS_Lambda_nodejs18.x");
     assert_eq!(out["cwd"], "/var/task");
     // NODE_PATH of the function's own runtime, also for require().
@@ -455,7 +449,8 @@ fn pre_started_node_sandboxes_serve_node_cold_starts() {
         .starts_with("/opt/nodejs/node18/node_modules:"));
     assert_eq!(kumo.invoke_ok("node-warm18", "{}")["calls"], 2);
 
-    // An ES module from the second blank; a function setting NODE_OPTIONS
+    // An ES module from the second blank; a function setting NODE_OPTIONS,
+    // or of another memory size (a blank's heap is sized for 128 MB),
     // starts the classic way.
     create(&kumo, "node-warm-esm", "nodejs20.x", "esm.handler", &[]);
     assert_eq!(kumo.invoke_ok("node-warm-esm", "{}")["module"], "esm.mjs");
@@ -472,11 +467,19 @@ fn pre_started_node_sandboxes_serve_node_cold_starts() {
         "index.handler",
         &["--env", "NODE_OPTIONS=--no-warnings"],
     );
+    create(
+        &kumo,
+        "node-big",
+        "nodejs20.x",
+        "index.handler",
+        &["--memory", "256"],
+    );
     let claims = kumo
         .log()
         .matches("cold start from a pre-started sandbox")
         .count();
     assert_eq!(kumo.invoke_ok("node-options", "{}")["calls"], 1);
+    assert_eq!(kumo.invoke_ok("node-big", "{}")["memoryLimitInMB"], "256");
     assert_eq!(
         kumo.log()
             .matches("cold start from a pre-started sandbox")

@@ -28,14 +28,11 @@ pub fn heap_flags(memory_mb: u32) -> Vec<String> {
     ]
 }
 
-/// The argv that runs the bootstrap with `node_path` inside a sandbox;
-/// `memory_mb` sizes the heap (`None`: V8's defaults, for a pre-started
-/// runtime whose function is not known yet).
-pub fn node_argv(node_path: &Path, memory_mb: Option<u32>) -> Vec<String> {
+/// The argv that runs the bootstrap with `node_path` inside a sandbox,
+/// its heap sized for a function of `memory_mb`.
+pub fn node_argv(node_path: &Path, memory_mb: u32) -> Vec<String> {
     let mut argv = vec![node_path.display().to_string()];
-    if let Some(memory_mb) = memory_mb {
-        argv.extend(heap_flags(memory_mb));
-    }
+    argv.extend(heap_flags(memory_mb));
     argv.push(format!(
         "{RUNTIME_DIR_IN_SANDBOX}/{KUMO_RUNTIME_CJS_FILE_NAME}"
     ));
@@ -66,17 +63,13 @@ mod tests {
     #[test]
     fn argv_runs_the_mounted_client_with_a_heap_sized_to_the_function() {
         assert_eq!(
-            node_argv(Path::new("/usr/bin/node"), Some(128)),
+            node_argv(Path::new("/usr/bin/node"), 128),
             [
                 "/usr/bin/node",
                 "--max-semi-space-size=6",
                 "--max-old-space-size=116",
                 "/var/runtime/kumo_runtime.cjs"
             ]
-        );
-        assert_eq!(
-            node_argv(Path::new("/usr/bin/node"), None),
-            ["/usr/bin/node", "/var/runtime/kumo_runtime.cjs"]
         );
     }
 

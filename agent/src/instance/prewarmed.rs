@@ -8,7 +8,10 @@
 //! variable the interpreter or the C library reads at start-up (`PYTHON*`
 //! for python3, `NODE_*` and `UV_*` for Node.js, `LD_*`, `LC_*`, `LANG`,
 //! `TZ`). Every `nodejsNN.x` shares one kind of blank: the client re-reads
-//! `NODE_PATH` from its assignment. Everything else starts the classic way.
+//! `NODE_PATH` from its assignment. V8's heap limit is fixed when `node`
+//! starts, so Node.js blanks start with the heap of a
+//! [`NODE_BLANK_FUNCTION_MEMORY_MB`] function and serve only functions of
+//! that size. Everything else starts the classic way.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +26,10 @@ use crate::sandbox::{ClaimSpec, Sandbox, SandboxSpec};
 /// Memory limit of a blank sandbox until it is claimed (an idle Python
 /// interpreter needs about 10 MB, an idle Node.js about 45 MB).
 pub const BLANK_MEMORY_MB: u32 = 128;
+
+/// The memory size (Lambda's default) of the functions a Node.js blank
+/// serves: its V8 heap is sized for it at start.
+pub const NODE_BLANK_FUNCTION_MEMORY_MB: u32 = 128;
 
 /// Variables set at interpreter start-up that a blank already has.
 const STARTUP_VARIABLES: &[&str] = &[
@@ -109,7 +116,9 @@ pub fn eligible(function: &FunctionSpec) -> Option<BlankKind> {
     let startup_variable = |key: &str| {
         kind.startup_prefixes().iter().any(|p| key.starts_with(p)) || key == "LANG" || key == "TZ"
     };
+    let heap_fits = kind != BlankKind::Node || function.memory_mb == NODE_BLANK_FUNCTION_MEMORY_MB;
     (function.network.parse() == Ok(NetworkMode::None)
+        && heap_fits
         && !function.environment.keys().any(|k| startup_variable(k)))
     .then_some(kind)
 }
@@ -134,7 +143,9 @@ pub async fn start_blank(
     env.push(("KUMO_PREWARMED".into(), "1".into()));
     let argv = match kind {
         BlankKind::Python => bootstrap::python_argv(&settings.python_path),
-        BlankKind::Node => bootstrap::node::node_argv(&settings.node_path, None),
+        BlankKind::Node => {
+            bootstrap::node::node_argv(&settings.node_path, NODE_BLANK_FUNCTION_MEMORY_MB)
+        }
     };
     let spec = SandboxSpec {
         instance_id: format!("{}-blank", &uuid[..12]),
@@ -229,6 +240,7 @@ mod tests {
         FunctionSpec {
             runtime: runtime.into(),
             network: network.into(),
+            memory_mb: 128,
             environment: variables
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -251,6 +263,17 @@ mod tests {
         }
         assert_eq!(eligible(&function("provided", "none", &[])), None);
         assert_eq!(eligible(&function("nodejs20.x", "outbound", &[])), None);
+        // A Node.js blank's heap is sized for 128 MB functions only.
+        let bigger = FunctionSpec {
+            memory_mb: 256,
+            ..function("nodejs20.x", "none", &[])
+        };
+        assert_eq!(eligible(&bigger), None);
+        let python = FunctionSpec {
+            memory_mb: 256,
+            ..function("python3", "none", &[])
+        };
+        assert_eq!(eligible(&python), Some(BlankKind::Python));
         for variable in ["NODE_OPTIONS", "UV_THREADPOOL_SIZE", "LD_PRELOAD", "TZ"] {
             let spec = function("nodejs20.x", "none", &[(variable, "x")]);
             assert_eq!(eligible(&spec), None, "{variable}");
