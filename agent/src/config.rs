@@ -44,6 +44,12 @@ pub struct AgentConfig {
     pub python_path: PathBuf,
     /// Value of `AWS_EXECUTION_ENV` for the `python3` runtime.
     pub python_execution_env: String,
+    /// Whether the `python3` runtime's `sys.path` includes the host
+    /// interpreter's site-packages (e.g. Debian's `dist-packages`) after the
+    /// standard library. Off by default, so a function sees only its package
+    /// and the standard library on every node; a function's own
+    /// `KUMO_PYTHON_HOST_SITE_PACKAGES` (`1` or `0`) wins over this.
+    pub python_host_site_packages: bool,
     /// The `node` binary every `nodejsNN.x` runtime runs (`nodejs18.x`,
     /// `nodejs20.x` and `nodejs22.x` all map to it; `AWS_EXECUTION_ENV`
     /// names the runtime the function asked for).
@@ -107,6 +113,7 @@ impl Default for AgentConfig {
             python_path: PathBuf::from("/usr/bin/python3"),
             python_execution_env: "AWS_Lambda_python3.11".into(),
             node_path: PathBuf::from("/usr/bin/node"),
+            python_host_site_packages: false,
             region: "us-east-1".into(),
             sandbox_uid_base: 100_000,
             sandbox_uid_count: 60_000,

@@ -37,6 +37,9 @@ pub struct InstanceSettings {
     pub python_path: PathBuf,
     /// `AWS_EXECUTION_ENV` of the `python3` runtime.
     pub python_execution_env: String,
+    /// The host's site-packages on the `python3` runtime's `sys.path`
+    /// unless the function says otherwise.
+    pub python_host_site_packages: bool,
     /// The `node` binary of the `nodejsNN.x` runtimes (path inside the
     /// sandbox).
     pub node_path: PathBuf,
@@ -78,6 +81,7 @@ impl InstanceSettings {
             python_path: config.python_path.clone(),
             python_execution_env: config.python_execution_env.clone(),
             node_path: config.node_path.clone(),
+            python_host_site_packages: config.python_host_site_packages,
             runtime_dir: config.runtime_dir(),
             region: config.region.clone(),
             init_timeout: Duration::from_secs(config.init_timeout_seconds.max(1)),

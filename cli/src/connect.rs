@@ -35,13 +35,27 @@ fn token(cli: &Cli) -> Result<Option<String>, CliError> {
     if let Some(file) = &cli.token_file {
         return Ok(read_tokens(file).map_err(failed)?.into_iter().next());
     }
+    let mut unreadable = Vec::new();
     for file in default_token_files() {
         match read_tokens(&file) {
             Ok(tokens) => return Ok(tokens.into_iter().next()),
-            // Absent or unreadable (another user's): try the next one.
+            Err(SecurityError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                unreadable.push(file);
+            }
+            // Absent: try the next one.
             Err(SecurityError::Read { .. }) => continue,
             Err(err) => return Err(failed(err)),
         }
+    }
+    // No token: say why when one exists but belongs to someone else, since
+    // kumod will answer UNAUTHENTICATED (unless it runs --insecure-local).
+    for file in unreadable {
+        eprintln!(
+            "warning: the token file {} exists but you may not read it: run as root, copy the token to ~/.config/kumo/token (mode 0600), or use --token-file / KUMO_TOKEN",
+            file.display()
+        );
     }
     Ok(None)
 }

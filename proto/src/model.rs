@@ -15,7 +15,7 @@ use crate::control::FunctionConfig;
 mod function_ref;
 mod runtime;
 pub use function_ref::{FunctionRef, FunctionRefError};
-pub use runtime::{validate_handler, NodeMajor, Runtime, RUNTIME_NAMES};
+pub use runtime::{validate_handler, NodeMajor, Runtime, PROVIDED_BOOTSTRAP, RUNTIME_NAMES};
 
 /// Default memory size in MB (Lambda's default).
 pub const DEFAULT_MEMORY_MB: u32 = 128;

@@ -182,6 +182,12 @@ impl Kumo {
         Self::launch_limited(daemon_settings, agent_settings, all_in_one, listen_ip, None)
     }
 
+    /// Like [`Kumo::start`], on the given gRPC and HTTP ports (e.g. the
+    /// defaults 7070 and 7071, for commands copied from the README).
+    pub fn start_on_ports(grpc: u16, http: u16) -> Kumo {
+        Self::launch_at("", "", true, "127.0.0.1", None, (grpc, http))
+    }
+
     fn launch_limited(
         daemon_settings: &str,
         agent_settings: &str,
@@ -189,9 +195,27 @@ impl Kumo {
         listen_ip: &str,
         fd_limit: Option<u64>,
     ) -> Kumo {
+        let ports = free_ports();
+        Self::launch_at(
+            daemon_settings,
+            agent_settings,
+            all_in_one,
+            listen_ip,
+            fd_limit,
+            ports,
+        )
+    }
+
+    fn launch_at(
+        daemon_settings: &str,
+        agent_settings: &str,
+        all_in_one: bool,
+        listen_ip: &str,
+        fd_limit: Option<u64>,
+        (grpc, http): (u16, u16),
+    ) -> Kumo {
         let bins = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir");
-        let (grpc, http) = free_ports();
         let config = dir.path().join("kumod.toml");
         std::fs::write(
             &config,

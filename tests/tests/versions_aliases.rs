@@ -126,7 +126,19 @@ fn versions_and_aliases_route_calls() {
     assert!(r["arn"].as_str().unwrap().ends_with(":function:fn"), "{r}");
 
     // An alias: the sandbox sees the alias ARN and the executed version.
-    let alias = ok(&kumo, &["alias", "create", "fn", "prod", "--version", "1"]);
+    let alias = ok(
+        &kumo,
+        &[
+            "alias",
+            "create",
+            "fn",
+            "prod",
+            "--version",
+            "1",
+            "--output",
+            "json",
+        ],
+    );
     assert!(alias["alias_arn"]
         .as_str()
         .unwrap()
@@ -151,7 +163,19 @@ fn versions_and_aliases_route_calls() {
         "{v1_logs}"
     );
     // Moving the alias switches the very next call.
-    ok(&kumo, &["alias", "update", "fn", "prod", "--version", "2"]);
+    ok(
+        &kumo,
+        &[
+            "alias",
+            "update",
+            "fn",
+            "prod",
+            "--version",
+            "2",
+            "--output",
+            "json",
+        ],
+    );
     assert_eq!(kumo.invoke_ok("fn:prod", "{}")["code"], "two");
 
     // Weighted: 30% to version 1 over 1,000 calls.
@@ -168,9 +192,11 @@ fn versions_and_aliases_route_calls() {
             "1",
             "--weight",
             "0.3",
+            "--output",
+            "json",
         ],
     );
-    let shown = ok(&kumo, &["alias", "get", "fn", "prod"]);
+    let shown = ok(&kumo, &["alias", "get", "fn", "prod", "--output", "json"]);
     assert_eq!(shown["routing"]["AdditionalVersionWeights"]["1"], 0.3);
     let mut to_one = 0;
     for batch in 0..100 {
@@ -288,6 +314,8 @@ fn bad_versions_and_aliases_are_refused() {
             "2",
             "--weight",
             "0.5",
+            "--output",
+            "json",
         ],
     );
     refused(
@@ -340,7 +368,19 @@ fn bad_versions_and_aliases_are_refused() {
         "no log of request",
     );
     // Deleting what is unused works.
-    ok(&kumo, &["alias", "update", "fn", "prod", "--version", "2"]);
+    ok(
+        &kumo,
+        &[
+            "alias",
+            "update",
+            "fn",
+            "prod",
+            "--version",
+            "2",
+            "--output",
+            "json",
+        ],
+    );
     assert_eq!(kumo.cli(&["version", "delete", "fn", "1"]).code, 0);
     let names: Vec<String> = ok(&kumo, &["version", "list", "fn", "--output", "json"])
         .as_array()

@@ -103,6 +103,18 @@ impl fmt::Display for Runtime {
     }
 }
 
+/// The file the `provided` runtime starts from the package root.
+pub const PROVIDED_BOOTSTRAP: &str = "bootstrap";
+
+impl Runtime {
+    /// The executable the runtime starts from the package root, which a
+    /// package must hold (`bootstrap` for `provided`); None when the
+    /// runtime brings its own.
+    pub fn package_entry_point(self) -> Option<&'static str> {
+        (self == Runtime::Provided).then_some(PROVIDED_BOOTSTRAP)
+    }
+}
+
 /// Checks a handler string for a runtime.
 ///
 /// For `python3` the handler is `file.function` (a dotted or slashed module
