@@ -8,8 +8,8 @@
 #
 # Network registries it may use on a fresh machine: Debian's apt mirrors
 # (system packages, the VM kernel), crates.io (Rust crates, cargo-fuzz),
-# PyPI (moto, boto3, awslambdaric, virtme-ng; into venvs under /var/tmp) and
-# rustup's channel (the rustfmt/clippy components, a nightly for fuzzing).
+# PyPI (moto, boto3, awslambdaric, virtme-ng; into venvs under /var/tmp), npm
+# (aws-lambda-ric, into /var/tmp) and rustup's channel (the rustfmt/clippy components, a nightly for fuzzing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suite_started=$SECONDS
@@ -35,6 +35,15 @@ command -v pgrep >/dev/null || need_apt+=(procps)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The nodejsNN.x runtimes, and AWS's npm aws-lambda-ric (tests/node-ric.sh
+# compiles its native client once).
+[ -x /usr/bin/node ] || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+command -v g++ >/dev/null || need_apt+=(g++)
+for tool in make cmake autoconf automake; do
+  command -v "$tool" >/dev/null || need_apt+=("$tool")
+done
+command -v libtoolize >/dev/null || need_apt+=(libtool)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq

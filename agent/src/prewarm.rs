@@ -1,10 +1,11 @@
-//! The node's supply of pre-started python3 sandboxes (see
-//! [`crate::instance::prewarmed`]): kept at `prewarm_python_instances`,
+//! The node's supplies of pre-started sandboxes (see
+//! [`crate::instance::prewarmed`]), one per kind: python3 kept at
+//! `prewarm_python_instances`, Node.js at `prewarm_node_instances`, each
 //! refilled in the background after each claim, so a cold start takes one
 //! instead of building a sandbox and starting an interpreter.
 //!
 //! Blanks are not instances: they hold a uid from the pool but no memory
-//! reservation (an idle interpreter is about 10 MB) until claimed.
+//! reservation (an idle interpreter is 10-50 MB) until claimed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::instance::prewarmed::{self, Blank};
+use crate::instance::prewarmed::{self, Blank, BlankKind};
 use crate::instance::InstanceSettings;
 use crate::pool::Pool;
 
@@ -23,10 +24,11 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// start that claimed it.
 const REFILL_DELAY: Duration = Duration::from_millis(100);
 
-/// Pre-started sandboxes waiting for functions.
+/// Pre-started sandboxes of one kind waiting for functions.
 pub struct Prewarm {
     settings: InstanceSettings,
     pool: Arc<Pool>,
+    kind: BlankKind,
     target: usize,
     blanks: Mutex<Vec<Blank>>,
     wake: Notify,
@@ -34,12 +36,18 @@ pub struct Prewarm {
 }
 
 impl Prewarm {
-    /// Keeps `target` blanks ready (refilled by a background task that ends
-    /// with the returned handle).
-    pub fn start(settings: InstanceSettings, pool: Arc<Pool>, target: usize) -> Arc<Prewarm> {
+    /// Keeps `target` blanks of `kind` ready (refilled by a background task
+    /// that ends with the returned handle).
+    pub fn start(
+        settings: InstanceSettings,
+        pool: Arc<Pool>,
+        kind: BlankKind,
+        target: usize,
+    ) -> Arc<Prewarm> {
         let prewarm = Arc::new(Prewarm {
             settings,
             pool,
+            kind,
             target,
             blanks: Mutex::new(Vec::new()),
             wake: Notify::new(),
@@ -51,6 +59,11 @@ impl Prewarm {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Blank>> {
         self.blanks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The kind of blanks it keeps.
+    pub fn kind(&self) -> BlankKind {
+        self.kind
     }
 
     /// Blanks ready now.
@@ -104,7 +117,7 @@ async fn refill(prewarm: Weak<Prewarm>) {
             continue;
         }
         let uid = this.pool.take_uid();
-        match prewarmed::start_blank(&this.settings, uid).await {
+        match prewarmed::start_blank(&this.settings, this.kind, uid).await {
             Ok(blank) if this.stopped.load(Ordering::SeqCst) => {
                 this.pool.give_back_uid(blank.uid);
                 blank.destroy().await;
@@ -117,7 +130,7 @@ async fn refill(prewarm: Weak<Prewarm>) {
             }
             Err(err) => {
                 this.pool.give_back_uid(uid);
-                tracing::warn!(%err, "pre-starting a python3 sandbox failed");
+                tracing::warn!(%err, kind = this.kind.label(), "pre-starting a sandbox failed");
                 drop(this);
                 tokio::time::sleep(RETRY_AFTER_FAILURE).await;
             }

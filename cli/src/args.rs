@@ -438,10 +438,11 @@ pub enum FunctionCommand {
 pub struct CreateArgs {
     /// Function name.
     pub name: String,
-    /// Runtime: python3 or provided.
+    /// Runtime: python3, nodejs20.x (nodejs18.x, nodejs22.x) or provided.
     #[arg(long)]
     pub runtime: Runtime,
-    /// Handler, e.g. lambda_function.lambda_handler (python3).
+    /// Handler, e.g. lambda_function.lambda_handler (python3) or
+    /// index.handler (nodejsNN.x).
     #[arg(long, default_value = "")]
     pub handler: String,
     /// Package: a directory (zipped by the CLI), a .zip file, or
@@ -468,7 +469,7 @@ pub struct UpdateArgs {
     /// New package: a directory, a .zip file, or s3://bucket/key.zip.
     #[arg(long)]
     pub code: Option<PathBuf>,
-    /// New runtime: python3 or provided.
+    /// New runtime: python3, nodejs20.x (nodejs18.x, nodejs22.x) or provided.
     #[arg(long)]
     pub runtime: Option<Runtime>,
     /// New handler.

@@ -482,6 +482,37 @@ impl Kumo {
         run.json()
     }
 
+    /// Invokes with a payload and a client context (`--client-context`,
+    /// JSON) and expects success (panics with the function's log); returns
+    /// the JSON result.
+    pub fn invoke_ok_with_client_context(
+        &self,
+        name: &str,
+        payload: &str,
+        client_context: &str,
+    ) -> serde_json::Value {
+        let run = self.cli(&[
+            "invoke",
+            name,
+            "--payload",
+            payload,
+            "--client-context",
+            client_context,
+        ]);
+        assert_eq!(run.code, 0, "{run:?}\n{}", self.logs(name));
+        run.json()
+    }
+
+    /// For the runtime-client fixtures (`ric`, `node_ric`: they sleep
+    /// `event.sleep` seconds and echo the event): a call past the timeout
+    /// fails with "Task timed out", and the function serves the next call.
+    pub fn assert_times_out_then_serves(&self, name: &str) {
+        let slow = self.cli(&["invoke", name, "--payload", r#"{"sleep": 5}"#]);
+        assert_eq!(slow.code, 1, "{slow:?}");
+        assert!(slow.stdout.contains("Task timed out"), "{slow:?}");
+        assert_eq!(self.invoke_ok(name, r#"{"again": 1}"#)["event"]["again"], 1);
+    }
+
     /// Invokes and expects a function error (exit code 1); returns the
     /// error JSON.
     pub fn invoke_failed(&self, name: &str, payload: &str) -> serde_json::Value {

@@ -13,11 +13,15 @@
 //! about as fast as a bare interpreter. `kumo_logging.py` gives the root
 //! logger Lambda's handler when the function first imports `logging`
 //! (docs/wire-formats.md §4).
+//!
+//! The Node.js bootstrap ([`node`]) is installed into the same directory.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+pub mod node;
 
 /// The entry point's source.
 pub const BOOTSTRAP_PY: &str = include_str!("bootstrap.py");
@@ -60,10 +64,10 @@ pub struct InstallError {
     pub source: std::io::Error,
 }
 
-/// Writes `bootstrap.py`, `kumo_runtime.py` and `kumo_logging.py` into
-/// `dir` (created if missing), atomically, each only when its content
-/// differs (so that a compiled cache stays valid). Returns the entry
-/// point's path.
+/// Writes `bootstrap.py`, `kumo_runtime.py`, `kumo_logging.py` and the
+/// Node.js client `kumo_runtime.cjs` into `dir` (created if missing),
+/// atomically, each only when its content differs (so that a compiled cache
+/// stays valid). Returns the Python entry point's path.
 pub fn install(dir: &Path) -> Result<PathBuf, InstallError> {
     std::fs::create_dir_all(dir).map_err(|source| InstallError {
         op: "creating directory",
@@ -73,6 +77,10 @@ pub fn install(dir: &Path) -> Result<PathBuf, InstallError> {
     for (name, source) in MODULES {
         write_if_changed(&dir.join(name), source)?;
     }
+    write_if_changed(
+        &dir.join(node::KUMO_RUNTIME_CJS_FILE_NAME),
+        node::KUMO_RUNTIME_CJS,
+    )?;
     let entry = dir.join(BOOTSTRAP_FILE_NAME);
     write_if_changed(&entry, BOOTSTRAP_PY)?;
     Ok(entry)
@@ -170,8 +178,12 @@ mod tests {
             assert_eq!(std::fs::read_to_string(runtime.join(name)).unwrap(), source);
         }
         assert_eq!(
+            std::fs::read_to_string(runtime.join(node::KUMO_RUNTIME_CJS_FILE_NAME)).unwrap(),
+            node::KUMO_RUNTIME_CJS
+        );
+        assert_eq!(
             std::fs::read_dir(&runtime).unwrap().count(),
-            3,
+            MODULES.len() + 2,
             "no temp files left"
         );
     }

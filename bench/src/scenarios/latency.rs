@@ -22,6 +22,8 @@ use crate::stats::Summary;
 /// The no-op handler every latency scenario runs.
 pub const NOOP: &str = "def handler(event, context):\n    return None\n";
 const PYTHON: &str = "/usr/bin/python3";
+/// Pause between cold starts from pre-started sandboxes, so the pool refills.
+pub(crate) const PREWARM_REFILL_PAUSE: Duration = Duration::from_millis(200);
 
 /// Cold-start figures.
 #[derive(Debug, Serialize)]
@@ -46,7 +48,8 @@ pub struct Warm {
     pub floor: Summary,
 }
 
-fn time_command(program: &str, args: &[&str], n: usize) -> anyhow::Result<Summary> {
+/// Runs `program args` `n` times; the spawn-to-exit times.
+pub(crate) fn time_command(program: &str, args: &[&str], n: usize) -> anyhow::Result<Summary> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
@@ -62,7 +65,9 @@ fn time_command(program: &str, args: &[&str], n: usize) -> anyhow::Result<Summar
     Ok(Summary::of(&samples))
 }
 
-async fn invoke(cluster: &mut Cluster, name: &str) -> anyhow::Result<Duration> {
+/// One invoke of `name` with `{}`, to its answer (which must not be a
+/// function error).
+pub(crate) async fn invoke(cluster: &mut Cluster, name: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let answer = cluster
         .client
@@ -80,16 +85,15 @@ async fn invoke(cluster: &mut Cluster, name: &str) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// `n` cold starts of `name`: each call after a configuration change gets a
-/// new instance; `pause` lets background work (a pre-started sandbox being
-/// refilled) finish before the next call.
-async fn cold_starts(
+/// `n` cold starts of the existing function `name`: each call after a
+/// configuration change gets a new instance; `pause` lets background work
+/// (a pre-started sandbox being refilled) finish before the next call.
+pub(crate) async fn cold_starts(
     cluster: &mut Cluster,
     name: &str,
     n: usize,
     pause: Duration,
 ) -> anyhow::Result<Summary> {
-    cluster.create(name, NOOP, |_| {}).await?;
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         cluster
@@ -110,11 +114,13 @@ async fn cold_starts(
 /// them (`prewarm_python_instances`); the pool is given time to refill
 /// between calls, as on a node whose cold starts do not come in bursts.
 pub async fn cold_prewarmed(cluster: &mut Cluster, n: usize) -> anyhow::Result<Summary> {
-    cold_starts(cluster, "cold-prewarmed", n, Duration::from_millis(200)).await
+    cluster.create("cold-prewarmed", NOOP, |_| {}).await?;
+    cold_starts(cluster, "cold-prewarmed", n, PREWARM_REFILL_PAUSE).await
 }
 
 /// Cold starts: each call after a configuration change gets a new instance.
 pub async fn cold(cluster: &mut Cluster, n: usize) -> anyhow::Result<Cold> {
+    cluster.create("cold", NOOP, |_| {}).await?;
     let kumo = cold_starts(cluster, "cold", n, Duration::ZERO).await?;
     let bwrap = Path::new("/usr/bin/bwrap").exists();
     Ok(Cold {
@@ -148,15 +154,24 @@ pub async fn cold(cluster: &mut Cluster, n: usize) -> anyhow::Result<Cold> {
 /// Warm latency against the floor.
 pub async fn warm(cluster: &mut Cluster, n: usize) -> anyhow::Result<Warm> {
     cluster.create("warm", NOOP, |_| {}).await?;
-    invoke(cluster, "warm").await?;
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        samples.push(invoke(cluster, "warm").await?);
-    }
     Ok(Warm {
-        kumo: Summary::of(&samples),
+        kumo: warm_invokes(cluster, "warm", n).await?,
         floor: floor(n).await?,
     })
+}
+
+/// `n` warm invokes of the existing function `name` (after one to warm it).
+pub(crate) async fn warm_invokes(
+    cluster: &mut Cluster,
+    name: &str,
+    n: usize,
+) -> anyhow::Result<Summary> {
+    invoke(cluster, name).await?;
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        samples.push(invoke(cluster, name).await?);
+    }
+    Ok(Summary::of(&samples))
 }
 
 /// The bootstrap and an in-process Runtime API, no daemon, agent or sandbox.
