@@ -10,6 +10,10 @@ pub mod sink;
 
 pub use process::{spawn_all_in_one, KillOnDrop};
 
+/// kumod configuration with one `[invoke_api]` access key:
+/// `AKIDKUMOTEST` / `kumo-test-secret`.
+pub const INVOKE_API_KEYS: &str = "[invoke_api]\naccess_keys = [{ access_key_id = \"AKIDKUMOTEST\", secret_access_key = \"kumo-test-secret\" }]\n";
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

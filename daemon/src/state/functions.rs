@@ -45,6 +45,16 @@ pub enum FunctionError {
     /// The package was refused or could not be stored.
     #[error(transparent)]
     Package(#[from] PackageError),
+    /// The caller's RevisionId is not the function's current one.
+    #[error("PreconditionFailedException: the RevisionId {given} does not match the current {current} of {arn}; get the function again")]
+    RevisionMismatch {
+        /// The function.
+        arn: String,
+        /// What the caller sent.
+        given: String,
+        /// The current one.
+        current: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -93,6 +103,39 @@ impl Functions {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The cluster's concurrency limiter.
+    pub fn limiter(&self) -> &ConcurrencyLimiter {
+        &self.limiter
+    }
+
+    /// Fetches a package from S3 through one of kumod's profiles, refusing
+    /// objects over the package limit (both APIs deploy from S3 this way).
+    pub async fn fetch_package(
+        &self,
+        profile: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, S3Error> {
+        self.s3
+            .get_object(profile, bucket, key, model::MAX_PACKAGE_ZIPPED_BYTES)
+            .await
+    }
+
+    /// Fails with RevisionMismatch unless `given` is the function's
+    /// current RevisionId (see [`revision_id`]).
+    pub fn check_revision(&self, name: &str, given: &str) -> Result<(), FunctionError> {
+        let record = self.get_record(name)?;
+        let current = revision_id(&record.config.name, record.revision, &record.last_modified);
+        if given == current {
+            return Ok(());
+        }
+        Err(FunctionError::RevisionMismatch {
+            arn: self.arn(name, None),
+            given: given.to_string(),
+            current,
+        })
     }
 
     /// Checks and records a function's reservation, then stores the record.
@@ -295,6 +338,7 @@ impl Functions {
             last_modified: record.last_modified.clone(),
             revision: record.revision,
             queue: None,
+            runtime_warning: String::new(),
         }
     }
 }
@@ -338,6 +382,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
         credentials_profile,
         set_egress_allow,
         egress_allow,
+        role,
     } = update;
     if set_egress_allow {
         config.egress_allow = egress_allow;
@@ -353,6 +398,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
     replace(&mut config.network, network);
     replace(&mut config.on_failure_destination, on_failure_destination);
     replace(&mut config.credentials_profile, credentials_profile);
+    replace(&mut config.role, role);
     config.memory_mb = memory_mb.or(config.memory_mb);
     config.timeout_seconds = timeout_seconds.or(config.timeout_seconds);
     config.ephemeral_storage_mb = ephemeral_storage_mb.or(config.ephemeral_storage_mb);
@@ -366,6 +412,23 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
     if set_environment {
         config.environment = environment;
     }
+}
+
+/// Lambda's `RevisionId` of a function or version: UUID-shaped, derived
+/// from the name, revision counter and change time, so it changes with
+/// every update and differs after a delete and re-create.
+pub fn revision_id(name: &str, revision: u64, last_modified: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{name}\n{revision}\n{last_modified}"));
+    let hex = hex::encode(&digest[..16]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn now() -> String {
