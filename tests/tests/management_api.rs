@@ -748,3 +748,66 @@ fn lambda_runtime_names_are_kept_and_version_mismatches_are_said() {
         "a warning line in kumod's log"
     );
 }
+
+const FROM_S3: &str = r#"
+import base64, hashlib, io, json, sys, zipfile
+import boto3, botocore
+endpoint, s3_endpoint, bucket = sys.argv[1:4]
+lam = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1",
+                   aws_access_key_id="AKIDKUMOTEST", aws_secret_access_key="kumo-test-secret")
+s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+def package(code):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("lambda_function.py", "def handler(event, context):\n    return %d\n" % code)
+    return buf.getvalue()
+s3.create_bucket(Bucket=bucket)
+s3.put_object(Bucket=bucket, Key="v1.zip", Body=package(1))
+s3.put_object(Bucket=bucket, Key="v2.zip", Body=package(2))
+sha = lambda data: base64.b64encode(hashlib.sha256(data).digest()).decode()
+out = {}
+c = lam.create_function(FunctionName="s3fn", Runtime="python3.11", Role="r", Handler="lambda_function.handler",
+                        Code={"S3Bucket": bucket, "S3Key": "v1.zip"})
+out["created"] = c["CodeSha256"] == sha(package(1))
+out["invoked"] = json.load(lam.invoke(FunctionName="s3fn")["Payload"])
+u = lam.update_function_code(FunctionName="s3fn", S3Bucket=bucket, S3Key="v2.zip")
+out["updated"] = u["CodeSha256"] == sha(package(2))
+out["invoked_2"] = json.load(lam.invoke(FunctionName="s3fn")["Payload"])
+try:
+    lam.update_function_code(FunctionName="s3fn", S3Bucket=bucket, S3Key="missing.zip")
+    out["missing"] = "no error"
+except botocore.exceptions.ClientError as e:
+    out["missing"] = [e.response["Error"]["Code"], e.response["Error"]["Message"]]
+out["kept"] = lam.get_function(FunctionName="s3fn")["Configuration"]["CodeSha256"] == sha(package(2))
+print(json.dumps(out))
+"#;
+
+#[test]
+fn packages_come_from_s3_through_the_configured_profile() {
+    if !root_or_skip() {
+        return;
+    }
+    let s3 = kumo_tests::s3::S3Server::get();
+    let work = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{INVOKE_API_KEYS}code_s3_profile = \"store\"\n\n{}",
+        s3.profile_toml("store", work.path())
+    );
+    let kumo = Kumo::start_configured(&config, "");
+    let endpoint = format!("http://{}", kumo.http_address);
+    let bucket = kumo_tests::s3::unique_bucket("kumo-code");
+    let out: Value =
+        serde_json::from_str(run_python(FROM_S3, &[&endpoint, &s3.endpoint, &bucket]).trim())
+            .unwrap();
+    assert_eq!(out["created"], true, "{out}");
+    assert_eq!(out["invoked"], 1);
+    assert_eq!(out["updated"], true);
+    assert_eq!(out["invoked_2"], 2);
+    assert_eq!(out["missing"][0], "InvalidParameterValueException", "{out}");
+    assert!(
+        out["missing"][1].as_str().unwrap().contains("missing.zip"),
+        "{out}"
+    );
+    assert_eq!(out["kept"], true, "a failed update keeps the code");
+}

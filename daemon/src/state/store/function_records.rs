@@ -12,7 +12,8 @@ pub struct StoredConfig {
     pub name: String,
     /// Free text.
     pub description: String,
-    /// `python3` or `provided`.
+    /// A runtime identifier as the user gave it (`python3`, `python3.12`,
+    /// `provided.al2023`, …).
     pub runtime: String,
     /// Handler string.
     pub handler: String,
