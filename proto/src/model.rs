@@ -377,7 +377,7 @@ mod tests {
             "python3.8",
             "python3.14",
             "Python3.12",
-            "nodejs20.x",
+            "nodejs16.x",
             "",
             "provided.al2 ",
         ] {

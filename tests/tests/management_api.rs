@@ -682,6 +682,12 @@ fn lambda_runtime_names_are_kept_and_version_mismatches_are_said() {
         return;
     }
     let kumo = Kumo::start_configured(INVOKE_API_KEYS, "");
+    // The warning needs the agent's report of its interpreter.
+    kumo_tests::wait_until(
+        "the agent to attach",
+        std::time::Duration::from_secs(20),
+        || kumo.log().contains("agent attached"),
+    );
     let host = agent_python_version();
     let other = if host == "3.12" { "3.13" } else { "3.12" };
     let (asked, matching) = (format!("python{other}"), format!("python{host}"));
