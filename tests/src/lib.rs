@@ -18,6 +18,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Checks `[status, code, message]` of a refused Lambda API call (as the
+/// tests' Python scripts report them): the status, Lambda's error code and
+/// a message containing `words`; `what` names the call in failures.
+pub fn assert_refused(
+    value: &serde_json::Value,
+    what: &str,
+    (status, code): (u64, &str),
+    words: &str,
+) {
+    assert_eq!(value[0], status, "{what}: {value}");
+    assert_eq!(value[1], code, "{what}: {value}");
+    assert!(
+        value[2].as_str().unwrap_or_default().contains(words),
+        "{what}: {value}"
+    );
+}
+
 /// True when the test may run; false (after saying why) when it must skip.
 /// Panics instead of skipping when `KUMO_REQUIRE_ROOT_TESTS=1`.
 pub fn root_or_skip() -> bool {
@@ -405,6 +422,19 @@ impl Kumo {
 
     /// Creates a function; panics with kumod's log on failure.
     pub fn create(&self, name: &str, runtime: &str, handler: &str, code: &Path, extra: &[&str]) {
+        let run = self.try_create(name, runtime, handler, code, extra);
+        assert_eq!(run.code, 0, "create {name} failed: {run:?}\n{}", self.log());
+    }
+
+    /// `kumo function create NAME --runtime … --handler … --code … EXTRA…`.
+    pub fn try_create(
+        &self,
+        name: &str,
+        runtime: &str,
+        handler: &str,
+        code: &Path,
+        extra: &[&str],
+    ) -> Run {
         let code = code.to_string_lossy();
         let mut args = vec![
             "function",
@@ -418,8 +448,7 @@ impl Kumo {
             &code,
         ];
         args.extend_from_slice(extra);
-        let run = self.cli(&args);
-        assert_eq!(run.code, 0, "create {name} failed: {run:?}\n{}", self.log());
+        self.cli(&args)
     }
 
     /// Creates `name` from `fixtures/reporter`, reporting to `sink` over the

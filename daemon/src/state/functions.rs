@@ -110,34 +110,6 @@ impl Functions {
         &self.limiter
     }
 
-    /// Fetches a package from S3 through one of kumod's profiles, refusing
-    /// objects over the package limit (both APIs deploy from S3 this way).
-    pub async fn fetch_package(
-        &self,
-        profile: &str,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Vec<u8>, S3Error> {
-        self.s3
-            .get_object(profile, bucket, key, model::MAX_PACKAGE_ZIPPED_BYTES)
-            .await
-    }
-
-    /// Fails with RevisionMismatch unless `given` is the function's
-    /// current RevisionId (see [`revision_id`]).
-    pub fn check_revision(&self, name: &str, given: &str) -> Result<(), FunctionError> {
-        let record = self.get_record(name)?;
-        let current = revision_id(&record.config.name, record.revision, &record.last_modified);
-        if given == current {
-            return Ok(());
-        }
-        Err(FunctionError::RevisionMismatch {
-            arn: self.arn(name, None),
-            given: given.to_string(),
-            current,
-        })
-    }
-
     /// Checks and records a function's reservation, then stores the record.
     fn store_record(&self, record: &FunctionRecord) -> Result<(), FunctionError> {
         let name = &record.config.name;
@@ -412,23 +384,6 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
     if set_environment {
         config.environment = environment;
     }
-}
-
-/// Lambda's `RevisionId` of a function or version: UUID-shaped, derived
-/// from the name, revision counter and change time, so it changes with
-/// every update and differs after a delete and re-create.
-pub fn revision_id(name: &str, revision: u64, last_modified: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{name}\n{revision}\n{last_modified}"));
-    let hex = hex::encode(&digest[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 fn now() -> String {

@@ -89,7 +89,8 @@ impl ControlService {
             ));
         }
         self.functions
-            .fetch_package(&location.profile, &location.bucket, &location.key)
+            .s3()
+            .get_package(&location.profile, &location.bucket, &location.key)
             .await
             .map_err(|e| match e {
                 S3Error::UnknownProfile { .. } | S3Error::TooLarge { .. } => {

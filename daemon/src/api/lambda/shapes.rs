@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::errors::ApiError;
-use crate::state::functions::revision_id;
+use crate::state::revisions::revision_id;
 
 /// `Code` of CreateFunction, and the body of UpdateFunctionCode.
 #[derive(Debug, Default, Deserialize)]

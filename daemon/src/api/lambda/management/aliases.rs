@@ -5,9 +5,8 @@ use std::collections::HashMap;
 
 use kumo_proto::control::AliasConfig;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{blocking, page, Answer, Management};
+use super::{blocking, listing, Answer, Management};
 use crate::api::lambda::errors::ApiError;
 use crate::api::lambda::shapes;
 use crate::api::lambda::ApiRequest;
@@ -119,12 +118,12 @@ impl Management {
         let name = self.function_name(given)?;
         let versions = self.versions.clone();
         let list = blocking(move || versions.list_aliases(&name)).await?;
-        let (list, next) = page(request, list, |a| a.alias_arn.clone())?;
-        let aliases: Vec<_> = list.iter().map(shapes::alias_configuration).collect();
-        let mut body = json!({"Aliases": aliases});
-        if let Some(next) = next {
-            body["NextMarker"] = json!(next);
-        }
-        Ok((200, Some(body)))
+        listing(
+            request,
+            "Aliases",
+            list,
+            |a| a.alias_arn.clone(),
+            shapes::alias_configuration,
+        )
     }
 }

@@ -8,7 +8,7 @@ use kumo_proto::model::LATEST;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{blocking, page, query_param, Answer, Management};
+use super::{blocking, listing, query_param, Answer, Management};
 use crate::api::lambda::errors::ApiError;
 use crate::api::lambda::shapes::{self, CodeInput, ConfigurationInput, CreateFunctionInput};
 use crate::api::lambda::ApiRequest;
@@ -42,7 +42,8 @@ impl Management {
                     ));
                 };
                 self.functions
-                    .fetch_package(profile, bucket, key)
+                    .s3()
+                    .get_package(profile, bucket, key)
                     .await
                     .map_err(|e| match e {
                         S3Error::TooLarge { .. } => {
@@ -98,18 +99,18 @@ impl Management {
     pub(super) async fn list_functions(&self, request: &ApiRequest) -> Answer {
         let functions = self.functions.clone();
         let list = blocking(move || functions.list()).await?;
-        let (list, next) = page(request, list, |info| {
-            info.config
-                .as_ref()
-                .map(|c| c.name.clone())
-                .unwrap_or_default()
-        })?;
-        let configurations: Vec<_> = list.iter().map(shapes::latest_configuration).collect();
-        let mut body = json!({"Functions": configurations});
-        if let Some(next) = next {
-            body["NextMarker"] = json!(next);
-        }
-        Ok((200, Some(body)))
+        listing(
+            request,
+            "Functions",
+            list,
+            |info| {
+                info.config
+                    .as_ref()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default()
+            },
+            shapes::latest_configuration,
+        )
     }
 
     /// The configuration of `$LATEST`, a version or the version an alias
@@ -294,12 +295,12 @@ impl Management {
         let name = self.function_name(given)?;
         let versions = self.versions.clone();
         let list = blocking(move || versions.list(&name)).await?;
-        let (list, next) = page(request, list, |v| v.version.clone())?;
-        let configurations: Vec<_> = list.iter().map(shapes::version_configuration).collect();
-        let mut body = json!({"Versions": configurations});
-        if let Some(next) = next {
-            body["NextMarker"] = json!(next);
-        }
-        Ok((200, Some(body)))
+        listing(
+            request,
+            "Versions",
+            list,
+            |v| v.version.clone(),
+            shapes::version_configuration,
+        )
     }
 }

@@ -207,13 +207,16 @@ fn query_param(request: &ApiRequest, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// One page of `items` after `Marker` (an item's key), at most `MaxItems`
-/// (1-10000, default 50): the page and the marker of the next one.
-fn page<T>(
+/// A list answer `{field: [...], NextMarker}`: one page of `items` after
+/// `Marker` (an item's key), at most `MaxItems` (1-10000, default 50),
+/// each item in Lambda's `shape`.
+fn listing<T>(
     request: &ApiRequest,
+    field: &str,
     items: Vec<T>,
     key: impl Fn(&T) -> String,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
+    shape: impl Fn(&T) -> Value,
+) -> Answer {
     let max_items = match query_param(request, "MaxItems") {
         None => 50,
         Some(text) => match text.parse::<usize>() {
@@ -233,10 +236,13 @@ fn page<T>(
             .map(|i| i + 1)
             .ok_or_else(|| ApiError::invalid(format!("Marker {marker:?} is not from this list")))?,
     };
-    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
-    let next = (rest.len() > max_items).then(|| key(&rest[max_items - 1]));
-    rest.truncate(max_items);
-    Ok((rest, next))
+    let rest = items.get(start..).unwrap_or_default();
+    let page = &rest[..rest.len().min(max_items)];
+    let mut body = serde_json::json!({ field: page.iter().map(shape).collect::<Vec<_>>() });
+    if rest.len() > max_items {
+        body["NextMarker"] = Value::String(key(&page[max_items - 1]));
+    }
+    Ok((200, Some(body)))
 }
 
 /// Lambda's operation name for a call Kumo does not implement, when known.
