@@ -310,7 +310,7 @@ lam = client()
 def package(code):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("lambda_function.py", "def handler(event, context):\n    return %d\n" % code)
+        z.writestr(zipfile.ZipInfo("lambda_function.py", (2026, 1, 1, 0, 0, 0)), "def handler(event, context):\n    return %d\n" % code)
     return buf.getvalue()
 ROLE = "arn:aws:iam::000000000000:role/kumo"
 def create(name, code=1, **kw):
@@ -388,6 +388,8 @@ out["layers"] = error(create, "x3", Layers=["arn:aws:lambda:us-east-1:0000000000
 out["arm64"] = error(create, "x4", Architectures=["arm64"])
 out["not_zip"] = error(lam.create_function, FunctionName="x5", Runtime="python3.12", Role=ROLE,
                        Handler="lambda_function.handler", Code={"ZipFile": b"this is not a zip"})
+out["bad_payload"] = raises(lam.exceptions.InvalidRequestContentException, lam.invoke,
+                           FunctionName="b", Payload=b"{nope")
 out["too_large"] = raises(lam.exceptions.RequestTooLargeException, lam.invoke,
                           FunctionName="b", Payload=b'"' + b"x" * (7 * 1024 * 1024) + b'"')
 out["elsewhere"] = [error(lam.get_function, FunctionName=arn) for arn in
@@ -439,6 +441,7 @@ fn boto3_lifecycle_conflicts_pagination_and_errors() {
         "exists",
         "bad_runtime_class",
         "too_large",
+        "bad_payload",
         "deleted",
     ] {
         assert_eq!(out[check], "raised", "{check}: {out}");

@@ -221,7 +221,7 @@ s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
 def package(code):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("lambda_function.py", "def handler(event, context):\n    return %d\n" % code)
+        z.writestr(zipfile.ZipInfo("lambda_function.py", (2026, 1, 1, 0, 0, 0)), "def handler(event, context):\n    return %d\n" % code)
     return buf.getvalue()
 s3.create_bucket(Bucket=bucket)
 s3.put_object(Bucket=bucket, Key="v1.zip", Body=package(1))
@@ -240,6 +240,12 @@ try:
     out["missing"] = "no error"
 except botocore.exceptions.ClientError as e:
     out["missing"] = [e.response["Error"]["Code"], e.response["Error"]["Message"]]
+s3.put_object(Bucket=bucket, Key="huge.zip", Body=b"\0" * (51 * 1024 * 1024))
+try:
+    lam.update_function_code(FunctionName="s3fn", S3Bucket=bucket, S3Key="huge.zip")
+    out["huge"] = "no error"
+except lam.exceptions.CodeStorageExceededException as e:
+    out["huge"] = e.response["Error"]["Message"]
 out["kept"] = lam.get_function(FunctionName="s3fn")["Configuration"]["CodeSha256"] == sha(package(2))
 print(json.dumps(out))
 "#;
@@ -270,5 +276,12 @@ fn packages_come_from_s3_through_the_configured_profile() {
         out["missing"][1].as_str().unwrap().contains("missing.zip"),
         "{out}"
     );
-    assert_eq!(out["kept"], true, "a failed update keeps the code");
+    assert!(
+        out["huge"]
+            .as_str()
+            .unwrap()
+            .contains("over the 52428800-byte limit"),
+        "{out}"
+    );
+    assert_eq!(out["kept"], true, "failed updates keep the code: {out}");
 }
