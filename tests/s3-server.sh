@@ -4,7 +4,8 @@
 # bucket notification configuration).
 #
 #   tests/s3-server.sh prepare   # once: a venv with moto[server], boto3, pyzipper,
-#                                # and the boto3+pyzipper bundle for test functions
+#                                # the boto3+pyzipper bundle for test functions,
+#                                # and a venv with the AWS CLI
 #   tests/s3-server.sh start     # prints the endpoint; PID in $KUMO_TEST_DIR/moto.pid
 #   tests/s3-server.sh stop
 #
@@ -12,10 +13,12 @@
 #   KUMO_TEST_VENV    /var/tmp/kumo-test-venv     moto, boto3, pyzipper for the tests
 #   KUMO_TEST_VENDOR  /var/tmp/kumo-test-vendor   boto3 + pyzipper to bundle in packages
 #   KUMO_TEST_RIC     /var/tmp/kumo-test-ric      awslambdaric (AWS's Python runtime client) to bundle
+#   KUMO_TEST_AWSCLI  /var/tmp/kumo-test-awscli   the AWS CLI (awscli from PyPI), in its own venv
 set -euo pipefail
 VENV="${KUMO_TEST_VENV:-/var/tmp/kumo-test-venv}"
 VENDOR="${KUMO_TEST_VENDOR:-/var/tmp/kumo-test-vendor}"
 RIC="${KUMO_TEST_RIC:-/var/tmp/kumo-test-ric}"
+AWSCLI="${KUMO_TEST_AWSCLI:-/var/tmp/kumo-test-awscli}"
 STATE="${KUMO_TEST_DIR:-/var/tmp/kumo-test-s3}"
 PY=/usr/bin/python3
 
@@ -36,6 +39,12 @@ prepare() {
     rm -rf "$RIC"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --target "$RIC" awslambdaric
     touch "$RIC/.complete"
+  fi
+  # The AWS CLI pins its own botocore, so it lives in a venv of its own.
+  if [ ! -x "$AWSCLI/bin/aws" ]; then
+    echo "==> preparing $AWSCLI (the AWS CLI)" >&2
+    "$PY" -m venv "$AWSCLI"
+    "$AWSCLI/bin/pip" install --quiet --disable-pip-version-check awscli
   fi
 }
 

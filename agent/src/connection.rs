@@ -126,6 +126,8 @@ pub struct Registration {
     /// Random per process (see [`new_session_id`]): lets kumod tell this
     /// process reconnecting from another agent using the same id.
     pub session_id: String,
+    /// `MAJOR.MINOR` of the configured Python interpreter ("" if unknown).
+    pub python_version: String,
 }
 
 /// A session id unique to this agent process.
@@ -198,6 +200,7 @@ async fn attach_once(
             allocatable_memory_mb: registration.allocatable_memory_mb,
             max_instances: registration.max_instances,
             session_id: registration.session_id.clone(),
+            python_version: registration.python_version.clone(),
         })),
     };
     if outbound.send(register).await.is_err() {

@@ -96,8 +96,12 @@ pub async fn run(
     // Once, before any instance starts: cache the compiled runtime client
     // (no cold start pays for it).
     let (dir, python) = (config.runtime_dir(), config.python_path.clone());
-    let _ =
-        tokio::task::spawn_blocking(move || crate::bootstrap::precompile_once(&dir, &python)).await;
+    let python_version = tokio::task::spawn_blocking(move || {
+        crate::bootstrap::precompile_once(&dir, &python);
+        crate::bootstrap::python_version(&python)
+    })
+    .await
+    .unwrap_or_default();
     let token = config
         .join_token()
         .map_err(connection::ConnectionError::from)?;
@@ -117,6 +121,7 @@ pub async fn run(
         allocatable_memory_mb: config.allocatable_memory_mb,
         max_instances: config.max_instances,
         session_id: connection::new_session_id(),
+        python_version,
     };
     tracing::info!(agent_id = %registration.agent_id, server = %config.server,
         allocatable_memory_mb = registration.allocatable_memory_mb, "agent starting");

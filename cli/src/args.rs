@@ -433,14 +433,22 @@ pub enum FunctionCommand {
     },
 }
 
+/// A runtime identifier Kumo knows, kept as the user spelled it.
+fn runtime_identifier(identifier: &str) -> Result<String, kumo_proto::model::ValidationError> {
+    identifier.parse::<Runtime>()?;
+    Ok(identifier.to_string())
+}
+
 /// `function create`.
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// Function name.
     pub name: String,
-    /// Runtime: python3, nodejs20.x (nodejs18.x, nodejs22.x) or provided.
-    #[arg(long)]
-    pub runtime: Runtime,
+    /// Runtime: python3, nodejs20.x (nodejs18.x, nodejs22.x) or provided,
+    /// or Lambda's identifiers (python3.9-python3.13, provided.al2,
+    /// provided.al2023); stored as given.
+    #[arg(long, value_parser = runtime_identifier)]
+    pub runtime: String,
     /// Handler, e.g. lambda_function.lambda_handler (python3) or
     /// index.handler (nodejsNN.x).
     #[arg(long, default_value = "")]
@@ -469,9 +477,9 @@ pub struct UpdateArgs {
     /// New package: a directory, a .zip file, or s3://bucket/key.zip.
     #[arg(long)]
     pub code: Option<PathBuf>,
-    /// New runtime: python3, nodejs20.x (nodejs18.x, nodejs22.x) or provided.
-    #[arg(long)]
-    pub runtime: Option<Runtime>,
+    /// New runtime (the identifiers `function create` takes).
+    #[arg(long, value_parser = runtime_identifier)]
+    pub runtime: Option<String>,
     /// New handler.
     #[arg(long)]
     pub handler: Option<String>,

@@ -80,7 +80,7 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
     let mut config = FunctionConfig {
         name: args.name,
         description: args.description,
-        runtime: args.runtime.to_string(),
+        runtime: args.runtime.clone(),
         handler: args.handler,
         memory_mb: settings.memory,
         timeout_seconds: settings.timeout,
@@ -94,6 +94,7 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
         on_failure_destination: settings.async_settings.on_failure.unwrap_or_default(),
         credentials_profile: settings.credentials.unwrap_or_default(),
         egress_allow: settings.egress_allow,
+        role: String::new(),
     };
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
@@ -107,6 +108,9 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
+    if !info.runtime_warning.is_empty() {
+        eprintln!("warning: {}", info.runtime_warning);
+    }
     output::function(&info, args.output);
     Ok(())
 }
@@ -149,7 +153,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
         let request = UpdateFunctionConfigurationRequest {
             name: args.name.clone(),
             description: args.description,
-            runtime: args.runtime.map(|r| r.to_string()),
+            runtime: args.runtime.clone(),
             handler: args.handler,
             memory_mb: settings.memory,
             timeout_seconds: settings.timeout,
@@ -165,6 +169,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
             credentials_profile: settings.credentials,
             set_egress_allow,
             egress_allow: settings.egress_allow,
+            role: None,
         };
         info = Some(
             client

@@ -9,7 +9,7 @@ use crate::args::Output;
 pub fn function_json(info: &FunctionInfo) -> Value {
     let c = info.config.clone().unwrap_or_default();
     let queue = info.queue.unwrap_or_default();
-    json!({
+    let mut value = json!({
         "name": c.name,
         "description": c.description,
         "runtime": c.runtime,
@@ -39,7 +39,11 @@ pub fn function_json(info: &FunctionInfo) -> Value {
             "dead_letters": queue.dead_letters,
             "redeliveries": queue.redeliveries,
         },
-    })
+    });
+    if !info.runtime_warning.is_empty() {
+        value["runtime_warning"] = json!(info.runtime_warning);
+    }
+    value
 }
 
 /// Prints one function.

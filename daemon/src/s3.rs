@@ -200,6 +200,18 @@ impl S3Profiles {
         Ok(env)
     }
 
+    /// Reads a function package, refusing objects over the package limit
+    /// (both the CLI's and the management API's deploys from S3 use this).
+    pub async fn get_package(
+        &self,
+        profile: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, S3Error> {
+        let limit = kumo_proto::model::MAX_PACKAGE_ZIPPED_BYTES;
+        self.get_object(profile, bucket, key, limit).await
+    }
+
     /// Reads an object of at most `limit` bytes.
     pub async fn get_object(
         &self,

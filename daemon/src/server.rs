@@ -192,7 +192,13 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         config.http_listen,
         &config.data_dir,
     )?;
-    let invoke_api = InvokeApi::new(invoker.clone(), &config.invoke_api)
+    let management = crate::api::lambda::management::Management::new(
+        functions.clone(),
+        Versions::new(functions.clone()),
+        agents.clone(),
+        config.invoke_api.code_s3_profile.clone(),
+    );
+    let invoke_api = InvokeApi::new(invoker.clone(), management, &config.invoke_api)
         .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
     let background = vec![
         tokio::spawn(agents.clone().watch()),

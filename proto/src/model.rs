@@ -15,7 +15,10 @@ use crate::control::FunctionConfig;
 mod function_ref;
 mod runtime;
 pub use function_ref::{FunctionRef, FunctionRefError};
-pub use runtime::{validate_handler, NodeMajor, Runtime, PROVIDED_BOOTSTRAP, RUNTIME_NAMES};
+pub use runtime::{
+    requested_language_version, validate_handler, NodeMajor, Runtime, PROVIDED_BOOTSTRAP,
+    RUNTIME_IDENTIFIERS, RUNTIME_NAMES,
+};
 
 /// Default memory size in MB (Lambda's default).
 pub const DEFAULT_MEMORY_MB: u32 = 128;
@@ -346,6 +349,43 @@ mod tests {
             runtime: "python3".into(),
             handler: "lambda_function.handler".into(),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn lambda_runtime_identifiers_map_to_kumo_runtimes_and_are_kept() {
+        for (name, runtime, version) in [
+            ("python3", Runtime::Python3, None),
+            ("python3.9", Runtime::Python3, Some("3.9")),
+            ("python3.13", Runtime::Python3, Some("3.13")),
+            ("provided", Runtime::Provided, None),
+            ("provided.al2", Runtime::Provided, None),
+            ("provided.al2023", Runtime::Provided, None),
+            ("nodejs20.x", Runtime::Nodejs(NodeMajor::V20), None),
+        ] {
+            assert_eq!(name.parse::<Runtime>(), Ok(runtime), "{name}");
+            assert_eq!(requested_language_version(name), version, "{name}");
+            let mut c = FunctionConfig {
+                runtime: name.into(),
+                ..config()
+            };
+            normalize_config(&mut c).unwrap();
+            assert_eq!(c.runtime, name, "stored as given");
+        }
+        for bad in [
+            "python2.7",
+            "python3.8",
+            "python3.14",
+            "Python3.12",
+            "nodejs16.x",
+            "",
+            "provided.al2 ",
+        ] {
+            let err = bad.parse::<Runtime>().unwrap_err();
+            assert!(
+                err.message.contains("python3.12") && err.message.contains("provided.al2023"),
+                "{err}"
+            );
         }
     }
 

@@ -10,9 +10,30 @@ pub mod sink;
 
 pub use process::{spawn_all_in_one, KillOnDrop};
 
+/// kumod configuration with one `[invoke_api]` access key:
+/// `AKIDKUMOTEST` / `kumo-test-secret`.
+pub const INVOKE_API_KEYS: &str = "[invoke_api]\naccess_keys = [{ access_key_id = \"AKIDKUMOTEST\", secret_access_key = \"kumo-test-secret\" }]\n";
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Checks `[status, code, message]` of a refused Lambda API call (as the
+/// tests' Python scripts report them): the status, Lambda's error code and
+/// a message containing `words`; `what` names the call in failures.
+pub fn assert_refused(
+    value: &serde_json::Value,
+    what: &str,
+    (status, code): (u64, &str),
+    words: &str,
+) {
+    assert_eq!(value[0], status, "{what}: {value}");
+    assert_eq!(value[1], code, "{what}: {value}");
+    assert!(
+        value[2].as_str().unwrap_or_default().contains(words),
+        "{what}: {value}"
+    );
+}
 
 /// True when the test may run; false (after saying why) when it must skip.
 /// Panics instead of skipping when `KUMO_REQUIRE_ROOT_TESTS=1`.
@@ -401,6 +422,19 @@ impl Kumo {
 
     /// Creates a function; panics with kumod's log on failure.
     pub fn create(&self, name: &str, runtime: &str, handler: &str, code: &Path, extra: &[&str]) {
+        let run = self.try_create(name, runtime, handler, code, extra);
+        assert_eq!(run.code, 0, "create {name} failed: {run:?}\n{}", self.log());
+    }
+
+    /// `kumo function create NAME --runtime … --handler … --code … EXTRA…`.
+    pub fn try_create(
+        &self,
+        name: &str,
+        runtime: &str,
+        handler: &str,
+        code: &Path,
+        extra: &[&str],
+    ) -> Run {
         let code = code.to_string_lossy();
         let mut args = vec![
             "function",
@@ -414,8 +448,7 @@ impl Kumo {
             &code,
         ];
         args.extend_from_slice(extra);
-        let run = self.cli(&args);
-        assert_eq!(run.code, 0, "create {name} failed: {run:?}\n{}", self.log());
+        self.cli(&args)
     }
 
     /// Creates `name` from `fixtures/reporter`, reporting to `sink` over the

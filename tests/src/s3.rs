@@ -155,6 +155,12 @@ pub fn venv_python() -> PathBuf {
         .clone()
 }
 
+/// The AWS CLI (`aws`) that `tests/s3-server.sh prepare` installs.
+pub fn aws_cli() -> PathBuf {
+    venv_python();
+    prepared_path("KUMO_TEST_AWSCLI", "/var/tmp/kumo-test-awscli").join("bin/aws")
+}
+
 /// Runs `script` with the venv's Python; returns stdout, panics with stderr.
 pub fn run_python(script: &str, args: &[&str]) -> String {
     python_stdout(&venv_python(), script, args)

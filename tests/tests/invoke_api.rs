@@ -7,7 +7,7 @@ use kumo_tests::http::request;
 use kumo_tests::s3::run_python;
 use kumo_tests::{root_or_skip, wait_until, Kumo};
 
-const KEYS: &str = "[invoke_api]\naccess_keys = [{ access_key_id = \"AKIDKUMOTEST\", secret_access_key = \"kumo-test-secret\" }]\n";
+use kumo_tests::INVOKE_API_KEYS as KEYS;
 
 const BOTO3: &str = r#"
 import base64, json, sys

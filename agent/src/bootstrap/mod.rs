@@ -135,6 +135,26 @@ pub fn precompile(dir: &Path, python_path: &Path) -> Result<(), InstallError> {
     Err(err("compiling")(std::io::Error::other(message)))
 }
 
+/// `MAJOR.MINOR` of the interpreter at `python_path` ("" when it cannot be
+/// run; blocking).
+pub fn python_version(python_path: &Path) -> String {
+    let output = std::process::Command::new(python_path)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        Ok(out) => {
+            tracing::warn!(python = %python_path.display(), status = %out.status, "asking the Python interpreter its version failed");
+            String::new()
+        }
+        Err(err) => {
+            tracing::warn!(python = %python_path.display(), %err, "running the Python interpreter failed");
+            String::new()
+        }
+    }
+}
+
 /// [`precompile`] once per runtime directory and interpreter for the life
 /// of this process; failures are logged (the runtime still works, it just
 /// starts a few milliseconds slower).

@@ -15,6 +15,7 @@ use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use kumo_triggers::minio::MAX_BODY_BYTES;
 
+use crate::api::lambda::management::MAX_MANAGEMENT_BODY;
 use crate::api::lambda::{aws_error, ApiRequest, ApiResponse, InvokeApi};
 use crate::api::scrape::Scraper;
 use crate::sources::webhook::{Reply, Webhook};
@@ -48,17 +49,18 @@ const MAX_INVOKE_BODY: usize = kumo_proto::model::MAX_SYNC_PAYLOAD_BYTES;
 
 /// Why a request body was not read.
 enum BodyRefused {
-    /// Over [`MAX_INVOKE_BODY`].
+    /// Over the limit.
     TooLarge,
     /// Not sent within the body-read timeout.
     TimedOut,
 }
 
 /// Splits a request and reads its body within `timeout`, refusing one over
-/// [`MAX_INVOKE_BODY`] — from its Content-Length before reading, when given.
+/// `limit` bytes — from its Content-Length before reading, when given.
 async fn read_body(
     request: Request<Incoming>,
     timeout: Duration,
+    limit: usize,
 ) -> (Parts, Result<Bytes, BodyRefused>) {
     let (parts, body) = request.into_parts();
     let declared = parts
@@ -66,15 +68,14 @@ async fn read_body(
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_INVOKE_BODY as u64) {
+    if declared.is_some_and(|len| len > limit as u64) {
         return (parts, Err(BodyRefused::TooLarge));
     }
-    let body =
-        match tokio::time::timeout(timeout, Limited::new(body, MAX_INVOKE_BODY).collect()).await {
-            Ok(Ok(body)) => Ok(body.to_bytes()),
-            Ok(Err(_)) => Err(BodyRefused::TooLarge),
-            Err(_) => Err(BodyRefused::TimedOut),
-        };
+    let body = match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(_)) => Err(BodyRefused::TooLarge),
+        Err(_) => Err(BodyRefused::TimedOut),
+    };
     (parts, body)
 }
 
@@ -113,7 +114,7 @@ async fn http_trigger(
     peer: std::net::SocketAddr,
     local_port: u16,
 ) -> Response<Full<Bytes>> {
-    let (parts, body) = read_body(request, state.body_timeout).await;
+    let (parts, body) = read_body(request, state.body_timeout, MAX_INVOKE_BODY).await;
     let body = match body {
         Ok(body) => body,
         Err(BodyRefused::TimedOut) => return body_timed_out(),
@@ -176,7 +177,13 @@ fn api_response(answer: ApiResponse) -> Response<Full<Bytes>> {
 
 /// Reads an Invoke API request, refusing an oversized body before reading it.
 async fn invoke_api(state: &HttpState, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (parts, body) = read_body(request, state.body_timeout).await;
+    let invoke = request.uri().path().ends_with("/invocations");
+    let (limit, operation) = if invoke {
+        (MAX_INVOKE_BODY, "the Invoke operation")
+    } else {
+        (MAX_MANAGEMENT_BODY, "management operations")
+    };
+    let (parts, body) = read_body(request, state.body_timeout, limit).await;
     let body = match body {
         Ok(body) => body,
         Err(BodyRefused::TimedOut) => return body_timed_out(),
@@ -184,9 +191,7 @@ async fn invoke_api(state: &HttpState, request: Request<Incoming>) -> Response<F
             return api_response(aws_error(
                 413,
                 "RequestTooLargeException",
-                &format!(
-                    "Request must be smaller than {MAX_INVOKE_BODY} bytes for the Invoke operation"
-                ),
+                &format!("Request must be smaller than {limit} bytes for {operation}"),
             ))
         }
     };
@@ -252,7 +257,7 @@ pub(crate) async fn route(
             Bytes::from_static(b"{\"message\":\"the request path contains a NUL byte\"}\n"),
         ));
     }
-    if path.starts_with(crate::api::lambda::PREFIX) {
+    if crate::api::lambda::is_lambda_path(request.uri().path()) {
         return Ok(invoke_api(&state, request).await);
     }
     let http_prefix = crate::sources::http_trigger::PREFIX;

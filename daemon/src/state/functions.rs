@@ -45,6 +45,16 @@ pub enum FunctionError {
     /// The package was refused or could not be stored.
     #[error(transparent)]
     Package(#[from] PackageError),
+    /// The caller's RevisionId is not the function's current one.
+    #[error("PreconditionFailedException: the RevisionId {given} does not match the current {current} of {arn}; get the function again")]
+    RevisionMismatch {
+        /// The function.
+        arn: String,
+        /// What the caller sent.
+        given: String,
+        /// The current one.
+        current: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -93,6 +103,11 @@ impl Functions {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The cluster's concurrency limiter.
+    pub fn limiter(&self) -> &ConcurrencyLimiter {
+        &self.limiter
     }
 
     /// Checks and records a function's reservation, then stores the record.
@@ -295,6 +310,7 @@ impl Functions {
             last_modified: record.last_modified.clone(),
             revision: record.revision,
             queue: None,
+            runtime_warning: String::new(),
         }
     }
 }
@@ -338,6 +354,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
         credentials_profile,
         set_egress_allow,
         egress_allow,
+        role,
     } = update;
     if set_egress_allow {
         config.egress_allow = egress_allow;
@@ -353,6 +370,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
     replace(&mut config.network, network);
     replace(&mut config.on_failure_destination, on_failure_destination);
     replace(&mut config.credentials_profile, credentials_profile);
+    replace(&mut config.role, role);
     config.memory_mb = memory_mb.or(config.memory_mb);
     config.timeout_seconds = timeout_seconds.or(config.timeout_seconds);
     config.ephemeral_storage_mb = ephemeral_storage_mb.or(config.ephemeral_storage_mb);

@@ -1,11 +1,13 @@
 //! What kumod keeps: the durable stores by record kind ([`store`]), package
 //! blobs ([`packages`]), functions at `$LATEST` ([`functions`]), published
 //! versions and aliases ([`versions`]) and what a qualified name runs
-//! ([`qualifiers`]), and per-function logs ([`logs`]).
+//! ([`qualifiers`]), Lambda's RevisionIds ([`revisions`]), and per-function
+//! logs ([`logs`]).
 
 pub(crate) mod functions;
 pub(crate) mod logs;
 pub(crate) mod packages;
 pub(crate) mod qualifiers;
+pub(crate) mod revisions;
 pub mod store;
 pub(crate) mod versions;

@@ -77,23 +77,49 @@ impl Runtime {
     }
 }
 
+/// Every runtime identifier Kumo accepts, in the order error messages list
+/// them: Kumo's names ([`RUNTIME_NAMES`]) and Lambda's (stored as given, so
+/// GetFunction echoes them), each with the runtime that runs it and, for
+/// Python, the language version the identifier asks for. A new runtime or
+/// alias adds its rows here.
+pub const RUNTIME_IDENTIFIERS: &[(&str, Runtime, Option<&str>)] = &[
+    ("python3", Runtime::Python3, None),
+    ("python3.9", Runtime::Python3, Some("3.9")),
+    ("python3.10", Runtime::Python3, Some("3.10")),
+    ("python3.11", Runtime::Python3, Some("3.11")),
+    ("python3.12", Runtime::Python3, Some("3.12")),
+    ("python3.13", Runtime::Python3, Some("3.13")),
+    ("nodejs20.x", Runtime::Nodejs(NodeMajor::V20), None),
+    ("nodejs18.x", Runtime::Nodejs(NodeMajor::V18), None),
+    ("nodejs22.x", Runtime::Nodejs(NodeMajor::V22), None),
+    ("provided", Runtime::Provided, None),
+    ("provided.al2", Runtime::Provided, None),
+    ("provided.al2023", Runtime::Provided, None),
+];
+
+/// The Python version a runtime identifier asks for (`python3.12` →
+/// `3.12`); None for identifiers that name none.
+pub fn requested_language_version(identifier: &str) -> Option<&'static str> {
+    RUNTIME_IDENTIFIERS
+        .iter()
+        .find(|(name, _, _)| *name == identifier)
+        .and_then(|(_, _, version)| *version)
+}
+
 impl FromStr for Runtime {
     type Err = ValidationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "python3" => Ok(Runtime::Python3),
-            "provided" => Ok(Runtime::Provided),
-            "nodejs18.x" => Ok(Runtime::Nodejs(NodeMajor::V18)),
-            "nodejs20.x" => Ok(Runtime::Nodejs(NodeMajor::V20)),
-            "nodejs22.x" => Ok(Runtime::Nodejs(NodeMajor::V22)),
-            other => Err(ValidationError::new(
-                "runtime",
-                format!(
-                    "'{other}' is not a runtime; use one of {}",
-                    RUNTIME_NAMES.join(", ")
-                ),
-            )),
+        if let Some((_, runtime, _)) = RUNTIME_IDENTIFIERS.iter().find(|(name, _, _)| *name == s) {
+            return Ok(*runtime);
         }
+        let known: Vec<&str> = RUNTIME_IDENTIFIERS
+            .iter()
+            .map(|(name, _, _)| *name)
+            .collect();
+        Err(ValidationError::new(
+            "runtime",
+            format!("'{s}' is not a runtime; use one of {}", known.join(", ")),
+        ))
     }
 }
 

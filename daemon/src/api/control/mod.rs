@@ -90,12 +90,7 @@ impl ControlService {
         }
         self.functions
             .s3()
-            .get_object(
-                &location.profile,
-                &location.bucket,
-                &location.key,
-                kumo_proto::model::MAX_PACKAGE_ZIPPED_BYTES,
-            )
+            .get_package(&location.profile, &location.bucket, &location.key)
             .await
             .map_err(|e| match e {
                 S3Error::UnknownProfile { .. } | S3Error::TooLarge { .. } => {
@@ -105,14 +100,16 @@ impl ControlService {
             })
     }
 
-    /// Adds the queue counters to a function's description.
+    /// Adds the queue counters and any runtime version warning to a
+    /// function's description.
     fn with_queue(&self, mut info: FunctionInfo) -> Result<FunctionInfo, Status> {
-        let name = info
+        let (name, runtime) = info
             .config
             .as_ref()
-            .map(|c| c.name.clone())
+            .map(|c| (c.name.clone(), c.runtime.clone()))
             .unwrap_or_default();
         info.queue = Some(self.queue.stats(&name).map_err(function_status)?);
+        info.runtime_warning = self.agents.runtime_warning(&runtime).unwrap_or_default();
         Ok(info)
     }
 }
@@ -181,6 +178,7 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
     let code = match err {
         FunctionError::NotFound { .. } => Code::NotFound,
         FunctionError::AlreadyExists { .. } => Code::AlreadyExists,
+        FunctionError::RevisionMismatch { .. } => Code::FailedPrecondition,
         FunctionError::Invalid(_)
         | FunctionError::Reservation(_)
         | FunctionError::UnknownDestination { .. }
@@ -230,7 +228,11 @@ impl Control for ControlService {
         let functions = self.functions.clone();
         let info = blocking(move || functions.create(config, &zip)).await?;
         tracing::info!(function = %info.function_arn, "function created");
-        Ok(Response::new(self.with_queue(info)?))
+        let info = self.with_queue(info)?;
+        if !info.runtime_warning.is_empty() {
+            tracing::warn!(function = %info.function_arn, "{}", info.runtime_warning);
+        }
+        Ok(Response::new(info))
     }
 
     async fn update_function_code(

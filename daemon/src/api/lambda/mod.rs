@@ -1,11 +1,15 @@
-//! Lambda's Invoke API on kumod's HTTP listener, so AWS SDKs and the AWS
-//! CLI invoke Kumo functions unchanged:
+//! Lambda's Invoke API and management API ([`management`]) on kumod's HTTP
+//! listener, so AWS SDKs and the AWS CLI deploy and invoke Kumo functions
+//! unchanged. Invoke is
 //! `POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=Q]`
 //! with `X-Amz-Invocation-Type`, `X-Amz-Log-Type`, `X-Amz-Client-Context`,
 //! authenticated with AWS Signature Version 4 against access keys in
 //! kumod's configuration. Errors carry AWS's shape (`X-Amzn-ErrorType` and
 //! a JSON body) so SDKs raise the usual exceptions.
 
+pub mod errors;
+pub mod management;
+pub mod shapes;
 pub mod sigv4;
 
 use std::collections::BTreeMap;
@@ -21,8 +25,26 @@ use crate::dispatch::agents::DispatchError;
 use crate::dispatch::invoke::{InvocationType, InvokeError, InvokeRequest, Invoker, Source};
 use crate::state::functions::FunctionError;
 
-/// Path prefix of the API.
+/// Path prefix of the Invoke operation.
 pub const PREFIX: &str = "/2015-03-31/functions/";
+
+pub use errors::aws_error;
+
+/// Whether `path` belongs to Lambda's REST API: it starts with an API
+/// version date, `/YYYY-MM-DD/` (docs/wire-formats.md §12).
+pub fn is_lambda_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.len() >= 12
+        && bytes[0] == b'/'
+        && bytes[11] == b'/'
+        && bytes[1..11].iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+}
 
 /// `[invoke_api]` in kumod.toml.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -32,6 +54,9 @@ pub struct InvokeApiConfig {
     pub access_keys: Vec<AccessKey>,
     /// Accept unsigned requests too (only for trusted networks).
     pub allow_unsigned: bool,
+    /// S3 profile through which the management API fetches
+    /// `Code.S3Bucket/S3Key` packages (unset: only `ZipFile` is accepted).
+    pub code_s3_profile: Option<String>,
 }
 
 /// One access key.
@@ -83,33 +108,22 @@ pub struct ApiResponse {
     pub body: Vec<u8>,
 }
 
-/// The AWS error shape: `X-Amzn-ErrorType` plus a JSON body.
-pub fn aws_error(status: u16, code: &str, message: &str) -> ApiResponse {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    ApiResponse {
-        status,
-        headers: vec![
-            ("X-Amzn-ErrorType".into(), code.into()),
-            ("x-amzn-RequestId".into(), request_id),
-            ("Content-Type".into(), "application/json".into()),
-        ],
-        body: json!({"Type": "User", "message": message, "Message": message, "__type": code})
-            .to_string()
-            .into_bytes(),
-    }
-}
-
-/// The Invoke API.
+/// The Invoke and management APIs.
 #[derive(Clone)]
 pub struct InvokeApi {
     invoker: Invoker,
+    management: management::Management,
     keys: BTreeMap<String, String>,
     allow_unsigned: bool,
 }
 
 impl InvokeApi {
     /// The API over these parts, with the configured keys read now.
-    pub fn new(invoker: Invoker, config: &InvokeApiConfig) -> Result<Self, AccessKeyError> {
+    pub fn new(
+        invoker: Invoker,
+        management: management::Management,
+        config: &InvokeApiConfig,
+    ) -> Result<Self, AccessKeyError> {
         let mut keys = BTreeMap::new();
         for key in &config.access_keys {
             let fail = |message: String| AccessKeyError {
@@ -131,6 +145,7 @@ impl InvokeApi {
         }
         Ok(Self {
             invoker,
+            management,
             keys,
             allow_unsigned: config.allow_unsigned,
         })
@@ -154,24 +169,22 @@ impl InvokeApi {
         .map_err(|e| aws_error(403, e.code, &e.message))
     }
 
-    /// Answers one request under [`PREFIX`].
+    /// Answers one request of Lambda's REST API ([`is_lambda_path`]).
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let Some(rest) = request.raw_path.strip_prefix(PREFIX) else {
-            return aws_error(404, "UnknownOperationException", "Unknown operation");
-        };
-        let Some(encoded_name) = rest.strip_suffix("/invocations") else {
-            return aws_error(
-                404,
-                "UnknownOperationException",
-                "Kumo serves only the Invoke operation",
-            );
-        };
-        if request.method != "POST" {
+        let invoke_name = request
+            .raw_path
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.strip_suffix("/invocations"))
+            .filter(|name| !name.contains('/'));
+        if invoke_name.is_some() && request.method != "POST" {
             return aws_error(405, "UnknownOperationException", "Invoke is POST");
         }
         if let Err(refused) = self.authenticate(&request) {
             return refused;
         }
+        let Some(encoded_name) = invoke_name else {
+            return self.management.handle(&request).await;
+        };
         let given = decode_lossy(encoded_name, false);
         let query_qualifier = request
             .raw_query

@@ -6,6 +6,7 @@
 mod drains;
 mod nodes;
 pub mod placement;
+mod runtime_versions;
 pub mod service;
 
 use std::collections::{BTreeSet, HashMap};

@@ -12,7 +12,8 @@ pub struct StoredConfig {
     pub name: String,
     /// Free text.
     pub description: String,
-    /// `python3` or `provided`.
+    /// A runtime identifier as the user gave it (`python3`, `python3.12`,
+    /// `provided.al2023`, …).
     pub runtime: String,
     /// Handler string.
     pub handler: String,
@@ -46,6 +47,9 @@ pub struct StoredConfig {
     /// S3 profile whose credentials the function gets.
     #[serde(default)]
     pub credentials_profile: String,
+    /// Lambda's execution role ARN, kept only to echo it back.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
 }
 
 fn default_retries() -> u32 {
@@ -86,6 +90,7 @@ impl StoredConfig {
                 .map(|r| u32::try_from(r).unwrap_or(0)),
             on_failure_destination: config.on_failure_destination.clone(),
             credentials_profile: config.credentials_profile.clone(),
+            role: config.role.clone(),
         }
     }
 
@@ -110,6 +115,7 @@ impl StoredConfig {
                 .map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
             on_failure_destination: self.on_failure_destination.clone(),
             credentials_profile: self.credentials_profile.clone(),
+            role: self.role.clone(),
         }
     }
 }
@@ -132,4 +138,40 @@ pub struct FunctionRecord {
     /// Highest version number published so far (numbers are never reused).
     #[serde(default)]
     pub published: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records stored before `role` existed (and before Lambda's runtime
+    /// identifiers were accepted) still load; a new record keeps the
+    /// runtime exactly as the user spelled it.
+    #[test]
+    fn records_written_before_role_and_lambda_runtime_names_still_load() {
+        let old = r#"{"config":{"name":"f","description":"","runtime":"python3","handler":"a.b","memory_mb":128,"timeout_seconds":3,"environment":{},"network":"none","tags":{},"ephemeral_storage_mb":512,"max_retry_attempts":2,"max_event_age_seconds":21600,"reserved_concurrency":null,"on_failure_destination":"","credentials_profile":""},"package_digest":"d","code_sha256":"c","code_size":1,"revision":1,"last_modified":"2026-01-01T00:00:00.000Z","published":0}"#;
+        let record: FunctionRecord = serde_json::from_str(old).expect("old function record");
+        assert_eq!(record.config.role, "");
+        let mut proto = record.config.to_proto();
+        assert_eq!(
+            proto.runtime.parse::<kumo_proto::model::Runtime>(),
+            Ok(kumo_proto::model::Runtime::Python3)
+        );
+        proto.runtime = "python3.12".into();
+        proto.role = "arn:aws:iam::000000000000:role/r".into();
+        let new = FunctionRecord {
+            config: StoredConfig::from_proto(&proto),
+            ..record
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        let again: FunctionRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(again, new);
+        assert_eq!(again.config.runtime, "python3.12");
+        assert!(
+            !serde_json::to_string(&StoredConfig::from_proto(&FunctionConfig::default()))
+                .unwrap()
+                .contains("role"),
+            "an empty role is not written"
+        );
+    }
 }
