@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use kumo_common::client_security::{read_tokens, ClientTls, SecurityError};
 use serde::{Deserialize, Serialize};
 
+use crate::sandbox::file_store;
+
 /// Configuration of one agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -78,6 +80,11 @@ pub struct AgentConfig {
     /// empty: the host's `/etc/resolv.conf` (useless if it names a loopback
     /// resolver). DNS to these is allowed even when they are host addresses.
     pub outbound_dns: Vec<String>,
+    /// Size (MB) of the agent's file store, the filesystem of its own that
+    /// holds the package cache and the runtime client (a sparse image: it
+    /// takes disk space only as packages fill it). See
+    /// `sandbox::file_store`.
+    pub file_store_mb: u32,
 }
 
 impl Default for AgentConfig {
@@ -109,6 +116,7 @@ impl Default for AgentConfig {
             outbound_subnet: "10.213.0.0/16".into(),
             outbound_bridge: "kumo0".into(),
             outbound_dns: Vec::new(),
+            file_store_mb: 16 * 1024,
         }
     }
 }
@@ -160,7 +168,12 @@ impl AgentConfig {
 
     /// Directory of the unpacked-package cache.
     pub fn package_dir(&self) -> PathBuf {
-        self.data_dir.join("packages")
+        self.file_store_dir().join(file_store::PACKAGES)
+    }
+
+    /// Mount point of the agent's file store (see `sandbox::file_store`).
+    pub fn file_store_dir(&self) -> PathBuf {
+        self.data_dir.join(file_store::MOUNT_POINT)
     }
 
     /// Directory of per-instance sandbox scratch space.
@@ -183,7 +196,7 @@ impl AgentConfig {
             subnet: self.outbound_subnet.clone(),
             bridge: self.outbound_bridge.clone(),
             dns,
-            state_dir: self.data_dir.join("network"),
+            state_dir: self.file_store_dir().join(file_store::NETWORK),
         };
         match Outbound::new(settings) {
             Ok(outbound) => Some(std::sync::Arc::new(outbound)),
@@ -196,7 +209,7 @@ impl AgentConfig {
 
     /// Directory where the Python bootstrap is written.
     pub fn runtime_dir(&self) -> PathBuf {
-        self.data_dir.join("runtime")
+        self.file_store_dir().join(file_store::RUNTIME)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod http;
+pub mod network;
 pub mod s3;
 pub mod sink;
 

@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kumo_tests::network::TestNetwork;
 use kumo_tests::{package_dir, root_or_skip, Kumo};
 
 /// The probe function: `attack`, `connect`, `resolve`, `listen`, `report`.
@@ -138,50 +139,6 @@ def handler(event, context):
         return {"secret": event["secret"], "answered_by": "victim"}
     return {"ok": True}
 "#;
-
-/// A bridge and subnet private to this test process, removed on drop.
-struct TestNetwork {
-    bridge: String,
-    subnet: String,
-    gateway: Ipv4Addr,
-}
-
-impl TestNetwork {
-    /// `10.<second>.<pid-derived>.0/24`: tests in one run pass distinct
-    /// `second` octets, so concurrent tests never overlap.
-    fn new(second: u8) -> TestNetwork {
-        let pid = std::process::id();
-        let third = (pid % 250) as u8;
-        TestNetwork {
-            bridge: format!("kt{second}x{}", pid % 100_000),
-            subnet: format!("10.{second}.{third}.0/24"),
-            gateway: Ipv4Addr::new(10, second, third, 1),
-        }
-    }
-
-    fn agent_settings(&self, dns: bool) -> String {
-        let mut settings = format!(
-            "outbound_bridge = \"{}\"\noutbound_subnet = \"{}\"\n",
-            self.bridge, self.subnet
-        );
-        if dns {
-            settings.push_str(&format!("outbound_dns = [\"{}\"]\n", self.gateway));
-        }
-        settings
-    }
-}
-
-impl Drop for TestNetwork {
-    fn drop(&mut self) {
-        let table = format!("kumo_{}", self.bridge);
-        let _ = std::process::Command::new("nft")
-            .args(["delete", "table", "inet", &table])
-            .status();
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
-    }
-}
 
 fn create_probe(kumo: &Kumo, name: &str, extra: &[&str]) {
     let code = package_dir(&[("lambda_function.py", PROBE)]);
