@@ -62,6 +62,11 @@ pub struct AgentConfig {
     /// start-up variables such as `PYTHON*`) claims one instead of building
     /// a sandbox and starting an interpreter.
     pub prewarm_python_instances: u32,
+    /// Pre-started python3 sandboxes in the `outbound` network mode (their
+    /// link to the bridge made ahead, the function's egress allow-list
+    /// applied at the claim) kept ready for cold starts of eligible
+    /// `outbound` functions (0 = off).
+    pub prewarm_python_outbound_instances: u32,
     /// Cap on one invocation's captured log; the rest is replaced by a
     /// truncation marker.
     pub max_log_bytes_per_invocation: usize,
@@ -112,6 +117,7 @@ impl Default for AgentConfig {
             max_processes: 1024,
             max_log_bytes_per_invocation: 1024 * 1024,
             prewarm_python_instances: 0,
+            prewarm_python_outbound_instances: 0,
             idle_freeze_ms: 100,
             outbound_subnet: "10.213.0.0/16".into(),
             outbound_bridge: "kumo0".into(),

@@ -12,7 +12,7 @@ use crate::instance::{prewarmed, Instance, InstanceError, InstanceSettings};
 use crate::package_cache::PackageCache;
 use crate::pool::{Acquired, Pool, PoolKey, PoolLimits, PoolStats, Pooled, Reservation};
 use crate::prewarm::Prewarm;
-use crate::sandbox::INIT_SUBCOMMAND;
+use crate::sandbox::{NetworkMode, INIT_SUBCOMMAND};
 
 /// How often idle instances are checked for expiry.
 const REAP_INTERVAL: Duration = Duration::from_secs(1);
@@ -29,7 +29,8 @@ pub struct Executor {
     pool: Arc<Pool>,
     agent_id: String,
     reaper: tokio::task::JoinHandle<()>,
-    /// Pre-started python3 sandboxes, when `prewarm_python_instances` > 0.
+    /// Pre-started python3 sandboxes, when `prewarm_python_instances` or
+    /// `prewarm_python_outbound_instances` > 0.
     prewarm: Option<Arc<Prewarm>>,
 }
 
@@ -48,13 +49,19 @@ impl Executor {
             uid_count: config.sandbox_uid_count,
         }));
         let reaper = tokio::spawn(reap_idle(Arc::downgrade(&pool)));
-        let prewarm = (config.prewarm_python_instances > 0).then(|| {
-            Prewarm::start(
-                settings.clone(),
-                pool.clone(),
-                config.prewarm_python_instances as usize,
-            )
-        });
+        let targets: Vec<(NetworkMode, usize)> = [
+            (NetworkMode::None, config.prewarm_python_instances),
+            (
+                NetworkMode::Outbound,
+                config.prewarm_python_outbound_instances,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(network, n)| (network, n as usize))
+        .collect();
+        let prewarm =
+            (!targets.is_empty()).then(|| Prewarm::start(settings.clone(), pool.clone(), targets));
         Ok(Self {
             settings,
             packages,
@@ -148,8 +155,8 @@ impl Executor {
         let blank = self
             .prewarm
             .as_ref()
-            .filter(|_| prewarmed::eligible(function))
-            .and_then(|prewarm| prewarm.take());
+            .zip(prewarmed::eligible(function))
+            .and_then(|(prewarm, network)| prewarm.take(network));
         let (started, uid) = match blank {
             Some(blank) => {
                 tracing::debug!(function = %function.name, "cold start from a pre-started sandbox");

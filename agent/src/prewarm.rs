@@ -1,7 +1,9 @@
 //! The node's supply of pre-started python3 sandboxes (see
-//! [`crate::instance::prewarmed`]): kept at `prewarm_python_instances`,
-//! refilled in the background after each claim, so a cold start takes one
-//! instead of building a sandbox and starting an interpreter.
+//! [`crate::instance::prewarmed`]): kept at `prewarm_python_instances` in
+//! network mode `none` and `prewarm_python_outbound_instances` in mode
+//! `outbound` (links to the bridge included), refilled in the background
+//! after each claim, so a cold start takes one instead of building a
+//! sandbox and starting an interpreter.
 //!
 //! Blanks are not instances: they hold a uid from the pool but no memory
 //! reservation (an idle interpreter is about 10 MB) until claimed.
@@ -15,6 +17,7 @@ use tokio::sync::Notify;
 use crate::instance::prewarmed::{self, Blank};
 use crate::instance::InstanceSettings;
 use crate::pool::Pool;
+use crate::sandbox::NetworkMode;
 
 /// Pause after a blank failed to start.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -27,20 +30,25 @@ const REFILL_DELAY: Duration = Duration::from_millis(100);
 pub struct Prewarm {
     settings: InstanceSettings,
     pool: Arc<Pool>,
-    target: usize,
+    /// How many blanks to keep per network mode.
+    targets: Vec<(NetworkMode, usize)>,
     blanks: Mutex<Vec<Blank>>,
     wake: Notify,
     stopped: AtomicBool,
 }
 
 impl Prewarm {
-    /// Keeps `target` blanks ready (refilled by a background task that ends
-    /// with the returned handle).
-    pub fn start(settings: InstanceSettings, pool: Arc<Pool>, target: usize) -> Arc<Prewarm> {
+    /// Keeps the `targets` (blanks per network mode) ready, refilled by a
+    /// background task that ends with the returned handle.
+    pub fn start(
+        settings: InstanceSettings,
+        pool: Arc<Pool>,
+        targets: Vec<(NetworkMode, usize)>,
+    ) -> Arc<Prewarm> {
         let prewarm = Arc::new(Prewarm {
             settings,
             pool,
-            target,
+            targets,
             blanks: Mutex::new(Vec::new()),
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
@@ -53,15 +61,29 @@ impl Prewarm {
         self.blanks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Blanks ready now.
-    pub fn ready(&self) -> usize {
-        self.lock().len()
+    /// Blanks of `network` mode ready now.
+    pub fn ready(&self, network: NetworkMode) -> usize {
+        self.lock().iter().filter(|b| b.network == network).count()
     }
 
-    /// A live blank, if one is ready (dead ones are discarded).
-    pub fn take(&self) -> Option<Blank> {
+    /// The first network mode with fewer blanks than its target.
+    fn short_of(&self) -> Option<NetworkMode> {
+        self.targets
+            .iter()
+            .find(|(network, target)| self.ready(*network) < *target)
+            .map(|(network, _)| *network)
+    }
+
+    /// A live blank of `network` mode, if one is ready (dead ones are
+    /// discarded).
+    pub fn take(&self, network: NetworkMode) -> Option<Blank> {
         let taken = loop {
-            let Some(blank) = self.lock().pop() else {
+            let popped = {
+                let mut blanks = self.lock();
+                let found = blanks.iter().rposition(|b| b.network == network);
+                found.map(|at| blanks.remove(at))
+            };
+            let Some(blank) = popped else {
                 break None;
             };
             if blank.is_alive() {
@@ -93,7 +115,7 @@ async fn refill(prewarm: Weak<Prewarm>) {
         if this.stopped.load(Ordering::SeqCst) {
             return;
         }
-        if this.ready() >= this.target {
+        let Some(network) = this.short_of() else {
             // Re-check now and then so the task ends after shutdown (the
             // wait holds the handle, so keep it short).
             let woken =
@@ -102,9 +124,9 @@ async fn refill(prewarm: Weak<Prewarm>) {
                 tokio::time::sleep(REFILL_DELAY).await;
             }
             continue;
-        }
+        };
         let uid = this.pool.take_uid();
-        match prewarmed::start_blank(&this.settings, uid).await {
+        match prewarmed::start_blank(&this.settings, uid, network).await {
             Ok(blank) if this.stopped.load(Ordering::SeqCst) => {
                 this.pool.give_back_uid(blank.uid);
                 blank.destroy().await;
@@ -117,7 +139,7 @@ async fn refill(prewarm: Weak<Prewarm>) {
             }
             Err(err) => {
                 this.pool.give_back_uid(uid);
-                tracing::warn!(%err, "pre-starting a python3 sandbox failed");
+                tracing::warn!(%err, %network, "pre-starting a python3 sandbox failed");
                 drop(this);
                 tokio::time::sleep(RETRY_AFTER_FAILURE).await;
             }

@@ -30,8 +30,8 @@ async fn main() -> anyhow::Result<()> {
     let q = args.quick;
     let pick = |quick: usize, full: usize| if q { quick } else { full };
     eprintln!("kumo-bench: starting kumod (release)…");
-    let mut kumo = cluster::start("", None).await?;
-    eprintln!("cold start…");
+    let mut kumo = cluster::start_with_agent("", cluster::OUTBOUND_AGENT, None).await?;
+    eprintln!("cold start (network none, then outbound)…");
     let mut cold = scenarios::latency::cold(&mut kumo, pick(15, 60)).await?;
     eprintln!("warm latency…");
     let warm = scenarios::latency::warm(&mut kumo, pick(500, 5000)).await?;
@@ -44,10 +44,17 @@ async fn main() -> anyhow::Result<()> {
     let ingest = scenarios::ingest::ingest(&mut kumo, pick(2_000, 20_000), pick(0, 3)).await?;
     drop(kumo);
     eprintln!("cold start from pre-started sandboxes…");
-    let mut prewarmed = cluster::start_with_agent("", "prewarm_python_instances = 4", None).await?;
+    let agent = format!(
+        "prewarm_python_instances = 4\nprewarm_python_outbound_instances = 4\n{}",
+        cluster::OUTBOUND_AGENT
+    );
+    let mut prewarmed = cluster::start_with_agent("", &agent, None).await?;
     cold.kumo_prewarmed =
-        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, pick(15, 60)).await?);
+        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, "none", pick(15, 60)).await?);
+    cold.kumo_prewarmed_outbound =
+        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, "outbound", pick(15, 60)).await?);
     drop(prewarmed);
+    cluster::remove_outbound_network();
     eprintln!("state scale…");
     let state = scenarios::state::state_scale(pick(1_000, 10_000), pick(10_000, 100_000)).await?;
     let results = report::Results {

@@ -408,3 +408,66 @@ fn outbound_reaches_only_what_the_allow_list_names() {
     );
     drop(everywhere);
 }
+
+#[test]
+fn pre_started_outbound_sandboxes_get_the_allow_list_at_the_claim() {
+    if !root_or_skip() {
+        return;
+    }
+    let network = TestNetwork::new(217);
+    let gateway = network.gateway;
+    let kumo = Kumo::start_configured(
+        "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
+        &format!(
+            "{}prewarm_python_outbound_instances = 2\n",
+            network.agent_settings(false)
+        ),
+    );
+    // Both blanks are linked to the bridge before any function exists.
+    let ports = std::path::Path::new("/sys/class/net")
+        .join(&network.bridge)
+        .join("brif");
+    kumo_tests::wait_until("two linked blanks", Duration::from_secs(30), || {
+        std::fs::read_dir(&ports).is_ok_and(|d| d.count() >= 2)
+    });
+    let (server_port, _) = http_recorder(gateway);
+    let everywhere = TcpListener::bind("0.0.0.0:0").unwrap();
+    let everywhere_port = everywhere.local_addr().unwrap().port();
+    let allow = format!("{gateway}/32:{server_port}");
+    create_probe(
+        &kumo,
+        "allowed",
+        &["--network", "outbound", "--egress-allow", &allow],
+    );
+    create_probe(&kumo, "open", &["--network", "outbound"]);
+    create_probe(&kumo, "quiet", &[]);
+    let g = gateway.to_string();
+    let targets = serde_json::json!([
+        [g, server_port],
+        [g, everywhere_port],
+        [g, kumo.grpc_port()],
+        ["169.254.169.254", 80],
+    ]);
+    let event = serde_json::json!({"action": "connect", "targets": targets}).to_string();
+    let allowed = kumo.invoke_ok("allowed", &event);
+    assert_eq!(
+        allowed["connects"],
+        serde_json::json!([true, false, false, false]),
+        "a claimed blank must be limited to the allow-list: {allowed}"
+    );
+    let open = kumo.invoke_ok("open", &event);
+    assert_eq!(
+        open["connects"],
+        serde_json::json!([false, false, false, false]),
+        "without an allow-list the host and metadata stay blocked: {open}"
+    );
+    // A `none` function never gets an outbound blank.
+    assert_eq!(kumo.invoke_ok("quiet", "{}")["ok"], true);
+    let log = kumo.log();
+    assert_eq!(
+        log.matches("cold start from a pre-started sandbox").count(),
+        2,
+        "the two outbound cold starts (only) claim blanks:\n{log}"
+    );
+    drop(everywhere);
+}

@@ -304,26 +304,7 @@ impl Outbound {
             "attaching {} to {}",
             link.veth, self.settings.bridge
         )))?;
-        if !allow.is_empty() {
-            let chain = format!("i_{:08x}", u32::from(address));
-            let table = self.table();
-            let mut script = format!("add chain inet {table} {chain}\n");
-            for rule in allow {
-                script.push_str(&format!(
-                    "add rule inet {table} {chain} {} accept\n",
-                    rule.nft_match()
-                ));
-            }
-            script.push_str(&format!(
-                "add rule inet {table} {chain} drop\nadd element inet {table} egress {{ {address} : jump {chain} }}\n"
-            ));
-            link.chain = Some(chain);
-            run_with_input(
-                Command::new("nft").args(["-f", "-"]),
-                &script,
-                "nft: adding the allow-list",
-            )?;
-        }
+        link.restrict(allow)?;
         Ok((namespace, link))
     }
 }
@@ -332,6 +313,41 @@ impl OutboundLink {
     /// The instance's address on the bridge.
     pub fn address(&self) -> Ipv4Addr {
         self.address
+    }
+
+    /// Limits the link to `allow` (no-op when empty): a chain keyed by the
+    /// link's source address, so it can be applied from the host at any
+    /// time — at start, or when a pre-started sandbox is claimed, before the
+    /// function's code runs. A link is restricted once. Blocking.
+    pub fn restrict(&mut self, allow: &[EgressRule]) -> Result<(), OutboundError> {
+        if allow.is_empty() {
+            return Ok(());
+        }
+        if self.chain.is_some() {
+            return Err(OutboundError::Config(format!(
+                "the link of {} already has an allow-list",
+                self.address
+            )));
+        }
+        let address = self.address;
+        let chain = format!("i_{:08x}", u32::from(address));
+        let table = self.outbound.table();
+        let mut script = format!("add chain inet {table} {chain}\n");
+        for rule in allow {
+            script.push_str(&format!(
+                "add rule inet {table} {chain} {} accept\n",
+                rule.nft_match()
+            ));
+        }
+        script.push_str(&format!(
+            "add rule inet {table} {chain} drop\nadd element inet {table} egress {{ {address} : jump {chain} }}\n"
+        ));
+        self.chain = Some(chain);
+        run_with_input(
+            Command::new("nft").args(["-f", "-"]),
+            &script,
+            "nft: adding the allow-list",
+        )
     }
 }
 

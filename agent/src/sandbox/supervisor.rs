@@ -452,6 +452,20 @@ impl Sandbox {
         if let Some(cgroup) = self.cgroup.as_mut() {
             cgroup.resize(spec.blank_memory_mb, spec.memory_mb)?;
         }
+        if !spec.egress_allow.is_empty() {
+            let mut link = self.outbound.take().ok_or_else(|| {
+                failed("an egress allow-list for a sandbox without an outbound link".into())
+            })?;
+            let allow = spec.egress_allow.clone();
+            let (link, restricted) = tokio::task::spawn_blocking(move || {
+                let restricted = link.restrict(&allow);
+                (link, restricted)
+            })
+            .await
+            .map_err(|e| failed(format!("applying the egress allow-list: {e}")))?;
+            self.outbound = Some(link);
+            restricted.map_err(|e| failed(e.to_string()))?;
+        }
         let tree = claim::detached_read_only_tree(&spec.task_dir).map_err(|e| {
             failed(format!(
                 "cloning {} as a read-only mount: {e}",

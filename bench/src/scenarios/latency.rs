@@ -1,7 +1,8 @@
 //! Cold start and warm latency, each beside its baseline:
 //! - cold: a new sandbox + interpreter + bootstrap + handler per call,
 //!   against spawning `/usr/bin/python3 -c pass` directly and under
-//!   `bwrap --unshare-all`;
+//!   `bwrap --unshare-all`; the same in the `outbound` network mode against
+//!   mode `none` (the cost of the link to the bridge);
 //! - warm: a gRPC invoke of a warm no-op, against the floor — the same
 //!   bootstrap fed by an in-process Runtime API with nothing in between.
 
@@ -35,6 +36,14 @@ pub struct Cold {
     /// Invoke to response with a new instance each time, claiming a
     /// pre-started sandbox (`prewarm_python_instances`), when measured.
     pub kumo_prewarmed: Option<Summary>,
+    /// Like `kumo`, in the `outbound` network mode (same run), when
+    /// measured.
+    #[serde(default)]
+    pub kumo_outbound: Option<Summary>,
+    /// Like `kumo_prewarmed`, in the `outbound` network mode, claiming
+    /// pre-started outbound sandboxes (`prewarm_python_outbound_instances`).
+    #[serde(default)]
+    pub kumo_prewarmed_outbound: Option<Summary>,
 }
 
 /// Warm-latency figures.
@@ -80,16 +89,19 @@ async fn invoke(cluster: &mut Cluster, name: &str) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// `n` cold starts of `name`: each call after a configuration change gets a
-/// new instance; `pause` lets background work (a pre-started sandbox being
-/// refilled) finish before the next call.
+/// `n` cold starts of `name` in network mode `network`: each call after a
+/// configuration change gets a new instance; `pause` lets background work
+/// (a pre-started sandbox being refilled) finish before the next call.
 async fn cold_starts(
     cluster: &mut Cluster,
     name: &str,
+    network: &str,
     n: usize,
     pause: Duration,
 ) -> anyhow::Result<Summary> {
-    cluster.create(name, NOOP, |_| {}).await?;
+    cluster
+        .create(name, NOOP, |c| c.network = network.into())
+        .await?;
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         cluster
@@ -109,17 +121,29 @@ async fn cold_starts(
 /// Cold starts claiming pre-started sandboxes, on a kumod whose agent keeps
 /// them (`prewarm_python_instances`); the pool is given time to refill
 /// between calls, as on a node whose cold starts do not come in bursts.
-pub async fn cold_prewarmed(cluster: &mut Cluster, n: usize) -> anyhow::Result<Summary> {
-    cold_starts(cluster, "cold-prewarmed", n, Duration::from_millis(200)).await
+/// The cluster's agent must keep blanks of `network` mode.
+pub async fn cold_prewarmed(
+    cluster: &mut Cluster,
+    network: &str,
+    n: usize,
+) -> anyhow::Result<Summary> {
+    let name = format!("cold-prewarmed-{network}");
+    cold_starts(cluster, &name, network, n, Duration::from_millis(200)).await
 }
 
-/// Cold starts: each call after a configuration change gets a new instance.
+/// Cold starts: each call after a configuration change gets a new instance;
+/// in mode `none`, then in mode `outbound` (the cluster's agent needs an
+/// outbound bridge, see `cluster::OUTBOUND_AGENT`).
 pub async fn cold(cluster: &mut Cluster, n: usize) -> anyhow::Result<Cold> {
-    let kumo = cold_starts(cluster, "cold", n, Duration::ZERO).await?;
+    let kumo = cold_starts(cluster, "cold", "none", n, Duration::ZERO).await?;
+    let kumo_outbound =
+        Some(cold_starts(cluster, "cold-outbound", "outbound", n, Duration::ZERO).await?);
     let bwrap = Path::new("/usr/bin/bwrap").exists();
     Ok(Cold {
         kumo,
         kumo_prewarmed: None,
+        kumo_outbound,
+        kumo_prewarmed_outbound: None,
         bare_python: time_command(PYTHON, &["-c", "pass"], n)?,
         bwrap_python: if bwrap {
             Some(time_command(
