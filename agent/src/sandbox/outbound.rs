@@ -11,6 +11,9 @@
 //!   included, so no kumod or agent port) — `input` drops everything from the
 //!   bridge except replies and DNS to the configured `outbound_dns` servers;
 //! - `169.254.0.0/16` (the metadata address) is dropped;
+//! - no IPv6: the instance's `eth0` has IPv6 disabled (no address, not
+//!   even link-local) and so has the bridge; allow-list entries are IPv4
+//!   (IPv6 ones are refused when the function is created);
 //! - with an egress allow-list (see [`EgressRule`]), an instance reaches
 //!   only what the list names — host addresses and the metadata address
 //!   included, when named — through a per-instance chain keyed by its
@@ -286,6 +289,7 @@ impl Outbound {
                         .map_err(|e| op_err("unshare(CLONE_NEWNET)")(std::io::Error::from(e)))?;
                     let namespace = std::fs::File::open("/proc/thread-self/ns/net")
                         .map_err(op_err("opening /proc/thread-self/ns/net"))?;
+                    disable_ipv6_on_new_links()?;
                     run_with_input(
                         Command::new("ip").args(["-batch", "-"]),
                         &inside,
@@ -378,6 +382,21 @@ impl Drop for OutboundLink {
             }
         }
         outbound.free(self.address);
+    }
+}
+
+/// In a new network namespace (this thread's): links made from now on get
+/// no IPv6 at all — no address, not even link-local, so `eth0` sends no
+/// IPv6 anywhere (the allow-list and the rules are IPv4; the bridge has
+/// IPv6 disabled too). `lo` keeps `::1`. Nothing to do where the kernel has
+/// no IPv6.
+fn disable_ipv6_on_new_links() -> Result<(), OutboundError> {
+    const DEFAULT: &str = "/proc/sys/net/ipv6/conf/default/disable_ipv6";
+    match std::fs::write(DEFAULT, "1") {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(op_err(format!("writing {DEFAULT}"))(e))
+        }
+        _ => Ok(()),
     }
 }
 
