@@ -472,13 +472,12 @@ impl Sandbox {
                 spec.task_dir.display()
             ))
         })?;
-        let tmp_mount = match prepare_tmp_disk(&self.state_dir, &self.id, spec.tmp_size_mb).await {
-            Some(disk) => Some(
-                disk.detached_mount(self.uid, self.gid)
-                    .map_err(|e| failed(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let disk = prepare_tmp_disk(&self.state_dir, &self.id, spec.tmp_size_mb).await;
+        let tmp_mount = disk.and_then(|disk| {
+            disk.detached_mount(self.uid, self.gid)
+                .map_err(|err| warn_tmpfs_fallback(&self.id, &err))
+                .ok()
+        });
         let claim = Claim {
             tmp_size_mb: spec.tmp_size_mb,
             tmp_disk: tmp_mount.is_some(),
@@ -519,10 +518,17 @@ impl Drop for Sandbox {
     }
 }
 
+/// Logs that instance `id` gets a tmpfs `/tmp` because its disk failed
+/// (`err` names the step and path).
+fn warn_tmpfs_fallback(id: &str, err: &dyn std::fmt::Display) {
+    tracing::warn!(instance = %id, %err,
+        "no disk-backed /tmp; using a tmpfs of the same size, charged to the function's memory");
+}
+
 /// Prepares instance `id`'s disk-backed `/tmp` of `size_mb` (off the async
 /// threads: the first of a size runs `mkfs`). Where that is impossible (no
-/// loop devices, e.g. in some containers) the sandbox falls back to a
-/// tmpfs `/tmp`, which is logged.
+/// loop devices, e.g. in some containers, or a failing step) the sandbox
+/// falls back to a tmpfs `/tmp`, with a warning naming the failed step.
 async fn prepare_tmp_disk(state_dir: &std::path::Path, id: &str, size_mb: u32) -> Option<TmpDisk> {
     let (dir, owned_id) = (state_dir.to_path_buf(), id.to_string());
     let started = std::time::Instant::now();
@@ -534,11 +540,11 @@ async fn prepare_tmp_disk(state_dir: &std::path::Path, id: &str, size_mb: u32) -
             Some(disk)
         }
         Ok(Err(err)) => {
-            tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
+            warn_tmpfs_fallback(id, &err);
             None
         }
         Err(err) => {
-            tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
+            warn_tmpfs_fallback(id, &err);
             None
         }
     }
