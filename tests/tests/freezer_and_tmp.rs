@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kumo_tests::{fixture, root_or_skip, Kumo};
+use kumo_tests::{fixture, root_or_skip, Kumo, LOG_CLAIMS};
 
 fn create(kumo: &Kumo, name: &str, extra: &[&str]) {
     kumo.create(
@@ -192,22 +192,13 @@ fn a_tmp_disk_that_cannot_be_made_falls_back_to_a_tmpfs_with_a_warning_naming_th
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(
-        "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
-        "prewarm_python_instances = 1\n",
-    );
+    let kumo = Kumo::start_configured(LOG_CLAIMS, "prewarm_python_instances = 1\n");
     // Break the template of one size for real: a directory where mkfs's
     // image would go.
     let templates = kumo.data_dir().join("agent/sandboxes/.tmp-templates");
     let blocker = templates.join("ext4-700m-v3.partial");
     std::fs::create_dir_all(&blocker).unwrap();
-    let blank = kumo.data_dir().join("agent/sandboxes");
-    kumo_tests::wait_until("a pre-started sandbox", Duration::from_secs(20), || {
-        std::fs::read_dir(&blank).is_ok_and(|d| {
-            d.flatten()
-                .any(|e| e.file_name().to_string_lossy().ends_with("-blank"))
-        })
-    });
+    kumo.wait_for_blank();
     // One cold start claims the blank, the other starts the classic way
     // (a start-up variable makes it ineligible).
     create(&kumo, "claimed", &["--tmp-size", "700"]);
@@ -234,11 +225,7 @@ fn a_tmp_disk_that_cannot_be_made_falls_back_to_a_tmpfs_with_a_warning_naming_th
         warnings.len() >= 2,
         "each fallback is logged naming the path:\n{log}"
     );
-    assert_eq!(
-        log.matches("cold start from a pre-started sandbox").count(),
-        1,
-        "{log}"
-    );
+    assert_eq!(kumo.claims(), 1, "{log}");
     // Other sizes still get their disk.
     create(&kumo, "sized", &[]);
     let sized = kumo.invoke_ok("sized", r#"{"action":"mountinfo"}"#);

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use kumo_tests::network::TestNetwork;
-use kumo_tests::{package_dir, root_or_skip, Kumo};
+use kumo_tests::{package_dir, root_or_skip, Kumo, LOG_CLAIMS};
 
 /// Reports the instance's mount tables and PID 1's command line.
 const PROBE: &str = r#"
@@ -154,30 +154,13 @@ fn pre_started_sandboxes_reveal_no_host_paths() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(
-        "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
-        "prewarm_python_instances = 1\n",
-    );
+    let kumo = Kumo::start_configured(LOG_CLAIMS, "prewarm_python_instances = 1\n");
     let forbidden = forbidden(&kumo);
-    // Blanks are started blank at agent start, then claimed.
-    kumo_tests::wait_until(
-        "a pre-started sandbox",
-        std::time::Duration::from_secs(20),
-        || {
-            std::fs::read_dir(kumo.data_dir().join("agent").join("sandboxes"))
-                .map(|d| {
-                    d.flatten()
-                        .any(|e| e.file_name().to_string_lossy().ends_with("-blank"))
-                })
-                .unwrap_or(false)
-        },
-    );
+    kumo.wait_for_blank();
     let digest = create_probe(&kumo, "claimer", &[]);
     assert_private(&kumo, "claimer", &digest, &forbidden);
     assert_eq!(
-        kumo.log()
-            .matches("cold start from a pre-started sandbox")
-            .count(),
+        kumo.claims(),
         1,
         "the cold start did not claim a pre-started sandbox:\n{}",
         kumo.log()

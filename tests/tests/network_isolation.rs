@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kumo_tests::network::TestNetwork;
-use kumo_tests::{package_dir, root_or_skip, Kumo};
+use kumo_tests::{package_dir, root_or_skip, Kumo, LOG_CLAIMS};
 
 /// The probe function: `attack`, `connect`, `resolve`, `listen`, `ipv6`,
 /// `secret`.
@@ -162,6 +162,17 @@ def handler(event, context):
     return {"ok": True}
 "#;
 
+/// A kumod whose agent uses a test network of its own (see [`TestNetwork`];
+/// `dns`: the gateway as DNS server); `None` when the test must skip.
+fn outbound_kumo(second: u8, dns: bool) -> Option<(TestNetwork, Kumo)> {
+    if !root_or_skip() {
+        return None;
+    }
+    let network = TestNetwork::new(second);
+    let kumo = Kumo::start_with(&network.agent_settings(dns));
+    Some((network, kumo))
+}
+
 fn create_probe(kumo: &Kumo, name: &str, extra: &[&str]) {
     let code = package_dir(&[("lambda_function.py", PROBE)]);
     let mut args = vec!["--timeout", "30"];
@@ -173,6 +184,22 @@ fn create_probe(kumo: &Kumo, name: &str, extra: &[&str]) {
         code.path(),
         &args,
     );
+}
+
+/// A probe in the `outbound` mode allowed to reach only `destination`.
+fn create_limited_probe(kumo: &Kumo, name: &str, destination: &str) {
+    create_probe(
+        kumo,
+        name,
+        &["--network", "outbound", "--egress-allow", destination],
+    );
+}
+
+/// A host service listening on every address, and its port.
+fn listen_everywhere() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
 
 /// Whether a TCP connection to `address` succeeds within a second.
@@ -308,11 +335,9 @@ fn theft_attack(kumo: &Kumo, attacker: &str, victim: &str, gateway: Option<Ipv4A
 
 #[test]
 fn runtime_api_theft_fails_in_outbound_mode() {
-    if !root_or_skip() {
+    let Some((network, kumo)) = outbound_kumo(213, false) else {
         return;
-    }
-    let network = TestNetwork::new(213);
-    let kumo = Kumo::start_with(&network.agent_settings(false));
+    };
     create_probe(&kumo, "victim", &["--network", "outbound"]);
     create_probe(&kumo, "attacker", &["--network", "outbound"]);
     theft_attack(&kumo, "attacker", "victim", Some(network.gateway));
@@ -331,26 +356,17 @@ fn runtime_api_theft_fails_in_host_mode() {
 
 #[test]
 fn outbound_reaches_only_what_the_allow_list_names() {
-    if !root_or_skip() {
+    let Some((network, kumo)) = outbound_kumo(215, true) else {
         return;
-    }
-    let network = TestNetwork::new(215);
+    };
     let gateway = network.gateway;
-    let kumo = Kumo::start_with(&network.agent_settings(true));
     create_probe(&kumo, "open", &["--network", "outbound"]);
     // The first outbound instance creates the bridge (and the gateway).
     assert_eq!(kumo.invoke_ok("open", "{}")["ok"], true);
     let (server_port, bodies) = http_recorder(gateway);
     dns_responder(gateway, Ipv4Addr::new(198, 51, 100, 7));
-    // A host service listening on every address.
-    let everywhere = TcpListener::bind("0.0.0.0:0").unwrap();
-    let everywhere_port = everywhere.local_addr().unwrap().port();
-    let allow = format!("{gateway}/32:{server_port}");
-    create_probe(
-        &kumo,
-        "allowed",
-        &["--network", "outbound", "--egress-allow", &allow],
-    );
+    let (everywhere, everywhere_port) = listen_everywhere();
+    create_limited_probe(&kumo, "allowed", &format!("{gateway}/32:{server_port}"));
     let http_port = kumo.http_port();
     let g = gateway.to_string();
     let targets = serde_json::json!([
@@ -383,12 +399,7 @@ fn outbound_reaches_only_what_the_allow_list_names() {
     }
 
     // Two outbound instances cannot see each other, nor the host them.
-    let report = format!("{gateway}/32:{server_port}");
-    create_probe(
-        &kumo,
-        "listener",
-        &["--network", "outbound", "--egress-allow", &report],
-    );
+    create_limited_probe(&kumo, "listener", &format!("{gateway}/32:{server_port}"));
     let listen = serde_json::json!({
         "action": "listen", "port": 8080, "hold": 5, "gateway": g, "report_port": server_port,
     })
@@ -439,7 +450,7 @@ fn pre_started_outbound_sandboxes_get_the_allow_list_at_the_claim() {
     let network = TestNetwork::new(217);
     let gateway = network.gateway;
     let kumo = Kumo::start_configured(
-        "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
+        LOG_CLAIMS,
         &format!(
             "{}prewarm_python_outbound_instances = 2\n",
             network.agent_settings(false)
@@ -453,14 +464,8 @@ fn pre_started_outbound_sandboxes_get_the_allow_list_at_the_claim() {
         std::fs::read_dir(&ports).is_ok_and(|d| d.count() >= 2)
     });
     let (server_port, _) = http_recorder(gateway);
-    let everywhere = TcpListener::bind("0.0.0.0:0").unwrap();
-    let everywhere_port = everywhere.local_addr().unwrap().port();
-    let allow = format!("{gateway}/32:{server_port}");
-    create_probe(
-        &kumo,
-        "allowed",
-        &["--network", "outbound", "--egress-allow", &allow],
-    );
+    let (everywhere, everywhere_port) = listen_everywhere();
+    create_limited_probe(&kumo, "allowed", &format!("{gateway}/32:{server_port}"));
     create_probe(&kumo, "open", &["--network", "outbound"]);
     create_probe(&kumo, "quiet", &[]);
     let g = gateway.to_string();
@@ -485,11 +490,11 @@ fn pre_started_outbound_sandboxes_get_the_allow_list_at_the_claim() {
     );
     // A `none` function never gets an outbound blank.
     assert_eq!(kumo.invoke_ok("quiet", "{}")["ok"], true);
-    let log = kumo.log();
     assert_eq!(
-        log.matches("cold start from a pre-started sandbox").count(),
+        kumo.claims(),
         2,
-        "the two outbound cold starts (only) claim blanks:\n{log}"
+        "the two outbound cold starts (only) claim blanks:\n{}",
+        kumo.log()
     );
     drop(everywhere);
 }
@@ -513,11 +518,9 @@ fn host_global_ipv6() -> Vec<String> {
 
 #[test]
 fn an_outbound_sandbox_sends_no_ipv6_anywhere() {
-    if !root_or_skip() {
+    let Some((_network, kumo)) = outbound_kumo(221, false) else {
         return;
-    }
-    let network = TestNetwork::new(221);
-    let kumo = Kumo::start_with(&network.agent_settings(false));
+    };
     create_probe(&kumo, "six", &["--network", "outbound"]);
     // A host service on every IPv6 address (where the host has IPv6).
     let listener = TcpListener::bind("[::]:0").ok();
