@@ -1,6 +1,7 @@
 //! The `outbound` mode's per-instance link on the real kernel: a namespace
 //! with `eth0` addressed in the subnet and a default route, its host end an
-//! isolated port of the bridge, everything gone when the link is dropped.
+//! isolated port of the bridge, everything gone when the link is dropped;
+//! a later agent reuses the bridge it finds in place.
 //! Prints the mean set-up time. Needs root (skips otherwise, fails instead
 //! when KUMO_REQUIRE_ROOT_TESTS=1).
 
@@ -118,6 +119,32 @@ fn links_are_isolated_bridge_ports_and_vanish_when_dropped() {
         "outbound link set-up: {:?} on average over {rounds}",
         total / rounds
     );
-    outbound.remove();
+    // A later agent (a new `Outbound` on the same bridge, e.g. after a
+    // restart) finds the bridge in place, with a link left behind.
+    let (leftover_namespace, leftover) = outbound.attach(&[]).unwrap();
+    let leftover_veth = format!("kv{:08x}", u32::from(leftover.address()));
+    // Killed without clean-up: the link stays (its namespace still open).
+    std::mem::forget(leftover);
+    let successor = Arc::new(
+        Outbound::new(OutboundSettings {
+            subnet: format!("10.214.{third}.0/24"),
+            bridge: bridge.clone(),
+            dns: vec![],
+            state_dir: PathBuf::from(dir.path()),
+        })
+        .unwrap(),
+    );
+    successor.ensure_ready().unwrap();
+    assert!(
+        !PathBuf::from("/sys/class/net")
+            .join(&leftover_veth)
+            .exists(),
+        "the predecessor's link was not swept"
+    );
+    let (namespace, link) = successor.attach(&[]).unwrap();
+    let routes = ip_in(namespace.as_raw_fd(), &["route", "show", "default"]);
+    assert!(routes.contains("via"), "{routes}");
+    drop((namespace, link, leftover_namespace));
+    successor.remove();
     assert!(!PathBuf::from("/sys/class/net").join(&bridge).exists());
 }

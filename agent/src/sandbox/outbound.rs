@@ -168,8 +168,12 @@ impl Outbound {
         for leftover in ports_of(bridge) {
             script.push_str(&format!("link del {leftover}\n"));
         }
+        // The bridge outlives agents (a restarted one finds it in place).
+        if !Path::new("/sys/class/net").join(bridge).exists() {
+            script.push_str(&format!("link add {bridge} type bridge\n"));
+        }
         script.push_str(&format!(
-            "link add {bridge} type bridge\naddr replace {}/{} dev {bridge}\nlink set {bridge} up\n",
+            "addr replace {}/{} dev {bridge}\nlink set {bridge} up\n",
             self.gateway, self.prefix
         ));
         run_with_input(
