@@ -527,6 +527,16 @@ impl Drop for Kumo {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // An agent killed with SIGKILL (and not restarted) leaves its file
+        // store mounted until the next agent start; detach it so that the
+        // temp dir can go.
+        let prefix = format!("{}/", self.dir.path().display());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for mount in mountinfo.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if mount.starts_with(&prefix) {
+                let _ = Command::new("umount").args(["-l", mount]).status();
+            }
+        }
         if std::thread::panicking() {
             eprintln!("---- kumod log ----\n{}", self.log());
             let agent_log = std::fs::read_to_string(self.dir.path().join("agent.log"));
