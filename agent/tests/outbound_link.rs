@@ -38,6 +38,20 @@ fn ip_in(fd: i32, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// One agent's view of the outbound network on `bridge`, subnet
+/// `10.214.<third>.0/24`.
+fn agent_network(bridge: &str, third: u8, state_dir: &std::path::Path) -> Arc<Outbound> {
+    Arc::new(
+        Outbound::new(OutboundSettings {
+            subnet: format!("10.214.{third}.0/24"),
+            bridge: bridge.to_string(),
+            dns: vec![],
+            state_dir: state_dir.to_path_buf(),
+        })
+        .unwrap(),
+    )
+}
+
 #[test]
 fn links_are_isolated_bridge_ports_and_vanish_when_dropped() {
     if !root_or_skip() {
@@ -47,15 +61,7 @@ fn links_are_isolated_bridge_ports_and_vanish_when_dropped() {
     let bridge = format!("ko{}", pid % 100_000);
     let third = (pid % 200) as u8 + 20;
     let dir = tempfile::tempdir().unwrap();
-    let outbound = Arc::new(
-        Outbound::new(OutboundSettings {
-            subnet: format!("10.214.{third}.0/24"),
-            bridge: bridge.clone(),
-            dns: vec![],
-            state_dir: PathBuf::from(dir.path()),
-        })
-        .unwrap(),
-    );
+    let outbound = agent_network(&bridge, third, dir.path());
     outbound.ensure_ready().unwrap();
     let allow: Vec<EgressRule> = vec!["198.51.100.0/24:443".parse().unwrap()];
     let (namespace, link) = outbound.attach(&allow).unwrap();
@@ -125,15 +131,7 @@ fn links_are_isolated_bridge_ports_and_vanish_when_dropped() {
     let leftover_veth = format!("kv{:08x}", u32::from(leftover.address()));
     // Killed without clean-up: the link stays (its namespace still open).
     std::mem::forget(leftover);
-    let successor = Arc::new(
-        Outbound::new(OutboundSettings {
-            subnet: format!("10.214.{third}.0/24"),
-            bridge: bridge.clone(),
-            dns: vec![],
-            state_dir: PathBuf::from(dir.path()),
-        })
-        .unwrap(),
-    );
+    let successor = agent_network(&bridge, third, dir.path());
     successor.ensure_ready().unwrap();
     assert!(
         !PathBuf::from("/sys/class/net")
