@@ -35,17 +35,6 @@ def handler(event, context):
     return {"interfaces": sorted(l.split()[-1] for l in lines), "tries": tries, "multicast": multicast}
 "#;
 
-fn create_probe(kumo: &Kumo, name: &str, extra: &[&str]) {
-    let code = package_dir(&[("lambda_function.py", PROBE)]);
-    kumo.create(
-        name,
-        "python3",
-        "lambda_function.handler",
-        code.path(),
-        extra,
-    );
-}
-
 /// The host's own IPv6 addresses of global scope (not loopback).
 fn host_global_ipv6() -> Vec<String> {
     std::fs::read_to_string("/proc/net/if_inet6")
@@ -70,7 +59,7 @@ fn an_outbound_sandbox_sends_no_ipv6_anywhere() {
     }
     let network = TestNetwork::new(221);
     let kumo = Kumo::start_with(&network.agent_settings(false));
-    create_probe(&kumo, "six", &["--network", "outbound"]);
+    kumo.create_python("six", PROBE, &["--network", "outbound"]);
     // A host service on every IPv6 address (where the host has IPv6).
     let listener = TcpListener::bind("[::]:0").ok();
     let port = listener

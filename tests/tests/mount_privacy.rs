@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use kumo_tests::network::TestNetwork;
-use kumo_tests::{package_dir, root_or_skip, Kumo, LOG_CLAIMS};
+use kumo_tests::{root_or_skip, Kumo, LOG_CLAIMS};
 
 /// Reports the instance's mount tables and PID 1's command line.
 const PROBE: &str = r#"
@@ -32,18 +32,7 @@ def handler(event, context):
 "#;
 
 fn create_probe(kumo: &Kumo, name: &str, extra: &[&str]) -> String {
-    let code = package_dir(&[("lambda_function.py", PROBE)]);
-    kumo.create(
-        name,
-        "python3",
-        "lambda_function.handler",
-        code.path(),
-        extra,
-    );
-    kumo.function(name)["package_digest"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    kumo.create_python(name, PROBE, extra)
 }
 
 /// The mount point (5th field) and root (4th field) of each mountinfo line.

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kumo_tests::network::TestNetwork;
-use kumo_tests::{package_dir, root_or_skip, Kumo, LOG_CLAIMS};
+use kumo_tests::{root_or_skip, Kumo, LOG_CLAIMS};
 
 /// The probe function: `attack`, `connect`, `resolve`, `listen`, `secret`.
 const PROBE: &str = r#"
@@ -154,16 +154,9 @@ fn outbound_kumo(second: u8, dns: bool) -> Option<(TestNetwork, Kumo)> {
 }
 
 fn create_probe(kumo: &Kumo, name: &str, extra: &[&str]) {
-    let code = package_dir(&[("lambda_function.py", PROBE)]);
     let mut args = vec!["--timeout", "30"];
     args.extend_from_slice(extra);
-    kumo.create(
-        name,
-        "python3",
-        "lambda_function.handler",
-        code.path(),
-        &args,
-    );
+    kumo.create_python(name, PROBE, &args);
 }
 
 /// A probe in the `outbound` mode allowed to reach only `destination`.
