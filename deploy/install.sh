@@ -1,17 +1,39 @@
 #!/usr/bin/env bash
 # Installs Kumo on this machine: binaries to /usr/local/bin, systemd units to
 # /etc/systemd/system, example configs to /etc/kumo (existing files are kept),
-# and the docs to /usr/local/share/doc/kumo. Builds release binaries first
-# unless BIN_DIR points at built ones.
+# and the docs to /usr/local/share/doc/kumo. Takes, in this order: Debian
+# packages named on the command line (deploy/build-packages.sh makes them),
+# BIN_DIR with built binaries, the bin/ directory of an unpacked release
+# tarball, or builds release binaries (needs Rust) as a last resort.
 #
 #   sudo deploy/install.sh                 # then: systemctl enable --now kumod kumo-agent
+#   sudo deploy/install.sh dist/*.deb      # install the packages (no Rust needed)
 #   sudo DESTDIR=/tmp/stage deploy/install.sh   # stage into a directory instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DESTDIR="${DESTDIR:-}"
+if [ $# -gt 0 ]; then
+  debs=()
+  for deb in "$@"; do
+    case "$deb" in
+      *.deb) debs+=("$(realpath "$deb")") ;;
+      *) echo "install.sh: '$deb' is not a .deb package" >&2; exit 2 ;;
+    esac
+  done
+  # apt-get resolves the packages' dependencies (iproute2, nftables, python3).
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "${debs[@]}"
+  exit 0
+fi
 if [ -z "${BIN_DIR:-}" ]; then
-  cargo build --release --quiet --workspace --bins
-  BIN_DIR="${CARGO_TARGET_DIR:-target}/release"
+  if [ -x bin/kumod ] && [ -x bin/kumo-agent ] && [ -x bin/kumo ]; then
+    BIN_DIR=bin
+  elif command -v cargo >/dev/null; then
+    cargo build --release -p kumo-daemon -p kumo-agent -p kumo-cli --bins
+    BIN_DIR="${CARGO_TARGET_DIR:-target}/release"
+  else
+    echo "install.sh: no binaries: give .deb packages, set BIN_DIR, run it from an unpacked release tarball, or install Rust" >&2
+    exit 1
+  fi
 fi
 
 install -d "$DESTDIR/usr/local/bin" "$DESTDIR/etc/systemd/system" "$DESTDIR/etc/kumo" \

@@ -3,8 +3,14 @@
 # all-in-one mode (daemon + embedded agent), deploys and invokes the example
 # function. Must run as root (sandboxes need namespaces and cgroups).
 #
-#   sudo deploy/quickstart.sh          # start, deploy, invoke; leaves kumod running
-#   sudo deploy/quickstart.sh stop     # stop the kumod it started
+#   sudo deploy/quickstart.sh            # start, deploy, invoke; leaves kumod running
+#   sudo deploy/quickstart.sh stop       # stop the kumod it started
+#   sudo deploy/quickstart.sh uninstall  # stop it and remove what it installed
+#
+# What it installs: kumod, kumo-agent and kumo in /usr/local/bin; Kumo's data
+# (functions, logs, tokens) in /var/lib/kumo; its pid and log in
+# /run/kumo-quickstart; missing Debian packages (gcc, python3, iproute2,
+# nftables) with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,27 +26,71 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-if [ "${1:-}" = stop ]; then
+stop_kumod() {
   if [ -f "$STATE/kumod.pid" ]; then
-    kill "$(cat "$STATE/kumod.pid")" 2>/dev/null || true
+    local pid
+    pid=$(cat "$STATE/kumod.pid")
+    kill "$pid" 2>/dev/null || true
+    # kumod tears its sandboxes down on SIGTERM; give it the time to.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$STATE/kumod.pid"
     echo "kumod stopped"
   else
     echo "no kumod started by quickstart is running"
   fi
-  exit 0
-fi
+}
 
-command -v cargo >/dev/null || { echo "quickstart: cargo (Rust 1.95+) is required" >&2; exit 1; }
-[ -x /usr/bin/python3 ] || { apt-get update -qq && apt-get install -y -qq python3; }
+case "${1:-}" in
+  stop)
+    stop_kumod
+    exit 0
+    ;;
+  uninstall)
+    stop_kumod
+    echo "removing /usr/local/bin/{kumod,kumo-agent,kumo}, $DATA_DIR (functions, logs, tokens) and $STATE"
+    rm -f /usr/local/bin/kumod /usr/local/bin/kumo-agent /usr/local/bin/kumo
+    rm -rf "$DATA_DIR" "$STATE"
+    echo "uninstalled (Debian packages it installed, e.g. nftables, are left)"
+    exit 0
+    ;;
+  "") ;;
+  *)
+    echo "usage: $0 [stop|uninstall]" >&2
+    exit 2
+    ;;
+esac
+
+echo "==> checking prerequisites"
+need_apt=()
+command -v cc >/dev/null || need_apt+=(gcc)
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
 # The "outbound" network mode needs ip (iproute2) and nft (nftables).
-if ! command -v ip >/dev/null || ! command -v nft >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq iproute2 nftables
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v nft >/dev/null || need_apt+=(nftables)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || { echo "quickstart: install ${need_apt[*]} first" >&2; exit 1; }
+  echo "    installing ${need_apt[*]} (apt-get)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
+if ! command -v cargo >/dev/null; then
+  echo "quickstart: Rust 1.95 or newer is required (https://rustup.rs), or install the" >&2
+  echo "prebuilt packages instead: deploy/install.sh kumo*.deb (see README)" >&2
+  exit 1
+fi
+rust_version=$(rustc --version | cut -d' ' -f2)
+if [ "$(printf '%s\n' 1.95.0 "$rust_version" | sort -V | head -n1)" != 1.95.0 ]; then
+  echo "quickstart: Rust $rust_version is too old; Kumo needs 1.95 or newer (rustup update)" >&2
+  exit 1
+fi
+echo "    cc, Rust $rust_version, /usr/bin/python3 ($(/usr/bin/python3 --version 2>&1)), ip, nft: ok"
 
-echo "==> building kumod, kumo-agent and kumo (release)"
-cargo build --release --bins --quiet
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+echo "==> building kumod, kumo-agent and kumo (release)"
+if [ ! -x "$BIN/kumod" ]; then
+  echo "    a first build takes about 6 minutes on a 2-core machine (crates are downloaded first)"
+fi
+cargo build --release -p kumo-daemon -p kumo-agent -p kumo-cli --bins
+echo "==> installing them in /usr/local/bin"
 install -m 0755 "$BIN/kumod" "$BIN/kumo-agent" "$BIN/kumo" /usr/local/bin/
 
 mkdir -p "$STATE" "$DATA_DIR"
@@ -92,4 +142,5 @@ Try:   kumo invoke hello --payload '{"name": "you"}'
 The CLI authenticates with the token in $KUMO_TOKEN_FILE (root can read it).
 The MinIO webhook (/webhooks/minio) needs the token in $WEBHOOK_TOKEN_FILE.
 Stop:  sudo deploy/quickstart.sh stop
+Remove everything it installed: sudo deploy/quickstart.sh uninstall
 MSG

@@ -3,33 +3,71 @@
 # end-to-end tests need namespaces and cgroups):
 #   sudo tests/run-all.sh
 # Installs missing prerequisites, checks formatting and lints, builds the
-# binaries the end-to-end tests start, and runs every test.
+# binaries the end-to-end tests start, and runs every test. Each step prints
+# how long it took.
+#
+# Network registries it may use on a fresh machine: Debian's apt mirrors
+# (system packages, the VM kernel), crates.io (Rust crates, cargo-fuzz),
+# PyPI (moto, boto3, awslambdaric, virtme-ng; into venvs under /var/tmp), npm
+# (aws-lambda-ric, into /var/tmp) and rustup's channel (the rustfmt/clippy components, a nightly for fuzzing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+suite_started=$SECONDS
+step_started=$SECONDS
+step() {
+  echo "    ($((SECONDS - step_started)) s)"
+  step_started=$SECONDS
+  echo "==> $*"
+}
 
 need_apt=()
 command -v gcc >/dev/null || need_apt+=(gcc)
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
+# A host package for the python3 runtime's site-packages opt-in test.
+/usr/bin/python3 -c "import yaml" 2>/dev/null || need_apt+=(python3-yaml)
 [ -f /usr/include/python3.11/Python.h ] || [ -n "$(ls /usr/include/python3*/Python.h 2>/dev/null)" ] || need_apt+=(python3-dev)
 command -v hostname >/dev/null || need_apt+=(hostname)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v nft >/dev/null || need_apt+=(nftables)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v pgrep >/dev/null || need_apt+=(procps)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The nodejsNN.x runtimes, and AWS's npm aws-lambda-ric (tests/node-ric.sh
+# compiles its native client once).
+[ -x /usr/bin/node ] || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+command -v g++ >/dev/null || need_apt+=(g++)
+for tool in make cmake autoconf automake; do
+  command -v "$tool" >/dev/null || need_apt+=("$tool")
+done
+command -v libtoolize >/dev/null || need_apt+=(libtool)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 
+for component in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+    echo "==> installing the $component component"
+    rustup component add "$component"
+  fi
+done
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "    cargo-nextest is not installed: the tests run with cargo test (slower, same tests)"
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy"
+step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "==> building binaries"
+step "building binaries"
 cargo build --workspace --bins --quiet
 
-echo "==> deploy/install.sh (staged) and systemd units (systemd-analyze verify; any warning fails)"
+step "deploy/install.sh (staged) and systemd units (systemd-analyze verify; any warning fails)"
 stage="$(mktemp -d)"
 BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" DESTDIR="$stage" deploy/install.sh >/dev/null
 for installed in usr/local/bin/kumod usr/local/bin/kumo-agent usr/local/bin/kumo \
@@ -50,7 +88,11 @@ if [ -n "$unit_warnings" ]; then
   exit 1
 fi
 rm -rf "$stage"
-echo "==> S3 test server (moto; tests/s3-server.sh)"
+
+step "Debian packages and tarball: build, install, check, purge (tests/packages.sh)"
+BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" tests/packages.sh
+
+step "S3 test server (moto; tests/s3-server.sh)"
 tests/s3-server.sh prepare
 KUMO_TEST_DIR="$(mktemp -d)"
 export KUMO_TEST_DIR
@@ -59,7 +101,7 @@ export KUMO_TEST_S3_ENDPOINT
 trap 'tests/s3-server.sh stop; rm -rf "$KUMO_TEST_DIR"' EXIT
 echo "    $KUMO_TEST_S3_ENDPOINT"
 
-echo "==> tests"
+step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else
@@ -75,14 +117,14 @@ if [ "${KUMO_SKIP_VM:-0}" = 1 ]; then
   fi
   echo "==> cgroup v2 (VM): skipped (KUMO_SKIP_VM=1)"
 else
-  echo "==> cgroup v2 (VM): tests/cgroup2-vm.sh"
+  step "cgroup v2 (VM): tests/cgroup2-vm.sh"
   tests/cgroup2-vm.sh
 fi
 
 # The benchmark harness must run and produce every number; no timing is
 # asserted (bench/README.md).
 if [ "${KUMO_SKIP_BENCH:-0}" != 1 ]; then
-  echo "==> benchmark harness smoke run: bench/run.sh --quick"
+  step "benchmark harness smoke run: bench/run.sh --quick"
   bench_out="$KUMO_TEST_DIR/bench"
   mkdir -p "$bench_out"
   if ! bench/run.sh --quick --out-dir "$bench_out" >"$bench_out/run.log" 2>&1; then
@@ -114,7 +156,7 @@ fi
 # a nightly toolchain; both are installed when missing).
 fuzz_seconds="${KUMO_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" -gt 0 ]; then
-  echo "==> fuzzing, ${fuzz_seconds} s per target"
+  step "fuzzing, ${fuzz_seconds} s per target"
   rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
   cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked --quiet
   for target in schedule_expression minio_webhook; do
@@ -124,3 +166,5 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     rm -rf "$corpus"
   done
 fi
+echo "    ($((SECONDS - step_started)) s)"
+echo "==> all passed in $((SECONDS - suite_started)) s"

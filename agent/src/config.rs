@@ -46,6 +46,16 @@ pub struct AgentConfig {
     pub python_path: PathBuf,
     /// Value of `AWS_EXECUTION_ENV` for the `python3` runtime.
     pub python_execution_env: String,
+    /// Whether the `python3` runtime's `sys.path` includes the host
+    /// interpreter's site-packages (e.g. Debian's `dist-packages`) after the
+    /// standard library. Off by default, so a function sees only its package
+    /// and the standard library on every node; a function's own
+    /// `KUMO_PYTHON_HOST_SITE_PACKAGES` (`1` or `0`) wins over this.
+    pub python_host_site_packages: bool,
+    /// The `node` binary every `nodejsNN.x` runtime runs (`nodejs18.x`,
+    /// `nodejs20.x` and `nodejs22.x` all map to it; `AWS_EXECUTION_ENV`
+    /// names the runtime the function asked for).
+    pub node_path: PathBuf,
     /// Region reported to functions (`AWS_REGION`).
     pub region: String,
     /// First uid (and gid) handed to sandboxes; each instance gets its own.
@@ -62,6 +72,10 @@ pub struct AgentConfig {
     /// start-up variables such as `PYTHON*`) claims one instead of building
     /// a sandbox and starting an interpreter.
     pub prewarm_python_instances: u32,
+    /// Pre-started Node.js sandboxes kept ready for cold starts (0 = off),
+    /// for eligible `nodejsNN.x` functions: 128 MB (V8's heap is sized at
+    /// start), network `none`, no start-up variables such as `NODE_OPTIONS`.
+    pub prewarm_node_instances: u32,
     /// Pre-started python3 sandboxes in the `outbound` network mode (their
     /// link to the bridge made ahead, the function's egress allow-list
     /// applied at the claim) kept ready for cold starts of eligible
@@ -110,6 +124,8 @@ impl Default for AgentConfig {
             init_timeout_seconds: 10,
             python_path: PathBuf::from("/usr/bin/python3"),
             python_execution_env: "AWS_Lambda_python3.11".into(),
+            node_path: PathBuf::from("/usr/bin/node"),
+            python_host_site_packages: false,
             region: "us-east-1".into(),
             sandbox_uid_base: 100_000,
             sandbox_uid_count: 60_000,
@@ -117,6 +133,7 @@ impl Default for AgentConfig {
             max_processes: 1024,
             max_log_bytes_per_invocation: 1024 * 1024,
             prewarm_python_instances: 0,
+            prewarm_node_instances: 0,
             prewarm_python_outbound_instances: 0,
             idle_freeze_ms: 100,
             outbound_subnet: "10.213.0.0/16".into(),
@@ -213,7 +230,7 @@ impl AgentConfig {
         }
     }
 
-    /// Directory where the Python bootstrap is written.
+    /// Directory where the Python and Node.js bootstraps are written.
     pub fn runtime_dir(&self) -> PathBuf {
         self.file_store_dir().join(file_store::RUNTIME)
     }

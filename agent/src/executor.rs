@@ -8,7 +8,8 @@ use std::time::Duration;
 use kumo_proto::agent::{FunctionSpec, Invocation, InvocationResult, Outcome, WarmInstances};
 
 use crate::config::AgentConfig;
-use crate::instance::{prewarmed, Instance, InstanceError, InstanceSettings};
+use crate::instance::prewarmed::{self, BlankKind};
+use crate::instance::{Instance, InstanceError, InstanceSettings};
 use crate::package_cache::PackageCache;
 use crate::pool::{Acquired, Pool, PoolKey, PoolLimits, PoolStats, Pooled, Reservation};
 use crate::prewarm::Prewarm;
@@ -29,9 +30,10 @@ pub struct Executor {
     pool: Arc<Pool>,
     agent_id: String,
     reaper: tokio::task::JoinHandle<()>,
-    /// Pre-started python3 sandboxes, when `prewarm_python_instances` or
-    /// `prewarm_python_outbound_instances` > 0.
-    prewarm: Option<Arc<Prewarm>>,
+    /// Pre-started sandboxes, one supply per kind and network mode whose
+    /// count (`prewarm_python_instances`, `prewarm_node_instances`,
+    /// `prewarm_python_outbound_instances`) is above 0.
+    prewarms: Vec<Arc<Prewarm>>,
 }
 
 impl Executor {
@@ -49,26 +51,33 @@ impl Executor {
             uid_count: config.sandbox_uid_count,
         }));
         let reaper = tokio::spawn(reap_idle(Arc::downgrade(&pool)));
-        let targets: Vec<(NetworkMode, usize)> = [
-            (NetworkMode::None, config.prewarm_python_instances),
+        let prewarms = [
             (
-                NetworkMode::Outbound,
+                (BlankKind::Python, NetworkMode::None),
+                config.prewarm_python_instances,
+            ),
+            (
+                (BlankKind::Node, NetworkMode::None),
+                config.prewarm_node_instances,
+            ),
+            (
+                (BlankKind::Python, NetworkMode::Outbound),
                 config.prewarm_python_outbound_instances,
             ),
         ]
         .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(network, n)| (network, n as usize))
+        .filter(|(_, count)| *count > 0)
+        .map(|(serves, count)| {
+            Prewarm::start(settings.clone(), pool.clone(), serves, count as usize)
+        })
         .collect();
-        let prewarm =
-            (!targets.is_empty()).then(|| Prewarm::start(settings.clone(), pool.clone(), targets));
         Ok(Self {
             settings,
             packages,
             pool,
             agent_id: config.agent_id.clone(),
             reaper,
-            prewarm,
+            prewarms,
         })
     }
 
@@ -109,27 +118,30 @@ impl Executor {
             version: function.version.clone(),
             revision: function.revision,
         };
-        let (acquired, evicted) = self.pool.acquire(&key, function.memory_mb);
-        shutdown_all(evicted);
-        let mut pooled = match acquired {
-            Ok(Acquired::Warm(pooled)) => *pooled,
-            Ok(Acquired::Cold(reservation)) => {
-                match self.cold_start(&function, task_dir, reservation).await {
-                    Ok(pooled) => pooled,
-                    Err(err) => {
-                        return platform_error(&invocation, "Kumo.SandboxError", err.to_string())
-                    }
-                }
-            }
-            Err(capacity) => {
-                return platform_error(
-                    &invocation,
-                    "TooManyRequestsException",
-                    format!("agent {}: {capacity}", self.agent_id),
-                )
-            }
+        let mut pooled = match self
+            .instance_for(&invocation, &function, &key, &task_dir)
+            .await
+        {
+            Ok(pooled) => pooled,
+            Err(result) => return result,
         };
         let mut result = pooled.instance.invoke(&invocation).await;
+        if pooled.instance.exited_before_handover() {
+            // A warm runtime exited while idle (e.g. Node's after reporting
+            // an uncaught exception) and never took this event: run it on
+            // another instance, once.
+            if let Some(gone) = self.pool.release(key.clone(), pooled, false) {
+                shutdown_all(vec![gone]);
+            }
+            pooled = match self
+                .instance_for(&invocation, &function, &key, &task_dir)
+                .await
+            {
+                Ok(pooled) => pooled,
+                Err(result) => return result,
+            };
+            result = pooled.instance.invoke(&invocation).await;
+        }
         result.invocation_id = invocation.invocation_id;
         result.request_id = invocation.request_id.clone();
         let reusable = pooled.instance.is_reusable();
@@ -143,6 +155,41 @@ impl Executor {
         result
     }
 
+    /// A warm instance of `key` (skipping any whose runtime has exited) or
+    /// a cold-started one; a failure is the invocation's result.
+    async fn instance_for(
+        &self,
+        invocation: &Invocation,
+        function: &FunctionSpec,
+        key: &PoolKey,
+        task_dir: &std::path::Path,
+    ) -> Result<Pooled, InvocationResult> {
+        loop {
+            let (acquired, evicted) = self.pool.acquire(key, function.memory_mb);
+            shutdown_all(evicted);
+            return match acquired {
+                Ok(Acquired::Warm(dead)) if dead.instance.has_exited() => {
+                    if let Some(gone) = self.pool.release(key.clone(), *dead, false) {
+                        shutdown_all(vec![gone]);
+                    }
+                    continue;
+                }
+                Ok(Acquired::Warm(pooled)) => Ok(*pooled),
+                Ok(Acquired::Cold(reservation)) => self
+                    .cold_start(function, task_dir.to_path_buf(), reservation)
+                    .await
+                    .map_err(|err| {
+                        platform_error(invocation, "Kumo.SandboxError", err.to_string())
+                    }),
+                Err(capacity) => Err(platform_error(
+                    invocation,
+                    "TooManyRequestsException",
+                    format!("agent {}: {capacity}", self.agent_id),
+                )),
+            };
+        }
+    }
+
     /// Starts an instance in the capacity `reservation` holds: from a
     /// pre-started sandbox when one is ready and the function is eligible
     /// (the instance then runs as the sandbox's uid), otherwise from scratch.
@@ -152,11 +199,12 @@ impl Executor {
         task_dir: std::path::PathBuf,
         reservation: Reservation,
     ) -> Result<Pooled, InstanceError> {
-        let blank = self
-            .prewarm
-            .as_ref()
-            .zip(prewarmed::eligible(function))
-            .and_then(|(prewarm, network)| prewarm.take(network));
+        let blank = prewarmed::eligible(function).and_then(|serves| {
+            self.prewarms
+                .iter()
+                .find(|prewarm| prewarm.serves() == serves)
+                .and_then(|prewarm| prewarm.take())
+        });
         let (started, uid) = match blank {
             Some(blank) => {
                 tracing::debug!(function = %function.name, "cold start from a pre-started sandbox");
@@ -183,7 +231,7 @@ impl Executor {
     /// Stops the reaper and shuts every idle and pre-started instance down.
     pub async fn shutdown(&self) {
         self.reaper.abort();
-        if let Some(prewarm) = &self.prewarm {
+        for prewarm in &self.prewarms {
             prewarm.shutdown().await;
         }
         for pooled in self.pool.take_all_idle() {

@@ -37,7 +37,13 @@ pub struct InstanceSettings {
     pub python_path: PathBuf,
     /// `AWS_EXECUTION_ENV` of the `python3` runtime.
     pub python_execution_env: String,
-    /// Host directory holding `bootstrap.py`, mounted at `/var/runtime`.
+    /// The host's site-packages on the `python3` runtime's `sys.path`
+    /// unless the function says otherwise.
+    pub python_host_site_packages: bool,
+    /// The `node` binary of the `nodejsNN.x` runtimes (path inside the
+    /// sandbox).
+    pub node_path: PathBuf,
+    /// Host directory holding the bootstraps, mounted at `/var/runtime`.
     pub runtime_dir: PathBuf,
     /// `AWS_REGION` reported to functions.
     pub region: String,
@@ -74,6 +80,8 @@ impl InstanceSettings {
             },
             python_path: config.python_path.clone(),
             python_execution_env: config.python_execution_env.clone(),
+            node_path: config.node_path.clone(),
+            python_host_site_packages: config.python_host_site_packages,
             runtime_dir: config.runtime_dir(),
             region: config.region.clone(),
             init_timeout: Duration::from_secs(config.init_timeout_seconds.max(1)),
@@ -127,6 +135,7 @@ pub struct Instance {
     init_timeout: Duration,
     initialized: bool,
     reusable: bool,
+    exited_before_handover: bool,
     last_used: Instant,
 }
 
@@ -156,6 +165,9 @@ impl Instance {
         let id = format!("{}-{}", &uuid[..12], sanitize(&function.name));
         let argv = match runtime {
             Runtime::Python3 => bootstrap::python_argv(&settings.python_path),
+            Runtime::Nodejs(_) => {
+                bootstrap::node::node_argv(&settings.node_path, function.memory_mb)
+            }
             Runtime::Provided => vec!["/var/task/bootstrap".to_owned()],
         };
         let spec = SandboxSpec {
@@ -163,7 +175,9 @@ impl Instance {
             argv,
             env: environment::environment(settings, function, runtime, &uuid),
             task_dir,
-            runtime_dir: (runtime == Runtime::Python3).then(|| settings.runtime_dir.clone()),
+            runtime_dir: runtime
+                .has_kumo_bootstrap()
+                .then(|| settings.runtime_dir.clone()),
             memory_mb: function.memory_mb,
             tmp_size_mb: function.ephemeral_storage_mb,
             max_processes: settings.max_processes,
@@ -235,6 +249,7 @@ impl Instance {
             init_timeout: settings.init_timeout,
             initialized: false,
             reusable: true,
+            exited_before_handover: false,
             last_used: Instant::now(),
         })
     }
@@ -268,6 +283,7 @@ impl Instance {
             cognito_identity: non_empty(&invocation.cognito_identity),
         });
 
+        let was_warm = self.initialized;
         let mut init_duration = None;
         let mut early = None;
         if !self.initialized {
@@ -309,11 +325,10 @@ impl Instance {
             },
             other => other,
         };
-        let run_start = self
-            .api
-            .last_handover()
-            .filter(|at| *at >= invoked)
-            .unwrap_or(approx_start);
+        let handed_over = self.api.last_handover().filter(|at| *at >= invoked);
+        self.exited_before_handover =
+            was_warm && handed_over.is_none() && matches!(ending, Ending::Exit(_));
+        let run_start = handed_over.unwrap_or(approx_start);
         let duration = run_start.elapsed();
         if matches!(ending, Ending::Timeout | Ending::InitTimeout) {
             self.sandbox.kill();
@@ -410,6 +425,17 @@ impl Instance {
     /// Whether the instance's sandbox is frozen now.
     pub fn is_frozen(&self) -> bool {
         self.sandbox.is_frozen()
+    }
+
+    /// Whether the last invocation found the (warm) runtime exited before
+    /// it took the event: the event never ran and may run elsewhere.
+    pub fn exited_before_handover(&self) -> bool {
+        self.exited_before_handover
+    }
+
+    /// Whether its runtime process has exited.
+    pub fn has_exited(&self) -> bool {
+        self.sandbox.exited().is_some()
     }
 
     /// Whether the instance may serve another invocation.

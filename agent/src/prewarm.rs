@@ -1,12 +1,13 @@
-//! The node's supply of pre-started python3 sandboxes (see
-//! [`crate::instance::prewarmed`]): kept at `prewarm_python_instances` in
-//! network mode `none` and `prewarm_python_outbound_instances` in mode
-//! `outbound` (links to the bridge included), refilled in the background
+//! The node's supplies of pre-started sandboxes (see
+//! [`crate::instance::prewarmed`]), one per kind and network mode: python3
+//! kept at `prewarm_python_instances`, Node.js at `prewarm_node_instances`,
+//! python3 in the `outbound` mode (links to the bridge included) at
+//! `prewarm_python_outbound_instances`, each refilled in the background
 //! after each claim, so a cold start takes one instead of building a
 //! sandbox and starting an interpreter.
 //!
 //! Blanks are not instances: they hold a uid from the pool but no memory
-//! reservation (an idle interpreter is about 10 MB) until claimed.
+//! reservation (an idle interpreter is 10-50 MB) until claimed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::instance::prewarmed::{self, Blank};
+use crate::instance::prewarmed::{self, Blank, BlankKind};
 use crate::instance::InstanceSettings;
 use crate::pool::Pool;
 use crate::sandbox::NetworkMode;
@@ -26,29 +27,33 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// start that claimed it.
 const REFILL_DELAY: Duration = Duration::from_millis(100);
 
-/// Pre-started sandboxes waiting for functions.
+/// Pre-started sandboxes of one kind waiting for functions.
 pub struct Prewarm {
     settings: InstanceSettings,
     pool: Arc<Pool>,
-    /// How many blanks to keep per network mode.
-    targets: Vec<(NetworkMode, usize)>,
+    kind: BlankKind,
+    network: NetworkMode,
+    target: usize,
     blanks: Mutex<Vec<Blank>>,
     wake: Notify,
     stopped: AtomicBool,
 }
 
 impl Prewarm {
-    /// Keeps the `targets` (blanks per network mode) ready, refilled by a
-    /// background task that ends with the returned handle.
+    /// Keeps `target` blanks of `kind` in network mode `network` ready
+    /// (refilled by a background task that ends with the returned handle).
     pub fn start(
         settings: InstanceSettings,
         pool: Arc<Pool>,
-        targets: Vec<(NetworkMode, usize)>,
+        (kind, network): (BlankKind, NetworkMode),
+        target: usize,
     ) -> Arc<Prewarm> {
         let prewarm = Arc::new(Prewarm {
             settings,
             pool,
-            targets,
+            kind,
+            network,
+            target,
             blanks: Mutex::new(Vec::new()),
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
@@ -61,29 +66,20 @@ impl Prewarm {
         self.blanks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Blanks of `network` mode ready now.
-    pub fn ready(&self, network: NetworkMode) -> usize {
-        self.lock().iter().filter(|b| b.network == network).count()
+    /// The kind and network mode of the blanks it keeps.
+    pub fn serves(&self) -> (BlankKind, NetworkMode) {
+        (self.kind, self.network)
     }
 
-    /// The first network mode with fewer blanks than its target.
-    fn short_of(&self) -> Option<NetworkMode> {
-        self.targets
-            .iter()
-            .find(|(network, target)| self.ready(*network) < *target)
-            .map(|(network, _)| *network)
+    /// Blanks ready now.
+    pub fn ready(&self) -> usize {
+        self.lock().len()
     }
 
-    /// A live blank of `network` mode, if one is ready (dead ones are
-    /// discarded).
-    pub fn take(&self, network: NetworkMode) -> Option<Blank> {
+    /// A live blank, if one is ready (dead ones are discarded).
+    pub fn take(&self) -> Option<Blank> {
         let taken = loop {
-            let popped = {
-                let mut blanks = self.lock();
-                let found = blanks.iter().rposition(|b| b.network == network);
-                found.map(|at| blanks.remove(at))
-            };
-            let Some(blank) = popped else {
+            let Some(blank) = self.lock().pop() else {
                 break None;
             };
             if blank.is_alive() {
@@ -115,7 +111,7 @@ async fn refill(prewarm: Weak<Prewarm>) {
         if this.stopped.load(Ordering::SeqCst) {
             return;
         }
-        let Some(network) = this.short_of() else {
+        if this.ready() >= this.target {
             // Re-check now and then so the task ends after shutdown (the
             // wait holds the handle, so keep it short).
             let woken =
@@ -124,9 +120,9 @@ async fn refill(prewarm: Weak<Prewarm>) {
                 tokio::time::sleep(REFILL_DELAY).await;
             }
             continue;
-        };
+        }
         let uid = this.pool.take_uid();
-        match prewarmed::start_blank(&this.settings, uid, network).await {
+        match prewarmed::start_blank(&this.settings, this.serves(), uid).await {
             Ok(blank) if this.stopped.load(Ordering::SeqCst) => {
                 this.pool.give_back_uid(blank.uid);
                 blank.destroy().await;
@@ -139,7 +135,8 @@ async fn refill(prewarm: Weak<Prewarm>) {
             }
             Err(err) => {
                 this.pool.give_back_uid(uid);
-                tracing::warn!(%err, %network, "pre-starting a python3 sandbox failed");
+                tracing::warn!(%err, kind = this.kind.label(), network = %this.network,
+                    "pre-starting a sandbox failed");
                 drop(this);
                 tokio::time::sleep(RETRY_AFTER_FAILURE).await;
             }

@@ -11,7 +11,7 @@ use std::io::{Cursor, Read, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use kumo_proto::package::{PackageRuleError, PackageTree};
+use kumo_proto::package::{EntryKind, PackageRuleError, PackageTree};
 
 /// Limits applied while unpacking (the rules kumod applies at create).
 pub type UnzipLimits = kumo_proto::package::PackageLimits;
@@ -113,7 +113,8 @@ fn extract_into(
             symlink(&link, &target).map_err(io_error(&target))?;
             continue;
         }
-        let relative = tree.entry(&name)?;
+        let kind = EntryKind::of(entry.is_dir(), mode);
+        let relative = tree.entry(&name, kind)?;
         let target = root.join(&relative);
         if entry.is_dir() {
             create_readable_dirs(root, &target)?;
@@ -136,7 +137,11 @@ fn extract_into(
         };
         tree.add_bytes(&name, written)?;
         out.flush().map_err(io_error(&target))?;
-        let permissions = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+        let permissions = if kind == (EntryKind::File { executable: true }) {
+            0o755
+        } else {
+            0o644
+        };
         fs::set_permissions(&target, fs::Permissions::from_mode(permissions))
             .map_err(io_error(&target))?;
         stats.files += 1;

@@ -149,16 +149,13 @@ pub async fn start_with_agent(
     })
 }
 
-/// A ZIP with one `lambda_function.py`.
-pub fn python_package(source: &str) -> anyhow::Result<Vec<u8>> {
+/// A ZIP with one file, `file_name`, holding `source`.
+pub fn one_file_package(file_name: &str, source: &str) -> anyhow::Result<Vec<u8>> {
     use std::io::Write;
     let mut out = std::io::Cursor::new(Vec::new());
     {
         let mut zip = zip_writer(&mut out);
-        zip.start_file(
-            "lambda_function.py",
-            zip::write::SimpleFileOptions::default(),
-        )?;
+        zip.start_file(file_name, zip::write::SimpleFileOptions::default())?;
         zip.write_all(source.as_bytes())?;
         zip.finish()?;
     }
@@ -170,7 +167,7 @@ fn zip_writer<W: std::io::Write + std::io::Seek>(w: W) -> zip::ZipWriter<W> {
 }
 
 impl Cluster {
-    /// Creates a python3 function.
+    /// Creates a python3 function (`lambda_function.handler`).
     pub async fn create(
         &mut self,
         name: &str,
@@ -185,10 +182,29 @@ impl Cluster {
             ..Default::default()
         };
         tune(&mut config);
+        let zip = one_file_package("lambda_function.py", source)?;
+        self.create_from(config, zip).await
+    }
+
+    /// Creates a nodejs20.x function (`index.handler` in `index.js`).
+    pub async fn create_node(&mut self, name: &str, source: &str) -> anyhow::Result<()> {
+        let config = FunctionConfig {
+            name: name.into(),
+            runtime: "nodejs20.x".into(),
+            handler: "index.handler".into(),
+            timeout_seconds: Some(30),
+            ..Default::default()
+        };
+        let zip = one_file_package("index.js", source)?;
+        self.create_from(config, zip).await
+    }
+
+    async fn create_from(&mut self, config: FunctionConfig, zip: Vec<u8>) -> anyhow::Result<()> {
+        let name = config.name.clone();
         self.client
             .create_function(CreateFunctionRequest {
                 config: Some(config),
-                zip: python_package(source)?,
+                zip,
                 code_s3: None,
             })
             .await

@@ -22,6 +22,29 @@ struct Args {
     /// Where to write performance.md, performance.json and performance.png.
     #[arg(long, default_value = "docs")]
     out_dir: PathBuf,
+    /// Run only the Node.js runtime scenario and print its rows (writes
+    /// nothing).
+    #[arg(long)]
+    node_only: bool,
+}
+
+/// Agent settings of the kumod whose cold starts claim pre-started sandboxes.
+const PREWARM_AGENT: &str = "prewarm_python_instances = 4\nprewarm_node_instances = 4\nprewarm_python_outbound_instances = 4";
+
+/// The Node.js scenario on `kumo` and a kumod keeping pre-started sandboxes
+/// (`None` when `node` is not installed).
+async fn node_scenario(
+    kumo: &mut cluster::Cluster,
+    n_cold: usize,
+    n_warm: usize,
+) -> anyhow::Result<Option<scenarios::node::Node>> {
+    if !std::path::Path::new(scenarios::node::NODE).exists() {
+        eprintln!("no {}: skipping the Node.js runtime", scenarios::node::NODE);
+        return Ok(None);
+    }
+    let mut prewarmed = cluster::start_with_agent("", PREWARM_AGENT, None).await?;
+    let node = scenarios::node::node(kumo, &mut prewarmed, n_cold, n_warm).await?;
+    Ok(Some(node))
 }
 
 #[tokio::main]
@@ -31,6 +54,15 @@ async fn main() -> anyhow::Result<()> {
     let pick = |quick: usize, full: usize| if q { quick } else { full };
     eprintln!("kumo-bench: starting kumod (release)…");
     let mut kumo = cluster::start_with_agent("", cluster::OUTBOUND_AGENT, None).await?;
+    if args.node_only {
+        eprintln!("Node.js runtime…");
+        if let Some(node) = node_scenario(&mut kumo, pick(15, 60), pick(500, 5000)).await? {
+            let mut rows = String::new();
+            report::node_rows(&mut rows, &node);
+            println!("{rows}");
+        }
+        return Ok(());
+    }
     eprintln!("cold start (network none, then outbound)…");
     let mut cold = scenarios::latency::cold(&mut kumo, pick(15, 60)).await?;
     eprintln!("warm latency…");
@@ -42,17 +74,17 @@ async fn main() -> anyhow::Result<()> {
     let density = scenarios::load::density(&mut kumo, pick(20, 100)).await?;
     eprintln!("event ingest…");
     let ingest = scenarios::ingest::ingest(&mut kumo, pick(2_000, 20_000), pick(0, 3)).await?;
+    eprintln!("Node.js runtime…");
+    let node = node_scenario(&mut kumo, pick(15, 60), pick(500, 5000)).await?;
     drop(kumo);
     eprintln!("cold start from pre-started sandboxes…");
-    let agent = format!(
-        "prewarm_python_instances = 4\nprewarm_python_outbound_instances = 4\n{}",
-        cluster::OUTBOUND_AGENT
-    );
+    let agent = format!("{PREWARM_AGENT}\n{}", cluster::OUTBOUND_AGENT);
     let mut prewarmed = cluster::start_with_agent("", &agent, None).await?;
     cold.kumo_prewarmed =
         Some(scenarios::latency::cold_prewarmed(&mut prewarmed, "none", pick(15, 60)).await?);
-    cold.kumo_prewarmed_outbound =
-        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, "outbound", pick(15, 60)).await?);
+    cold.kumo_prewarmed_outbound = Some(
+        scenarios::latency::cold_prewarmed(&mut prewarmed, "outbound", pick(15, 60)).await?,
+    );
     drop(prewarmed);
     cluster::remove_outbound_network();
     eprintln!("state scale…");
@@ -64,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         quick: q,
         cold,
         warm,
+        node,
         throughput,
         density,
         ingest,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::scenarios::ingest::Ingest;
 use crate::scenarios::latency::{Cold, Warm};
 use crate::scenarios::load::{Density, Throughput};
+use crate::scenarios::node::Node;
 use crate::scenarios::state::StateScale;
 
 /// Everything one run measured.
@@ -26,6 +27,8 @@ pub struct Results {
     pub cold: Cold,
     /// Warm latency.
     pub warm: Warm,
+    /// The Node.js runtime, when `node` is installed.
+    pub node: Option<Node>,
     /// Throughput.
     pub throughput: Vec<Throughput>,
     /// Density.
@@ -178,6 +181,9 @@ pub fn markdown(r: &Results) -> String {
         ms(w.floor.p999),
         verdict(w.kumo.p99 <= 5.0)
     );
+    if let Some(n) = &r.node {
+        node_rows(&mut out, n);
+    }
     for t in &r.throughput {
         let target = if t.callers >= 8 { "≥ 3,000/s" } else { "" };
         let met = if t.callers >= 8 {
@@ -225,4 +231,35 @@ pub fn markdown(r: &Results) -> String {
         "\nRaw numbers: `docs/performance.json`. Scenario definitions: `bench/README.md`."
     );
     out
+}
+
+/// The Node.js rows: cold (classic and pre-started) against `node -e 0`,
+/// and warm latency.
+pub fn node_rows(out: &mut String, n: &Node) {
+    let bare = &n.bare_node;
+    for (label, s) in [
+        ("nodejs20.x cold start", &n.cold),
+        (
+            "nodejs20.x cold start, pre-started sandbox",
+            &n.cold_prewarmed,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {label} p50 (n={}) | {} (p90 {}) | `node -e 0` {} | {:.1}× | | |",
+            s.n,
+            ms(s.p50),
+            ms(s.p90),
+            ms(bare.p50),
+            s.p50 / bare.p50
+        );
+    }
+    let w = &n.warm;
+    let _ = writeln!(
+        out,
+        "| nodejs20.x warm p50 / p99 (n={}) | {} / {} | | | | |",
+        w.n,
+        ms(w.p50),
+        ms(w.p99)
+    );
 }

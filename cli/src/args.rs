@@ -14,24 +14,50 @@ pub struct Cli {
         long,
         env = "KUMO_ENDPOINT",
         default_value = "http://127.0.0.1:7070",
-        global = true
+        global = true,
+        help_heading = "Global options"
     )]
     pub endpoint: String,
     /// File holding the operator token (`KUMO_TOKEN` takes precedence;
     /// default: ~/.config/kumo/token, then /var/lib/kumo/control.token).
-    #[arg(long, env = "KUMO_TOKEN_FILE", global = true)]
+    #[arg(
+        long,
+        env = "KUMO_TOKEN_FILE",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub token_file: Option<PathBuf>,
     /// CA certificate (PEM) of kumod's TLS certificate (https:// endpoints).
-    #[arg(long, env = "KUMO_TLS_CA", global = true)]
+    #[arg(
+        long,
+        env = "KUMO_TLS_CA",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub tls_ca: Option<PathBuf>,
     /// Client certificate (PEM), when kumod requires one.
-    #[arg(long, env = "KUMO_TLS_CERT", global = true)]
+    #[arg(
+        long,
+        env = "KUMO_TLS_CERT",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// Client key (PEM).
-    #[arg(long, env = "KUMO_TLS_KEY", global = true)]
+    #[arg(
+        long,
+        env = "KUMO_TLS_KEY",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub tls_key: Option<PathBuf>,
     /// Name kumod's certificate must carry (default: the endpoint's host).
-    #[arg(long, env = "KUMO_TLS_DOMAIN", global = true)]
+    #[arg(
+        long,
+        env = "KUMO_TLS_DOMAIN",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub tls_domain: Option<String>,
     /// What to do.
     #[command(subcommand)]
@@ -75,6 +101,14 @@ pub enum Command {
     /// Drain or undrain a node.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print kumo's manual page (roff; `kumo man | man -l -`).
+    Man,
 }
 
 /// Node subcommands.
@@ -157,6 +191,9 @@ pub struct AliasTarget {
     /// Free text.
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 /// Alias subcommands.
@@ -172,11 +209,17 @@ pub enum AliasCommand {
         name: String,
         /// Alias name.
         alias: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
     },
     /// List a function's aliases.
     List {
         /// Function name.
         name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
     },
     /// Delete an alias no trigger uses.
     Delete {
@@ -249,6 +292,27 @@ pub struct TriggerCreateArgs {
     /// API Gateway payload format: 1.0 or 2.0 (default).
     #[arg(long, requires = "http_path")]
     pub payload_format: Option<String>,
+    /// requestContext.stage (default $default; another stage prefixes
+    /// requestContext.path / rawPath with /<stage>).
+    #[arg(long, requires = "http_path")]
+    pub stage: Option<String>,
+    /// requestContext.apiId (default kumo).
+    #[arg(long, requires = "http_path")]
+    pub api_id: Option<String>,
+    /// Allowed CORS origins, comma-separated or repeated (https://app.example.com, or *):
+    /// preflights are answered without invoking the function.
+    #[arg(long, value_delimiter = ',', requires = "http_path")]
+    pub cors_origin: Vec<String>,
+    /// Methods CORS preflights allow (default: the route's methods and OPTIONS).
+    #[arg(long, value_delimiter = ',', requires = "cors_origin")]
+    pub cors_methods: Vec<String>,
+    /// Request headers CORS preflights allow (default: Content-Type, X-Amz-Date,
+    /// Authorization, X-Api-Key, X-Amz-Security-Token).
+    #[arg(long, value_delimiter = ',', requires = "cors_origin")]
+    pub cors_headers: Vec<String>,
+    /// Access-Control-Max-Age of preflight answers, in seconds (at most 86400).
+    #[arg(long, requires = "cors_origin")]
+    pub cors_max_age: Option<u32>,
     /// Event types, comma-separated (default s3:ObjectCreated:*).
     #[arg(long, value_delimiter = ',', requires = "bucket")]
     pub events: Vec<String>,
@@ -258,6 +322,9 @@ pub struct TriggerCreateArgs {
     /// Only keys ending with this (decoded key).
     #[arg(long, default_value = "", requires = "bucket")]
     pub suffix: String,
+    /// Event shape: aws (S3's, the default) or minio (MinIO's record verbatim).
+    #[arg(long, requires = "bucket")]
+    pub event_format: Option<String>,
     /// Also write the bucket's notification configuration (needs --s3-profile).
     #[arg(long, requires_all = ["bucket", "s3_profile"])]
     pub configure_bucket: bool,
@@ -328,10 +395,11 @@ pub struct AsyncSettings {
 }
 
 /// Output format.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
 pub enum Output {
-    /// Human-readable.
+    /// Human-readable (a table for lists; `table` is the same).
     #[default]
+    #[value(alias = "table")]
     Text,
     /// JSON.
     Json,
@@ -370,10 +438,11 @@ pub enum FunctionCommand {
 pub struct CreateArgs {
     /// Function name.
     pub name: String,
-    /// Runtime: python3 or provided.
+    /// Runtime: python3, nodejs20.x (nodejs18.x, nodejs22.x) or provided.
     #[arg(long)]
     pub runtime: Runtime,
-    /// Handler, e.g. lambda_function.lambda_handler (python3).
+    /// Handler, e.g. lambda_function.lambda_handler (python3) or
+    /// index.handler (nodejsNN.x).
     #[arg(long, default_value = "")]
     pub handler: String,
     /// Package: a directory (zipped by the CLI), a .zip file, or
@@ -400,7 +469,7 @@ pub struct UpdateArgs {
     /// New package: a directory, a .zip file, or s3://bucket/key.zip.
     #[arg(long)]
     pub code: Option<PathBuf>,
-    /// New runtime: python3 or provided.
+    /// New runtime: python3, nodejs20.x (nodejs18.x, nodejs22.x) or provided.
     #[arg(long)]
     pub runtime: Option<Runtime>,
     /// New handler.

@@ -98,6 +98,7 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
     let (zip, code_s3) = crate::package::source(&args.code, settings.s3_profile.as_deref())?;
+    crate::upload_progress::expect_upload(zip.len(), &config.name);
     let info = client
         .create_function(CreateFunctionRequest {
             config: Some(config),
@@ -115,6 +116,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
     let mut info = None;
     if let Some(code) = &args.code {
         let (zip, code_s3) = crate::package::source(code, settings.s3_profile.as_deref())?;
+        crate::upload_progress::expect_upload(zip.len(), &args.name);
         info = Some(
             client
                 .update_function_code(UpdateFunctionCodeRequest {

@@ -9,9 +9,11 @@ use tonic::transport::Channel;
 
 use crate::args::Cli;
 use crate::commands::CliError;
+use crate::upload_progress::UploadProgress;
 
-/// A control-API client that sends the operator's token.
-pub type Client = ControlClient<InterceptedService<Channel, BearerToken>>;
+/// A control-API client that sends the operator's token (and shows upload
+/// progress, see [`crate::upload_progress`]).
+pub type Client = ControlClient<UploadProgress<InterceptedService<Channel, BearerToken>>>;
 
 /// Token files tried when none is given: the user's, then the one kumod
 /// creates in its default data directory (readable by root).
@@ -35,13 +37,27 @@ fn token(cli: &Cli) -> Result<Option<String>, CliError> {
     if let Some(file) = &cli.token_file {
         return Ok(read_tokens(file).map_err(failed)?.into_iter().next());
     }
+    let mut unreadable = Vec::new();
     for file in default_token_files() {
         match read_tokens(&file) {
             Ok(tokens) => return Ok(tokens.into_iter().next()),
-            // Absent or unreadable (another user's): try the next one.
+            Err(SecurityError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                unreadable.push(file);
+            }
+            // Absent: try the next one.
             Err(SecurityError::Read { .. }) => continue,
             Err(err) => return Err(failed(err)),
         }
+    }
+    // No token: say why when one exists but belongs to someone else, since
+    // kumod will answer UNAUTHENTICATED (unless it runs --insecure-local).
+    for file in unreadable {
+        eprintln!(
+            "warning: the token file {} exists but you may not read it: run as root, copy the token to ~/.config/kumo/token (mode 0600), or use --token-file / KUMO_TOKEN",
+            file.display()
+        );
     }
     Ok(None)
 }
@@ -71,7 +87,11 @@ pub async fn connect(cli: &Cli) -> Result<Client, CliError> {
                     .unwrap_or_else(|| e.to_string()),
             )
         })?;
-    Ok(ControlClient::with_interceptor(channel, bearer)
+    Ok(
+        ControlClient::new(UploadProgress::new(InterceptedService::new(
+            channel, bearer,
+        )))
         .max_decoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES))
+        .max_encoding_message_size(kumo_proto::MAX_GRPC_MESSAGE_BYTES),
+    )
 }

@@ -5,9 +5,11 @@ mod args;
 mod commands;
 mod connect;
 mod dlq;
+mod docs;
 mod output;
 mod package;
 mod triggers;
+mod upload_progress;
 mod versions;
 
 use std::process::ExitCode;
@@ -19,6 +21,12 @@ use commands::CliError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Local commands: no connection to kumod.
+    match cli.command {
+        Command::Completions { shell } => return docs::completions(shell),
+        Command::Man => return docs::man_page(),
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -52,5 +60,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status { output } => versions::status(&mut client, output).await,
         Command::Agents { output } => agents::list(&mut client, output).await,
         Command::Agent(command) => agents::run(&mut client, command).await,
+        Command::Completions { .. } | Command::Man => unreachable!("handled in main"),
     }
 }

@@ -84,6 +84,53 @@ pub fn print_record(value: &Value, output: Output) {
     }
 }
 
+/// Prints records as a JSON array, or as a table: one column per
+/// `(header, key)`, each as wide as its widest cell (null and missing
+/// cells as `-`, objects and arrays compact JSON).
+pub fn print_table(rows: &[Value], columns: &[(&str, &str)], output: Output) {
+    if output == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Value::Array(rows.to_vec())).unwrap_or_default()
+        );
+        return;
+    }
+    let cell = |row: &Value, key: &str| match row.get(key) {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(s)) if s.is_empty() => "-".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| columns.iter().map(|(_, key)| cell(row, key)).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (header, _))| {
+            cells
+                .iter()
+                .map(|row| row[i].chars().count())
+                .chain([header.len()])
+                .max()
+                .unwrap_or_default()
+        })
+        .collect();
+    let line = |values: Vec<&str>| {
+        let padded: Vec<String> = values
+            .iter()
+            .zip(&widths)
+            .map(|(value, width)| format!("{value:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(columns.iter().map(|(header, _)| *header).collect());
+    for row in &cells {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
 /// Prints a list of functions.
 pub fn functions(list: &[FunctionInfo], output: Output) {
     match output {
@@ -95,21 +142,30 @@ pub fn functions(list: &[FunctionInfo], output: Output) {
             );
         }
         Output::Text => {
-            println!(
-                "{:<32} {:<9} {:>7} {:>8}  HANDLER",
-                "NAME", "RUNTIME", "MEMORY", "TIMEOUT"
+            let rows: Vec<Value> = list
+                .iter()
+                .map(|info| {
+                    let c = info.config.clone().unwrap_or_default();
+                    json!({
+                        "name": c.name,
+                        "runtime": c.runtime,
+                        "memory": format!("{}MB", c.memory_mb.unwrap_or_default()),
+                        "timeout": format!("{}s", c.timeout_seconds.unwrap_or_default()),
+                        "handler": c.handler,
+                    })
+                })
+                .collect();
+            print_table(
+                &rows,
+                &[
+                    ("NAME", "name"),
+                    ("RUNTIME", "runtime"),
+                    ("MEMORY", "memory"),
+                    ("TIMEOUT", "timeout"),
+                    ("HANDLER", "handler"),
+                ],
+                output,
             );
-            for info in list {
-                let c = info.config.clone().unwrap_or_default();
-                println!(
-                    "{:<32} {:<9} {:>7} {:>8}  {}",
-                    c.name,
-                    c.runtime,
-                    format!("{}MB", c.memory_mb.unwrap_or_default()),
-                    format!("{}s", c.timeout_seconds.unwrap_or_default()),
-                    c.handler
-                );
-            }
         }
     }
 }

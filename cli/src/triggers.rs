@@ -1,10 +1,10 @@
-//! `kumo trigger …`: schedules and bucket notifications.
+//! `kumo trigger …`: schedules, bucket notifications and HTTP routes.
 
 use crate::connect::Client;
 use kumo_proto::control::{
     trigger_config, BucketSource, CreateTriggerRequest, DeleteTriggerRequest, GetTriggerRequest,
-    HttpSource, ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest, TriggerConfig,
-    TriggerInfo,
+    HttpCors, HttpSource, ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest,
+    TriggerConfig, TriggerInfo,
 };
 use serde_json::{json, Value};
 
@@ -35,18 +35,54 @@ pub fn trigger_json(info: &TriggerInfo) -> Value {
             value["http_path"] = json!(h.path);
             value["methods"] = json!(h.methods);
             value["payload_format"] = json!(h.payload_format);
+            value["stage"] = json!(h.stage);
+            value["api_id"] = json!(h.api_id);
             value["url_path"] = json!(info.url_path);
+            if let Some(cors) = h.cors {
+                value["cors"] = json!({
+                    "allow_origins": cors.allow_origins,
+                    "allow_methods": cors.allow_methods,
+                    "allow_headers": cors.allow_headers,
+                    "max_age_seconds": cors.max_age_seconds,
+                });
+            }
         }
         Some(trigger_config::Source::Bucket(b)) => {
             value["bucket"] = json!(b.bucket);
             value["events"] = json!(b.events);
             value["prefix"] = json!(b.prefix);
             value["suffix"] = json!(b.suffix);
+            value["event_format"] = json!(b.event_format);
             value["configured_with"] = json!(info.configured_with);
         }
         None => {}
     }
     value
+}
+
+/// One line saying what starts the trigger: `schedule rate(5 minutes)`,
+/// `http GET,POST /path`, `bucket images (s3:ObjectCreated:*)`.
+fn source_summary(info: &TriggerInfo) -> String {
+    let config = info.config.clone().unwrap_or_default();
+    match config.source {
+        Some(trigger_config::Source::Schedule(s)) => format!("schedule {}", s.expression),
+        Some(trigger_config::Source::Http(h)) => {
+            let methods = if h.methods.is_empty() {
+                "ANY".to_string()
+            } else {
+                h.methods.join(",")
+            };
+            format!("http {methods} {}", info.url_path)
+        }
+        Some(trigger_config::Source::Bucket(b)) => {
+            let mut line = format!("bucket {}", b.bucket);
+            if !b.events.is_empty() {
+                line.push_str(&format!(" ({})", b.events.join(",")));
+            }
+            line
+        }
+        None => "-".to_string(),
+    }
 }
 
 fn print(info: &TriggerInfo, output: Output) {
@@ -63,12 +99,21 @@ fn create_request(args: TriggerCreateArgs) -> CreateTriggerRequest {
             path,
             methods: args.methods,
             payload_format: args.payload_format.unwrap_or_default(),
+            stage: args.stage.unwrap_or_default(),
+            api_id: args.api_id.unwrap_or_default(),
+            cors: (!args.cors_origin.is_empty()).then(|| HttpCors {
+                allow_origins: args.cors_origin,
+                allow_methods: args.cors_methods,
+                allow_headers: args.cors_headers,
+                max_age_seconds: args.cors_max_age.unwrap_or_default(),
+            }),
         }),
         (None, None, bucket) => trigger_config::Source::Bucket(BucketSource {
             bucket: bucket.unwrap_or_default(),
             events: args.events,
             prefix: args.prefix,
             suffix: args.suffix,
+            event_format: args.event_format.unwrap_or_default(),
         }),
     };
     CreateTriggerRequest {
@@ -121,18 +166,13 @@ pub async fn run(client: &mut Client, command: TriggerCommand) -> Result<(), Cli
                 Output::Text => {
                     println!("{:<24} {:<8} {:<24} SOURCE", "NAME", "ENABLED", "FUNCTION");
                     for info in &list {
-                        let value = trigger_json(info);
-                        let source = value["schedule"]
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| {
-                                format!("bucket {}", value["bucket"].as_str().unwrap_or_default())
-                            });
+                        let config = info.config.clone().unwrap_or_default();
                         println!(
-                            "{:<24} {:<8} {:<24} {source}",
-                            value["name"].as_str().unwrap_or_default(),
-                            value["enabled"],
-                            value["function"].as_str().unwrap_or_default()
+                            "{:<24} {:<8} {:<24} {}",
+                            config.name,
+                            if config.disabled { "no" } else { "yes" },
+                            config.function,
+                            source_summary(info)
                         );
                     }
                 }

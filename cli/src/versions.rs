@@ -119,20 +119,26 @@ fn alias_config(target: AliasTarget) -> AliasConfig {
 pub async fn alias(client: &mut Client, command: AliasCommand) -> Result<(), CliError> {
     match command {
         AliasCommand::Create(target) => {
+            let output = target.output;
             let info = client
                 .create_alias(alias_config(target))
                 .await?
                 .into_inner();
-            print(&alias_json(&info));
+            crate::output::print_record(&alias_json(&info), output);
         }
         AliasCommand::Update(target) => {
+            let output = target.output;
             let info = client
                 .update_alias(alias_config(target))
                 .await?
                 .into_inner();
-            print(&alias_json(&info));
+            crate::output::print_record(&alias_json(&info), output);
         }
-        AliasCommand::Get { name, alias } => {
+        AliasCommand::Get {
+            name,
+            alias,
+            output,
+        } => {
             let info = client
                 .get_alias(GetAliasRequest {
                     function_name: name,
@@ -140,9 +146,9 @@ pub async fn alias(client: &mut Client, command: AliasCommand) -> Result<(), Cli
                 })
                 .await?
                 .into_inner();
-            print(&alias_json(&info));
+            crate::output::print_record(&alias_json(&info), output);
         }
-        AliasCommand::List { name } => {
+        AliasCommand::List { name, output } => {
             let list = client
                 .list_aliases(ListAliasesRequest {
                     function_name: name,
@@ -150,7 +156,17 @@ pub async fn alias(client: &mut Client, command: AliasCommand) -> Result<(), Cli
                 .await?
                 .into_inner()
                 .aliases;
-            print(&Value::Array(list.iter().map(alias_json).collect()));
+            let rows: Vec<Value> = list.iter().map(alias_json).collect();
+            crate::output::print_table(
+                &rows,
+                &[
+                    ("NAME", "name"),
+                    ("VERSION", "version"),
+                    ("ROUTING", "routing"),
+                    ("DESCRIPTION", "description"),
+                ],
+                output,
+            );
         }
         AliasCommand::Delete { name, alias } => {
             client

@@ -44,17 +44,37 @@ impl fmt::Display for LogFormat {
 }
 
 /// Installs the process-wide tracing subscriber writing to stderr; the
-/// level filter is `RUST_LOG` when set, else `default_level`.
+/// level filter is `RUST_LOG` when set, else `default_level`. Colour codes
+/// are used only when stderr is a terminal (not in journald or log files).
 pub fn init_tracing(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// An error and its causes on one line, `outer: cause: root`, leaving out
+/// a cause whose text the line already holds (errors that print their
+/// source in their own message would otherwise say it twice).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
 }
 
 /// Resolves once SIGINT or SIGTERM arrives (only SIGINT when SIGTERM
@@ -77,6 +97,26 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("binding the gRPC listener on 127.0.0.1:7070: {source}")]
+    struct Bind {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn error_chain_says_each_cause_once() {
+        let err = Bind {
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        let line = error_chain(&err);
+        assert_eq!(line.matches("address in use").count(), 1, "{line}");
+        let wrapped = anyhow::Error::new(err).context("starting kumod");
+        let line = error_chain(wrapped.as_ref());
+        assert!(line.starts_with("starting kumod: binding"), "{line}");
+        assert_eq!(line.matches("address in use").count(), 1, "{line}");
+    }
 
     #[test]
     fn formats_parse_and_print_alike() {

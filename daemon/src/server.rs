@@ -185,6 +185,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         invoker.clone(),
         &webhook_token(config)?,
         config.webhooks.clone(),
+        config.region.clone(),
     );
     let metrics_auth = crate::api::metrics_auth::MetricsAuth::load(
         &config.metrics,

@@ -3,6 +3,7 @@
 #![no_main]
 
 use kumo_triggers::minio::{normalize_event_patterns, parse_body, EventFilter};
+use kumo_triggers::s3_event::EventFormat;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,11 +16,12 @@ fuzz_target!(|data: &[u8]| {
         let filter = EventFilter {
             bucket: event.bucket.clone(),
             events: events_filter.clone(),
-            prefix: event.key.chars().take(3).collect(),
+            prefix: String::from_utf8_lossy(&event.key).chars().take(3).collect(),
             suffix: String::new(),
         };
         let _ = filter.matches(event);
         let _ = event.identity();
-        let _ = event.payload().to_string();
+        let _ = event.payload(EventFormat::Aws, "us-east-1").to_string();
+        let _ = event.payload(EventFormat::Minio, "").to_string();
     }
 });

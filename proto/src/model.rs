@@ -13,7 +13,9 @@ use regex::Regex;
 use crate::control::FunctionConfig;
 
 mod function_ref;
+mod runtime;
 pub use function_ref::{FunctionRef, FunctionRefError};
+pub use runtime::{validate_handler, NodeMajor, Runtime, PROVIDED_BOOTSTRAP, RUNTIME_NAMES};
 
 /// Default memory size in MB (Lambda's default).
 pub const DEFAULT_MEMORY_MB: u32 = 128;
@@ -102,45 +104,6 @@ impl ValidationError {
     }
 }
 
-/// How a function's code is started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Runtime {
-    /// Kumo's own Python bootstrap runs `file.function` from the package.
-    Python3,
-    /// The package's executable `bootstrap` speaks the Runtime API itself.
-    Provided,
-}
-
-impl Runtime {
-    /// The name used in configuration and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Runtime::Python3 => "python3",
-            Runtime::Provided => "provided",
-        }
-    }
-}
-
-impl FromStr for Runtime {
-    type Err = ValidationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "python3" => Ok(Runtime::Python3),
-            "provided" => Ok(Runtime::Provided),
-            other => Err(ValidationError::new(
-                "runtime",
-                format!("'{other}' is not a runtime; use 'python3' or 'provided'"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Runtime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Network access of a function's sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum NetworkMode {
@@ -204,52 +167,6 @@ pub fn validate_function_name(name: &str) -> Result<(), ValidationError> {
             format!("'{name}' must be 1-64 characters of letters, digits, '-' and '_'"),
         ))
     }
-}
-
-/// Checks a handler string for a runtime.
-///
-/// For `python3` the handler is `file.function` (a dotted or slashed module
-/// path, then the function name after the last dot).
-pub fn validate_handler(runtime: Runtime, handler: &str) -> Result<(), ValidationError> {
-    if handler.is_empty() {
-        return match runtime {
-            Runtime::Python3 => Err(ValidationError::new(
-                "handler",
-                "a python3 function needs a handler 'file.function', e.g. lambda_function.lambda_handler",
-            )),
-            Runtime::Provided => Ok(()),
-        };
-    }
-    if handler.len() > 128 || handler.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ValidationError::new(
-            "handler",
-            format!(
-                "'{handler}' must be at most 128 characters without spaces or control characters"
-            ),
-        ));
-    }
-    if runtime == Runtime::Python3 {
-        static RE: OnceLock<Regex> = OnceLock::new();
-        let re = regex(
-            &RE,
-            r"^[A-Za-z_][A-Za-z0-9_]*([./][A-Za-z_][A-Za-z0-9_]*)*$",
-        );
-        let Some((module, function)) = handler.rsplit_once('.') else {
-            return Err(ValidationError::new(
-                "handler",
-                format!(
-                    "'{handler}' has no module part; a python3 handler is 'file.function', e.g. lambda_function.{handler}"
-                ),
-            ));
-        };
-        if module.is_empty() || function.is_empty() || !re.is_match(handler) {
-            return Err(ValidationError::new(
-                "handler",
-                format!("'{handler}' is not of the form 'file.function' with Python identifiers"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Checks a memory size in MB.
@@ -455,18 +372,6 @@ mod tests {
         c.egress_allow = vec!["192.0.2.1".into()];
         let err = normalize_config(&mut c).unwrap_err();
         assert!(err.to_string().contains("outbound"), "{err}");
-    }
-
-    #[test]
-    fn handler_without_dot_is_explained() {
-        let err = validate_handler(Runtime::Python3, "handler").unwrap_err();
-        assert!(err.to_string().contains("file.function"), "{err}");
-        assert!(validate_handler(Runtime::Python3, "pkg/mod.fn").is_ok());
-        assert!(validate_handler(Runtime::Python3, "a.b.fn").is_ok());
-        assert!(validate_handler(Runtime::Python3, ".fn").is_err());
-        assert!(validate_handler(Runtime::Python3, "mod.").is_err());
-        assert!(validate_handler(Runtime::Python3, "").is_err());
-        assert!(validate_handler(Runtime::Provided, "").is_ok());
     }
 
     #[test]

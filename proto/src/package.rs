@@ -11,6 +11,14 @@
 //! of) a symlink; more than [`PackageLimits::max_unpacked_bytes`] unpacked
 //! bytes, counted from the bytes actually decompressed, never from the
 //! (forgeable) headers.
+//!
+//! The tree also remembers what each entry is, so that a runtime's entry
+//! point (the `provided` runtime's `bootstrap`) can be checked before the
+//! package is accepted ([`PackageTree::executable`]).
+
+mod entry_point;
+
+pub use entry_point::EntryPointError;
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -63,6 +71,32 @@ pub enum PackageRuleError {
     },
 }
 
+/// What a file or directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory entry.
+    Directory,
+    /// A regular file; `executable` when its mode has an execute bit.
+    File {
+        /// Unpacked with mode 0755 (otherwise 0644).
+        executable: bool,
+    },
+}
+
+impl EntryKind {
+    /// The kind of a ZIP entry that is not a symlink, from its directory
+    /// flag and unix mode (a ZIP without modes gives 0644: not executable).
+    pub fn of(is_dir: bool, mode: u32) -> Self {
+        if is_dir {
+            Self::Directory
+        } else {
+            Self::File {
+                executable: mode & 0o111 != 0,
+            }
+        }
+    }
+}
+
 /// Most symlinks followed while resolving one target.
 const MAX_HOPS: usize = 40;
 
@@ -74,6 +108,8 @@ pub struct PackageTree {
     paths: HashMap<PathBuf, String>,
     /// Symlinks: path → (entry name, raw target).
     symlinks: HashMap<PathBuf, (String, String)>,
+    /// Files and directories: path → what the last entry there is.
+    kinds: HashMap<PathBuf, EntryKind>,
     bytes: u64,
 }
 
@@ -90,6 +126,7 @@ impl PackageTree {
             limits,
             paths: HashMap::new(),
             symlinks: HashMap::new(),
+            kinds: HashMap::new(),
             bytes: 0,
         })
     }
@@ -109,9 +146,10 @@ impl PackageTree {
     }
 
     /// Checks a file or directory entry's name; its path relative to the root.
-    pub fn entry(&mut self, name: &str) -> Result<PathBuf, PackageRuleError> {
+    pub fn entry(&mut self, name: &str, kind: EntryKind) -> Result<PathBuf, PackageRuleError> {
         let relative = self.outside_symlinks(name)?;
         self.paths.insert(relative.clone(), name.to_string());
+        self.kinds.insert(relative.clone(), kind);
         Ok(relative)
     }
 
@@ -310,6 +348,8 @@ mod tests {
         assert!(entry_path("a\\..\\b").is_err());
     }
 
+    const FILE: EntryKind = EntryKind::File { executable: false };
+
     fn tree() -> PackageTree {
         PackageTree::new(PackageLimits::default(), 10).unwrap()
     }
@@ -319,7 +359,7 @@ mod tests {
         // d/up -> .. is the root; up2 -> d/up/.. is lexically inside but
         // really the root's parent.
         let mut t = tree();
-        t.entry("d/").unwrap();
+        t.entry("d/", EntryKind::Directory).unwrap();
         t.symlink("d/up", "..").unwrap();
         let err = t.symlink("up2", "d/up/..").unwrap_err();
         assert!(err.to_string().contains("outside the package"), "{err}");
@@ -334,7 +374,7 @@ mod tests {
         t.symlink("y", "x").unwrap_err();
         let mut t = tree();
         t.symlink("lib/l", "../data").unwrap();
-        t.entry("data/file").unwrap();
+        t.entry("data/file", FILE).unwrap();
         t.finish().unwrap();
     }
 
@@ -342,10 +382,10 @@ mod tests {
     fn entries_under_or_below_symlinks_are_refused() {
         let mut t = tree();
         t.symlink("dir", "real").unwrap();
-        assert!(t.entry("dir/file").is_err());
-        assert!(t.entry("dir").is_err());
+        assert!(t.entry("dir/file", FILE).is_err());
+        assert!(t.entry("dir", EntryKind::Directory).is_err());
         let mut t = tree();
-        t.entry("dir/file").unwrap();
+        t.entry("dir/file", FILE).unwrap();
         assert!(t.symlink("dir", "real").is_err());
         assert!(PackageTree::new(PackageLimits::default(), 100_001).is_err());
         let mut t = tree();

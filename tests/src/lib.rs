@@ -4,9 +4,12 @@
 
 pub mod cluster;
 pub mod http;
+mod process;
 pub mod network;
 pub mod s3;
 pub mod sink;
+
+pub use process::{spawn_all_in_one, KillOnDrop};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -187,6 +190,12 @@ impl Kumo {
         Self::launch_limited(daemon_settings, agent_settings, all_in_one, listen_ip, None)
     }
 
+    /// Like [`Kumo::start`], on the given gRPC and HTTP ports (e.g. the
+    /// defaults 7070 and 7071, for commands copied from the README).
+    pub fn start_on_ports(grpc: u16, http: u16) -> Kumo {
+        Self::launch_at("", "", true, "127.0.0.1", None, (grpc, http))
+    }
+
     fn launch_limited(
         daemon_settings: &str,
         agent_settings: &str,
@@ -194,9 +203,27 @@ impl Kumo {
         listen_ip: &str,
         fd_limit: Option<u64>,
     ) -> Kumo {
+        let ports = free_ports();
+        Self::launch_at(
+            daemon_settings,
+            agent_settings,
+            all_in_one,
+            listen_ip,
+            fd_limit,
+            ports,
+        )
+    }
+
+    fn launch_at(
+        daemon_settings: &str,
+        agent_settings: &str,
+        all_in_one: bool,
+        listen_ip: &str,
+        fd_limit: Option<u64>,
+        (grpc, http): (u16, u16),
+    ) -> Kumo {
         let bins = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir");
-        let (grpc, http) = free_ports();
         let config = dir.path().join("kumod.toml");
         std::fs::write(
             &config,
@@ -495,6 +522,37 @@ impl Kumo {
             self.log()
         );
         run.json()
+    }
+
+    /// Invokes with a payload and a client context (`--client-context`,
+    /// JSON) and expects success (panics with the function's log); returns
+    /// the JSON result.
+    pub fn invoke_ok_with_client_context(
+        &self,
+        name: &str,
+        payload: &str,
+        client_context: &str,
+    ) -> serde_json::Value {
+        let run = self.cli(&[
+            "invoke",
+            name,
+            "--payload",
+            payload,
+            "--client-context",
+            client_context,
+        ]);
+        assert_eq!(run.code, 0, "{run:?}\n{}", self.logs(name));
+        run.json()
+    }
+
+    /// For the runtime-client fixtures (`ric`, `node_ric`: they sleep
+    /// `event.sleep` seconds and echo the event): a call past the timeout
+    /// fails with "Task timed out", and the function serves the next call.
+    pub fn assert_times_out_then_serves(&self, name: &str) {
+        let slow = self.cli(&["invoke", name, "--payload", r#"{"sleep": 5}"#]);
+        assert_eq!(slow.code, 1, "{slow:?}");
+        assert!(slow.stdout.contains("Task timed out"), "{slow:?}");
+        assert_eq!(self.invoke_ok(name, r#"{"again": 1}"#)["event"]["again"], 1);
     }
 
     /// Invokes and expects a function error (exit code 1); returns the

@@ -16,6 +16,22 @@ pub struct S3Server {
     own: Option<tempfile::TempDir>,
 }
 
+/// `out vendor handler…`: a zip of the handlers and the vendored packages.
+const MAKE_PACKAGE: &str = r#"
+import os, sys, zipfile
+out, vendor, handlers = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    for handler in handlers:
+        z.write(handler, os.path.basename(handler))
+    for root, dirs, files in os.walk(vendor):
+        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.endswith(".dist-info")]
+        for f in files:
+            if f == ".complete":
+                continue
+            path = os.path.join(root, f)
+            z.write(path, os.path.relpath(path, vendor))
+"#;
+
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("s3-server.sh")
 }
@@ -85,6 +101,18 @@ impl S3Server {
         python_stdout(&self.python, &format!("{prelude}{script}"), args)
     }
 
+    /// Zips `handlers` (each stored under its file name) with boto3 and
+    /// pyzipper from [`S3Server::vendor`] into `out`.
+    pub fn package_with_vendor(&self, handlers: &[&Path], out: &Path) {
+        let mut args = vec![
+            out.to_string_lossy().into_owned(),
+            self.vendor.to_string_lossy().into_owned(),
+        ];
+        args.extend(handlers.iter().map(|h| h.to_string_lossy().into_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        python_stdout(&self.python, MAKE_PACKAGE, &args);
+    }
+
     /// kumod TOML for an S3 profile `name` on this server (its secret
     /// written under `dir`).
     pub fn profile_toml(&self, name: &str, dir: &Path) -> String {
@@ -96,6 +124,15 @@ impl S3Server {
             secret.display()
         )
     }
+}
+
+/// A bucket name unique to this run (the server may be shared).
+pub fn unique_bucket(base: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 100_000)
+        .unwrap_or(0);
+    format!("{base}-{}-{nanos}", std::process::id())
 }
 
 /// The test venv's Python (boto3, pyzipper, moto), prepared once per

@@ -29,6 +29,14 @@ fn received(sink: &Sink) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// kumod with the webhook token and a reporting function `photos`.
+fn kumo_with_photos() -> (Kumo, Sink) {
+    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
+    let sink = Sink::start();
+    kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
+    (kumo, sink)
+}
+
 fn wait_for_count(sink: &Sink, count: usize) {
     assert!(
         sink.wait_for(Duration::from_secs(30), |r| r.len() >= count),
@@ -42,10 +50,14 @@ fn webhook_events_reach_matching_triggers_once() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
+    let kumo = Kumo::start_configured(
+        &format!("region = \"eu-west-1\"\n[triggers]\nminio_auth_token = \"{TOKEN}\"\n"),
+        "",
+    );
     let sink = Sink::start();
     kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
     kumo.create_reporter("cleanup", &sink, &["--env", "FUNCTION=cleanup"]);
+    kumo.create_reporter("verbatim", &sink, &["--env", "FUNCTION=verbatim"]);
     kumo.create_trigger(&[
         "jpg-uploads",
         "--function",
@@ -77,6 +89,16 @@ fn webhook_events_reach_matching_triggers_once() {
         "--events",
         "put",
     ]);
+    let minio_format = kumo.create_trigger(&[
+        "raw",
+        "--function",
+        "verbatim",
+        "--bucket",
+        "raw",
+        "--event-format",
+        "minio",
+    ]);
+    assert_eq!(minio_format["event_format"], "minio");
     let http = &kumo.http_address;
 
     // MinIO's start-up check.
@@ -127,9 +149,13 @@ fn webhook_events_reach_matching_triggers_once() {
         "A6",
     );
     assert_eq!(post_minio(http, Some(AUTH), &unicode).json()["queued"], 1);
-    wait_for_count(&sink, 3);
+    // --event-format minio: MinIO's record verbatim.
+    let raw = minio_event("s3:ObjectCreated:Put", "raw", "in%2Fraw+form", "A7");
+    assert_eq!(post_minio(http, Some(AUTH), &raw).json()["queued"], 1);
+    wait_for_count(&sink, 4);
     std::thread::sleep(Duration::from_secs(2));
 
+    // S3's shape: no s3: prefix, / literal, a space as +, UTF-8 %-escaped.
     let mut runs = received(&sink);
     runs.sort();
     assert_eq!(
@@ -137,34 +163,57 @@ fn webhook_events_reach_matching_triggers_once() {
         vec![
             (
                 "cleanup".into(),
-                "s3:ObjectRemoved:Delete".into(),
-                "photos%2Fmy+photo.jpg".into()
+                "ObjectRemoved:Delete".into(),
+                "photos/my+photo.jpg".into()
             ),
             (
                 "photos".into(),
-                "s3:ObjectCreated:CompleteMultipartUpload".into(),
-                "caf%C3%A9%2Fnote.txt".into()
+                "ObjectCreated:CompleteMultipartUpload".into(),
+                "caf%C3%A9/note.txt".into()
             ),
             (
                 "photos".into(),
+                "ObjectCreated:Put".into(),
+                "photos/my+photo.jpg".into()
+            ),
+            (
+                "verbatim".into(),
                 "s3:ObjectCreated:Put".into(),
-                "photos%2Fmy+photo.jpg".into()
+                "in%2Fraw+form".into()
             ),
         ]
     );
-    // The function got the record exactly as MinIO sent it, in {"Records":[…]}.
-    let put_run = sink
-        .records()
-        .into_iter()
-        .find(|r| r["event"]["Records"][0]["eventName"] == "s3:ObjectCreated:Put")
-        .unwrap();
+    let run_of = |function: &str, name: &str| {
+        sink.records()
+            .into_iter()
+            .find(|r| r["function"] == function && r["event"]["Records"][0]["eventName"] == name)
+            .unwrap_or_else(|| panic!("no {function} run of {name}"))
+    };
+    let put_run = run_of("photos", "ObjectCreated:Put");
+    let record = &put_run["event"]["Records"][0];
     let sent: Value = serde_json::from_str(&put).unwrap();
-    assert_eq!(put_run["event"]["Records"][0], sent["Records"][0]);
+    let minio = &sent["Records"][0];
+    assert_eq!(record["eventSource"], "aws:s3");
+    assert_eq!(record["eventVersion"], "2.1");
+    assert_eq!(record["awsRegion"], "eu-west-1", "kumod's region");
+    assert_eq!(record["eventTime"], minio["eventTime"]);
+    assert_eq!(record["s3"]["bucket"], minio["s3"]["bucket"]);
+    assert_eq!(record["s3"]["object"]["size"], 6474);
+    assert_eq!(record["s3"]["object"]["sequencer"], "A1");
+    // MinIO-only fields stay as extra keys.
+    assert_eq!(record["source"], minio["source"]);
+    assert_eq!(
+        record["responseElements"]["x-minio-deployment-id"],
+        minio["responseElements"]["x-minio-deployment-id"]
+    );
     assert_eq!(
         put_run["event"].as_object().unwrap().len(),
         1,
         "only Records"
     );
+    let raw_run = run_of("verbatim", "s3:ObjectCreated:Put");
+    let sent: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(raw_run["event"]["Records"][0], sent["Records"][0]);
 
     let info = kumo
         .cli(&["trigger", "get", "jpg-uploads", "--output", "json"])
@@ -178,9 +227,7 @@ fn hostile_webhook_requests_are_refused_without_blocking_later_events() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
-    let sink = Sink::start();
-    kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
+    let (kumo, sink) = kumo_with_photos();
     kumo.create_trigger(&["uploads", "--function", "photos", "--bucket", "images"]);
     let http = &kumo.http_address;
     let good = minio_event("s3:ObjectCreated:Put", "images", "a.jpg", "B1");
@@ -311,9 +358,7 @@ fn disabled_bucket_triggers_do_not_fire() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(&format!("[triggers]\nminio_auth_token = \"{TOKEN}\"\n"), "");
-    let sink = Sink::start();
-    kumo.create_reporter("photos", &sink, &["--env", "FUNCTION=photos"]);
+    let (kumo, sink) = kumo_with_photos();
     kumo.create_trigger(&[
         "uploads",
         "--function",
@@ -374,4 +419,45 @@ fn an_acknowledged_event_survives_a_kumod_crash() {
     // MinIO redelivering it after the crash does not run it again.
     let again = post_minio(&kumo.http_address, Some(AUTH), &body);
     assert_eq!(again.json()["duplicates"], 1, "{again:?}");
+}
+
+/// Keys MinIO never sends (NUL, bytes that are not UTF-8) still reach the
+/// function, every byte kept %-escaped as S3 escapes it; filters compare
+/// the decoded bytes. A malformed escape is refused with the reason.
+#[test]
+fn keys_with_nul_or_invalid_utf8_are_delivered_byte_exact() {
+    if !root_or_skip() {
+        return;
+    }
+    let (kumo, sink) = kumo_with_photos();
+    kumo.create_trigger(&[
+        "odd",
+        "--function",
+        "photos",
+        "--bucket",
+        "odd",
+        "--prefix",
+        "x",
+    ]);
+    let http = &kumo.http_address;
+    for (i, raw) in ["x%00y", "x%FF%FEname", "x\\u0000z"].iter().enumerate() {
+        let reply = post_minio(
+            http,
+            Some(AUTH),
+            &minio_event("s3:ObjectCreated:Put", "odd", raw, &format!("N{i}")),
+        );
+        assert_eq!(reply.status, 200, "{raw}: {reply:?}");
+        assert_eq!(reply.json()["queued"], 1, "{raw}: {reply:?}");
+    }
+    let bad = post_minio(
+        http,
+        Some(AUTH),
+        &minio_event("s3:ObjectCreated:Put", "odd", "x%zz", "N9"),
+    );
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.body.contains("bad %-escape"), "{bad:?}");
+    wait_for_count(&sink, 3);
+    let mut keys: Vec<String> = received(&sink).into_iter().map(|(_, _, k)| k).collect();
+    keys.sort();
+    assert_eq!(keys, ["x%00y", "x%00z", "x%FF%FEname"]);
 }

@@ -120,6 +120,13 @@ fn loader_errors_are_named() {
     let run = kumo.invoke("nomod", "{}");
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.json()["errorType"], "Runtime.ImportModuleError");
+    // The document names the invocation it failed, as Lambda's does.
+    let request_id = run.json()["requestId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(request_id.len(), 36, "{run:?}");
+    assert!(kumo.logs("nomod").contains(&request_id), "{run:?}");
     assert!(
         run.stdout
             .contains("Unable to import module 'missing_module'"),

@@ -1,5 +1,6 @@
 //! Lambda's Invoke API with the real boto3 (PyPI) against kumod: results,
-//! function errors, log tails, Event and DryRun, qualifiers and ARNs, the
+//! function errors, log tails, Event and DryRun, qualifiers and ARNs (an
+//! ARN of another region or account is not found, over HTTP and gRPC), the
 //! AWS exceptions (not found, throttled, too large), and SigV4 refusals.
 
 use kumo_tests::http::request;
@@ -45,6 +46,19 @@ for name, kwargs in [("missing", {"FunctionName": "nope"}),
         out[name] = "no error"
     except botocore.exceptions.ClientError as e:
         out[name] = [e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]]
+out["elsewhere"] = {}
+for arn in ["arn:aws:lambda:eu-west-1:000000000000:function:div",
+            "arn:aws:lambda:us-east-1:123456789012:function:div:1",
+            "123456789012:function:div"]:
+    for invocation_type in ["RequestResponse", "Event"]:
+        try:
+            lam.invoke(FunctionName=arn, InvocationType=invocation_type, Payload=b'{"x": 1, "y": 1}')
+            out["elsewhere"][arn + " " + invocation_type] = "ran"
+        except botocore.exceptions.ClientError as e:
+            out["elsewhere"][arn + " " + invocation_type] = [
+                e.response["ResponseMetadata"]["HTTPStatusCode"],
+                e.response["ResponseMetadata"]["HTTPHeaders"].get("x-amzn-errortype"),
+                e.response["Error"]["Message"]]
 print(json.dumps(out))
 "#;
 
@@ -101,6 +115,26 @@ fn boto3_invokes_kumo_functions() {
         out["bad_qualifier"],
         serde_json::json!([404, "ResourceNotFoundException"])
     );
+    // ARNs naming another region or account are not this kumod's functions.
+    let elsewhere = out["elsewhere"].as_object().unwrap();
+    assert_eq!(elsewhere.len(), 6, "{out}");
+    for (call, refusal) in elsewhere {
+        let arn = call.split(' ').next().unwrap();
+        let shown = if arn.starts_with("arn:") {
+            arn.to_string()
+        } else {
+            format!("arn:aws:lambda:us-east-1:{arn}")
+        };
+        assert_eq!(
+            refusal,
+            &serde_json::json!([
+                404,
+                "ResourceNotFoundException",
+                format!("Function not found: {shown}")
+            ]),
+            "{call}"
+        );
+    }
     // The Event ran.
     wait_until(
         "the Event invocation to run",
@@ -114,6 +148,54 @@ fn boto3_invokes_kumo_functions() {
         denied["denied"],
         serde_json::json!([403, "InvalidSignatureException"])
     );
+}
+
+#[test]
+fn grpc_refuses_arns_of_another_region_or_account() {
+    if !root_or_skip() {
+        return;
+    }
+    let kumo = Kumo::start();
+    kumo.create_division("div", &[]);
+    kumo.create_division("other", &[]);
+    let here = "arn:aws:lambda:us-east-1:000000000000:function:div";
+    assert_eq!(kumo.invoke_ok(here, r#"{"x": 4, "y": 2}"#)["result"], 2.0);
+    for arn in [
+        "arn:aws:lambda:eu-west-1:000000000000:function:div",
+        "arn:aws:lambda:us-east-1:123456789012:function:div",
+    ] {
+        for extra in [&[][..], &["--async"][..]] {
+            let mut args = vec!["invoke", arn, "--payload", r#"{"x": 1, "y": 1}"#];
+            args.extend_from_slice(extra);
+            let run = kumo.cli(&args);
+            assert_eq!(run.code, 2, "{arn} {extra:?}: {run:?}");
+            assert!(
+                run.stderr.contains(&format!("Function not found: {arn}")),
+                "{run:?}"
+            );
+        }
+        let run = kumo.cli(&[
+            "trigger",
+            "create",
+            "t",
+            "--function",
+            arn,
+            "--schedule",
+            "rate(1 hour)",
+        ]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stderr.contains("Function not found"), "{run:?}");
+        let run = kumo.cli(&["function", "update", "other", "--on-failure", arn]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(
+            run.stderr.contains(&format!("Function not found: {arn}")),
+            "{run:?}"
+        );
+    }
+    assert_eq!(kumo.function("other")["on_failure_destination"], "");
+    let run = kumo.cli(&["function", "update", "other", "--on-failure", here]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!kumo.logs("div").contains("dividing 1 by 1"), "nothing ran");
 }
 
 #[test]

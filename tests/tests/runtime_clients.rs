@@ -33,16 +33,11 @@ fn awslambdaric_runs_unmodified() {
         package.path(),
         &["--timeout", "2", "--memory", "256"],
     );
-    let run = kumo.cli(&[
-        "invoke",
+    let out = kumo.invoke_ok_with_client_context(
         "ric",
-        "--payload",
         r#"{"hello": "ric"}"#,
-        "--client-context",
         r#"{"custom": {"tenant": "t1"}}"#,
-    ]);
-    assert_eq!(run.code, 0, "{run:?}\n{}", kumo.logs("ric"));
-    let out = run.json();
+    );
     assert_eq!(out["event"]["hello"], "ric");
     assert_eq!(out["client_context"]["tenant"], "t1");
     assert_eq!(out["version"], "$LATEST");
@@ -63,15 +58,8 @@ fn awslambdaric_runs_unmodified() {
     assert_eq!(error["errorType"], "RuntimeError");
     assert_eq!(error["errorMessage"], "kaboom");
     assert!(error["stackTrace"].is_array(), "{error}");
-    // A timeout.
-    let slow = kumo.cli(&["invoke", "ric", "--payload", r#"{"sleep": 5}"#]);
-    assert_eq!(slow.code, 1, "{slow:?}");
-    assert!(slow.stdout.contains("Task timed out"), "{slow:?}");
-    // And it keeps serving.
-    assert_eq!(
-        kumo.invoke_ok("ric", r#"{"again": 1}"#)["event"]["again"],
-        1
-    );
+    // A timeout, and it keeps serving.
+    kumo.assert_times_out_then_serves("ric");
 
     // An import failure is reported through /init/error.
     kumo.create(

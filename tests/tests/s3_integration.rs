@@ -8,34 +8,8 @@
 use std::time::{Duration, Instant};
 
 use kumo_tests::http::{minio_event, post_minio};
-use kumo_tests::s3::S3Server;
+use kumo_tests::s3::{unique_bucket as bucket, S3Server};
 use kumo_tests::{fixture, root_or_skip, Kumo};
-
-/// Bucket names unique to this run (the server may be shared).
-fn bucket(base: &str) -> String {
-    format!("{base}-{}-{}", std::process::id(), rand_suffix())
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() % 100_000)
-        .unwrap_or(0)
-}
-
-const MAKE_PACKAGE: &str = r#"
-import os, zipfile
-out, handler, vendor = sys.argv[1], sys.argv[2], sys.argv[3]
-with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-    z.write(handler, "lambda_function.py")
-    for root, dirs, files in os.walk(vendor):
-        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.endswith(".dist-info")]
-        for f in files:
-            if f == ".complete":
-                continue
-            path = os.path.join(root, f)
-            z.write(path, os.path.relpath(path, vendor))
-"#;
 
 #[test]
 fn the_book_example_zips_an_upload_into_another_bucket() {
@@ -55,15 +29,10 @@ fn the_book_example_zips_an_upload_into_another_bucket() {
     );
     // The package (handler + boto3 + pyzipper) goes to S3; kumod fetches it.
     let zip = work.path().join("zipper.zip");
-    let handler = fixture("zipper").join("lambda_function.py");
+    s3.package_with_vendor(&[&fixture("zipper").join("lambda_function.py")], &zip);
     s3.boto3(
-        &format!("{MAKE_PACKAGE}\ns3.upload_file(out, sys.argv[4], 'zipper.zip')"),
-        &[
-            &zip.to_string_lossy(),
-            &handler.to_string_lossy(),
-            &s3.vendor.to_string_lossy(),
-            &packages,
-        ],
+        "s3.upload_file(sys.argv[1], sys.argv[2], 'zipper.zip')",
+        &[&zip.to_string_lossy(), &packages],
     );
 
     let kumo = Kumo::start_configured(

@@ -5,17 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kumo_tests::{bin_dir, fixture, root_or_skip};
-
-/// Kills the process when the test ends, also when it fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use kumo_tests::{bin_dir, fixture, root_or_skip, KillOnDrop};
 
 #[test]
 fn standalone_agent_runs_functions_for_kumod() {

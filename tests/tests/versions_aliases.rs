@@ -15,6 +15,14 @@ fn code(marker: &str) -> tempfile::TempDir {
     )])
 }
 
+/// `kumo alias ARGS… --output json`, which must succeed.
+fn alias(kumo: &Kumo, args: &[&str]) -> Value {
+    let mut all = vec!["alias"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", "json"]);
+    ok(kumo, &all)
+}
+
 fn ok(kumo: &Kumo, args: &[&str]) -> Value {
     let run = kumo.cli(args);
     assert_eq!(run.code, 0, "{args:?}: {run:?}");
@@ -126,8 +134,8 @@ fn versions_and_aliases_route_calls() {
     assert!(r["arn"].as_str().unwrap().ends_with(":function:fn"), "{r}");
 
     // An alias: the sandbox sees the alias ARN and the executed version.
-    let alias = ok(&kumo, &["alias", "create", "fn", "prod", "--version", "1"]);
-    assert!(alias["alias_arn"]
+    let created = alias(&kumo, &["create", "fn", "prod", "--version", "1"]);
+    assert!(created["alias_arn"]
         .as_str()
         .unwrap()
         .ends_with(":function:fn:prod"));
@@ -151,14 +159,13 @@ fn versions_and_aliases_route_calls() {
         "{v1_logs}"
     );
     // Moving the alias switches the very next call.
-    ok(&kumo, &["alias", "update", "fn", "prod", "--version", "2"]);
+    alias(&kumo, &["update", "fn", "prod", "--version", "2"]);
     assert_eq!(kumo.invoke_ok("fn:prod", "{}")["code"], "two");
 
     // Weighted: 30% to version 1 over 1,000 calls.
-    ok(
+    alias(
         &kumo,
         &[
-            "alias",
             "update",
             "fn",
             "prod",
@@ -170,7 +177,7 @@ fn versions_and_aliases_route_calls() {
             "0.3",
         ],
     );
-    let shown = ok(&kumo, &["alias", "get", "fn", "prod"]);
+    let shown = alias(&kumo, &["get", "fn", "prod"]);
     assert_eq!(shown["routing"]["AdditionalVersionWeights"]["1"], 0.3);
     let mut to_one = 0;
     for batch in 0..100 {
@@ -275,10 +282,9 @@ fn bad_versions_and_aliases_are_refused() {
         &["alias", "create", "nope", "prod", "--version", "1"],
         "Function not found",
     );
-    ok(
+    alias(
         &kumo,
         &[
-            "alias",
             "create",
             "fn",
             "prod",
@@ -340,7 +346,7 @@ fn bad_versions_and_aliases_are_refused() {
         "no log of request",
     );
     // Deleting what is unused works.
-    ok(&kumo, &["alias", "update", "fn", "prod", "--version", "2"]);
+    alias(&kumo, &["update", "fn", "prod", "--version", "2"]);
     assert_eq!(kumo.cli(&["version", "delete", "fn", "1"]).code, 0);
     let names: Vec<String> = ok(&kumo, &["version", "list", "fn", "--output", "json"])
         .as_array()

@@ -8,10 +8,13 @@
 //!   (§5d).
 //! - [`minio`]: MinIO webhook bodies, key decoding, and which bucket
 //!   triggers an S3 event record matches (§5b).
-//! - [`percent`]: percent-decoding for all of them.
+//! - [`s3_event`]: the S3 event record a function receives (§5a), built
+//!   from MinIO's.
+//! - [`percent`]: percent-decoding and form encoding for all of them.
 
 pub mod apigw;
 pub mod minio;
 pub mod percent;
+pub mod s3_event;
 pub mod schedule_expression;
 pub mod scheduled_event;

@@ -1,8 +1,12 @@
 //! MinIO bucket notifications (docs/wire-formats.md §5b): the webhook body,
-//! the object key encoding (Go `QueryEscape`), and the filters of a bucket
-//! trigger (event-name patterns, prefix and suffix on the decoded key).
+//! the object key encoding (Go `QueryEscape`), the filters of a bucket
+//! trigger (event-name patterns, prefix and suffix on the decoded key), and
+//! the payload a function receives (S3's shape by default, see
+//! [`crate::s3_event`]).
 
 use serde_json::Value;
+
+use crate::s3_event::{self, EventFormat};
 
 /// Largest webhook body accepted (a MinIO body carries one record).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -35,8 +39,10 @@ pub struct BucketEvent {
     pub bucket: String,
     /// The key as sent (query-escaped).
     pub raw_key: String,
-    /// The decoded key, what prefix and suffix filters see.
-    pub key: String,
+    /// The decoded key's bytes, what prefix and suffix filters see. Not
+    /// necessarily UTF-8, and may hold NUL: nothing is refused or replaced,
+    /// and [`s3_event::encode_key`] carries every byte into the event.
+    pub key: Vec<u8>,
     /// `versionId`, or "".
     pub version_id: String,
     /// `sequencer`, or "".
@@ -59,9 +65,19 @@ impl BucketEvent {
         .join("\u{0}")
     }
 
-    /// The payload a function receives for this record.
-    pub fn payload(&self) -> Value {
-        serde_json::json!({ "Records": [self.record.clone()] })
+    /// The key as S3 writes it in events (docs/wire-formats.md §5a).
+    pub fn s3_key(&self) -> String {
+        s3_event::encode_key(&self.key)
+    }
+
+    /// The payload a function receives for this record: `{"Records":[…]}`
+    /// with the record in S3's shape for `region`, or MinIO's verbatim.
+    pub fn payload(&self, format: EventFormat, region: &str) -> Value {
+        let record = match format {
+            EventFormat::Aws => s3_event::aws_record(&self.record, &self.key, region),
+            EventFormat::Minio => self.record.clone(),
+        };
+        serde_json::json!({ "Records": [record] })
     }
 }
 
@@ -127,13 +143,14 @@ fn with_s3_prefix(name: &str) -> String {
 }
 
 /// Decodes a key escaped like Go's `url.QueryEscape` (and AWS's form
-/// encoding): `+` is a space, `%XX` a byte; the result must be UTF-8.
-pub fn decode_key(raw: &str) -> Result<String, String> {
+/// encoding): `+` is a space, `%XX` a byte. The bytes are kept as they are
+/// (invalid UTF-8 and NUL included); only a malformed escape is refused.
+pub fn decode_key(raw: &str) -> Result<Vec<u8>, String> {
     let (bytes, bad) = crate::percent::decode(raw, true);
-    if let Some(i) = bad {
-        return Err(format!("key {raw:?} has a bad %-escape at byte {i}"));
+    match bad {
+        Some(i) => Err(format!("key {raw:?} has a bad %-escape at byte {i}")),
+        None => Ok(bytes),
     }
-    String::from_utf8(bytes).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
 }
 
 /// A filter pattern or event list that cannot be used.
@@ -205,8 +222,8 @@ impl EventFilter {
     /// True when `event` passes this filter.
     pub fn matches(&self, event: &BucketEvent) -> bool {
         event.bucket == self.bucket
-            && event.key.starts_with(&self.prefix)
-            && event.key.ends_with(&self.suffix)
+            && event.key.starts_with(self.prefix.as_bytes())
+            && event.key.ends_with(self.suffix.as_bytes())
             && self
                 .events
                 .iter()

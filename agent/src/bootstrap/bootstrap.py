@@ -1,4 +1,4 @@
-"""Kumo's python3 runtime entry point: `python -B -s /var/runtime/bootstrap.py`."""
+"""Kumo's python3 runtime entry point: `python -B -s -S /var/runtime/bootstrap.py`."""
 import kumo_runtime
 
 kumo_runtime.main()

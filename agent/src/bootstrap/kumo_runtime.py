@@ -6,8 +6,13 @@ kept in a module of its own so that its compiled form can be cached in
 Start-up time is part of every cold start, so this file imports only
 modules that are built in or already loaded by the interpreter: HTTP/1.1 is
 spoken over a raw `_socket`, JSON goes through the `_json` C accelerator
-(falling back to the `json` package only where that is unavailable), and
-`traceback` is imported only when there is an error to report.
+(falling back to the `json` package only where that is unavailable),
+`traceback` is imported only when there is an error to report, and Lambda's
+`logging` set-up (`kumo_logging`) only when the function imports `logging`.
+
+The interpreter runs with `-S` (no `site`): `sys.path` is what
+`setup_sys_path` makes it, the host's site-packages only on request
+(docs/wire-formats.md §2).
 """
 
 import os
@@ -21,6 +26,104 @@ INIT_ERROR_PATH = "/2018-06-01/runtime/init/error"
 JSON_CONTENT_TYPE = "application/json"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 RUNTIME_FILE = __file__
+# "1" adds the host interpreter's site-packages (e.g. Debian's
+# /usr/lib/python3/dist-packages) after the standard library; anything else
+# leaves them out. Set by the agent (`python_host_site_packages`), or by the
+# function's own environment, which wins.
+HOST_SITE_PACKAGES_ENV = "KUMO_PYTHON_HOST_SITE_PACKAGES"
+
+
+def json_log_format(env):
+    """Whether AWS_LAMBDA_LOG_FORMAT asks for JSON log records (any case)."""
+    return (env.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+
+
+class Invocation(object):
+    """The invocation being served, for log records (kumo_logging)."""
+
+    request_id = None
+    tenant_id = None
+
+
+# --- sys.path and Lambda's logging ---------------------------------------------
+
+def layer_paths():
+    """Where layers put Python code (docs/wire-formats.md §13), in Lambda's order."""
+    if not os.path.isdir("/opt"):
+        return []
+    return ["/opt/python/lib/python%d.%d/site-packages" % sys.version_info[:2], "/opt/python"]
+
+
+def setup_sys_path(env):
+    """sys.path as on Lambda: the package, the layer paths, then what the
+    interpreter put there (the runtime directory and PYTHONPATH entries, the
+    standard library), each once; the host's site-packages after them only
+    when HOST_SITE_PACKAGES_ENV is "1"."""
+    front = [env.get("LAMBDA_TASK_ROOT", "/var/task")] + layer_paths()
+    seen = set(front)
+    rest = []
+    for entry in sys.path:
+        if entry and entry not in seen:
+            seen.add(entry)
+            rest.append(entry)
+    sys.path[:] = front + rest
+    if env.get(HOST_SITE_PACKAGES_ENV) == "1":
+        import site
+        site.main()
+    else:
+        # What `site` would add that handlers use: exit() and quit().
+        import builtins
+        import _sitebuiltins
+        builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
+        builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
+
+
+class _AfterExec(object):
+    """A module loader that calls `then(module)` once the module has run."""
+
+    def __init__(self, loader, then):
+        self.loader = loader
+        self.then = then
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        module.__loader__ = self.loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self.loader
+        self.then(module)
+
+
+class LoggingHook(object):
+    """A `sys.meta_path` finder that waits for the first `import logging`
+    (by the function or a library) and gives the root logger Lambda's
+    handler as soon as the module has run: functions that never log do not
+    pay for importing `logging` at start-up."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None and spec.loader is not None:
+                spec.loader = _AfterExec(spec.loader, _install_lambda_logging)
+                return spec
+        return None
+
+
+def _install_lambda_logging(logging):
+    try:
+        import kumo_logging
+        kumo_logging.install(logging, Invocation, json_log_format(os.environ))
+    except Exception as e:
+        sys.stderr.write("[kumo bootstrap] setting up logging failed: %s\n" % _safe_str(e))
 
 
 # --- JSON ------------------------------------------------------------------
@@ -275,7 +378,8 @@ def _object_from_dict(cls, values):
 
 
 class LambdaContext(object):
-    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context, cognito_identity):
+    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context, cognito_identity,
+                 tenant_id=None):
         env = os.environ
         self.aws_request_id = request_id
         self.invoked_function_arn = invoked_function_arn
@@ -284,6 +388,7 @@ class LambdaContext(object):
         self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
         self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.tenant_id = tenant_id
         self._deadline_ms = deadline_ms
         identity = cognito_identity or {}
         self.identity = CognitoIdentity()
@@ -340,14 +445,19 @@ def error_document(exc, request_id):
             trace = _stack_trace(exc.__traceback__)
         except Exception:
             trace = []
-    text = "[ERROR] %s: %s\n" % (error_type, message)
-    if trace:
-        text += "Traceback (most recent call last):\n" + "".join(trace)
-        if not text.endswith("\n"):
-            text += "\n"
+    document = {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": trace}
+    if json_log_format(os.environ):
+        # awslambdaric's JSON error record (docs/wire-formats.md §4).
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        text = dumps(dict([("timestamp", stamp), ("log_level", "ERROR")] + list(document.items()))) + "\n"
+    else:
+        text = "[ERROR] %s: %s\n" % (error_type, message)
+        if trace:
+            text += "Traceback (most recent call last):\n" + "".join(trace)
+            if not text.endswith("\n"):
+                text += "\n"
     sys.stderr.write(text)
-    body = dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": trace})
-    return error_type, body.encode("utf-8")
+    return error_type, dumps(document).encode("utf-8")
 
 
 def _flush():
@@ -378,12 +488,15 @@ def run_invocation(client, handler, status, headers, body):
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
     elif "_X_AMZN_TRACE_ID" in os.environ:
         del os.environ["_X_AMZN_TRACE_ID"]
+    Invocation.request_id = request_id
+    Invocation.tenant_id = headers.get("lambda-runtime-aws-tenant-id")
     context = LambdaContext(
         request_id,
         deadline_ms,
         headers.get("lambda-runtime-invoked-function-arn"),
         _header_json(headers, "lambda-runtime-client-context"),
         _header_json(headers, "lambda-runtime-cognito-identity"),
+        Invocation.tenant_id,
     )
     try:
         if headers.get("content-type") == JSON_CONTENT_TYPE:
@@ -429,8 +542,10 @@ def _await_assignment():
 
 
 def main():
+    sys.meta_path.insert(0, LoggingHook())
     if os.environ.get("KUMO_PREWARMED") == "1":
         _await_assignment()
+    setup_sys_path(os.environ)
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not address:
         sys.stderr.write("[kumo bootstrap] AWS_LAMBDA_RUNTIME_API is not set\n")
@@ -440,7 +555,6 @@ def main():
     except Exception:
         pass
     client = HttpClient(address)
-    sys.path.insert(0, os.environ.get("LAMBDA_TASK_ROOT", "/var/task"))
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))
     except (Exception, SystemExit) as e:

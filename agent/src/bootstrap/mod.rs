@@ -1,33 +1,55 @@
 //! Kumo's Python bootstrap: a stdlib-only Lambda runtime client that the
-//! `python3` runtime runs as `<python> -B -s /var/runtime/bootstrap.py`.
+//! `python3` runtime runs as `<python> -B -s -S /var/runtime/bootstrap.py`.
 //!
 //! `bootstrap.py` is a three-line entry point; the client itself is the
 //! module `kumo_runtime.py`, so that its compiled form can be cached in
 //! `__pycache__` by [`precompile`] (a script is compiled on every start,
-//! which costs milliseconds of every cold start). The client imports the
-//! `_HANDLER` module from `LAMBDA_TASK_ROOT`, reports loader failures to
-//! `/runtime/init/error`, then loops over `/invocation/next`, speaking
-//! HTTP/1.1 over a raw socket so that it starts about as fast as a bare
-//! interpreter.
+//! which costs milliseconds of every cold start). The client sets
+//! `sys.path` (the package, layer paths, the runtime directory, the standard
+//! library; the host's site-packages only when [`HOST_SITE_PACKAGES_ENV`] is
+//! `1`), imports the `_HANDLER` module from `LAMBDA_TASK_ROOT`, reports
+//! loader failures to `/runtime/init/error`, then loops over
+//! `/invocation/next`, speaking HTTP/1.1 over a raw socket so that it starts
+//! about as fast as a bare interpreter. `kumo_logging.py` gives the root
+//! logger Lambda's handler when the function first imports `logging`
+//! (docs/wire-formats.md §4).
+//!
+//! The Node.js bootstrap ([`node`]) is installed into the same directory.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub mod node;
+
 /// The entry point's source.
 pub const BOOTSTRAP_PY: &str = include_str!("bootstrap.py");
 /// The runtime client's source.
 pub const KUMO_RUNTIME_PY: &str = include_str!("kumo_runtime.py");
+/// The source of Lambda's `logging` set-up (imported with `logging`).
+pub const KUMO_LOGGING_PY: &str = include_str!("kumo_logging.py");
 /// File name of the entry point inside the runtime directory.
 pub const BOOTSTRAP_FILE_NAME: &str = "bootstrap.py";
 /// File name of the runtime client module inside the runtime directory.
 pub const KUMO_RUNTIME_FILE_NAME: &str = "kumo_runtime.py";
+/// File name of the logging set-up module inside the runtime directory.
+pub const KUMO_LOGGING_FILE_NAME: &str = "kumo_logging.py";
+/// The modules [`install`] writes and [`precompile`] compiles.
+const MODULES: [(&str, &str); 2] = [
+    (KUMO_RUNTIME_FILE_NAME, KUMO_RUNTIME_PY),
+    (KUMO_LOGGING_FILE_NAME, KUMO_LOGGING_PY),
+];
+/// A function's variable (or the agent's `python_host_site_packages`)
+/// that puts the host interpreter's site-packages on `sys.path` when `1`.
+pub const HOST_SITE_PACKAGES_ENV: &str = "KUMO_PYTHON_HOST_SITE_PACKAGES";
 /// Where the runtime directory is mounted inside a sandbox.
 pub const RUNTIME_DIR_IN_SANDBOX: &str = "/var/runtime";
 /// Interpreter flags: `-B` writes no `.pyc` files (the code is read-only),
-/// `-s` skips the per-user site directory (there is no home).
-pub const PYTHON_FLAGS: &[&str] = &["-B", "-s"];
+/// `-s` skips the per-user site directory (there is no home), `-S` skips
+/// `site`, so no host site-packages (and none of their `.pth` files) reach
+/// `sys.path` unless the runtime adds them on request.
+pub const PYTHON_FLAGS: &[&str] = &["-B", "-s", "-S"];
 
 /// The bootstrap could not be written or compiled.
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +64,23 @@ pub struct InstallError {
     pub source: std::io::Error,
 }
 
-/// Writes `bootstrap.py` and `kumo_runtime.py` into `dir` (created if
-/// missing), atomically, each only when its content differs (so that a
-/// compiled cache stays valid). Returns the entry point's path.
+/// Writes `bootstrap.py`, `kumo_runtime.py`, `kumo_logging.py` and the
+/// Node.js client `kumo_runtime.cjs` into `dir` (created if missing),
+/// atomically, each only when its content differs (so that a compiled cache
+/// stays valid). Returns the Python entry point's path.
 pub fn install(dir: &Path) -> Result<PathBuf, InstallError> {
     std::fs::create_dir_all(dir).map_err(|source| InstallError {
         op: "creating directory",
         path: dir.to_path_buf(),
         source,
     })?;
-    write_if_changed(&dir.join(KUMO_RUNTIME_FILE_NAME), KUMO_RUNTIME_PY)?;
+    for (name, source) in MODULES {
+        write_if_changed(&dir.join(name), source)?;
+    }
+    write_if_changed(
+        &dir.join(node::KUMO_RUNTIME_CJS_FILE_NAME),
+        node::KUMO_RUNTIME_CJS,
+    )?;
     let entry = dir.join(BOOTSTRAP_FILE_NAME);
     write_if_changed(&entry, BOOTSTRAP_PY)?;
     Ok(entry)
@@ -78,7 +107,7 @@ fn write_if_changed(target: &Path, content: &str) -> Result<(), InstallError> {
     std::fs::rename(&temp, target).map_err(err("renaming into place", target))
 }
 
-/// Compiles `kumo_runtime.py` in `dir` into `dir/__pycache__` with
+/// Compiles the runtime's modules in `dir` into `dir/__pycache__` with
 /// `python_path` (blocking: spawns the interpreter once).
 pub fn precompile(dir: &Path, python_path: &Path) -> Result<(), InstallError> {
     let source = dir.join(KUMO_RUNTIME_FILE_NAME);
@@ -89,9 +118,9 @@ pub fn precompile(dir: &Path, python_path: &Path) -> Result<(), InstallError> {
     let output = std::process::Command::new(python_path)
         .args([
             "-c",
-            "import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True)",
+            "import py_compile, sys\nfor path in sys.argv[1:]: py_compile.compile(path, doraise=True)",
         ])
-        .arg(&source)
+        .args(MODULES.map(|(name, _)| dir.join(name)))
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(err("running the interpreter to compile"))?;
@@ -145,13 +174,16 @@ mod tests {
         std::fs::write(&path, "stale").unwrap();
         install(&runtime).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), BOOTSTRAP_PY);
+        for (name, source) in MODULES {
+            assert_eq!(std::fs::read_to_string(runtime.join(name)).unwrap(), source);
+        }
         assert_eq!(
-            std::fs::read_to_string(runtime.join(KUMO_RUNTIME_FILE_NAME)).unwrap(),
-            KUMO_RUNTIME_PY
+            std::fs::read_to_string(runtime.join(node::KUMO_RUNTIME_CJS_FILE_NAME)).unwrap(),
+            node::KUMO_RUNTIME_CJS
         );
         assert_eq!(
             std::fs::read_dir(&runtime).unwrap().count(),
-            2,
+            MODULES.len() + 2,
             "no temp files left"
         );
     }
@@ -169,7 +201,13 @@ mod tests {
     fn argv_runs_the_mounted_bootstrap() {
         assert_eq!(
             python_argv(Path::new("/usr/bin/python3")),
-            ["/usr/bin/python3", "-B", "-s", "/var/runtime/bootstrap.py"]
+            [
+                "/usr/bin/python3",
+                "-B",
+                "-s",
+                "-S",
+                "/var/runtime/bootstrap.py"
+            ]
         );
     }
 
@@ -181,7 +219,7 @@ mod tests {
         let cached = std::fs::read_dir(dir.path().join("__pycache__"))
             .unwrap()
             .count();
-        assert_eq!(cached, 1);
+        assert_eq!(cached, MODULES.len());
         let err = precompile(dir.path(), Path::new("/nonexistent/python")).unwrap_err();
         assert!(err.to_string().contains("kumo_runtime.py"), "{err}");
     }

@@ -99,7 +99,7 @@ pub fn classify(ending: Ending, c: Circumstances<'_>) -> Classification {
             let error_type = error_type_of(&body, error_type, "Runtime.Unknown");
             Classification {
                 outcome: Outcome::InitError,
-                payload: body,
+                payload: with_request_id(body, request_id),
                 error_type: error_type.clone(),
                 status: ReportStatus::Error(error_type),
                 reusable: false,
@@ -154,6 +154,22 @@ pub fn classify(ending: Ending, c: Circumstances<'_>) -> Classification {
             )
         }
     }
+}
+
+/// An init error document as the caller sees it: runtimes post it before
+/// any invocation exists, with `"requestId": ""`; the invocation that met
+/// it fills in its own id, as Lambda's answer does. Other bytes are kept.
+fn with_request_id(body: Bytes, request_id: &str) -> Bytes {
+    for empty in [&b"\"requestId\": \"\""[..], &b"\"requestId\":\"\""[..]] {
+        if let Some(at) = body.windows(empty.len()).position(|w| w == empty) {
+            let mut filled = Vec::with_capacity(body.len() + request_id.len());
+            filled.extend_from_slice(&body[..at + empty.len() - 1]);
+            filled.extend_from_slice(request_id.as_bytes());
+            filled.extend_from_slice(&body[at + empty.len() - 1..]);
+            return Bytes::from(filled);
+        }
+    }
+    body
 }
 
 /// `{"errorType":…,"errorMessage":…}` in that order.
@@ -246,6 +262,24 @@ mod tests {
         assert_eq!(too_large.outcome, Outcome::FunctionError);
         assert_eq!(too_large.error_type, runtime_api::RESPONSE_TOO_LARGE_TYPE);
         assert!(too_large.reusable);
+    }
+
+    #[test]
+    fn an_init_error_document_gets_the_request_id() {
+        let id = "8f5a4c7e-0000-4000-8000-000000000001";
+        let posted = br#"{"errorMessage": "Unable to import module 'm'", "errorType": "Runtime.ImportModuleError", "requestId": "", "stackTrace": []}"#;
+        let filled = with_request_id(Bytes::from_static(posted), id);
+        let value: serde_json::Value = serde_json::from_slice(&filled).unwrap();
+        assert_eq!(value["requestId"], id);
+        assert_eq!(value["errorType"], "Runtime.ImportModuleError");
+        let compact = with_request_id(Bytes::from_static(br#"{"requestId":""}"#), id);
+        assert_eq!(
+            &compact[..],
+            format!(r#"{{"requestId":"{id}"}}"#).as_bytes()
+        );
+        // A document that names an id, or none, is left as it is.
+        let named = Bytes::from_static(br#"{"requestId": "x"}"#);
+        assert_eq!(with_request_id(named.clone(), id), named);
     }
 
     #[test]

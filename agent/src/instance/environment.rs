@@ -20,8 +20,10 @@ pub(super) fn environment(
     set("_HANDLER", function.handler.clone());
     set("AWS_REGION", settings.region.clone());
     set("AWS_DEFAULT_REGION", settings.region.clone());
-    if runtime == Runtime::Python3 {
-        set("AWS_EXECUTION_ENV", settings.python_execution_env.clone());
+    match runtime {
+        Runtime::Python3 => set("AWS_EXECUTION_ENV", settings.python_execution_env.clone()),
+        Runtime::Nodejs(major) => set("AWS_EXECUTION_ENV", bootstrap::node::execution_env(major)),
+        Runtime::Provided => {}
     }
     set("AWS_LAMBDA_FUNCTION_NAME", function.name.clone());
     set(
@@ -50,8 +52,15 @@ pub(super) fn environment(
         "LD_LIBRARY_PATH",
         "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into(),
     );
-    if runtime == Runtime::Python3 {
-        set("PYTHONPATH", bootstrap::RUNTIME_DIR_IN_SANDBOX.into());
+    match runtime {
+        Runtime::Python3 => {
+            set("PYTHONPATH", bootstrap::RUNTIME_DIR_IN_SANDBOX.into());
+            if settings.python_host_site_packages {
+                set(bootstrap::HOST_SITE_PACKAGES_ENV, "1".into());
+            }
+        }
+        Runtime::Nodejs(major) => set("NODE_PATH", bootstrap::node::node_path_variable(major)),
+        Runtime::Provided => {}
     }
     let mut user: Vec<(&String, &String)> = function.environment.iter().collect();
     user.sort();
@@ -144,9 +153,55 @@ mod tests {
         );
         assert_eq!(stream.len(), "YYYY/MM/DD/".len() + "[$LATEST]".len() + 32);
         assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
+        assert_eq!(get(bootstrap::HOST_SITE_PACKAGES_ENV), None);
+        let node = environment(
+            &settings(),
+            &function(),
+            Runtime::Nodejs(kumo_proto::model::NodeMajor::V18),
+            "0",
+        );
+        let get = |k: &str| {
+            node.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("AWS_EXECUTION_ENV"), Some("AWS_Lambda_nodejs18.x"));
+        assert!(get("NODE_PATH")
+            .unwrap()
+            .starts_with("/opt/nodejs/node18/node_modules:"));
+        assert_eq!(get("PYTHONPATH"), None);
         let provided = environment(&settings(), &function(), Runtime::Provided, "0");
         assert!(!provided
             .iter()
             .any(|(k, _)| k == "AWS_EXECUTION_ENV" || k == "PYTHONPATH"));
+    }
+
+    #[test]
+    fn host_site_packages_follow_the_agent_unless_the_function_says_otherwise() {
+        let mut agent = settings();
+        agent.python_host_site_packages = true;
+        let value = |settings: &InstanceSettings, function: &FunctionSpec| {
+            environment(settings, function, Runtime::Python3, "0")
+                .into_iter()
+                .find(|(k, _)| k == bootstrap::HOST_SITE_PACKAGES_ENV)
+                .map(|(_, v)| v)
+        };
+        assert_eq!(value(&agent, &function()).as_deref(), Some("1"));
+        let mut opted_out = function();
+        opted_out
+            .environment
+            .insert(bootstrap::HOST_SITE_PACKAGES_ENV.into(), "0".into());
+        assert_eq!(value(&agent, &opted_out).as_deref(), Some("0"));
+        let mut opted_in = function();
+        opted_in
+            .environment
+            .insert(bootstrap::HOST_SITE_PACKAGES_ENV.into(), "1".into());
+        assert_eq!(value(&settings(), &opted_in).as_deref(), Some("1"));
+        assert_eq!(
+            environment(&agent, &function(), Runtime::Provided, "0")
+                .iter()
+                .find(|(k, _)| k == bootstrap::HOST_SITE_PACKAGES_ENV),
+            None
+        );
     }
 }

@@ -1,16 +1,22 @@
-//! Instances started from pre-started ("blank") python3 sandboxes: the
-//! sandbox, the interpreter and Kumo's runtime client are up before the
-//! call arrives; a cold start only claims one (the package and `/tmp` are
-//! mounted, the environment handed over) and imports the handler.
+//! Instances started from pre-started ("blank") python3 or Node.js
+//! sandboxes: the sandbox, the interpreter and Kumo's runtime client are up
+//! before the call arrives; a cold start only claims one (the package and
+//! `/tmp` are mounted, the environment handed over) and imports the handler.
 //!
 //! Only functions the interpreter would start identically for are eligible:
-//! the `python3` runtime, network mode `none` or `outbound`, and no user
-//! variable the interpreter or the C library reads at start-up (`PYTHON*`,
-//! `LD_*`, `LC_*`, `LANG`, `TZ`). Everything else starts the classic way.
+//! a runtime with a Kumo bootstrap, network mode `none` or `outbound`, and
+//! no user
+//! variable the interpreter or the C library reads at start-up (`PYTHON*`
+//! for python3, `NODE_*` and `UV_*` for Node.js, `LD_*`, `LC_*`, `LANG`,
+//! `TZ`). Every `nodejsNN.x` shares one kind of blank: the client re-reads
+//! `NODE_PATH` from its assignment. V8's heap limit is fixed when `node`
+//! starts, so Node.js blanks start with the heap of a
+//! [`NODE_BLANK_FUNCTION_MEMORY_MB`] function and serve only functions of
+//! that size. Everything else starts the classic way.
 //!
 //! A blank is started in one network mode and serves only functions of
 //! that mode. An `outbound` blank has its network namespace linked to the
-//! bridge already (the ~10 ms of `ip` a classic outbound start pays); the
+//! bridge already (the `ip -batch` a classic outbound start pays); the
 //! function's egress allow-list is applied to its link at the claim, before
 //! the function's code runs.
 
@@ -18,15 +24,19 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use kumo_proto::agent::FunctionSpec;
-use kumo_proto::model::{NetworkMode, Runtime};
+use kumo_proto::model::{NetworkMode, NodeMajor, Runtime};
 
 use super::{environment, lambda, sanitize, Instance, InstanceError, InstanceSettings};
 use crate::bootstrap;
 use crate::sandbox::{ClaimSpec, Sandbox, SandboxSpec};
 
-/// Memory limit of a blank sandbox until it is claimed (an idle interpreter
-/// needs about 10 MB).
+/// Memory limit of a blank sandbox until it is claimed (an idle Python
+/// interpreter needs about 10 MB, an idle Node.js about 45 MB).
 pub const BLANK_MEMORY_MB: u32 = 128;
+
+/// The memory size (Lambda's default) of the functions a Node.js blank
+/// serves: its V8 heap is sized for it at start.
+pub const NODE_BLANK_FUNCTION_MEMORY_MB: u32 = 128;
 
 /// Variables set at interpreter start-up that a blank already has.
 const STARTUP_VARIABLES: &[&str] = &[
@@ -35,18 +45,52 @@ const STARTUP_VARIABLES: &[&str] = &[
     "TZ",
     "LD_LIBRARY_PATH",
     "PYTHONPATH",
+    "NODE_PATH",
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
 ];
 
-/// A pre-started python3 sandbox waiting for a function.
+/// Which runtime a blank sandbox has started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlankKind {
+    /// Kumo's Python bootstrap (`python3`).
+    Python,
+    /// Kumo's Node.js bootstrap (every `nodejsNN.x`).
+    Node,
+}
+
+impl BlankKind {
+    /// The runtime a blank of this kind is started as.
+    fn runtime(self) -> Runtime {
+        match self {
+            BlankKind::Python => Runtime::Python3,
+            BlankKind::Node => Runtime::Nodejs(NodeMajor::V20),
+        }
+    }
+
+    /// Prefixes of the user variables its interpreter reads at start-up.
+    fn startup_prefixes(self) -> &'static [&'static str] {
+        match self {
+            BlankKind::Python => &["PYTHON", "LD_", "LC_"],
+            BlankKind::Node => &["NODE_", "UV_", "LD_", "LC_"],
+        }
+    }
+
+    /// How it is named in logs and errors.
+    pub fn label(self) -> &'static str {
+        match self {
+            BlankKind::Python => "python3",
+            BlankKind::Node => "Node.js",
+        }
+    }
+}
+
+/// A pre-started sandbox waiting for a function.
 #[derive(Debug)]
 pub struct Blank {
     sandbox: Sandbox,
     /// The uid its runtime runs as.
     pub uid: u32,
-    /// The network mode it was started in.
-    pub network: NetworkMode,
     uuid: String,
 }
 
@@ -69,40 +113,53 @@ impl Blank {
     }
 }
 
-/// The network mode of the blank `function` may start from, if it may
-/// start from one.
-pub fn eligible(function: &FunctionSpec) -> Option<NetworkMode> {
-    let startup_variable = |key: &str| {
-        ["PYTHON", "LD_", "LC_"].iter().any(|p| key.starts_with(p)) || key == "LANG" || key == "TZ"
+/// The kind and network mode of the blank `function` may start from, if it
+/// is eligible.
+pub fn eligible(function: &FunctionSpec) -> Option<(BlankKind, NetworkMode)> {
+    let kind = match function.runtime.parse() {
+        Ok(Runtime::Python3) => BlankKind::Python,
+        Ok(Runtime::Nodejs(_)) => BlankKind::Node,
+        _ => return None,
     };
+    let startup_variable = |key: &str| {
+        kind.startup_prefixes().iter().any(|p| key.starts_with(p)) || key == "LANG" || key == "TZ"
+    };
+    let heap_fits = kind != BlankKind::Node || function.memory_mb == NODE_BLANK_FUNCTION_MEMORY_MB;
     let network = function.network.parse().ok()?;
-    (function.runtime.parse() == Ok(Runtime::Python3)
-        && matches!(network, NetworkMode::None | NetworkMode::Outbound)
+    (matches!(network, NetworkMode::None | NetworkMode::Outbound)
+        && heap_fits
         && !function.environment.keys().any(|k| startup_variable(k)))
-    .then_some(network)
+    .then_some((kind, network))
 }
 
-/// Starts a blank python3 sandbox in network mode `network` whose runtime
-/// runs as `uid`.
+/// Starts a blank sandbox of `kind` in network mode `network` whose
+/// runtime runs as `uid`.
 pub async fn start_blank(
     settings: &InstanceSettings,
+    (kind, network): (BlankKind, NetworkMode),
     uid: u32,
-    network: NetworkMode,
 ) -> Result<Blank, InstanceError> {
     let uuid = uuid::Uuid::new_v4().simple().to_string();
-    let python = FunctionSpec {
-        runtime: "python3".into(),
+    let runtime = kind.runtime();
+    let blank_function = FunctionSpec {
+        runtime: runtime.as_str().into(),
         ..Default::default()
     };
     let mut env: Vec<(String, String)> =
-        environment::environment(settings, &python, Runtime::Python3, &uuid)
+        environment::environment(settings, &blank_function, runtime, &uuid)
             .into_iter()
             .filter(|(k, _)| STARTUP_VARIABLES.contains(&k.as_str()))
             .collect();
     env.push(("KUMO_PREWARMED".into(), "1".into()));
+    let argv = match kind {
+        BlankKind::Python => bootstrap::python_argv(&settings.python_path),
+        BlankKind::Node => {
+            bootstrap::node::node_argv(&settings.node_path, NODE_BLANK_FUNCTION_MEMORY_MB)
+        }
+    };
     let spec = SandboxSpec {
         instance_id: format!("{}-blank", &uuid[..12]),
-        argv: bootstrap::python_argv(&settings.python_path),
+        argv,
         env,
         task_dir: PathBuf::new(),
         runtime_dir: Some(settings.runtime_dir.clone()),
@@ -119,15 +176,10 @@ pub async fn start_blank(
     let sandbox = Sandbox::start(&settings.sandbox, spec)
         .await
         .map_err(|source| InstanceError::Sandbox {
-            function: "(pre-started python3)".into(),
+            function: format!("(pre-started {})", kind.label()),
             source,
         })?;
-    Ok(Blank {
-        sandbox,
-        uid,
-        network,
-        uuid,
-    })
+    Ok(Blank { sandbox, uid, uuid })
 }
 
 impl Instance {
@@ -140,15 +192,22 @@ impl Instance {
         blank: Blank,
     ) -> Result<Instance, InstanceError> {
         let label = format!("{}:{}", function.name, function.version);
-        let egress_allow =
-            crate::sandbox::egress::parse_list(&function.egress_allow).map_err(|e| {
-                InstanceError::InvalidSpec {
-                    function: label.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let egress_allow = crate::sandbox::egress::parse_list(&function.egress_allow).map_err(
+            |e| InstanceError::InvalidSpec {
+                function: label.clone(),
+                reason: e.to_string(),
+            },
+        )?;
         let Blank { sandbox, uuid, .. } = blank;
-        let mut env = environment::environment(settings, function, Runtime::Python3, &uuid);
+        let runtime: Runtime =
+            function
+                .runtime
+                .parse()
+                .map_err(|e| InstanceError::InvalidSpec {
+                    function: label.clone(),
+                    reason: format!("{e}"),
+                })?;
+        let mut env = environment::environment(settings, function, runtime, &uuid);
         // A blank always has a private network (see `eligible`).
         env.push((
             lambda::RUNTIME_API_ENV.into(),
@@ -187,5 +246,65 @@ impl Instance {
             "claimed a pre-started sandbox"
         );
         Ok(instance)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function(runtime: &str, network: &str, variables: &[(&str, &str)]) -> FunctionSpec {
+        FunctionSpec {
+            runtime: runtime.into(),
+            network: network.into(),
+            memory_mb: 128,
+            environment: variables
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_bootstrap_runtime_has_its_kind_and_start_up_variables_opt_out() {
+        let none = NetworkMode::None;
+        assert_eq!(
+            eligible(&function("python3", "none", &[])),
+            Some((BlankKind::Python, none))
+        );
+        for node in ["nodejs18.x", "nodejs20.x", "nodejs22.x"] {
+            assert_eq!(
+                eligible(&function(node, "none", &[])),
+                Some((BlankKind::Node, none))
+            );
+        }
+        assert_eq!(eligible(&function("provided", "none", &[])), None);
+        // Blanks serve functions of their own network mode; `host` never.
+        assert_eq!(
+            eligible(&function("python3", "outbound", &[])),
+            Some((BlankKind::Python, NetworkMode::Outbound))
+        );
+        assert_eq!(eligible(&function("python3", "host", &[])), None);
+        // A Node.js blank's heap is sized for 128 MB functions only.
+        let bigger = FunctionSpec {
+            memory_mb: 256,
+            ..function("nodejs20.x", "none", &[])
+        };
+        assert_eq!(eligible(&bigger), None);
+        let python = FunctionSpec {
+            memory_mb: 256,
+            ..function("python3", "none", &[])
+        };
+        assert_eq!(eligible(&python), Some((BlankKind::Python, none)));
+        for variable in ["NODE_OPTIONS", "UV_THREADPOOL_SIZE", "LD_PRELOAD", "TZ"] {
+            let spec = function("nodejs20.x", "none", &[(variable, "x")]);
+            assert_eq!(eligible(&spec), None, "{variable}");
+        }
+        // Another runtime's start-up variables do not matter.
+        let python_var = function("nodejs20.x", "none", &[("PYTHONHASHSEED", "1")]);
+        assert_eq!(eligible(&python_var), Some((BlankKind::Node, none)));
+        let node_var = function("python3", "none", &[("NODE_OPTIONS", "x")]);
+        assert_eq!(eligible(&node_var), Some((BlankKind::Python, none)));
     }
 }

@@ -23,6 +23,8 @@ use crate::stats::Summary;
 /// The no-op handler every latency scenario runs.
 pub const NOOP: &str = "def handler(event, context):\n    return None\n";
 const PYTHON: &str = "/usr/bin/python3";
+/// Pause between cold starts from pre-started sandboxes, so the pool refills.
+pub(crate) const PREWARM_REFILL_PAUSE: Duration = Duration::from_millis(200);
 
 /// Cold-start figures.
 #[derive(Debug, Serialize)]
@@ -55,7 +57,8 @@ pub struct Warm {
     pub floor: Summary,
 }
 
-fn time_command(program: &str, args: &[&str], n: usize) -> anyhow::Result<Summary> {
+/// Runs `program args` `n` times; the spawn-to-exit times.
+pub(crate) fn time_command(program: &str, args: &[&str], n: usize) -> anyhow::Result<Summary> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
@@ -71,7 +74,9 @@ fn time_command(program: &str, args: &[&str], n: usize) -> anyhow::Result<Summar
     Ok(Summary::of(&samples))
 }
 
-async fn invoke(cluster: &mut Cluster, name: &str) -> anyhow::Result<Duration> {
+/// One invoke of `name` with `{}`, to its answer (which must not be a
+/// function error).
+pub(crate) async fn invoke(cluster: &mut Cluster, name: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let answer = cluster
         .client
@@ -89,19 +94,15 @@ async fn invoke(cluster: &mut Cluster, name: &str) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// `n` cold starts of `name` in network mode `network`: each call after a
+/// `n` cold starts of the existing function `name`: each call after a
 /// configuration change gets a new instance; `pause` lets background work
 /// (a pre-started sandbox being refilled) finish before the next call.
-async fn cold_starts(
+pub(crate) async fn cold_starts(
     cluster: &mut Cluster,
     name: &str,
-    network: &str,
     n: usize,
     pause: Duration,
 ) -> anyhow::Result<Summary> {
-    cluster
-        .create(name, NOOP, |c| c.network = network.into())
-        .await?;
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         cluster
@@ -118,26 +119,32 @@ async fn cold_starts(
     Ok(Summary::of(&samples))
 }
 
-/// Cold starts claiming pre-started sandboxes, on a kumod whose agent keeps
-/// them (`prewarm_python_instances`); the pool is given time to refill
+/// Cold starts claiming pre-started sandboxes of network mode `network`, on
+/// a kumod whose agent keeps them (`prewarm_python_instances`,
+/// `prewarm_python_outbound_instances`); the pool is given time to refill
 /// between calls, as on a node whose cold starts do not come in bursts.
-/// The cluster's agent must keep blanks of `network` mode.
 pub async fn cold_prewarmed(
     cluster: &mut Cluster,
     network: &str,
     n: usize,
 ) -> anyhow::Result<Summary> {
     let name = format!("cold-prewarmed-{network}");
-    cold_starts(cluster, &name, network, n, Duration::from_millis(200)).await
+    cluster
+        .create(&name, NOOP, |c| c.network = network.into())
+        .await?;
+    cold_starts(cluster, &name, n, PREWARM_REFILL_PAUSE).await
 }
 
 /// Cold starts: each call after a configuration change gets a new instance;
 /// in mode `none`, then in mode `outbound` (the cluster's agent needs an
 /// outbound bridge, see `cluster::OUTBOUND_AGENT`).
 pub async fn cold(cluster: &mut Cluster, n: usize) -> anyhow::Result<Cold> {
-    let kumo = cold_starts(cluster, "cold", "none", n, Duration::ZERO).await?;
-    let kumo_outbound =
-        Some(cold_starts(cluster, "cold-outbound", "outbound", n, Duration::ZERO).await?);
+    cluster.create("cold", NOOP, |_| {}).await?;
+    let kumo = cold_starts(cluster, "cold", n, Duration::ZERO).await?;
+    cluster
+        .create("cold-outbound", NOOP, |c| c.network = "outbound".into())
+        .await?;
+    let kumo_outbound = Some(cold_starts(cluster, "cold-outbound", n, Duration::ZERO).await?);
     let bwrap = Path::new("/usr/bin/bwrap").exists();
     Ok(Cold {
         kumo,
@@ -172,15 +179,24 @@ pub async fn cold(cluster: &mut Cluster, n: usize) -> anyhow::Result<Cold> {
 /// Warm latency against the floor.
 pub async fn warm(cluster: &mut Cluster, n: usize) -> anyhow::Result<Warm> {
     cluster.create("warm", NOOP, |_| {}).await?;
-    invoke(cluster, "warm").await?;
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        samples.push(invoke(cluster, "warm").await?);
-    }
     Ok(Warm {
-        kumo: Summary::of(&samples),
+        kumo: warm_invokes(cluster, "warm", n).await?,
         floor: floor(n).await?,
     })
+}
+
+/// `n` warm invokes of the existing function `name` (after one to warm it).
+pub(crate) async fn warm_invokes(
+    cluster: &mut Cluster,
+    name: &str,
+    n: usize,
+) -> anyhow::Result<Summary> {
+    invoke(cluster, name).await?;
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        samples.push(invoke(cluster, name).await?);
+    }
+    Ok(Summary::of(&samples))
 }
 
 /// The bootstrap and an in-process Runtime API, no daemon, agent or sandbox.

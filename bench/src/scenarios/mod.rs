@@ -4,4 +4,5 @@
 pub mod ingest;
 pub mod latency;
 pub mod load;
+pub mod node;
 pub mod state;

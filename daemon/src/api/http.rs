@@ -111,6 +111,7 @@ async fn http_trigger(
     state: &HttpState,
     request: Request<Incoming>,
     peer: std::net::SocketAddr,
+    local_port: u16,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = read_body(request, state.body_timeout).await;
     let body = match body {
@@ -139,16 +140,7 @@ async fn http_trigger(
     } else {
         path
     };
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = crate::api::header_case::headers_in_order(&parts);
     let request_id = uuid::Uuid::new_v4().to_string();
     let source_ip = peer.ip().to_string();
     let mut answer = crate::sources::http_trigger::handle(
@@ -161,6 +153,7 @@ async fn http_trigger(
             headers: &headers,
             body: &body,
             source_ip: &source_ip,
+            port: local_port,
             request_id: &request_id,
             time: chrono::Utc::now(),
             account_id: &state.account_id,
@@ -239,11 +232,12 @@ fn json(reply: Reply) -> Response<Full<Bytes>> {
     )
 }
 
-/// Answers one request.
+/// Answers one request from `peer`, received on `local_port`.
 pub(crate) async fn route(
     state: Arc<HttpState>,
     request: Request<Incoming>,
     peer: std::net::SocketAddr,
+    local_port: u16,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().trim_end_matches('/').to_string();
     let authorization = request
@@ -263,7 +257,7 @@ pub(crate) async fn route(
     }
     let http_prefix = crate::sources::http_trigger::PREFIX;
     if path == http_prefix || path.starts_with(&format!("{http_prefix}/")) {
-        return Ok(http_trigger(&state, request, peer).await);
+        return Ok(http_trigger(&state, request, peer, local_port).await);
     }
     let response = match (request.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/healthz") => {

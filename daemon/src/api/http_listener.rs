@@ -2,17 +2,22 @@
 //! half-open clients can never starve the gRPC API, agents or the store of
 //! file descriptors: a cap on open connections (also bounded by the fd
 //! limit minus a reserve), a header-read timeout, a keep-alive idle
-//! timeout, and (in [`crate::api::http`]) a body-read timeout.
+//! timeout, and (in [`crate::api::http`]) a body-read timeout. Each
+//! connection is read through a [`HeadTap`] that keeps the client's
+//! spelling of header names ([`crate::api::header_case`]).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper::body::Incoming;
+use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::api::header_case::{HeadTap, OriginalHeaderNames, Tapped};
 use crate::api::http::HttpState;
 
 /// `[http]`: limits of kumod's HTTP listener.
@@ -132,11 +137,19 @@ async fn serve_connection(
     let running = Arc::new(AtomicUsize::new(0));
     let last_done = Arc::new(AtomicU64::new(0));
     let (svc_running, svc_done) = (running.clone(), last_done.clone());
-    let service = hyper::service::service_fn(move |request| {
+    let local_port = stream.local_addr().map(|a| a.port()).unwrap_or_default();
+    let tap = Arc::new(HeadTap::default());
+    let svc_tap = tap.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let (state, running, done) = (state.clone(), svc_running.clone(), svc_done.clone());
+        let (mut parts, body) = request.into_parts();
+        if let Some(names) = svc_tap.take(&parts) {
+            parts.extensions.insert(OriginalHeaderNames(names));
+        }
+        let request = Request::from_parts(parts, body);
         running.fetch_add(1, Ordering::SeqCst);
         async move {
-            let response = crate::api::http::route(state, request, peer).await;
+            let response = crate::api::http::route(state, request, peer, local_port).await;
             done.store(millis_since(epoch), Ordering::SeqCst);
             running.fetch_sub(1, Ordering::SeqCst);
             response
@@ -146,7 +159,7 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(config.header_read_timeout_seconds));
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let connection = builder.serve_connection(TokioIo::new(Tapped::new(stream, tap)), service);
     tokio::pin!(connection);
     let idle_ms = config.idle_timeout_seconds.saturating_mul(1000);
     let tick = Duration::from_millis((idle_ms / 4).clamp(100, 1000));

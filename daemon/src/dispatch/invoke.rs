@@ -433,6 +433,24 @@ impl Invoker {
         Ok(Executed { result, version })
     }
 
+    /// Appends a platform line to an invocation's log (why an HTTP trigger
+    /// answered 502, say), so `kumo logs` shows it with the invocation's
+    /// own lines: `<time> <request id> [kumo] <line>`.
+    pub fn log_platform_line(&self, function: &str, request_id: &str, version: &str, line: &str) {
+        let now = chrono::Utc::now();
+        let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let stored = self.logs.append(LogRecord {
+            timestamp_ms: now.timestamp_millis(),
+            function: function.to_string(),
+            request_id: request_id.to_string(),
+            version: version.to_string(),
+            text: format!("{time} {request_id} [kumo] {line}\n"),
+        });
+        if let Err(err) = stored {
+            tracing::error!(%err, %request_id, "storing a platform log line failed");
+        }
+    }
+
     fn spec(&self, target: &Target) -> FunctionSpec {
         let c = &target.config;
         FunctionSpec {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kumo_proto::control::{
-    trigger_config, BucketSource, CreateTriggerRequest, HttpSource, ScheduleSource, TriggerConfig,
-    TriggerInfo,
+    trigger_config, BucketSource, CreateTriggerRequest, ScheduleSource, TriggerConfig, TriggerInfo,
 };
 use kumo_proto::model::{self, ValidationError, MAX_ASYNC_PAYLOAD_BYTES};
 use kumo_triggers::minio::{normalize_event_patterns, EventPatternError};
+use kumo_triggers::s3_event::EventFormat;
 use kumo_triggers::schedule_expression::{self, ScheduleError};
 use tokio::sync::Notify;
 
@@ -250,6 +250,8 @@ impl Triggers {
     ) -> Result<TriggerSource, TriggerError> {
         validate_bucket(&bucket.bucket)?;
         let events = normalize_event_patterns(&bucket.events)?;
+        let event_format = EventFormat::parse(&bucket.event_format)
+            .map_err(|e| TriggerError::Invalid(e.to_string()))?;
         for (what, value) in [("prefix", &bucket.prefix), ("suffix", &bucket.suffix)] {
             if value.len() > MAX_FILTER_BYTES {
                 return Err(TriggerError::Invalid(format!(
@@ -279,6 +281,7 @@ impl Triggers {
             prefix: bucket.prefix,
             suffix: bucket.suffix,
             configured_with,
+            event_format: event_format.as_str().to_string(),
         })
     }
 
@@ -382,6 +385,7 @@ impl Triggers {
                 prefix,
                 suffix,
                 configured_with,
+                event_format,
             } => {
                 info.configured_with = configured_with.clone().unwrap_or_default();
                 info.fired = self.webhook_counters.queued_for(&record.name);
@@ -390,19 +394,15 @@ impl Triggers {
                     events: events.clone(),
                     prefix: prefix.clone(),
                     suffix: suffix.clone(),
+                    event_format: EventFormat::parse(event_format)
+                        .unwrap_or_default()
+                        .as_str()
+                        .to_string(),
                 })
             }
-            TriggerSource::Http {
-                path,
-                methods,
-                payload_format,
-            } => {
+            TriggerSource::Http { path, .. } => {
                 info.url_path = format!("{}{path}", super::http_trigger::PREFIX);
-                trigger_config::Source::Http(HttpSource {
-                    path: path.clone(),
-                    methods: methods.clone(),
-                    payload_format: payload_format.clone(),
-                })
+                trigger_config::Source::Http(super::http_trigger::http_source(&record.source))
             }
         };
         info.config = Some(TriggerConfig {

@@ -1,6 +1,9 @@
 //! The MinIO webhook endpoint (`/webhooks/minio`, wire-formats §5b):
 //! checks the `Authorization` header against the configured token, parses
-//! the body, and queues one asynchronous event per matching bucket trigger.
+//! the body, and queues one asynchronous event per matching bucket trigger,
+//! in S3's shape (§5a) or, for `--event-format minio`, MinIO's verbatim.
+//! Object keys that are not UTF-8 or hold NUL are delivered, every byte
+//! %-escaped in the S3-encoded key.
 //! A 2xx answer means every event is durably queued; a redelivery of the
 //! same event (bucket, key, versionId, sequencer, eventName) is queued once.
 //! Garbage gets 400 (MinIO drops it and moves on); only a store failure
@@ -16,7 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kumo_proto::model::MAX_ASYNC_PAYLOAD_BYTES;
-use kumo_triggers::minio::{parse_body, EventFilter};
+use kumo_triggers::minio::{parse_body, BucketEvent, EventFilter};
+use kumo_triggers::s3_event::EventFormat;
 use serde_json::{json, Value};
 
 use super::routes::Routes;
@@ -127,6 +131,14 @@ fn same_secret(a: &str, b: &str) -> bool {
     diff == 0
 }
 
+/// One record of a request, checked: the triggers it goes to (with the
+/// event format each wants) and its payload in each of those formats.
+struct Planned<'a> {
+    event: &'a BucketEvent,
+    matching: Vec<(&'a TriggerRecord, EventFormat)>,
+    payloads: Vec<(EventFormat, Bytes)>,
+}
+
 /// The webhook endpoint.
 #[derive(Clone)]
 pub struct Webhook {
@@ -135,18 +147,21 @@ pub struct Webhook {
     expected: Option<String>,
     limits: WebhooksConfig,
     counters: Arc<WebhookCounters>,
+    region: String,
 }
 
 impl Webhook {
     /// The endpoint for the bucket triggers in `routes`, counting into
     /// `counters` and requiring `auth_token` (refusing everything when it
-    /// is empty, unless `limits.allow_unauthenticated`).
+    /// is empty, unless `limits.allow_unauthenticated`); events in S3's
+    /// shape name `region` (kumod's, as its ARNs do).
     pub fn new(
         routes: Routes,
         counters: Arc<WebhookCounters>,
         invoker: Invoker,
         auth_token: &str,
         limits: WebhooksConfig,
+        region: String,
     ) -> Self {
         let expected = expected_authorization(auth_token);
         if expected.is_none() && !limits.allow_unauthenticated {
@@ -158,6 +173,7 @@ impl Webhook {
             expected,
             limits,
             counters,
+            region,
         }
     }
 
@@ -218,7 +234,7 @@ impl Webhook {
             }
         };
         let routes = self.routes.snapshot();
-        let filters: Vec<(&TriggerRecord, EventFilter)> = routes
+        let filters: Vec<(&TriggerRecord, EventFilter, EventFormat)> = routes
             .iter()
             .filter_map(|r| match &r.source {
                 TriggerSource::Bucket {
@@ -226,6 +242,7 @@ impl Webhook {
                     events,
                     prefix,
                     suffix,
+                    event_format,
                     ..
                 } => Some((
                     r,
@@ -235,26 +252,19 @@ impl Webhook {
                         prefix: prefix.clone(),
                         suffix: suffix.clone(),
                     },
+                    EventFormat::parse(event_format).unwrap_or_default(),
                 )),
                 TriggerSource::Schedule { .. } | TriggerSource::Http { .. } => None,
             })
             .collect();
         // Check the whole request before queueing anything.
-        #[allow(clippy::type_complexity)]
-        let mut plan: Vec<(
-            &kumo_triggers::minio::BucketEvent,
-            Vec<&TriggerRecord>,
-            Option<Bytes>,
-        )> = Vec::with_capacity(events.len());
+        let mut plan: Vec<Planned<'_>> = Vec::with_capacity(events.len());
         let mut fan_out: usize = 0;
         for event in &events {
-            if event.key.contains('\0') || event.raw_key.contains('\0') {
-                return self.bad_request(400, "an object key contains a NUL byte".into());
-            }
-            let matching: Vec<&TriggerRecord> = filters
+            let matching: Vec<(&TriggerRecord, EventFormat)> = filters
                 .iter()
-                .filter(|(_, f)| f.matches(event))
-                .map(|(r, _)| *r)
+                .filter(|(_, f, _)| f.matches(event))
+                .map(|(r, _, format)| (*r, *format))
                 .collect();
             fan_out = fan_out.saturating_add(matching.len());
             if fan_out > self.limits.max_events_per_request {
@@ -267,10 +277,13 @@ impl Webhook {
                     ),
                 );
             }
-            let payload = if matching.is_empty() {
-                None
-            } else {
-                let payload = Bytes::from(event.payload().to_string());
+            // One payload per format the matching triggers want.
+            let mut payloads: Vec<(EventFormat, Bytes)> = Vec::new();
+            for (_, format) in &matching {
+                if payloads.iter().any(|(f, _)| f == format) {
+                    continue;
+                }
+                let payload = Bytes::from(event.payload(*format, &self.region).to_string());
                 if payload.len() > MAX_ASYNC_PAYLOAD_BYTES {
                     return self.bad_request(
                         400,
@@ -280,20 +293,31 @@ impl Webhook {
                         ),
                     );
                 }
-                Some(payload)
-            };
-            plan.push((event, matching, payload));
+                payloads.push((*format, payload));
+            }
+            plan.push(Planned {
+                event,
+                matching,
+                payloads,
+            });
         }
         let (mut queued, mut duplicates, mut unmatched) = (0u64, 0u64, 0u64);
-        for (event, matching, payload) in plan {
+        for Planned {
+            event,
+            matching,
+            payloads,
+        } in plan
+        {
             if matching.is_empty() {
                 unmatched += 1;
-                tracing::debug!(bucket = %event.bucket, key = %event.key, event = %event.event_name,
+                tracing::debug!(bucket = %event.bucket, key = %event.s3_key(), event = %event.event_name,
                     "bucket event matches no trigger; ignored");
                 continue;
             }
-            let Some(payload) = payload else { continue };
-            for trigger in matching {
+            for (trigger, format) in matching {
+                let Some((_, payload)) = payloads.iter().find(|(f, _)| *f == format) else {
+                    continue;
+                };
                 let name = &trigger.name;
                 let invoke = InvokeRequest {
                     qualifier: trigger.qualifier.clone(),

@@ -108,13 +108,16 @@ impl Functions {
         }
         let destination = &record.config.on_failure_destination;
         if !destination.is_empty() {
-            // Normalized already: a name with an optional qualifier.
+            // Normalized already: a name, `name:qualifier` or an ARN, which
+            // must name this kumod's region and account.
+            let unknown = |arn| FunctionError::UnknownDestination { arn };
             let target = model::FunctionRef::parse(destination, None)
-                .map_or_else(|_| destination.clone(), |r| r.name);
-            if self.store.get_function(&target)?.is_none() {
-                return Err(FunctionError::UnknownDestination {
-                    arn: self.arn(&target, None),
-                });
+                .map_err(|_| unknown(destination.clone()))?;
+            if let Err(FunctionError::NotFound { arn }) = self.check_here(&target) {
+                return Err(unknown(arn));
+            }
+            if self.store.get_function(&target.name)?.is_none() {
+                return Err(unknown(self.arn(&target.name, None)));
             }
         }
         self.store.put_function(record)?;
@@ -162,7 +165,7 @@ impl Functions {
         if self.store.get_function(&config.name)?.is_some() {
             return Err(FunctionError::AlreadyExists { name: config.name });
         }
-        let package = self.packages.put(zip)?;
+        let package = self.packages.put(zip, entry_point(&config))?;
         let record = FunctionRecord {
             config: StoredConfig::from_proto(&config),
             package_digest: package.digest.clone(),
@@ -186,7 +189,9 @@ impl Functions {
             digest,
             code_sha256,
             size,
-        } = self.packages.put(zip)?;
+        } = self
+            .packages
+            .put(zip, entry_point(&record.config.to_proto()))?;
         let old = std::mem::replace(&mut record.package_digest, digest);
         record.code_sha256 = code_sha256;
         record.code_size = size;
@@ -202,8 +207,13 @@ impl Functions {
     ) -> Result<FunctionInfo, FunctionError> {
         let mut record = self.get_record(&update.name)?;
         let mut config = record.config.to_proto();
+        let before = entry_point(&config);
         merge_update(&mut config, update);
         model::normalize_config(&mut config)?;
+        if let Some(needed) = entry_point(&config).filter(|e| before != Some(*e)) {
+            self.packages
+                .check_entry_point(&record.package_digest, needed)?;
+        }
         record.config = StoredConfig::from_proto(&config);
         self.bump(&mut record)?;
         Ok(self.info(&record))
@@ -287,6 +297,22 @@ impl Functions {
             queue: None,
         }
     }
+}
+
+/// The executable `config`'s runtime starts from the package root, which
+/// its package must hold: the `provided` runtime's `bootstrap`
+/// (docs/wire-formats.md §1).
+///
+/// Kumo has no layers yet. Once a function can list layers
+/// (docs/wire-formats.md §13), its `bootstrap` may come from a layer (`/opt`)
+/// instead: then a package without one must only be warned about, not
+/// refused — return None here for functions with layers and log a warning.
+fn entry_point(config: &FunctionConfig) -> Option<&'static str> {
+    config
+        .runtime
+        .parse::<model::Runtime>()
+        .ok()
+        .and_then(model::Runtime::package_entry_point)
 }
 
 /// Applies an update's given fields to `config`: the one place an
@@ -470,5 +496,92 @@ mod tests {
         let config = info.config.unwrap();
         assert_eq!(config.reserved_concurrency, None);
         assert_eq!(config.max_retry_attempts, Some(0));
+    }
+
+    fn zip_with(name: &str, mode: u32) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+        zip.start_file(name, options).unwrap();
+        zip.write_all(b"#!/bin/sh\n").unwrap();
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn provided_packages_need_an_executable_bootstrap_at_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = functions(dir.path());
+        let provided = || FunctionConfig {
+            name: "p".into(),
+            runtime: "provided".into(),
+            handler: "unused".into(),
+            ..Default::default()
+        };
+        let refused = |result: Result<FunctionInfo, FunctionError>, what: &str| {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(err, FunctionError::Package(PackageError::EntryPoint(_))),
+                "{err}"
+            );
+            assert!(err.to_string().contains(what), "{err}");
+        };
+        refused(
+            f.create(provided(), &zip("x")),
+            "no executable file \"bootstrap\"",
+        );
+        refused(
+            f.create(provided(), &zip_with("bootstrap", 0o644)),
+            "chmod 755",
+        );
+        assert!(f.list().unwrap().is_empty());
+        f.create(provided(), &zip_with("bootstrap", 0o755)).unwrap();
+        refused(
+            f.update_code("p", &zip_with("bootstrap", 0o600)),
+            "not executable",
+        );
+        // A python3 function switched to provided: its stored package is checked.
+        f.create(config(), &zip("x")).unwrap();
+        let switch = || UpdateFunctionConfigurationRequest {
+            name: "f".into(),
+            runtime: Some("provided".into()),
+            ..Default::default()
+        };
+        refused(f.update_configuration(switch()), "no executable file");
+        assert_eq!(f.get("f").unwrap().config.unwrap().runtime, "python3");
+        f.update_code("f", &zip_with("bootstrap", 0o755)).unwrap();
+        f.update_configuration(switch()).unwrap();
+    }
+
+    #[test]
+    fn destinations_in_another_region_or_account_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = functions(dir.path());
+        f.create(config(), &zip("x")).unwrap();
+        let with_destination = |name: &str, destination: &str| FunctionConfig {
+            name: name.into(),
+            on_failure_destination: destination.into(),
+            ..config()
+        };
+        let here = "arn:aws:lambda:eu-west-1:123456789012:function:f";
+        f.create(with_destination("g", here), &zip("x")).unwrap();
+        for elsewhere in [
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "arn:aws:lambda:eu-west-1:999999999999:function:f",
+            "999999999999:function:f",
+        ] {
+            let err = f
+                .create(with_destination("h", elsewhere), &zip("x"))
+                .unwrap_err();
+            assert!(
+                matches!(err, FunctionError::UnknownDestination { .. }),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("Function not found: arn:aws:lambda:"),
+                "{err}"
+            );
+        }
     }
 }

@@ -1,14 +1,15 @@
 //! Content-addressed package blobs: `<dir>/<sha256 hex>.zip`, written
 //! atomically (mode 0600). Uploads are checked before they are stored: size,
-//! a readable ZIP, and the package rules the agent applies when unpacking
-//! (names, symlinks, entry count, real unpacked bytes).
+//! a readable ZIP, the package rules the agent applies when unpacking
+//! (names, symlinks, entry count, real unpacked bytes), and the runtime's
+//! entry point when it has one (the `provided` runtime's `bootstrap`).
 
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use kumo_proto::model::MAX_PACKAGE_ZIPPED_BYTES;
-use kumo_proto::package::{self, PackageLimits, PackageTree};
+use kumo_proto::package::{self, EntryKind, EntryPointError, PackageLimits, PackageTree};
 use sha2::{Digest, Sha256};
 
 /// A package was refused or could not be stored.
@@ -17,6 +18,9 @@ pub enum PackageError {
     /// The upload breaks a rule; the message says which.
     #[error("invalid package: {0}")]
     Invalid(String),
+    /// The runtime's entry point is missing or cannot be run.
+    #[error("invalid package: {0}")]
+    EntryPoint(#[from] EntryPointError),
     /// No blob with this digest.
     #[error("package {0} not found")]
     NotFound(String),
@@ -65,9 +69,18 @@ impl PackageStore {
         self.dir.join(format!("{digest}.zip"))
     }
 
-    /// Checks and stores a package; storing equal bytes twice is a no-op.
-    pub fn put(&self, zip: &[u8]) -> Result<StoredPackage, PackageError> {
-        validate(zip)?;
+    /// Checks and stores a package; with `entry_point` (e.g. `bootstrap`)
+    /// the package must hold that executable at its root. Storing equal
+    /// bytes twice is a no-op.
+    pub fn put(
+        &self,
+        zip: &[u8],
+        entry_point: Option<&str>,
+    ) -> Result<StoredPackage, PackageError> {
+        let tree = validate(zip)?;
+        if let Some(name) = entry_point {
+            tree.executable(name)?;
+        }
         let hash = Sha256::digest(zip);
         let digest = hex::encode(hash);
         let stored = StoredPackage {
@@ -117,6 +130,13 @@ impl PackageStore {
         })
     }
 
+    /// Checks that the stored package `digest` holds the executable
+    /// `entry_point` at its root (for a function switched to a runtime
+    /// that needs one).
+    pub fn check_entry_point(&self, digest: &str, entry_point: &str) -> Result<(), PackageError> {
+        Ok(validate(&self.get(digest)?)?.executable(entry_point)?)
+    }
+
     /// Removes a blob no function uses any more.
     pub fn remove(&self, digest: &str) {
         if is_digest(digest) {
@@ -133,8 +153,9 @@ fn is_digest(s: &str) -> bool {
 
 /// Refuses packages the agent would refuse, before they are stored: the
 /// rules shared with the agent ([`kumo_proto::package::PackageTree`]),
-/// decompressing every file to count its real size.
-pub fn validate(zip: &[u8]) -> Result<(), PackageError> {
+/// decompressing every file to count its real size. Returns the checked
+/// tree.
+pub fn validate(zip: &[u8]) -> Result<PackageTree, PackageError> {
     let invalid = |m: String| Err(PackageError::Invalid(m));
     if zip.len() as u64 > MAX_PACKAGE_ZIPPED_BYTES {
         return invalid(format!(
@@ -166,7 +187,8 @@ pub fn validate(zip: &[u8]) -> Result<(), PackageError> {
             tree.symlink(&name, &link).map_err(rule)?;
             continue;
         }
-        tree.entry(&name).map_err(rule)?;
+        tree.entry(&name, EntryKind::of(entry.is_dir(), mode))
+            .map_err(rule)?;
         if entry.is_dir() {
             continue;
         }
@@ -176,5 +198,6 @@ pub fn validate(zip: &[u8]) -> Result<(), PackageError> {
             Err(e) => return invalid(format!("package is not a valid zip archive: {name:?}: {e}")),
         }
     }
-    tree.finish().map_err(rule)
+    tree.finish().map_err(rule)?;
+    Ok(tree)
 }

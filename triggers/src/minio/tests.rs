@@ -1,4 +1,5 @@
 use super::*;
+use crate::s3_event::EventFormat;
 
 /// The body MinIO posts for a PUT, as in docs/wire-formats.md §5b.
 fn minio_body(event: &str, bucket: &str, key: &str) -> String {
@@ -16,22 +17,84 @@ fn a_minio_put_is_parsed_and_its_key_decoded() {
     assert_eq!(e.event_name, "s3:ObjectCreated:Put");
     assert_eq!(e.bucket, "images");
     assert_eq!(e.raw_key, "photos%2Fmy+photo.jpg");
-    assert_eq!(e.key, "photos/my photo.jpg");
+    assert_eq!(e.key, b"photos/my photo.jpg");
+    assert_eq!(e.s3_key(), "photos/my+photo.jpg");
     assert_eq!(e.version_id, "1");
     assert_eq!(e.sequencer, "15C32494527B46C5");
-    assert_eq!(e.payload()["Records"][0]["s3"]["object"]["size"], 6474);
+    let minio = e.payload(EventFormat::Minio, "eu-west-1");
+    assert_eq!(minio["Records"][0], e.record, "verbatim");
+    assert_eq!(minio.as_object().unwrap().len(), 1, "only Records");
+}
+
+#[test]
+fn the_aws_payload_has_s3s_shape_and_keeps_minio_extras() {
+    let body = minio_body(
+        "s3:ObjectCreated:Put",
+        "images",
+        "photos%2Fmy+photo+%281%29.jpg",
+    );
+    let e = &parse_body(body.as_bytes()).unwrap()[0];
+    let payload = e.payload(EventFormat::Aws, "eu-west-1");
+    assert_eq!(payload.as_object().unwrap().len(), 1, "only Records");
+    let r = &payload["Records"][0];
+    assert_eq!(r["eventSource"], "aws:s3");
+    assert_eq!(r["eventVersion"], "2.1");
+    assert_eq!(r["eventName"], "ObjectCreated:Put");
+    assert_eq!(r["awsRegion"], "eu-west-1");
+    assert_eq!(r["s3"]["object"]["key"], "photos/my+photo+%281%29.jpg");
+    assert_eq!(r["s3"]["object"]["size"], 6474);
+    assert_eq!(r["s3"]["object"]["sequencer"], "15C32494527B46C5");
+    assert_eq!(r["s3"]["bucket"]["arn"], "arn:aws:s3:::images");
+    assert_eq!(r["eventTime"], "2019-09-10T17:41:54.123Z");
+    assert_eq!(r["requestParameters"]["sourceIPAddress"], "127.0.0.1");
+    assert_eq!(r["responseElements"]["x-minio-deployment-id"], "d1");
+    assert_eq!(r["source"]["userAgent"], "MinIO");
+    assert_eq!(
+        r["s3"]["object"]["userMetadata"]["content-type"],
+        "image/jpeg"
+    );
+}
+
+#[test]
+fn keys_with_nul_or_invalid_utf8_keep_every_byte() {
+    for (raw, bytes, s3) in [
+        ("x%00y", &b"x\0y"[..], "x%00y"),
+        ("bad%FF%FEname", b"bad\xff\xfename", "bad%FF%FEname"),
+        ("a%2Bb%252Bc.txt", b"a+b%2Bc.txt", "a%2Bb%252Bc.txt"),
+    ] {
+        let body = minio_body("s3:ObjectCreated:Put", "b", raw);
+        let e = &parse_body(body.as_bytes()).unwrap()[0];
+        assert_eq!(e.key, bytes, "{raw}");
+        assert_eq!(e.s3_key(), s3, "{raw}");
+        let payload = e.payload(EventFormat::Aws, "r");
+        assert_eq!(payload["Records"][0]["s3"]["object"]["key"], s3);
+        let filter = EventFilter {
+            bucket: "b".into(),
+            events: vec!["s3:ObjectCreated:*".into()],
+            prefix: String::new(),
+            suffix: String::new(),
+        };
+        assert!(filter.matches(e));
+    }
 }
 
 #[test]
 fn keys_decode_like_go_query_unescape() {
-    assert_eq!(decode_key("a%2Fb%2Fc.txt").unwrap(), "a/b/c.txt");
-    assert_eq!(decode_key("my+file").unwrap(), "my file");
-    assert_eq!(decode_key("%2B").unwrap(), "+");
-    assert_eq!(decode_key("caf%C3%A9%2F%E6%97%A5").unwrap(), "café/日");
-    assert_eq!(decode_key("plain/é").unwrap(), "plain/é");
+    assert_eq!(decode_key("a%2Fb%2Fc.txt").unwrap(), b"a/b/c.txt");
+    assert_eq!(decode_key("my+file").unwrap(), b"my file");
+    assert_eq!(decode_key("%2B").unwrap(), b"+");
+    assert_eq!(
+        decode_key("caf%C3%A9%2F%E6%97%A5").unwrap(),
+        "café/日".as_bytes()
+    );
+    assert_eq!(decode_key("plain/é").unwrap(), "plain/é".as_bytes());
+    assert_eq!(
+        decode_key("%ff%fe").unwrap(),
+        b"\xff\xfe",
+        "kept, not refused"
+    );
     assert!(decode_key("bad%zz").is_err());
     assert!(decode_key("cut%4").is_err());
-    assert!(decode_key("%ff%fe").is_err());
 }
 
 #[test]

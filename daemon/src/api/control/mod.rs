@@ -185,7 +185,9 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
         | FunctionError::Reservation(_)
         | FunctionError::UnknownDestination { .. }
         | FunctionError::Credentials(_)
-        | FunctionError::Package(PackageError::Invalid(_)) => Code::InvalidArgument,
+        | FunctionError::Package(PackageError::Invalid(_) | PackageError::EntryPoint(_)) => {
+            Code::InvalidArgument
+        }
         _ => Code::Internal,
     };
     Status::new(code, message)

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args.all_in_one, config, previous_umask)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", process::error_chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -61,6 +61,14 @@ pub enum DispatchError {
         /// The function.
         function: String,
     },
+    /// Agents are known but none takes work (drained, draining or lost).
+    #[error("no agent is ready to run {function}: {states} (`kumo agents` lists them; `kumo agent undrain ID` puts a drained one back)")]
+    NoReadyAgent {
+        /// The function.
+        function: String,
+        /// The known agents' states, e.g. "all 1 agents are drained".
+        states: String,
+    },
     /// Agents are connected but none has the memory free for another
     /// instance of this size.
     #[error("{reason}: no agent has {memory_mb} MB free for {function} ({agents} agent(s) connected, all busy or drained)", reason = crate::dispatch::concurrency::ACCOUNT_LIMIT_EXCEEDED)]
@@ -164,6 +172,16 @@ struct State {
 }
 
 impl State {
+    /// How the known agents stand when none is ready, e.g. "all 2 agents
+    /// are drained" or "1 drained, 1 lost"; `None` when no agent is known.
+    fn states_summary(&self) -> Option<String> {
+        nodes::describe_states(
+            self.nodes
+                .iter()
+                .map(|(id, node)| node.state(self.drains.contains(id))),
+        )
+    }
+
     /// The node `agent_id` if `session` is still its connection.
     fn current(&mut self, agent_id: &str, session: u64) -> Option<&mut Node> {
         self.nodes
@@ -347,7 +365,10 @@ impl AgentRegistry {
                 Err(NoPlacement::NoReadyNode) => {}
             }
             if tokio::time::timeout_at(wait_until, notified).await.is_err() {
-                return Err(DispatchError::NoAgent { function });
+                return Err(match self.lock().states_summary() {
+                    Some(states) => DispatchError::NoReadyAgent { function, states },
+                    None => DispatchError::NoAgent { function },
+                });
             }
         };
         let message = DaemonMessage {

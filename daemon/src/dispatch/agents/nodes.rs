@@ -38,6 +38,35 @@ impl NodeState {
     }
 }
 
+/// Says how known agents stand when none is ready: "all 2 agents are
+/// drained", or "1 drained, 1 lost"; `None` when no agent is connected
+/// (none known, or all lost: "no agent connected" says it best).
+pub fn describe_states(states: impl Iterator<Item = NodeState>) -> Option<String> {
+    let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for state in states {
+        *counts.entry(state.as_str()).or_default() += 1;
+    }
+    if counts
+        .keys()
+        .all(|state| *state == NodeState::Lost.as_str())
+    {
+        return None;
+    }
+    match counts.len() {
+        1 => counts.iter().next().map(|(state, n)| {
+            let agents = if *n == 1 { "agent is" } else { "agents are" };
+            format!("all {n} {agents} {state}")
+        }),
+        _ => Some(
+            counts
+                .iter()
+                .map(|(state, n)| format!("{n} {state}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    }
+}
+
 /// The live `Attach` stream of a connected node.
 pub struct Session {
     /// Unique per connection (a reconnecting agent gets a new one).
@@ -119,6 +148,21 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_are_described_for_the_no_ready_agent_error() {
+        assert_eq!(describe_states(std::iter::empty()), None);
+        assert_eq!(describe_states([NodeState::Lost].into_iter()), None);
+        assert_eq!(
+            describe_states([NodeState::Drained].into_iter()).as_deref(),
+            Some("all 1 agent is drained")
+        );
+        assert_eq!(
+            describe_states([NodeState::Lost, NodeState::Drained, NodeState::Lost].into_iter())
+                .as_deref(),
+            Some("1 drained, 2 lost")
+        );
+    }
 
     #[test]
     fn states_follow_connection_and_drain() {

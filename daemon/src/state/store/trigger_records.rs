@@ -1,5 +1,6 @@
-//! Records of triggers: schedules and bucket notifications.
+//! Records of triggers: schedules, bucket notifications and HTTP routes.
 
+use kumo_triggers::apigw::cors::Cors;
 use serde::{Deserialize, Serialize};
 
 /// A trigger as stored.
@@ -46,6 +47,10 @@ pub enum TriggerSource {
         suffix: String,
         /// S3 profile used to configure the bucket, if kumod did.
         configured_with: Option<String>,
+        /// "aws" (S3's event shape) or "minio" (MinIO's record verbatim);
+        /// records written before the setting existed read as "" = aws.
+        #[serde(default)]
+        event_format: String,
     },
     /// An API-Gateway-style HTTP route.
     Http {
@@ -55,6 +60,15 @@ pub enum TriggerSource {
         methods: Vec<String>,
         /// "1.0" or "2.0".
         payload_format: String,
+        /// `requestContext.stage` ("" in older records = `$default`).
+        #[serde(default)]
+        stage: String,
+        /// `requestContext.apiId` ("" in older records = `kumo`).
+        #[serde(default)]
+        api_id: String,
+        /// CORS handling, if configured.
+        #[serde(default)]
+        cors: Option<Cors>,
     },
 }
 
@@ -74,4 +88,30 @@ pub enum EventCompanion {
         /// When it was first seen.
         seen_ms: i64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records stored before `event_format`, `stage`, `api_id` and `cors`
+    /// existed still load, with the defaults.
+    #[test]
+    fn records_written_before_the_newer_settings_still_load() {
+        let bucket = r#"{"name":"uploads","function":"f","qualifier":null,"enabled":true,"created_ms":1,"source":{"Bucket":{"bucket":"images","events":["s3:ObjectCreated:*"],"prefix":"","suffix":"","configured_with":null}},"fired":0}"#;
+        let record: TriggerRecord = serde_json::from_str(bucket).expect("old bucket record");
+        assert!(matches!(
+            &record.source,
+            TriggerSource::Bucket { event_format, .. } if event_format.is_empty()
+        ));
+        let http = r#"{"name":"web","function":"f","qualifier":null,"enabled":true,"created_ms":1,"source":{"Http":{"path":"/a","methods":[],"payload_format":"1.0"}}}"#;
+        let record: TriggerRecord = serde_json::from_str(http).expect("old HTTP record");
+        assert!(matches!(
+            &record.source,
+            TriggerSource::Http { stage, api_id, cors: None, .. } if stage.is_empty() && api_id.is_empty()
+        ));
+        let again: TriggerRecord =
+            serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(again, record);
+    }
 }
