@@ -82,9 +82,8 @@ async fn main() -> anyhow::Result<()> {
     let mut prewarmed = cluster::start_with_agent("", &agent, None).await?;
     cold.kumo_prewarmed =
         Some(scenarios::latency::cold_prewarmed(&mut prewarmed, "none", pick(15, 60)).await?);
-    cold.kumo_prewarmed_outbound = Some(
-        scenarios::latency::cold_prewarmed(&mut prewarmed, "outbound", pick(15, 60)).await?,
-    );
+    cold.kumo_prewarmed_outbound =
+        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, "outbound", pick(15, 60)).await?);
     drop(prewarmed);
     cluster::remove_outbound_network();
     eprintln!("state scale…");

@@ -4,8 +4,8 @@
 
 pub mod cluster;
 pub mod http;
-mod process;
 pub mod network;
+mod process;
 pub mod s3;
 pub mod sink;
 

@@ -192,12 +192,13 @@ impl Instance {
         blank: Blank,
     ) -> Result<Instance, InstanceError> {
         let label = format!("{}:{}", function.name, function.version);
-        let egress_allow = crate::sandbox::egress::parse_list(&function.egress_allow).map_err(
-            |e| InstanceError::InvalidSpec {
-                function: label.clone(),
-                reason: e.to_string(),
-            },
-        )?;
+        let egress_allow =
+            crate::sandbox::egress::parse_list(&function.egress_allow).map_err(|e| {
+                InstanceError::InvalidSpec {
+                    function: label.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         let Blank { sandbox, uuid, .. } = blank;
         let runtime: Runtime =
             function
