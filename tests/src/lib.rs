@@ -5,6 +5,9 @@
 pub mod cluster;
 pub mod http;
 pub mod network;
+mod prewarm;
+
+pub use prewarm::LOG_CLAIMS;
 mod process;
 pub mod s3;
 pub mod sink;
@@ -115,10 +118,6 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 }
-
-/// kumod settings under which each cold start that claims a pre-started
-/// sandbox is logged (see [`Kumo::claims`]).
-pub const LOG_CLAIMS: &str = "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n";
 
 /// A running all-in-one kumod with its own data dir and cgroup parent.
 pub struct Kumo {
@@ -352,25 +351,6 @@ impl Kumo {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// How many cold starts claimed a pre-started sandbox (kumod started
-    /// with [`LOG_CLAIMS`]).
-    pub fn claims(&self) -> usize {
-        self.log()
-            .matches("cold start from a pre-started sandbox")
-            .count()
-    }
-
-    /// Waits until the embedded agent has started a pre-started sandbox.
-    pub fn wait_for_blank(&self) {
-        let sandboxes = self.data_dir().join("agent").join("sandboxes");
-        wait_until("a pre-started sandbox", Duration::from_secs(30), || {
-            std::fs::read_dir(&sandboxes).is_ok_and(|d| {
-                d.flatten()
-                    .any(|e| e.file_name().to_string_lossy().ends_with("-blank"))
-            })
-        });
     }
 
     /// kumod's data directory.
