@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use kumo_common::client_security::{read_tokens, ClientTls, SecurityError};
 use serde::{Deserialize, Serialize};
 
+use crate::sandbox::file_store;
+
 /// Configuration of one agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -74,6 +76,11 @@ pub struct AgentConfig {
     /// for eligible `nodejsNN.x` functions: 128 MB (V8's heap is sized at
     /// start), network `none`, no start-up variables such as `NODE_OPTIONS`.
     pub prewarm_node_instances: u32,
+    /// Pre-started python3 sandboxes in the `outbound` network mode (their
+    /// link to the bridge made ahead, the function's egress allow-list
+    /// applied at the claim) kept ready for cold starts of eligible
+    /// `outbound` functions (0 = off).
+    pub prewarm_python_outbound_instances: u32,
     /// Cap on one invocation's captured log; the rest is replaced by a
     /// truncation marker.
     pub max_log_bytes_per_invocation: usize,
@@ -92,6 +99,11 @@ pub struct AgentConfig {
     /// empty: the host's `/etc/resolv.conf` (useless if it names a loopback
     /// resolver). DNS to these is allowed even when they are host addresses.
     pub outbound_dns: Vec<String>,
+    /// Size (MB) of the agent's file store, the filesystem of its own that
+    /// holds the package cache and the runtime client (a sparse image: it
+    /// takes disk space only as packages fill it). See
+    /// `sandbox::file_store`.
+    pub file_store_mb: u32,
 }
 
 impl Default for AgentConfig {
@@ -122,10 +134,12 @@ impl Default for AgentConfig {
             max_log_bytes_per_invocation: 1024 * 1024,
             prewarm_python_instances: 0,
             prewarm_node_instances: 0,
+            prewarm_python_outbound_instances: 0,
             idle_freeze_ms: 100,
             outbound_subnet: "10.213.0.0/16".into(),
             outbound_bridge: "kumo0".into(),
             outbound_dns: Vec::new(),
+            file_store_mb: 16 * 1024,
         }
     }
 }
@@ -177,7 +191,12 @@ impl AgentConfig {
 
     /// Directory of the unpacked-package cache.
     pub fn package_dir(&self) -> PathBuf {
-        self.data_dir.join("packages")
+        self.file_store_dir().join(file_store::PACKAGES)
+    }
+
+    /// Mount point of the agent's file store (see `sandbox::file_store`).
+    pub fn file_store_dir(&self) -> PathBuf {
+        self.data_dir.join(file_store::MOUNT_POINT)
     }
 
     /// Directory of per-instance sandbox scratch space.
@@ -200,7 +219,7 @@ impl AgentConfig {
             subnet: self.outbound_subnet.clone(),
             bridge: self.outbound_bridge.clone(),
             dns,
-            state_dir: self.data_dir.join("network"),
+            state_dir: self.file_store_dir().join(file_store::NETWORK),
         };
         match Outbound::new(settings) {
             Ok(outbound) => Some(std::sync::Arc::new(outbound)),
@@ -213,7 +232,7 @@ impl AgentConfig {
 
     /// Directory where the Python and Node.js bootstraps are written.
     pub fn runtime_dir(&self) -> PathBuf {
-        self.data_dir.join("runtime")
+        self.file_store_dir().join(file_store::RUNTIME)
     }
 }
 

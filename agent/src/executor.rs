@@ -13,7 +13,7 @@ use crate::instance::{Instance, InstanceError, InstanceSettings};
 use crate::package_cache::PackageCache;
 use crate::pool::{Acquired, Pool, PoolKey, PoolLimits, PoolStats, Pooled, Reservation};
 use crate::prewarm::Prewarm;
-use crate::sandbox::INIT_SUBCOMMAND;
+use crate::sandbox::{NetworkMode, INIT_SUBCOMMAND};
 
 /// How often idle instances are checked for expiry.
 const REAP_INTERVAL: Duration = Duration::from_secs(1);
@@ -30,8 +30,9 @@ pub struct Executor {
     pool: Arc<Pool>,
     agent_id: String,
     reaper: tokio::task::JoinHandle<()>,
-    /// Pre-started sandboxes, one supply per kind whose count
-    /// (`prewarm_python_instances`, `prewarm_node_instances`) is above 0.
+    /// Pre-started sandboxes, one supply per kind and network mode whose
+    /// count (`prewarm_python_instances`, `prewarm_node_instances`,
+    /// `prewarm_python_outbound_instances`) is above 0.
     prewarms: Vec<Arc<Prewarm>>,
 }
 
@@ -51,12 +52,24 @@ impl Executor {
         }));
         let reaper = tokio::spawn(reap_idle(Arc::downgrade(&pool)));
         let prewarms = [
-            (BlankKind::Python, config.prewarm_python_instances),
-            (BlankKind::Node, config.prewarm_node_instances),
+            (
+                (BlankKind::Python, NetworkMode::None),
+                config.prewarm_python_instances,
+            ),
+            (
+                (BlankKind::Node, NetworkMode::None),
+                config.prewarm_node_instances,
+            ),
+            (
+                (BlankKind::Python, NetworkMode::Outbound),
+                config.prewarm_python_outbound_instances,
+            ),
         ]
         .into_iter()
         .filter(|(_, count)| *count > 0)
-        .map(|(kind, count)| Prewarm::start(settings.clone(), pool.clone(), kind, count as usize))
+        .map(|(serves, count)| {
+            Prewarm::start(settings.clone(), pool.clone(), serves, count as usize)
+        })
         .collect();
         Ok(Self {
             settings,
@@ -186,10 +199,10 @@ impl Executor {
         task_dir: std::path::PathBuf,
         reservation: Reservation,
     ) -> Result<Pooled, InstanceError> {
-        let blank = prewarmed::eligible(function).and_then(|kind| {
+        let blank = prewarmed::eligible(function).and_then(|serves| {
             self.prewarms
                 .iter()
-                .find(|prewarm| prewarm.kind() == kind)
+                .find(|prewarm| prewarm.serves() == serves)
                 .and_then(|prewarm| prewarm.take())
         });
         let (started, uid) = match blank {

@@ -8,6 +8,7 @@ use crate::config::AgentConfig;
 use crate::connection::{self, GrpcPackageFetcher, Kumod, Registration};
 use crate::executor::Executor;
 use crate::package_cache::PackageCache;
+use crate::sandbox::file_store::FileStore;
 
 /// The agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,9 @@ pub enum AgentError {
     /// The executor could not be built.
     #[error("starting the executor: {0}")]
     Executor(String),
+    /// The file store could not be mounted.
+    #[error("mounting the file store: {0}")]
+    FileStore(String),
     /// The package cache could not be opened.
     #[error("opening the package cache: {0}")]
     Packages(String),
@@ -50,16 +54,11 @@ pub async fn run(
             source: e.source,
         }
     })?;
-    for dir in [
-        config.package_dir(),
-        config.sandbox_dir(),
-        config.runtime_dir(),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(|source| AgentError::CreateDir {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
+    let sandbox_dir = config.sandbox_dir();
+    std::fs::create_dir_all(&sandbox_dir).map_err(|source| AgentError::CreateDir {
+        path: sandbox_dir.display().to_string(),
+        source,
+    })?;
     // Before taking any work: clear what a killed predecessor left.
     let leftovers = crate::sandbox::SandboxSettings {
         init_program: Default::default(),
@@ -91,6 +90,25 @@ pub async fn run(
     for failure in &swept.failures {
         tracing::warn!(%failure, "removing what a previous agent left behind");
     }
+    // After the sweep (no sandbox of a predecessor uses the old store).
+    let (data_dir, size_mb) = (config.data_dir.clone(), config.file_store_mb);
+    let store = tokio::task::spawn_blocking(move || FileStore::mount(&data_dir, size_mb))
+        .await
+        .map_err(|e| AgentError::FileStore(e.to_string()))?
+        .map_err(|e| AgentError::FileStore(e.to_string()))?;
+    tracing::debug!(path = %store.mount_point().display(), backing = ?store.backing(),
+        "file store mounted");
+    let result = serve(config, shutdown).await;
+    let _ = tokio::task::spawn_blocking(move || store.unmount()).await;
+    result
+}
+
+/// Installs the runtime client, opens the package cache and serves kumod
+/// until `shutdown` (the file store is mounted).
+async fn serve(
+    config: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentError> {
     crate::bootstrap::install(&config.runtime_dir())
         .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
     // Once, before any instance starts: cache the compiled runtime client

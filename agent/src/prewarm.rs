@@ -1,8 +1,10 @@
 //! The node's supplies of pre-started sandboxes (see
-//! [`crate::instance::prewarmed`]), one per kind: python3 kept at
-//! `prewarm_python_instances`, Node.js at `prewarm_node_instances`, each
-//! refilled in the background after each claim, so a cold start takes one
-//! instead of building a sandbox and starting an interpreter.
+//! [`crate::instance::prewarmed`]), one per kind and network mode: python3
+//! kept at `prewarm_python_instances`, Node.js at `prewarm_node_instances`,
+//! python3 in the `outbound` mode (links to the bridge included) at
+//! `prewarm_python_outbound_instances`, each refilled in the background
+//! after each claim, so a cold start takes one instead of building a
+//! sandbox and starting an interpreter.
 //!
 //! Blanks are not instances: they hold a uid from the pool but no memory
 //! reservation (an idle interpreter is 10-50 MB) until claimed.
@@ -16,6 +18,7 @@ use tokio::sync::Notify;
 use crate::instance::prewarmed::{self, Blank, BlankKind};
 use crate::instance::InstanceSettings;
 use crate::pool::Pool;
+use crate::sandbox::NetworkMode;
 
 /// Pause after a blank failed to start.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -29,6 +32,7 @@ pub struct Prewarm {
     settings: InstanceSettings,
     pool: Arc<Pool>,
     kind: BlankKind,
+    network: NetworkMode,
     target: usize,
     blanks: Mutex<Vec<Blank>>,
     wake: Notify,
@@ -36,18 +40,19 @@ pub struct Prewarm {
 }
 
 impl Prewarm {
-    /// Keeps `target` blanks of `kind` ready (refilled by a background task
-    /// that ends with the returned handle).
+    /// Keeps `target` blanks of `kind` in network mode `network` ready
+    /// (refilled by a background task that ends with the returned handle).
     pub fn start(
         settings: InstanceSettings,
         pool: Arc<Pool>,
-        kind: BlankKind,
+        (kind, network): (BlankKind, NetworkMode),
         target: usize,
     ) -> Arc<Prewarm> {
         let prewarm = Arc::new(Prewarm {
             settings,
             pool,
             kind,
+            network,
             target,
             blanks: Mutex::new(Vec::new()),
             wake: Notify::new(),
@@ -61,9 +66,9 @@ impl Prewarm {
         self.blanks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The kind of blanks it keeps.
-    pub fn kind(&self) -> BlankKind {
-        self.kind
+    /// The kind and network mode of the blanks it keeps.
+    pub fn serves(&self) -> (BlankKind, NetworkMode) {
+        (self.kind, self.network)
     }
 
     /// Blanks ready now.
@@ -117,7 +122,7 @@ async fn refill(prewarm: Weak<Prewarm>) {
             continue;
         }
         let uid = this.pool.take_uid();
-        match prewarmed::start_blank(&this.settings, this.kind, uid).await {
+        match prewarmed::start_blank(&this.settings, this.serves(), uid).await {
             Ok(blank) if this.stopped.load(Ordering::SeqCst) => {
                 this.pool.give_back_uid(blank.uid);
                 blank.destroy().await;
@@ -130,7 +135,8 @@ async fn refill(prewarm: Weak<Prewarm>) {
             }
             Err(err) => {
                 this.pool.give_back_uid(uid);
-                tracing::warn!(%err, kind = this.kind.label(), "pre-starting a sandbox failed");
+                tracing::warn!(%err, kind = this.kind.label(), network = %this.network,
+                    "pre-starting a sandbox failed");
                 drop(this);
                 tokio::time::sleep(RETRY_AFTER_FAILURE).await;
             }

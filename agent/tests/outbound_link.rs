@@ -1,6 +1,7 @@
 //! The `outbound` mode's per-instance link on the real kernel: a namespace
 //! with `eth0` addressed in the subnet and a default route, its host end an
-//! isolated port of the bridge, everything gone when the link is dropped.
+//! isolated port of the bridge, everything gone when the link is dropped;
+//! a later agent reuses the bridge it finds in place.
 //! Prints the mean set-up time. Needs root (skips otherwise, fails instead
 //! when KUMO_REQUIRE_ROOT_TESTS=1).
 
@@ -37,6 +38,20 @@ fn ip_in(fd: i32, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// One agent's view of the outbound network on `bridge`, subnet
+/// `10.214.<third>.0/24`.
+fn agent_network(bridge: &str, third: u8, state_dir: &std::path::Path) -> Arc<Outbound> {
+    Arc::new(
+        Outbound::new(OutboundSettings {
+            subnet: format!("10.214.{third}.0/24"),
+            bridge: bridge.to_string(),
+            dns: vec![],
+            state_dir: state_dir.to_path_buf(),
+        })
+        .unwrap(),
+    )
+}
+
 #[test]
 fn links_are_isolated_bridge_ports_and_vanish_when_dropped() {
     if !root_or_skip() {
@@ -46,15 +61,7 @@ fn links_are_isolated_bridge_ports_and_vanish_when_dropped() {
     let bridge = format!("ko{}", pid % 100_000);
     let third = (pid % 200) as u8 + 20;
     let dir = tempfile::tempdir().unwrap();
-    let outbound = Arc::new(
-        Outbound::new(OutboundSettings {
-            subnet: format!("10.214.{third}.0/24"),
-            bridge: bridge.clone(),
-            dns: vec![],
-            state_dir: PathBuf::from(dir.path()),
-        })
-        .unwrap(),
-    );
+    let outbound = agent_network(&bridge, third, dir.path());
     outbound.ensure_ready().unwrap();
     let allow: Vec<EgressRule> = vec!["198.51.100.0/24:443".parse().unwrap()];
     let (namespace, link) = outbound.attach(&allow).unwrap();
@@ -118,6 +125,24 @@ fn links_are_isolated_bridge_ports_and_vanish_when_dropped() {
         "outbound link set-up: {:?} on average over {rounds}",
         total / rounds
     );
-    outbound.remove();
+    // A later agent (a new `Outbound` on the same bridge, e.g. after a
+    // restart) finds the bridge in place, with a link left behind.
+    let (leftover_namespace, leftover) = outbound.attach(&[]).unwrap();
+    let leftover_veth = format!("kv{:08x}", u32::from(leftover.address()));
+    // Killed without clean-up: the link stays (its namespace still open).
+    std::mem::forget(leftover);
+    let successor = agent_network(&bridge, third, dir.path());
+    successor.ensure_ready().unwrap();
+    assert!(
+        !PathBuf::from("/sys/class/net")
+            .join(&leftover_veth)
+            .exists(),
+        "the predecessor's link was not swept"
+    );
+    let (namespace, link) = successor.attach(&[]).unwrap();
+    let routes = ip_in(namespace.as_raw_fd(), &["route", "show", "default"]);
+    assert!(routes.contains("via"), "{routes}");
+    drop((namespace, link, leftover_namespace));
+    successor.remove();
     assert!(!PathBuf::from("/sys/class/net").join(&bridge).exists());
 }

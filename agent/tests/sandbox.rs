@@ -390,6 +390,7 @@ async fn a_blank_sandbox_is_claimed_once() {
             blank_memory_mb: 128,
             memory_mb: 384,
             assignment: "hello\n".into(),
+            egress_allow: Vec::new(),
         })
         .await
         .expect("claim");
@@ -417,6 +418,7 @@ async fn a_blank_sandbox_is_claimed_once() {
             blank_memory_mb: 128,
             memory_mb: 128,
             assignment: String::new(),
+            egress_allow: Vec::new(),
         })
         .await;
     assert!(again.is_err(), "a sandbox was claimed twice");

@@ -55,6 +55,24 @@ fn free_ports() -> anyhow::Result<(u16, u16)> {
 /// requests without one).
 pub const WEBHOOK_TOKEN: &str = "kumo-bench-webhook-token";
 
+/// `[agent]` lines giving the embedded agent an `outbound` bridge of the
+/// benchmark's own (removed by [`remove_outbound_network`]).
+pub const OUTBOUND_AGENT: &str =
+    "outbound_bridge = \"kbench0\"\noutbound_subnet = \"10.231.0.0/24\"\n";
+
+/// Removes the bridge and rules of [`OUTBOUND_AGENT`] (agents leave them in
+/// place when they stop, for the next start).
+pub fn remove_outbound_network() {
+    let _ = Command::new("nft")
+        .args(["delete", "table", "inet", "kumo_kbench0"])
+        .stderr(Stdio::null())
+        .status();
+    let _ = Command::new("ip")
+        .args(["link", "del", "kbench0"])
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// Starts kumod on `data_dir` (a fresh one when None) and waits until it answers.
 pub async fn start(extra_toml: &str, data_dir: Option<&Path>) -> anyhow::Result<Cluster> {
     start_with_agent(extra_toml, "", data_dir).await

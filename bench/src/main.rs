@@ -29,7 +29,7 @@ struct Args {
 }
 
 /// Agent settings of the kumod whose cold starts claim pre-started sandboxes.
-const PREWARM_AGENT: &str = "prewarm_python_instances = 4\nprewarm_node_instances = 4";
+const PREWARM_AGENT: &str = "prewarm_python_instances = 4\nprewarm_node_instances = 4\nprewarm_python_outbound_instances = 4";
 
 /// The Node.js scenario on `kumo` and a kumod keeping pre-started sandboxes
 /// (`None` when `node` is not installed).
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let q = args.quick;
     let pick = |quick: usize, full: usize| if q { quick } else { full };
     eprintln!("kumo-bench: starting kumod (release)…");
-    let mut kumo = cluster::start("", None).await?;
+    let mut kumo = cluster::start_with_agent("", cluster::OUTBOUND_AGENT, None).await?;
     if args.node_only {
         eprintln!("Node.js runtime…");
         if let Some(node) = node_scenario(&mut kumo, pick(15, 60), pick(500, 5000)).await? {
@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    eprintln!("cold start…");
+    eprintln!("cold start (network none, then outbound)…");
     let mut cold = scenarios::latency::cold(&mut kumo, pick(15, 60)).await?;
     eprintln!("warm latency…");
     let warm = scenarios::latency::warm(&mut kumo, pick(500, 5000)).await?;
@@ -78,10 +78,14 @@ async fn main() -> anyhow::Result<()> {
     let node = node_scenario(&mut kumo, pick(15, 60), pick(500, 5000)).await?;
     drop(kumo);
     eprintln!("cold start from pre-started sandboxes…");
-    let mut prewarmed = cluster::start_with_agent("", PREWARM_AGENT, None).await?;
+    let agent = format!("{PREWARM_AGENT}\n{}", cluster::OUTBOUND_AGENT);
+    let mut prewarmed = cluster::start_with_agent("", &agent, None).await?;
     cold.kumo_prewarmed =
-        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, pick(15, 60)).await?);
+        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, "none", pick(15, 60)).await?);
+    cold.kumo_prewarmed_outbound =
+        Some(scenarios::latency::cold_prewarmed(&mut prewarmed, "outbound", pick(15, 60)).await?);
     drop(prewarmed);
+    cluster::remove_outbound_network();
     eprintln!("state scale…");
     let state = scenarios::state::state_scale(pick(1_000, 10_000), pick(10_000, 100_000)).await?;
     let results = report::Results {

@@ -139,6 +139,26 @@ pub fn markdown(r: &Results) -> String {
             ms(p.p99)
         );
     }
+    if let Some(o) = &c.kumo_outbound {
+        let _ = writeln!(
+            out,
+            "| cold start p50, `outbound` network (n={}) | {} | `none` network {} | {:.2}× | | |",
+            o.n,
+            ms(o.p50),
+            ms(c.kumo.p50),
+            o.p50 / c.kumo.p50
+        );
+    }
+    if let (Some(o), Some(p)) = (&c.kumo_prewarmed_outbound, &c.kumo_prewarmed) {
+        let _ = writeln!(
+            out,
+            "| cold start p50, `outbound`, pre-started sandbox (n={}) | {} | `none` pre-started {} | {:.2}× | | |",
+            o.n,
+            ms(o.p50),
+            ms(p.p50),
+            o.p50 / p.p50
+        );
+    }
     if let Some(b) = &c.bwrap_python {
         let _ = writeln!(out, "| cold start p50 vs bubblewrap | {} | `bwrap --unshare-all python3 -c pass` {} | {:.1}× | | |", ms(c.kumo.p50), ms(b.p50), c.kumo.p50 / b.p50);
     }

@@ -531,8 +531,8 @@ pub struct FunctionSettings {
     /// host (escape hatch: the host's network).
     #[arg(long)]
     pub network: Option<NetworkMode>,
-    /// With --network outbound: allow only this destination, CIDR[:PORT]
-    /// (repeatable); on update, replaces the whole allow-list.
+    /// With --network outbound: allow only this destination, an IPv4
+    /// CIDR[:PORT] (repeatable); on update, replaces the whole allow-list.
     #[arg(long = "egress-allow", value_name = "CIDR[:PORT]")]
     pub egress_allow: Vec<String>,
     /// Size of /tmp in MB (512-10240, default 512).

@@ -2,7 +2,7 @@
 //! `CIDR[:PORT]` (e.g. `10.0.0.0/8`, `192.0.2.10:443`, `192.0.2.10/32:53`),
 //! turned into nftables matches.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// One allowed destination: an IPv4 network and optionally one port (TCP
@@ -34,6 +34,12 @@ impl FromStr for EgressRule {
             entry: entry.to_string(),
             reason,
         };
+        let address = entry.trim_start_matches('[').split(['/', ']']).next();
+        if entry.starts_with('[') || address.is_some_and(|a| a.parse::<Ipv6Addr>().is_ok()) {
+            return Err(err(
+                "IPv6 destinations are not supported: outbound sandboxes have no IPv6 at all",
+            ));
+        }
         let (net, port) = match entry.split_once(':') {
             Some((net, port)) => (
                 net,
@@ -106,9 +112,22 @@ mod tests {
             "10.0.0.1:0",
             "10.0.0.1:http",
             "host:80",
-            "::1",
+            "10.0.0.0/8:443:1",
+            "10.0.0.0/-1",
+            "10.0.0.1:65536",
+            "300.0.0.1",
         ] {
             assert!(bad.parse::<EgressRule>().is_err(), "{bad}");
+        }
+        for ipv6 in [
+            "::1",
+            "::/0",
+            "2001:db8::/32",
+            "2001:db8::1",
+            "[2001:db8::1]:443",
+        ] {
+            let refused = ipv6.parse::<EgressRule>().unwrap_err().to_string();
+            assert!(refused.contains("IPv6"), "{ipv6}: {refused}");
         }
     }
 }

@@ -37,6 +37,24 @@ impl Kumo {
         self.cli(&args)
     }
 
+    /// Creates a python3 function whose package is one `lambda_function.py`
+    /// holding `source` (handler `lambda_function.handler`); returns its
+    /// package digest.
+    pub fn create_python(&self, name: &str, source: &str, extra: &[&str]) -> String {
+        let code = crate::package_dir(&[("lambda_function.py", source)]);
+        self.create(
+            name,
+            "python3",
+            "lambda_function.handler",
+            code.path(),
+            extra,
+        );
+        self.function(name)["package_digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Creates `name` from `fixtures/reporter`, reporting to `sink` over the
     /// host network, with a 10 s timeout unless `extra` sets one.
     pub fn create_reporter(&self, name: &str, sink: &sink::Sink, extra: &[&str]) {

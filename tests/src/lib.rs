@@ -5,12 +5,15 @@
 pub mod cluster;
 mod functions;
 pub mod http;
+pub mod network;
 mod packages;
+mod prewarm;
 mod process;
 pub mod s3;
 pub mod sink;
 
 pub use packages::{copy_dir, package_dir, python, zip_dir};
+pub use prewarm::LOG_CLAIMS;
 pub use process::{spawn_all_in_one, KillOnDrop};
 
 /// kumod configuration with one `[invoke_api]` access key:
@@ -449,6 +452,16 @@ impl Drop for Kumo {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // An agent killed with SIGKILL (and not restarted) leaves its file
+        // store mounted until the next agent start; detach it so that the
+        // temp dir can go.
+        let prefix = format!("{}/", self.dir.path().display());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for mount in mountinfo.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if mount.starts_with(&prefix) {
+                let _ = Command::new("umount").args(["-l", mount]).status();
+            }
+        }
         if std::thread::panicking() {
             eprintln!("---- kumod log ----\n{}", self.log());
             let agent_log = std::fs::read_to_string(self.dir.path().join("agent.log"));

@@ -1,6 +1,7 @@
 //! An agent restarted after SIGKILL removes what its predecessor left on
 //! the host (cgroups, scratch directories, mounts, loop devices) before it
-//! takes work.
+//! takes work, and replaces the predecessor's file store (one store mount
+//! and one store loop device remain: its own).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,6 +15,11 @@ struct Leftovers {
     scratch: Vec<PathBuf>,
     mounts: Vec<String>,
     loop_devices: Vec<String>,
+    /// Mounts of the agent's file store (`<agent_dir>/files`), not counted
+    /// as leftovers.
+    file_stores: usize,
+    /// Loop devices backing a file store.
+    file_store_devices: usize,
 }
 
 impl Leftovers {
@@ -41,24 +47,29 @@ fn leftovers(cgroup_parent: &str, agent_dir: &Path) -> Leftovers {
             .unwrap_or_default()
     };
     let prefix = agent_dir.to_string_lossy().into_owned();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .map(str::to_string)
-        .collect();
-    let loop_devices = std::fs::read_dir("/sys/block")
+    let store = format!("{prefix}/files");
+    let store_image = format!("{prefix}/files.img (deleted)");
+    let (store_mounts, mounts): (Vec<String>, Vec<String>) =
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&prefix))
+            .map(str::to_string)
+            .partition(|m| *m == store);
+    let (store_devices, loop_devices): (Vec<String>, Vec<String>) = std::fs::read_dir("/sys/block")
         .unwrap()
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).ok())
         .filter(|file| file.starts_with(&prefix))
-        .collect();
+        .partition(|file| file.trim_end() == store_image);
     Leftovers {
         cgroups: dirs(&hierarchy.join(cgroup_parent), true),
         scratch: dirs(&agent_dir.join("sandboxes"), true),
         mounts,
         loop_devices,
+        file_stores: store_mounts.len(),
+        file_store_devices: store_devices.len(),
     }
 }
 
@@ -90,6 +101,11 @@ fn an_agent_restarted_after_sigkill_leaves_nothing_of_its_predecessor() {
     // SIGKILL cleans nothing up: the instances' cgroups are still there.
     let killed = leftovers(&cgroup_parent, &agent_dir);
     assert!(killed.cgroups.len() >= 2, "{killed:?}");
+    assert_eq!(
+        (killed.file_stores, killed.file_store_devices),
+        (1, 1),
+        "{killed:?}"
+    );
     kumo.start_agent();
     // The sweep runs before the agent attaches; wait for the attach.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -102,6 +118,11 @@ fn an_agent_restarted_after_sigkill_leaves_nothing_of_its_predecessor() {
         after.count(),
         0,
         "after the restart: {after:?} (before: {killed:?})"
+    );
+    assert_eq!(
+        (after.file_stores, after.file_store_devices),
+        (1, 1),
+        "the predecessor's file store must be replaced, not stacked: {after:?}"
     );
     // And it works.
     assert_eq!(kumo.invoke_ok("left1", "{}")["ok"], true);

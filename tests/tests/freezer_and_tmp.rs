@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kumo_tests::{fixture, root_or_skip, Kumo};
+use kumo_tests::{fixture, root_or_skip, Kumo, LOG_CLAIMS};
 
 fn create(kumo: &Kumo, name: &str, extra: &[&str]) {
     kumo.create(
@@ -173,4 +173,61 @@ fn io_uring_setup_is_refused_with_eperm() {
     let uring = kumo.invoke_ok("uring", r#"{"action":"io_uring"}"#);
     assert_eq!(uring["rc"], -1, "{uring}");
     assert_eq!(uring["errno"], 1, "EPERM: {uring}");
+}
+
+/// The filesystem type mounted on `/tmp` in `mountinfo` text.
+fn tmp_filesystem(mountinfo: &str) -> String {
+    mountinfo
+        .lines()
+        .find_map(|line| {
+            let (mount, rest) = line.split_once(" - ")?;
+            (mount.split(' ').nth(4)? == "/tmp")
+                .then(|| rest.split(' ').next().unwrap().to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_tmp_disk_that_cannot_be_made_falls_back_to_a_tmpfs_with_a_warning_naming_the_path() {
+    if !root_or_skip() {
+        return;
+    }
+    let kumo = Kumo::start_configured(LOG_CLAIMS, "prewarm_python_instances = 1\n");
+    // Break the template of one size for real: a directory where mkfs's
+    // image would go.
+    let templates = kumo.data_dir().join("agent/sandboxes/.tmp-templates");
+    let blocker = templates.join("ext4-700m-v3.partial");
+    std::fs::create_dir_all(&blocker).unwrap();
+    kumo.wait_for_blank();
+    // One cold start claims the blank, the other starts the classic way
+    // (a start-up variable makes it ineligible).
+    create(&kumo, "claimed", &["--tmp-size", "700"]);
+    create(
+        &kumo,
+        "classic",
+        &["--tmp-size", "700", "--env", "LANG=C.UTF-8"],
+    );
+    let claimed = kumo.invoke_ok("claimed", r#"{"action":"mountinfo"}"#);
+    let classic = kumo.invoke_ok("classic", r#"{"action":"mountinfo"}"#);
+    for (name, seen) in [("claimed", &claimed), ("classic", &classic)] {
+        let mountinfo = seen["mountinfo"].as_str().unwrap();
+        assert_eq!(tmp_filesystem(mountinfo), "tmpfs", "{name}:\n{mountinfo}");
+        // And it is usable, of the function's size.
+        let wrote = kumo.invoke_ok(name, r#"{"action":"write_tmp","mb":20}"#);
+        assert_eq!(wrote["errno"], 0, "{name}: {wrote}");
+    }
+    let log = kumo.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no disk-backed /tmp") && l.contains(&blocker.display().to_string()))
+        .collect();
+    assert!(
+        warnings.len() >= 2,
+        "each fallback is logged naming the path:\n{log}"
+    );
+    assert_eq!(kumo.claims(), 1, "{log}");
+    // Other sizes still get their disk.
+    create(&kumo, "sized", &[]);
+    let sized = kumo.invoke_ok("sized", r#"{"action":"mountinfo"}"#);
+    assert_eq!(tmp_filesystem(sized["mountinfo"].as_str().unwrap()), "ext4");
 }

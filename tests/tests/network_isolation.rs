@@ -3,7 +3,9 @@
 //! /next` every listening port, post a forged response) gets nothing in
 //! either mode, and an `outbound` instance reaches exactly what its
 //! allow-list names — never the host, kumod, another instance or the
-//! metadata address — with DNS from the configured resolver.
+//! metadata address — with DNS from the configured resolver; and
+//! pre-started outbound sandboxes get their allow-list at the claim (IPv6
+//! and bad allow-list entries: `egress_rules.rs`).
 //!
 //! Each test gives its agent its own bridge and /24 (from the process id;
 //! a second octet per test),
@@ -15,9 +17,10 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kumo_tests::{package_dir, root_or_skip, Kumo};
+use kumo_tests::network::TestNetwork;
+use kumo_tests::{root_or_skip, Kumo, LOG_CLAIMS};
 
-/// The probe function: `attack`, `connect`, `resolve`, `listen`, `report`.
+/// The probe function: `attack`, `connect`, `resolve`, `listen`, `secret`.
 const PROBE: &str = r#"
 import json, os, socket, threading, time
 
@@ -139,61 +142,37 @@ def handler(event, context):
     return {"ok": True}
 "#;
 
-/// A bridge and subnet private to this test process, removed on drop.
-struct TestNetwork {
-    bridge: String,
-    subnet: String,
-    gateway: Ipv4Addr,
-}
-
-impl TestNetwork {
-    /// `10.<second>.<pid-derived>.0/24`: tests in one run pass distinct
-    /// `second` octets, so concurrent tests never overlap.
-    fn new(second: u8) -> TestNetwork {
-        let pid = std::process::id();
-        let third = (pid % 250) as u8;
-        TestNetwork {
-            bridge: format!("kt{second}x{}", pid % 100_000),
-            subnet: format!("10.{second}.{third}.0/24"),
-            gateway: Ipv4Addr::new(10, second, third, 1),
-        }
+/// A kumod whose agent uses a test network of its own (see [`TestNetwork`];
+/// `dns`: the gateway as DNS server); `None` when the test must skip.
+fn outbound_kumo(second: u8, dns: bool) -> Option<(TestNetwork, Kumo)> {
+    if !root_or_skip() {
+        return None;
     }
-
-    fn agent_settings(&self, dns: bool) -> String {
-        let mut settings = format!(
-            "outbound_bridge = \"{}\"\noutbound_subnet = \"{}\"\n",
-            self.bridge, self.subnet
-        );
-        if dns {
-            settings.push_str(&format!("outbound_dns = [\"{}\"]\n", self.gateway));
-        }
-        settings
-    }
-}
-
-impl Drop for TestNetwork {
-    fn drop(&mut self) {
-        let table = format!("kumo_{}", self.bridge);
-        let _ = std::process::Command::new("nft")
-            .args(["delete", "table", "inet", &table])
-            .status();
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
-    }
+    let network = TestNetwork::new(second);
+    let kumo = Kumo::start_with(&network.agent_settings(dns));
+    Some((network, kumo))
 }
 
 fn create_probe(kumo: &Kumo, name: &str, extra: &[&str]) {
-    let code = package_dir(&[("lambda_function.py", PROBE)]);
     let mut args = vec!["--timeout", "30"];
     args.extend_from_slice(extra);
-    kumo.create(
+    kumo.create_python(name, PROBE, &args);
+}
+
+/// A probe in the `outbound` mode allowed to reach only `destination`.
+fn create_limited_probe(kumo: &Kumo, name: &str, destination: &str) {
+    create_probe(
+        kumo,
         name,
-        "python3",
-        "lambda_function.handler",
-        code.path(),
-        &args,
+        &["--network", "outbound", "--egress-allow", destination],
     );
+}
+
+/// A host service listening on every address, and its port.
+fn listen_everywhere() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
 
 /// Whether a TCP connection to `address` succeeds within a second.
@@ -329,11 +308,9 @@ fn theft_attack(kumo: &Kumo, attacker: &str, victim: &str, gateway: Option<Ipv4A
 
 #[test]
 fn runtime_api_theft_fails_in_outbound_mode() {
-    if !root_or_skip() {
+    let Some((network, kumo)) = outbound_kumo(213, false) else {
         return;
-    }
-    let network = TestNetwork::new(213);
-    let kumo = Kumo::start_with(&network.agent_settings(false));
+    };
     create_probe(&kumo, "victim", &["--network", "outbound"]);
     create_probe(&kumo, "attacker", &["--network", "outbound"]);
     theft_attack(&kumo, "attacker", "victim", Some(network.gateway));
@@ -352,26 +329,17 @@ fn runtime_api_theft_fails_in_host_mode() {
 
 #[test]
 fn outbound_reaches_only_what_the_allow_list_names() {
-    if !root_or_skip() {
+    let Some((network, kumo)) = outbound_kumo(215, true) else {
         return;
-    }
-    let network = TestNetwork::new(215);
+    };
     let gateway = network.gateway;
-    let kumo = Kumo::start_with(&network.agent_settings(true));
     create_probe(&kumo, "open", &["--network", "outbound"]);
     // The first outbound instance creates the bridge (and the gateway).
     assert_eq!(kumo.invoke_ok("open", "{}")["ok"], true);
     let (server_port, bodies) = http_recorder(gateway);
     dns_responder(gateway, Ipv4Addr::new(198, 51, 100, 7));
-    // A host service listening on every address.
-    let everywhere = TcpListener::bind("0.0.0.0:0").unwrap();
-    let everywhere_port = everywhere.local_addr().unwrap().port();
-    let allow = format!("{gateway}/32:{server_port}");
-    create_probe(
-        &kumo,
-        "allowed",
-        &["--network", "outbound", "--egress-allow", &allow],
-    );
+    let (everywhere, everywhere_port) = listen_everywhere();
+    create_limited_probe(&kumo, "allowed", &format!("{gateway}/32:{server_port}"));
     let http_port = kumo.http_port();
     let g = gateway.to_string();
     let targets = serde_json::json!([
@@ -404,12 +372,7 @@ fn outbound_reaches_only_what_the_allow_list_names() {
     }
 
     // Two outbound instances cannot see each other, nor the host them.
-    let report = format!("{gateway}/32:{server_port}");
-    create_probe(
-        &kumo,
-        "listener",
-        &["--network", "outbound", "--egress-allow", &report],
-    );
+    create_limited_probe(&kumo, "listener", &format!("{gateway}/32:{server_port}"));
     let listen = serde_json::json!({
         "action": "listen", "port": 8080, "hold": 5, "gateway": g, "report_port": server_port,
     })
@@ -448,6 +411,63 @@ fn outbound_reaches_only_what_the_allow_list_names() {
     assert_eq!(
         result["self"], true,
         "the listener works from inside: {result}"
+    );
+    drop(everywhere);
+}
+
+#[test]
+fn pre_started_outbound_sandboxes_get_the_allow_list_at_the_claim() {
+    if !root_or_skip() {
+        return;
+    }
+    let network = TestNetwork::new(217);
+    let gateway = network.gateway;
+    let kumo = Kumo::start_configured(
+        LOG_CLAIMS,
+        &format!(
+            "{}prewarm_python_outbound_instances = 2\n",
+            network.agent_settings(false)
+        ),
+    );
+    // Both blanks are linked to the bridge before any function exists.
+    let ports = std::path::Path::new("/sys/class/net")
+        .join(&network.bridge)
+        .join("brif");
+    kumo_tests::wait_until("two linked blanks", Duration::from_secs(30), || {
+        std::fs::read_dir(&ports).is_ok_and(|d| d.count() >= 2)
+    });
+    let (server_port, _) = http_recorder(gateway);
+    let (everywhere, everywhere_port) = listen_everywhere();
+    create_limited_probe(&kumo, "allowed", &format!("{gateway}/32:{server_port}"));
+    create_probe(&kumo, "open", &["--network", "outbound"]);
+    create_probe(&kumo, "quiet", &[]);
+    let g = gateway.to_string();
+    let targets = serde_json::json!([
+        [g, server_port],
+        [g, everywhere_port],
+        [g, kumo.grpc_port()],
+        ["169.254.169.254", 80],
+    ]);
+    let event = serde_json::json!({"action": "connect", "targets": targets}).to_string();
+    let allowed = kumo.invoke_ok("allowed", &event);
+    assert_eq!(
+        allowed["connects"],
+        serde_json::json!([true, false, false, false]),
+        "a claimed blank must be limited to the allow-list: {allowed}"
+    );
+    let open = kumo.invoke_ok("open", &event);
+    assert_eq!(
+        open["connects"],
+        serde_json::json!([false, false, false, false]),
+        "without an allow-list the host and metadata stay blocked: {open}"
+    );
+    // A `none` function never gets an outbound blank.
+    assert_eq!(kumo.invoke_ok("quiet", "{}")["ok"], true);
+    assert_eq!(
+        kumo.claims(),
+        2,
+        "the two outbound cold starts (only) claim blanks:\n{}",
+        kumo.log()
     );
     drop(everywhere);
 }

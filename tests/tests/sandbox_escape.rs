@@ -10,7 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kumo_tests::{fixture, port_of, root_or_skip, Kumo, Run};
+use kumo_tests::{fixture, port_of, root_or_skip, Kumo, Run, LOG_CLAIMS};
 
 fn create(kumo: &Kumo, name: &str) {
     kumo.create(
@@ -66,8 +66,9 @@ fn pids_mentioning(needle: &str) -> Vec<u32> {
 }
 
 /// What the sandbox must not see of the host: the harness's temp dir
-/// (config, logs), kumod's state, the agent's data dir (package cache,
-/// sandbox scratch roots, runtime), and the cgroup tree.
+/// (config, logs), kumod's state, the agent's data dir (its file store
+/// with the package cache and runtime, sandbox scratch roots), and the
+/// cgroup tree.
 fn host_paths(kumo: &Kumo) -> Vec<PathBuf> {
     let dir = kumo.dir.path();
     let agent = dir.join("data").join("agent");
@@ -78,9 +79,10 @@ fn host_paths(kumo: &Kumo) -> Vec<PathBuf> {
         dir.join("data"),
         dir.join("data").join("state"),
         agent.clone(),
-        agent.join("packages"),
+        agent.join("files"),
+        agent.join("files").join("packages"),
         agent.join("sandboxes"),
-        agent.join("runtime"),
+        agent.join("files").join("runtime"),
         PathBuf::from("/sys/fs/cgroup"),
         PathBuf::from("/var/lib/kumo"),
         PathBuf::from("/var/lib/kumo-agent"),
@@ -141,16 +143,13 @@ fn every_escape_attempt_from_a_pre_started_sandbox_is_blocked() {
 
 /// A kumod whose agent pre-starts python3 sandboxes and logs each claim.
 fn start_prewarmed() -> Kumo {
-    Kumo::start_configured(
-        "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
-        "prewarm_python_instances = 2\n",
-    )
+    Kumo::start_configured(LOG_CLAIMS, "prewarm_python_instances = 2\n")
 }
 
 /// The cold starts really claimed pre-started sandboxes.
 fn assert_claimed(kumo: &Kumo) {
     assert!(
-        kumo.log().contains("cold start from a pre-started sandbox"),
+        kumo.claims() > 0,
         "no cold start used a pre-started sandbox\n{}",
         kumo.log()
     );
@@ -197,10 +196,12 @@ fn escape_attempts(kumo: &Kumo) {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    for path in &paths {
-        assert!(
-            Path::new(path).exists() || path.starts_with("/var/lib/"),
-            "{path} should exist on the host"
+    for path in paths.iter().filter(|p| !p.starts_with("/var/lib/")) {
+        // The agent mounts its file store once attached to kumod.
+        kumo_tests::wait_until(
+            &format!("{path} on the host"),
+            Duration::from_secs(20),
+            || Path::new(path).exists(),
         );
     }
     let event = serde_json::json!({

@@ -4,7 +4,8 @@
 //! `/tmp` are mounted, the environment handed over) and imports the handler.
 //!
 //! Only functions the interpreter would start identically for are eligible:
-//! a runtime with a Kumo bootstrap, network mode `none`, and no user
+//! a runtime with a Kumo bootstrap, network mode `none` or `outbound`, and
+//! no user
 //! variable the interpreter or the C library reads at start-up (`PYTHON*`
 //! for python3, `NODE_*` and `UV_*` for Node.js, `LD_*`, `LC_*`, `LANG`,
 //! `TZ`). Every `nodejsNN.x` shares one kind of blank: the client re-reads
@@ -12,6 +13,12 @@
 //! starts, so Node.js blanks start with the heap of a
 //! [`NODE_BLANK_FUNCTION_MEMORY_MB`] function and serve only functions of
 //! that size. Everything else starts the classic way.
+//!
+//! A blank is started in one network mode and serves only functions of
+//! that mode. An `outbound` blank has its network namespace linked to the
+//! bridge already (the `ip -batch` a classic outbound start pays); the
+//! function's egress allow-list is applied to its link at the claim, before
+//! the function's code runs.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -106,8 +113,9 @@ impl Blank {
     }
 }
 
-/// The kind of blank `function` may start from, if it is eligible.
-pub fn eligible(function: &FunctionSpec) -> Option<BlankKind> {
+/// The kind and network mode of the blank `function` may start from, if it
+/// is eligible.
+pub fn eligible(function: &FunctionSpec) -> Option<(BlankKind, NetworkMode)> {
     let kind = match function.runtime.parse() {
         Ok(Runtime::Python3) => BlankKind::Python,
         Ok(Runtime::Nodejs(_)) => BlankKind::Node,
@@ -117,16 +125,18 @@ pub fn eligible(function: &FunctionSpec) -> Option<BlankKind> {
         kind.startup_prefixes().iter().any(|p| key.starts_with(p)) || key == "LANG" || key == "TZ"
     };
     let heap_fits = kind != BlankKind::Node || function.memory_mb == NODE_BLANK_FUNCTION_MEMORY_MB;
-    (function.network.parse() == Ok(NetworkMode::None)
+    let network = function.network.parse().ok()?;
+    (matches!(network, NetworkMode::None | NetworkMode::Outbound)
         && heap_fits
         && !function.environment.keys().any(|k| startup_variable(k)))
-    .then_some(kind)
+    .then_some((kind, network))
 }
 
-/// Starts a blank sandbox of `kind` whose runtime runs as `uid`.
+/// Starts a blank sandbox of `kind` in network mode `network` whose
+/// runtime runs as `uid`.
 pub async fn start_blank(
     settings: &InstanceSettings,
-    kind: BlankKind,
+    (kind, network): (BlankKind, NetworkMode),
     uid: u32,
 ) -> Result<Blank, InstanceError> {
     let uuid = uuid::Uuid::new_v4().simple().to_string();
@@ -156,7 +166,7 @@ pub async fn start_blank(
         memory_mb: BLANK_MEMORY_MB,
         tmp_size_mb: 0,
         max_processes: settings.max_processes,
-        network: NetworkMode::None,
+        network,
         egress_allow: Vec::new(),
         uid,
         gid: uid,
@@ -182,6 +192,13 @@ impl Instance {
         blank: Blank,
     ) -> Result<Instance, InstanceError> {
         let label = format!("{}:{}", function.name, function.version);
+        let egress_allow =
+            crate::sandbox::egress::parse_list(&function.egress_allow).map_err(|e| {
+                InstanceError::InvalidSpec {
+                    function: label.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         let Blank { sandbox, uuid, .. } = blank;
         let runtime: Runtime =
             function
@@ -214,6 +231,7 @@ impl Instance {
                 blank_memory_mb: BLANK_MEMORY_MB,
                 memory_mb: function.memory_mb,
                 assignment: serde_json::Value::Object(assignment).to_string(),
+                egress_allow,
             })
             .await;
         if let Err(source) = claimed {
@@ -251,18 +269,24 @@ mod tests {
 
     #[test]
     fn each_bootstrap_runtime_has_its_kind_and_start_up_variables_opt_out() {
+        let none = NetworkMode::None;
         assert_eq!(
             eligible(&function("python3", "none", &[])),
-            Some(BlankKind::Python)
+            Some((BlankKind::Python, none))
         );
         for node in ["nodejs18.x", "nodejs20.x", "nodejs22.x"] {
             assert_eq!(
                 eligible(&function(node, "none", &[])),
-                Some(BlankKind::Node)
+                Some((BlankKind::Node, none))
             );
         }
         assert_eq!(eligible(&function("provided", "none", &[])), None);
-        assert_eq!(eligible(&function("nodejs20.x", "outbound", &[])), None);
+        // Blanks serve functions of their own network mode; `host` never.
+        assert_eq!(
+            eligible(&function("python3", "outbound", &[])),
+            Some((BlankKind::Python, NetworkMode::Outbound))
+        );
+        assert_eq!(eligible(&function("python3", "host", &[])), None);
         // A Node.js blank's heap is sized for 128 MB functions only.
         let bigger = FunctionSpec {
             memory_mb: 256,
@@ -273,15 +297,15 @@ mod tests {
             memory_mb: 256,
             ..function("python3", "none", &[])
         };
-        assert_eq!(eligible(&python), Some(BlankKind::Python));
+        assert_eq!(eligible(&python), Some((BlankKind::Python, none)));
         for variable in ["NODE_OPTIONS", "UV_THREADPOOL_SIZE", "LD_PRELOAD", "TZ"] {
             let spec = function("nodejs20.x", "none", &[(variable, "x")]);
             assert_eq!(eligible(&spec), None, "{variable}");
         }
         // Another runtime's start-up variables do not matter.
         let python_var = function("nodejs20.x", "none", &[("PYTHONHASHSEED", "1")]);
-        assert_eq!(eligible(&python_var), Some(BlankKind::Node));
+        assert_eq!(eligible(&python_var), Some((BlankKind::Node, none)));
         let node_var = function("python3", "none", &[("NODE_OPTIONS", "x")]);
-        assert_eq!(eligible(&node_var), Some(BlankKind::Python));
+        assert_eq!(eligible(&node_var), Some((BlankKind::Python, none)));
     }
 }

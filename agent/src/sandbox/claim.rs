@@ -16,6 +16,11 @@
 //!    assignment (the function's environment) to the runtime's stdin and
 //!    answers `Claimed`.
 //!
+//! A blank started in the `outbound` network mode already has its link to
+//! the bridge (no allow-list: only Kumo's runtime client runs in it until
+//! the claim); the function's allow-list is applied to that link from the
+//! host before step 2, so the function's code never runs unrestricted.
+//!
 //! The runtime never sees any other package: the mount arrives already cut
 //! down to the one directory, and the function's code only runs after the
 //! assignment.
@@ -159,4 +164,8 @@ pub struct ClaimSpec {
     /// Written to the runtime's stdin (the function's environment as JSON
     /// for the python3 runtime client).
     pub assignment: String,
+    /// The function's egress allow-list, applied to the blank's outbound
+    /// link before the assignment (empty: none; only for a blank started in
+    /// the `outbound` mode).
+    pub egress_allow: Vec<super::egress::EgressRule>,
 }

@@ -279,6 +279,8 @@ pub fn command(
 ) -> std::io::Result<std::process::Command> {
     let stderr = output.try_clone()?;
     let mut command = std::process::Command::new(program);
+    // Seen by sandboxed processes as PID 1's command line: no host path.
+    std::os::unix::process::CommandExt::arg0(&mut command, "kumo-sandbox-init");
     command
         .args(args)
         .env_clear()

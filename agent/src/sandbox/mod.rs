@@ -36,6 +36,7 @@ pub use kumo_proto::egress;
 mod channel;
 #[allow(unsafe_code)]
 mod claim;
+pub mod file_store;
 mod freezer;
 #[allow(unsafe_code)]
 mod init;

@@ -11,6 +11,9 @@
 //!   included, so no kumod or agent port) — `input` drops everything from the
 //!   bridge except replies and DNS to the configured `outbound_dns` servers;
 //! - `169.254.0.0/16` (the metadata address) is dropped;
+//! - no IPv6: the instance's `eth0` has IPv6 disabled (no address, not
+//!   even link-local) and so has the bridge; allow-list entries are IPv4
+//!   (IPv6 ones are refused when the function is created);
 //! - with an egress allow-list (see [`EgressRule`]), an instance reaches
 //!   only what the list names — host addresses and the metadata address
 //!   included, when named — through a per-instance chain keyed by its
@@ -165,8 +168,12 @@ impl Outbound {
         for leftover in ports_of(bridge) {
             script.push_str(&format!("link del {leftover}\n"));
         }
+        // The bridge outlives agents (a restarted one finds it in place).
+        if !Path::new("/sys/class/net").join(bridge).exists() {
+            script.push_str(&format!("link add {bridge} type bridge\n"));
+        }
         script.push_str(&format!(
-            "link add {bridge} type bridge\naddr replace {}/{} dev {bridge}\nlink set {bridge} up\n",
+            "addr replace {}/{} dev {bridge}\nlink set {bridge} up\n",
             self.gateway, self.prefix
         ));
         run_with_input(
@@ -286,6 +293,7 @@ impl Outbound {
                         .map_err(|e| op_err("unshare(CLONE_NEWNET)")(std::io::Error::from(e)))?;
                     let namespace = std::fs::File::open("/proc/thread-self/ns/net")
                         .map_err(op_err("opening /proc/thread-self/ns/net"))?;
+                    disable_ipv6_on_new_links()?;
                     run_with_input(
                         Command::new("ip").args(["-batch", "-"]),
                         &inside,
@@ -304,26 +312,7 @@ impl Outbound {
             "attaching {} to {}",
             link.veth, self.settings.bridge
         )))?;
-        if !allow.is_empty() {
-            let chain = format!("i_{:08x}", u32::from(address));
-            let table = self.table();
-            let mut script = format!("add chain inet {table} {chain}\n");
-            for rule in allow {
-                script.push_str(&format!(
-                    "add rule inet {table} {chain} {} accept\n",
-                    rule.nft_match()
-                ));
-            }
-            script.push_str(&format!(
-                "add rule inet {table} {chain} drop\nadd element inet {table} egress {{ {address} : jump {chain} }}\n"
-            ));
-            link.chain = Some(chain);
-            run_with_input(
-                Command::new("nft").args(["-f", "-"]),
-                &script,
-                "nft: adding the allow-list",
-            )?;
-        }
+        link.restrict(allow)?;
         Ok((namespace, link))
     }
 }
@@ -332,6 +321,41 @@ impl OutboundLink {
     /// The instance's address on the bridge.
     pub fn address(&self) -> Ipv4Addr {
         self.address
+    }
+
+    /// Limits the link to `allow` (no-op when empty): a chain keyed by the
+    /// link's source address, so it can be applied from the host at any
+    /// time — at start, or when a pre-started sandbox is claimed, before the
+    /// function's code runs. A link is restricted once. Blocking.
+    pub fn restrict(&mut self, allow: &[EgressRule]) -> Result<(), OutboundError> {
+        if allow.is_empty() {
+            return Ok(());
+        }
+        if self.chain.is_some() {
+            return Err(OutboundError::Config(format!(
+                "the link of {} already has an allow-list",
+                self.address
+            )));
+        }
+        let address = self.address;
+        let chain = format!("i_{:08x}", u32::from(address));
+        let table = self.outbound.table();
+        let mut script = format!("add chain inet {table} {chain}\n");
+        for rule in allow {
+            script.push_str(&format!(
+                "add rule inet {table} {chain} {} accept\n",
+                rule.nft_match()
+            ));
+        }
+        script.push_str(&format!(
+            "add rule inet {table} {chain} drop\nadd element inet {table} egress {{ {address} : jump {chain} }}\n"
+        ));
+        self.chain = Some(chain);
+        run_with_input(
+            Command::new("nft").args(["-f", "-"]),
+            &script,
+            "nft: adding the allow-list",
+        )
     }
 }
 
@@ -362,6 +386,21 @@ impl Drop for OutboundLink {
             }
         }
         outbound.free(self.address);
+    }
+}
+
+/// In a new network namespace (this thread's): links made from now on get
+/// no IPv6 at all — no address, not even link-local, so `eth0` sends no
+/// IPv6 anywhere (the allow-list and the rules are IPv4; the bridge has
+/// IPv6 disabled too). `lo` keeps `::1`. Nothing to do where the kernel has
+/// no IPv6.
+fn disable_ipv6_on_new_links() -> Result<(), OutboundError> {
+    const DEFAULT: &str = "/proc/sys/net/ipv6/conf/default/disable_ipv6";
+    match std::fs::write(DEFAULT, "1") {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(op_err(format!("writing {DEFAULT}"))(e))
+        }
+        _ => Ok(()),
     }
 }
 

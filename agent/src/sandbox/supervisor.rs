@@ -16,7 +16,6 @@ use tokio::sync::{oneshot, watch};
 
 use super::cgroup::InstanceCgroup;
 use super::channel::{self, InitMessage};
-use super::claim::{self, Claim, ClaimSpec};
 use super::freezer::Freezer;
 use super::init;
 use super::outbound::OutboundLink;
@@ -31,6 +30,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long `destroy` waits for the runtime to be reported dead.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+mod claiming;
 
 /// A blank sandbox's way to be claimed: a second handle on the control
 /// channel and where the init's answer arrives.
@@ -435,58 +436,6 @@ impl Sandbox {
     pub fn is_blank(&self) -> bool {
         self.claim.is_some()
     }
-
-    /// Gives a blank sandbox to a function (see the `claim` module). On error
-    /// the sandbox is unusable and should be destroyed.
-    pub async fn claim(&mut self, spec: ClaimSpec) -> Result<(), SandboxError> {
-        let instance = self.id.clone();
-        let failed = |message: String| SandboxError::Init {
-            instance: instance.clone(),
-            message,
-        };
-        let (writer, answer) = self
-            .claim
-            .take()
-            .ok_or_else(|| failed("the sandbox is not blank (already claimed)".into()))?;
-        self.unpark();
-        if let Some(cgroup) = self.cgroup.as_mut() {
-            cgroup.resize(spec.blank_memory_mb, spec.memory_mb)?;
-        }
-        let tree = claim::detached_read_only_tree(&spec.task_dir).map_err(|e| {
-            failed(format!(
-                "cloning {} as a read-only mount: {e}",
-                spec.task_dir.display()
-            ))
-        })?;
-        let tmp_mount = match prepare_tmp_disk(&self.state_dir, &self.id, spec.tmp_size_mb).await {
-            Some(disk) => Some(
-                disk.detached_mount(self.uid, self.gid)
-                    .map_err(|e| failed(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let claim = Claim {
-            tmp_size_mb: spec.tmp_size_mb,
-            tmp_disk: tmp_mount.is_some(),
-            assignment: spec.assignment,
-        };
-        let bytes =
-            serde_json::to_vec(&claim).map_err(|e| failed(format!("encoding the claim: {e}")))?;
-        let mut fds = vec![tree.as_raw_fd()];
-        fds.extend(tmp_mount.as_ref().map(|m| m.as_raw_fd()));
-        channel::send_raw(writer.as_raw_fd(), &bytes, &fds)
-            .map_err(|e| failed(format!("sending the claim: {e}")))?;
-        drop(tree);
-        drop(tmp_mount);
-        match tokio::time::timeout(START_TIMEOUT, answer).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(message))) => Err(failed(message)),
-            Ok(Err(_)) => Err(failed("the sandbox ended before it was claimed".into())),
-            Err(_) => Err(failed(format!(
-                "the claim took longer than {START_TIMEOUT:?}"
-            ))),
-        }
-    }
 }
 
 impl Drop for Sandbox {
@@ -505,10 +454,17 @@ impl Drop for Sandbox {
     }
 }
 
+/// Logs that instance `id` gets a tmpfs `/tmp` because its disk failed
+/// (`err` names the step and path).
+fn warn_tmpfs_fallback(id: &str, err: &dyn std::fmt::Display) {
+    tracing::warn!(instance = %id, %err,
+        "no disk-backed /tmp; using a tmpfs of the same size, charged to the function's memory");
+}
+
 /// Prepares instance `id`'s disk-backed `/tmp` of `size_mb` (off the async
 /// threads: the first of a size runs `mkfs`). Where that is impossible (no
-/// loop devices, e.g. in some containers) the sandbox falls back to a
-/// tmpfs `/tmp`, which is logged.
+/// loop devices, e.g. in some containers, or a failing step) the sandbox
+/// falls back to a tmpfs `/tmp`, with a warning naming the failed step.
 async fn prepare_tmp_disk(state_dir: &std::path::Path, id: &str, size_mb: u32) -> Option<TmpDisk> {
     let (dir, owned_id) = (state_dir.to_path_buf(), id.to_string());
     let started = std::time::Instant::now();
@@ -520,11 +476,11 @@ async fn prepare_tmp_disk(state_dir: &std::path::Path, id: &str, size_mb: u32) -
             Some(disk)
         }
         Ok(Err(err)) => {
-            tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
+            warn_tmpfs_fallback(id, &err);
             None
         }
         Err(err) => {
-            tracing::warn!(instance = %id, %err, "no disk-backed /tmp; using a tmpfs");
+            warn_tmpfs_fallback(id, &err);
             None
         }
     }

@@ -98,10 +98,24 @@ pub fn template(state_dir: &Path, size_mb: u32) -> Result<PathBuf, TmpDiskError>
     }
     std::fs::create_dir_all(&dir).map_err(failed("creating", &dir))?;
     let partial = dir.join(format!("ext4-{size_mb}m-v3.partial"));
-    File::create(&partial)
-        .and_then(|f| f.set_len(image_bytes(size_mb)))
-        .map_err(failed("creating", &partial))?;
-    let made = run_tool(
+    let made = make_ext4(&partial, image_bytes(size_mb))
+        // A function's /tmp starts empty, as on Lambda: no lost+found.
+        .and_then(|()| run_tool("debugfs", &["-w", "-R", "rmdir lost+found"], &partial));
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, &image).map_err(failed("renaming", &partial))?;
+    Ok(image)
+}
+
+/// Makes a sparse `bytes`-long file at `image` holding an empty ext4
+/// filesystem (no journal, no reserved blocks).
+fn make_ext4(image: &Path, bytes: u64) -> Result<(), TmpDiskError> {
+    File::create(image)
+        .and_then(|f| f.set_len(bytes))
+        .map_err(failed("creating", image))?;
+    run_tool(
         "mkfs.ext4",
         &[
             "-q",
@@ -113,16 +127,8 @@ pub fn template(state_dir: &Path, size_mb: u32) -> Result<PathBuf, TmpDiskError>
             "-m",
             "0",
         ],
-        &partial,
+        image,
     )
-    // A function's /tmp starts empty, as on Lambda: no lost+found.
-    .and_then(|()| run_tool("debugfs", &["-w", "-R", "rmdir lost+found"], &partial));
-    if let Err(e) = made {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e);
-    }
-    std::fs::rename(&partial, &image).map_err(failed("renaming", &partial))?;
-    Ok(image)
 }
 
 /// Runs an e2fsprogs `tool` with `args` on `image`.
@@ -197,16 +203,32 @@ impl TmpDisk {
     pub fn create(state_dir: &Path, id: &str, size_mb: u32) -> Result<TmpDisk, TmpDiskError> {
         let template = template(state_dir, size_mb)?;
         let image = state_dir.join(format!("{id}.tmp.img"));
-        let _ = std::fs::remove_file(&image);
-        let made = sparse_copy(&template, &image).and_then(|()| {
+        Self::made_attached_unlinked(&image, |image| sparse_copy(&template, image))
+    }
+
+    /// A new, empty `size_mb` filesystem made at `image` (sparse: it takes
+    /// disk space only as it fills), attached, and unlinked at once: it
+    /// disappears with its last mount.
+    pub fn fresh(image: &Path, size_mb: u32) -> Result<TmpDisk, TmpDiskError> {
+        Self::made_attached_unlinked(image, |image| make_ext4(image, u64::from(size_mb) << 20))
+    }
+
+    /// Writes `image` with `make`, attaches it to a loop device and unlinks
+    /// it (whatever happened).
+    fn made_attached_unlinked(
+        image: &Path,
+        make: impl FnOnce(&Path) -> Result<(), TmpDiskError>,
+    ) -> Result<TmpDisk, TmpDiskError> {
+        let _ = std::fs::remove_file(image);
+        let made = make(image).and_then(|()| {
             let backing = OpenOptions::new()
                 .read(true)
                 .write(true)
-                .open(&image)
-                .map_err(failed("opening", &image))?;
+                .open(image)
+                .map_err(failed("opening", image))?;
             attach(&backing)
         });
-        let _ = std::fs::remove_file(&image);
+        let _ = std::fs::remove_file(image);
         let (device, open) = made?;
         Ok(TmpDisk {
             device,

@@ -1,7 +1,8 @@
 //! Cold start and warm latency, each beside its baseline:
 //! - cold: a new sandbox + interpreter + bootstrap + handler per call,
 //!   against spawning `/usr/bin/python3 -c pass` directly and under
-//!   `bwrap --unshare-all`;
+//!   `bwrap --unshare-all`; the same in the `outbound` network mode against
+//!   mode `none` (the cost of the link to the bridge);
 //! - warm: a gRPC invoke of a warm no-op, against the floor — the same
 //!   bootstrap fed by an in-process Runtime API with nothing in between.
 
@@ -37,6 +38,14 @@ pub struct Cold {
     /// Invoke to response with a new instance each time, claiming a
     /// pre-started sandbox (`prewarm_python_instances`), when measured.
     pub kumo_prewarmed: Option<Summary>,
+    /// Like `kumo`, in the `outbound` network mode (same run), when
+    /// measured.
+    #[serde(default)]
+    pub kumo_outbound: Option<Summary>,
+    /// Like `kumo_prewarmed`, in the `outbound` network mode, claiming
+    /// pre-started outbound sandboxes (`prewarm_python_outbound_instances`).
+    #[serde(default)]
+    pub kumo_prewarmed_outbound: Option<Summary>,
 }
 
 /// Warm-latency figures.
@@ -110,22 +119,38 @@ pub(crate) async fn cold_starts(
     Ok(Summary::of(&samples))
 }
 
-/// Cold starts claiming pre-started sandboxes, on a kumod whose agent keeps
-/// them (`prewarm_python_instances`); the pool is given time to refill
+/// Cold starts claiming pre-started sandboxes of network mode `network`, on
+/// a kumod whose agent keeps them (`prewarm_python_instances`,
+/// `prewarm_python_outbound_instances`); the pool is given time to refill
 /// between calls, as on a node whose cold starts do not come in bursts.
-pub async fn cold_prewarmed(cluster: &mut Cluster, n: usize) -> anyhow::Result<Summary> {
-    cluster.create("cold-prewarmed", NOOP, |_| {}).await?;
-    cold_starts(cluster, "cold-prewarmed", n, PREWARM_REFILL_PAUSE).await
+pub async fn cold_prewarmed(
+    cluster: &mut Cluster,
+    network: &str,
+    n: usize,
+) -> anyhow::Result<Summary> {
+    let name = format!("cold-prewarmed-{network}");
+    cluster
+        .create(&name, NOOP, |c| c.network = network.into())
+        .await?;
+    cold_starts(cluster, &name, n, PREWARM_REFILL_PAUSE).await
 }
 
-/// Cold starts: each call after a configuration change gets a new instance.
+/// Cold starts: each call after a configuration change gets a new instance;
+/// in mode `none`, then in mode `outbound` (the cluster's agent needs an
+/// outbound bridge, see `cluster::OUTBOUND_AGENT`).
 pub async fn cold(cluster: &mut Cluster, n: usize) -> anyhow::Result<Cold> {
     cluster.create("cold", NOOP, |_| {}).await?;
     let kumo = cold_starts(cluster, "cold", n, Duration::ZERO).await?;
+    cluster
+        .create("cold-outbound", NOOP, |c| c.network = "outbound".into())
+        .await?;
+    let kumo_outbound = Some(cold_starts(cluster, "cold-outbound", n, Duration::ZERO).await?);
     let bwrap = Path::new("/usr/bin/bwrap").exists();
     Ok(Cold {
         kumo,
         kumo_prewarmed: None,
+        kumo_outbound,
+        kumo_prewarmed_outbound: None,
         bare_python: time_command(PYTHON, &["-c", "pass"], n)?,
         bwrap_python: if bwrap {
             Some(time_command(
