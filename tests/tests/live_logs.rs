@@ -102,6 +102,16 @@ fn create_ticker(kumo: &Kumo, name: &str) {
     );
 }
 
+/// kumod --all-in-one with the ticker function `name` (None: not root).
+fn start_with_ticker(name: &str) -> Option<Kumo> {
+    if !root_or_skip() {
+        return None;
+    }
+    let kumo = Kumo::start();
+    create_ticker(&kumo, name);
+    Some(kumo)
+}
+
 /// The index of the first line containing `text`.
 fn position(lines: &[&str], text: &str) -> usize {
     lines
@@ -112,11 +122,9 @@ fn position(lines: &[&str], text: &str) -> usize {
 
 #[test]
 fn follow_shows_a_long_invocations_lines_while_it_runs_and_tail_has_the_report() {
-    if !root_or_skip() {
+    let Some(kumo) = start_with_ticker("ticker") else {
         return;
-    }
-    let kumo = Kumo::start();
-    create_ticker(&kumo, "ticker");
+    };
     assert_eq!(kumo.invoke_ok("ticker", r#"{"old": true}"#), "old");
 
     let mut follower = Follower::start(&kumo, &["logs", "ticker", "--follow"]);
@@ -209,11 +217,9 @@ fn follow_shows_a_long_invocations_lines_while_it_runs_and_tail_has_the_report()
 
 #[test]
 fn a_streamed_100_mb_flood_stays_capped_and_the_agent_stays_healthy() {
-    if !root_or_skip() {
+    let Some(kumo) = start_with_ticker("flood") else {
         return;
-    }
-    let kumo = Kumo::start();
-    create_ticker(&kumo, "flood");
+    };
     let mut follower = Follower::start(&kumo, &["logs", "flood", "--follow"]);
     // 100 MB in 1 KB lines, then two ticks: streamed in batches while it runs.
     let started = Instant::now();

@@ -406,6 +406,17 @@ mod tests {
         }
     }
 
+    /// A pipe's write end, a capture of its read end and a sink.
+    fn streamed_pipe() -> (std::fs::File, OutputCapture, Arc<Collect>) {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let capture = OutputCapture::start(read, 1 << 20).unwrap();
+        (
+            std::fs::File::from(write),
+            capture,
+            Arc::new(Collect::default()),
+        )
+    }
+
     async fn until(what: impl Fn() -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !what() && std::time::Instant::now() < deadline {
@@ -461,10 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_streamed_invocation_sends_its_head_and_whole_lines_as_a_prefix_of_its_log() {
-        let (read, write) = nix::unistd::pipe().unwrap();
-        let mut file = std::fs::File::from(write);
-        let capture = OutputCapture::start(read, 1 << 20).unwrap();
-        let sink = Arc::new(Collect::default());
+        let (mut file, capture, sink) = streamed_pipe();
         file.write_all(b"init output").unwrap();
         capture.stream_next("START x\n".into(), sink.clone());
         tokio::time::sleep(LIVE_FLUSH_INTERVAL * 2).await;
@@ -497,10 +505,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_batch_is_kept_and_sent_later() {
-        let (read, write) = nix::unistd::pipe().unwrap();
-        let mut file = std::fs::File::from(write);
-        let capture = OutputCapture::start(read, 1 << 20).unwrap();
-        let sink = Arc::new(Collect::default());
+        let (mut file, capture, sink) = streamed_pipe();
         sink.refuse
             .store(true, std::sync::atomic::Ordering::Relaxed);
         capture.stream_next("START y\n".into(), sink.clone());
