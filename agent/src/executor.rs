@@ -118,7 +118,10 @@ impl Executor {
             Ok(pooled) => pooled,
             Err(result) => return result,
         };
-        let mut result = pooled.instance.invoke_streaming(&invocation, live.clone()).await;
+        let mut result = pooled
+            .instance
+            .invoke_streaming(&invocation, live.clone())
+            .await;
         if pooled.instance.exited_before_handover() {
             // A warm runtime exited while idle (e.g. Node's after reporting
             // an uncaught exception) and never took this event: run it on
