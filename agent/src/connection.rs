@@ -11,13 +11,14 @@ use kumo_common::client_security::{self, BearerToken, ClientTls, SecurityError};
 use kumo_proto::agent::agent_control_client::AgentControlClient;
 use kumo_proto::agent::{
     agent_message, daemon_message, AgentMessage, FetchPackageRequest, Heartbeat, Invocation,
-    Register,
+    LogChunk, Register,
 };
 use tokio::sync::mpsc;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::executor::Executor;
+use crate::invocation_log::LiveSink;
 use crate::package_cache::{FetchError, PackageFetcher};
 
 /// First reconnect delay; doubled after every failed attempt up to [`MAX_BACKOFF`].
@@ -266,6 +267,41 @@ fn end(registered: bool, reason: String) -> SessionEnd {
     }
 }
 
+/// Messages a live log batch leaves free in the outbound queue, so that
+/// results and heartbeats always find room.
+const OUTBOUND_RESERVED_FOR_RESULTS: usize = 64;
+
+/// Sends a running invocation's log batches to kumod as `LogChunk`s, on the
+/// stream its result will take (so they arrive before it). Never waits: a
+/// batch that finds the queue (nearly) full or closed is given back.
+#[derive(Debug)]
+struct LogChunkSender {
+    outbound: mpsc::Sender<AgentMessage>,
+    invocation_id: u64,
+    request_id: String,
+}
+
+impl LiveSink for LogChunkSender {
+    fn try_send(&self, text: String) -> Result<(), String> {
+        if self.outbound.capacity() <= OUTBOUND_RESERVED_FOR_RESULTS {
+            return Err(text);
+        }
+        let message = AgentMessage {
+            body: Some(agent_message::Body::LogChunk(LogChunk {
+                invocation_id: self.invocation_id,
+                request_id: self.request_id.clone(),
+                text,
+            })),
+        };
+        self.outbound
+            .try_send(message)
+            .map_err(|refused| match refused.into_inner().body {
+                Some(agent_message::Body::LogChunk(chunk)) => chunk.text,
+                _ => String::new(),
+            })
+    }
+}
+
 fn spawn_invocation(
     executor: Arc<Executor>,
     invocation: Invocation,
@@ -273,7 +309,12 @@ fn spawn_invocation(
 ) {
     tokio::spawn(async move {
         let request_id = invocation.request_id.clone();
-        let result = executor.execute(invocation).await;
+        let live = Arc::new(LogChunkSender {
+            outbound: outbound.clone(),
+            invocation_id: invocation.invocation_id,
+            request_id: request_id.clone(),
+        });
+        let result = executor.execute(invocation, Some(live)).await;
         let message = AgentMessage {
             body: Some(agent_message::Body::Result(result)),
         };

@@ -10,6 +10,7 @@ use kumo_proto::agent::{FunctionSpec, Invocation, InvocationResult, Outcome, War
 use crate::config::AgentConfig;
 use crate::instance::prewarmed::{self, BlankKind};
 use crate::instance::{Instance, InstanceError, InstanceSettings};
+use crate::invocation_log::LiveSink;
 use crate::package_cache::PackageCache;
 use crate::pool::{Acquired, Pool, PoolKey, PoolLimits, PoolStats, Pooled, Reservation};
 use crate::prewarm::Prewarm;
@@ -100,8 +101,13 @@ impl Executor {
             .collect()
     }
 
-    /// Runs one invocation to its result.
-    pub async fn execute(&self, invocation: Invocation) -> InvocationResult {
+    /// Runs one invocation to its result, sending its log to `live` while
+    /// it runs (the result then carries the rest).
+    pub async fn execute(
+        &self,
+        invocation: Invocation,
+        live: Option<Arc<dyn LiveSink>>,
+    ) -> InvocationResult {
         let Some(function) = invocation.function.clone() else {
             return platform_error(
                 &invocation,
@@ -125,7 +131,10 @@ impl Executor {
             Ok(pooled) => pooled,
             Err(result) => return result,
         };
-        let mut result = pooled.instance.invoke(&invocation).await;
+        let mut result = pooled
+            .instance
+            .invoke_streaming(&invocation, live.clone())
+            .await;
         if pooled.instance.exited_before_handover() {
             // A warm runtime exited while idle (e.g. Node's after reporting
             // an uncaught exception) and never took this event: run it on
@@ -140,7 +149,7 @@ impl Executor {
                 Ok(pooled) => pooled,
                 Err(result) => return result,
             };
-            result = pooled.instance.invoke(&invocation).await;
+            result = pooled.instance.invoke_streaming(&invocation, live).await;
         }
         result.invocation_id = invocation.invocation_id;
         result.request_id = invocation.request_id.clone();

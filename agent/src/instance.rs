@@ -18,7 +18,7 @@ use kumo_proto::model::{NetworkMode, Runtime};
 
 use crate::bootstrap;
 use crate::config::AgentConfig;
-use crate::invocation_log::{self, OutputCapture, Report};
+use crate::invocation_log::{self, LiveSink, OutputCapture, Report};
 use crate::runtime_api::{self, PendingInvocation, RuntimeApi};
 use crate::sandbox::{Sandbox, SandboxError, SandboxSettings, SandboxSpec};
 use ending::{classify, error_json, Circumstances, Ending};
@@ -258,10 +258,25 @@ impl Instance {
     /// log START…REPORT, durations, memory). Never fails: problems become
     /// the result's outcome, and make the instance non-reusable.
     pub async fn invoke(&mut self, invocation: &Invocation) -> InvocationResult {
+        self.invoke_streaming(invocation, None).await
+    }
+
+    /// [`invoke`](Self::invoke), sending the log to `live` while the
+    /// invocation runs (see [`invocation_log::OutputCapture`]); the result's
+    /// log is then what was not sent live.
+    pub async fn invoke_streaming(
+        &mut self,
+        invocation: &Invocation,
+        live: Option<Arc<dyn LiveSink>>,
+    ) -> InvocationResult {
         let request_id = invocation.request_id.as_str();
         let invoked = Instant::now();
         if !self.reusable {
             return self.platform_error(invocation, "this instance can no longer be used");
+        }
+        if let Some(sink) = live {
+            let start = invocation_log::start_line(request_id, &self.function.version);
+            self.output.stream_next(start, sink);
         }
         self.sandbox.unpark();
         let timeout = Duration::from_secs(u64::from(self.function.timeout_seconds.max(1)));
@@ -388,13 +403,19 @@ impl Instance {
                 status: class.status,
             },
         );
+        let log_tail = if invocation.log_tail {
+            invocation_log::tail(&log)
+        } else {
+            String::new()
+        };
         InvocationResult {
             invocation_id: invocation.invocation_id,
             request_id: invocation.request_id.clone(),
             outcome: class.outcome as i32,
             payload: class.payload.into(),
             error_type: class.error_type,
-            log,
+            log: invocation_log::unsent(log, captured.streamed),
+            log_tail,
             duration_ms,
             init_duration_ms,
             max_memory_used_mb,

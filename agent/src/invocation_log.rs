@@ -1,6 +1,7 @@
 //! An invocation's log: the platform's framing lines (docs/wire-formats.md §4)
-//! and [`OutputCapture`], which drains a runtime's stdout+stderr pipe into a
-//! byte-capped buffer.
+//! and [`OutputCapture`] (in `capture`), which drains a runtime's
+//! stdout+stderr pipe into a byte-capped buffer and streams an invocation's
+//! lines to kumod while it runs.
 //!
 //! The capture drains continuously in a background task, so a function that
 //! prints without end never blocks on a full pipe; what exceeds the cap is
@@ -9,13 +10,17 @@
 //! the next invocation's `START` line, as Lambda reports INIT output.
 
 use std::fmt::Write as _;
-use std::io::ErrorKind;
-use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use tokio::net::unix::pipe::Receiver;
-use tokio::task::JoinHandle;
+mod capture;
+
+pub use capture::{
+    CappedBuffer, CaptureError, CapturedOutput, LiveSink, OutputCapture, LIVE_FLUSH_INTERVAL,
+};
+
+/// Bytes of log returned as the tail (`--log-tail`, Lambda's
+/// `X-Amz-Log-Result`): the last 4 KB, REPORT line included.
+pub const LOG_TAIL_BYTES: usize = 4096;
 
 /// `START RequestId: <id> Version: <version>` and a newline.
 pub fn start_line(request_id: &str, version: &str) -> String {
@@ -123,7 +128,8 @@ pub fn frame(
     log
 }
 
-fn push_lines(log: &mut String, text: &str) {
+/// Appends `text`, ending it with a newline when it has none.
+pub(crate) fn push_lines(log: &mut String, text: &str) {
     log.push_str(text);
     if !text.is_empty() && !text.ends_with('\n') {
         log.push('\n');
@@ -135,188 +141,34 @@ pub fn truncation_line(dropped: u64) -> String {
     format!("[kumo] log truncated: {dropped} bytes dropped\n")
 }
 
-/// A byte-capped log buffer that keeps the start of what it is given.
-#[derive(Debug)]
-pub struct CappedBuffer {
-    data: Vec<u8>,
-    cap: usize,
-    dropped: u64,
-    /// Offset in `data` where the current invocation's output begins.
-    mark: usize,
+/// The part of a framed `log` not yet sent live: everything after its
+/// first `streamed` bytes (all of it when nothing was streamed).
+pub fn unsent(mut log: String, streamed: usize) -> String {
+    if streamed == 0 {
+        return log;
+    }
+    if streamed >= log.len() {
+        return String::new();
+    }
+    if !log.is_char_boundary(streamed) {
+        // Cannot happen (live parts end on character boundaries); keep
+        // everything rather than cut a character.
+        tracing::warn!(
+            streamed,
+            "live log parts do not end on a character boundary"
+        );
+        return log;
+    }
+    log.split_off(streamed)
 }
 
-/// Output taken from a [`CappedBuffer`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CapturedOutput {
-    /// Output written before the mark (init or between invocations).
-    pub before_start: String,
-    /// Output written after the mark, plus the truncation marker if bytes
-    /// were dropped.
-    pub during: String,
-}
-
-impl CappedBuffer {
-    /// An empty buffer keeping at most `cap` bytes.
-    pub fn new(cap: usize) -> Self {
-        Self {
-            data: Vec::new(),
-            cap,
-            dropped: 0,
-            mark: 0,
-        }
+/// The last [`LOG_TAIL_BYTES`] of a log (cut on a character boundary).
+pub fn tail(log: &str) -> String {
+    let mut start = log.len().saturating_sub(LOG_TAIL_BYTES);
+    while !log.is_char_boundary(start) {
+        start += 1;
     }
-
-    /// Appends what fits under the cap and counts the rest as dropped.
-    pub fn push(&mut self, bytes: &[u8]) {
-        let room = self.cap.saturating_sub(self.data.len());
-        let kept = room.min(bytes.len());
-        self.data.extend_from_slice(&bytes[..kept]);
-        self.dropped += (bytes.len() - kept) as u64;
-    }
-
-    /// Marks the start of an invocation's own output.
-    pub fn mark_start(&mut self) {
-        self.mark = self.data.len();
-    }
-
-    /// Takes everything and resets the buffer (and its cap budget).
-    pub fn take(&mut self) -> CapturedOutput {
-        let mark = self.mark.min(self.data.len());
-        let before_start = String::from_utf8_lossy(&self.data[..mark]).into_owned();
-        let mut during = String::from_utf8_lossy(&self.data[mark..]).into_owned();
-        if self.dropped > 0 {
-            if !during.is_empty() && !during.ends_with('\n') {
-                during.push('\n');
-            }
-            during.push_str(&truncation_line(self.dropped));
-        }
-        self.data.clear();
-        self.dropped = 0;
-        self.mark = 0;
-        CapturedOutput {
-            before_start,
-            during,
-        }
-    }
-}
-
-/// The pipe and the buffer it drains into, locked together so that reads
-/// from the background task and from [`OutputCapture::drain_now`] keep order.
-#[derive(Debug)]
-struct Inner {
-    buffer: CappedBuffer,
-    eof: bool,
-}
-
-/// Continuously drains a runtime's output pipe into a [`CappedBuffer`].
-/// Dropping it stops draining.
-#[derive(Debug)]
-pub struct OutputCapture {
-    pipe: Arc<Receiver>,
-    inner: Arc<Mutex<Inner>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for OutputCapture {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The output pipe could not be registered with tokio.
-#[derive(Debug, thiserror::Error)]
-#[error("watching the runtime output pipe (fd {fd}): {source}")]
-pub struct CaptureError {
-    /// The pipe's file descriptor number.
-    pub fd: i32,
-    /// The OS error.
-    #[source]
-    pub source: std::io::Error,
-}
-
-impl OutputCapture {
-    /// Starts draining `pipe` (a non-blocking read end) on the current tokio
-    /// runtime, keeping at most `cap` bytes per [`take`](Self::take).
-    pub fn start(pipe: OwnedFd, cap: usize) -> Result<Self, CaptureError> {
-        use std::os::fd::AsRawFd;
-        let fd = pipe.as_raw_fd();
-        // Checks that it is a pipe and makes it non-blocking.
-        let pipe =
-            Arc::new(Receiver::from_owned_fd(pipe).map_err(|source| CaptureError { fd, source })?);
-        let inner = Arc::new(Mutex::new(Inner {
-            buffer: CappedBuffer::new(cap),
-            eof: false,
-        }));
-        let task = tokio::spawn(drain_forever(pipe.clone(), inner.clone()));
-        Ok(Self { pipe, inner, task })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        lock(&self.inner)
-    }
-
-    /// Reads everything currently in the pipe, without waiting.
-    pub fn drain_now(&self) {
-        let mut inner = self.lock();
-        let _ = read_available(&self.pipe, &mut inner);
-    }
-
-    /// Marks the start of an invocation's output (after draining what is
-    /// already written).
-    pub fn mark_start(&self) {
-        let mut inner = self.lock();
-        let _ = read_available(&self.pipe, &mut inner);
-        inner.buffer.mark_start();
-    }
-
-    /// Drains what is in the pipe now and takes the whole buffer.
-    pub fn take(&self) -> CapturedOutput {
-        let mut inner = self.lock();
-        let _ = read_available(&self.pipe, &mut inner);
-        inner.buffer.take()
-    }
-
-    /// Whether the write end has been closed by every writer.
-    pub fn at_eof(&self) -> bool {
-        self.lock().eof
-    }
-}
-
-fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
-    inner.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Reads until the pipe is empty or at end of file; other errors are
-/// returned. An empty pipe clears the readiness the background task waits on.
-fn read_available(pipe: &Receiver, inner: &mut Inner) -> std::io::Result<()> {
-    let mut chunk = [0u8; 16 * 1024];
-    while !inner.eof {
-        match pipe.try_read(&mut chunk) {
-            Ok(0) => inner.eof = true,
-            Ok(n) => inner.buffer.push(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-async fn drain_forever(pipe: Arc<Receiver>, inner: Arc<Mutex<Inner>>) {
-    loop {
-        if let Err(e) = pipe.readable().await {
-            tracing::warn!(error = %e, "runtime output pipe failed");
-            return;
-        }
-        let mut inner = lock(&inner);
-        if let Err(e) = read_available(&pipe, &mut inner) {
-            tracing::warn!(error = %e, "reading runtime output failed");
-            return;
-        }
-        if inner.eof {
-            return;
-        }
-    }
+    log[start..].to_string()
 }
 
 #[cfg(test)]
@@ -386,6 +238,7 @@ mod tests {
         let captured = CapturedOutput {
             before_start: "init output".into(),
             during: "working\nno newline".into(),
+            streamed: 0,
         };
         let timed_out = timeout_line(UNIX_EPOCH, ID, 3.0);
         let log = frame(&captured, "7", Some(&timed_out), &report);
@@ -428,52 +281,20 @@ mod tests {
     }
 
     #[test]
-    fn capped_buffer_keeps_the_start_and_marks_truncation() {
-        let mut buffer = CappedBuffer::new(10);
-        buffer.push(b"init\n");
-        buffer.mark_start();
-        buffer.push(b"0123456789");
-        let taken = buffer.take();
-        assert_eq!(taken.before_start, "init\n");
+    fn unsent_cuts_what_went_live_and_tail_keeps_the_report() {
+        let log = format!("{}hello\n{}", start_line(ID, "1"), end_line(ID));
+        let head = start_line(ID, "1").len();
+        assert_eq!(unsent(log.clone(), 0), log);
         assert_eq!(
-            taken.during,
-            "01234\n[kumo] log truncated: 5 bytes dropped\n"
+            unsent(log.clone(), head),
+            format!("hello\n{}", end_line(ID))
         );
-        buffer.push(b"next\n");
-        assert_eq!(
-            buffer.take().during,
-            "next\n",
-            "cap budget resets after take"
-        );
-    }
-
-    #[tokio::test]
-    async fn capture_drains_a_flood_without_blocking_the_writer() {
-        use std::io::Write;
-        let (read, write) = nix::unistd::pipe().unwrap();
-        let capture = OutputCapture::start(read, 1000).unwrap();
-        let writer = std::thread::spawn(move || {
-            let mut file = std::fs::File::from(write);
-            // 4 MiB: far more than a pipe holds; would block without draining.
-            for _ in 0..1024 {
-                file.write_all(&[b'x'; 4096]).unwrap();
-            }
-        });
-        tokio::task::spawn_blocking(move || writer.join().unwrap())
-            .await
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !capture.at_eof() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let taken = capture.take();
-        assert!(taken.during.starts_with(&"x".repeat(1000)));
-        assert!(
-            taken
-                .during
-                .ends_with(&truncation_line(4 * 1024 * 1024 - 1000)),
-            "{}",
-            &taken.during[1000..]
-        );
+        assert_eq!(unsent(log.clone(), log.len()), "");
+        let report = "REPORT RequestId: a\tDuration: 1.00 ms\t\n";
+        let long = format!("{}{report}", "é".repeat(5000));
+        let t = tail(&long);
+        assert!(t.len() <= LOG_TAIL_BYTES && t.len() >= LOG_TAIL_BYTES - 1);
+        assert!(t.ends_with(report), "the tail includes REPORT");
+        assert_eq!(tail("short\n"), "short\n");
     }
 }

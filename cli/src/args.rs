@@ -576,7 +576,8 @@ pub struct InvokeArgs {
 pub struct LogsArgs {
     /// Function name.
     pub name: String,
-    /// Keep printing new invocations' logs.
+    /// Keep printing log lines as they are written (running invocations'
+    /// lines too); starts at the end unless --since or --request-id is given.
     #[arg(long)]
     pub follow: bool,
     /// Only logs newer than this: 30s, 10m, 2h, 1d, or an RFC 3339 time.

@@ -238,6 +238,8 @@ pub async fn logs(client: &mut Client, args: LogsArgs) -> Result<(), CliError> {
         Some(since) => parse_since(since, chrono::Utc::now())?,
         None => 0,
     };
+    // --follow starts at the end, like tail -f, unless told where to start.
+    let skip_history = args.follow && args.since.is_none() && args.request_id.is_none();
     let mut stream = client
         .get_logs(GetLogsRequest {
             function_name: args.name,
@@ -245,6 +247,7 @@ pub async fn logs(client: &mut Client, args: LogsArgs) -> Result<(), CliError> {
             since_unix_ms,
             request_id: args.request_id.unwrap_or_default(),
             version: args.version.unwrap_or_default(),
+            skip_history,
         })
         .await?
         .into_inner();

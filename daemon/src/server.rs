@@ -250,13 +250,13 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         invoker: invoker.clone(),
         limiter: limiter.clone(),
         queue: queue.clone(),
-        logs,
+        logs: logs.clone(),
         triggers,
         agents: agents.clone(),
     }))
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-    let agent = AgentControlServer::new(AgentService::new(agents.clone(), packages))
+    let agent = AgentControlServer::new(AgentService::new(agents.clone(), packages, logs))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();

@@ -88,7 +88,9 @@ fn boto3_invokes_kumo_functions() {
     assert_eq!(out["error"][1], "ZeroDivisionError");
     let tail = out["error"][2].as_str().unwrap();
     assert!(
-        tail.contains("dividing 1 by 0") && tail.contains("START RequestId"),
+        tail.contains("dividing 1 by 0")
+            && tail.contains("START RequestId")
+            && tail.contains("REPORT RequestId"),
         "{tail}"
     );
     assert_eq!(out["event"], 202);

@@ -163,10 +163,12 @@ fn logs_are_retained_followed_and_capped() {
     }
     let _ = follower.kill();
     let _ = follower.wait();
-    // --log-tail is the stored log without its REPORT line.
+    // --log-tail is the end of the stored log, REPORT line included.
     let stored = kumo.logs("chatty");
     assert!(
-        tail.stderr.contains("call 0") && stored.contains(tail.stderr.trim_end()),
+        tail.stderr.contains("call 0")
+            && tail.stderr.contains("REPORT RequestId")
+            && stored.contains(tail.stderr.trim_end()),
         "tail {:?}\nstored {stored:?}",
         tail.stderr
     );

@@ -25,9 +25,6 @@ use crate::state::logs::Logs;
 use crate::state::qualifiers::{self, Target};
 use crate::state::store::{EventCompanion, LogRecord};
 
-/// Bytes of log returned with `log_tail`, as Lambda's `X-Amz-Log-Result`.
-const LOG_TAIL_BYTES: usize = 4096;
-
 /// An invocation was refused or failed on the platform.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -182,7 +179,7 @@ struct Prepared {
 
 /// One attempt's result as stored and reported.
 pub struct Executed {
-    /// What the agent reported.
+    /// What the agent reported (its `log` is moved into the log store).
     pub result: InvocationResult,
     /// The version that ran.
     pub version: String,
@@ -328,6 +325,7 @@ impl Invoker {
                 &request_id,
                 client_context,
                 "RequestResponse",
+                log_tail,
             )
             .await
             .inspect_err(|err| {
@@ -352,16 +350,14 @@ impl Invoker {
                 String::new()
             },
             executed_version: executed.version,
-            log_tail: if log_tail {
-                self::log_tail(&result.log)
-            } else {
-                String::new()
-            },
+            log_tail: result.log_tail,
             status_code: 200,
         })
     }
 
-    /// Runs one attempt with this request id on an agent and stores its log.
+    /// Runs one attempt with this request id on an agent and stores its log
+    /// (the part the agent did not send live while it ran); with
+    /// `log_tail` the result carries the last 4 KB of the whole log.
     /// The caller holds the concurrency permit.
     pub async fn execute(
         &self,
@@ -370,6 +366,7 @@ impl Invoker {
         request_id: &str,
         client_context: String,
         invocation_type: &'static str,
+        log_tail: bool,
     ) -> Result<Executed, DispatchError> {
         let name = &target.name;
         let mut spec = self.spec(target);
@@ -394,10 +391,11 @@ impl Invoker {
             client_context,
             cognito_identity: String::new(),
             trace_id: String::new(),
+            log_tail,
         };
         let deadline =
             Duration::from_secs(u64::from(target.config.timeout_seconds)) + self.grace * 3;
-        let result = self.agents.dispatch(invocation, deadline).await?;
+        let mut result = self.agents.dispatch(invocation, deadline).await?;
         let version = if result.executed_version.is_empty() {
             LATEST.to_string()
         } else {
@@ -424,7 +422,7 @@ impl Invoker {
                 function: name.to_string(),
                 request_id: request_id.to_string(),
                 version: version.clone(),
-                text: result.log.clone(),
+                text: std::mem::take(&mut result.log),
             });
             if let Err(err) = stored {
                 tracing::error!(%err, %request_id, "storing an invocation log failed");
@@ -489,36 +487,5 @@ fn outcome_label(outcome: i32) -> &'static str {
         Ok(Outcome::RuntimeExit) => "runtime_exit",
         Ok(Outcome::InitError) => "init_error",
         Ok(Outcome::PlatformError) | Err(_) => "platform_error",
-    }
-}
-
-/// The last 4 KB of an invocation's log without its REPORT line.
-pub fn log_tail(log: &str) -> String {
-    let without_report: String = log
-        .lines()
-        .filter(|l| !l.starts_with("REPORT RequestId:"))
-        .flat_map(|l| [l, "\n"])
-        .collect();
-    let mut start = without_report.len().saturating_sub(LOG_TAIL_BYTES);
-    while !without_report.is_char_boundary(start) {
-        start += 1;
-    }
-    without_report[start..].to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_tail_drops_report_and_keeps_the_end() {
-        let log = "START RequestId: a Version: $LATEST\nhello\nEND RequestId: a\nREPORT RequestId: a\tDuration: 1.00 ms\t\n";
-        assert_eq!(
-            log_tail(log),
-            "START RequestId: a Version: $LATEST\nhello\nEND RequestId: a\n"
-        );
-        let long = format!("{}\nEND RequestId: a\n", "x".repeat(10_000));
-        assert_eq!(log_tail(&long).len(), 4096);
-        assert!(log_tail(&long).ends_with("END RequestId: a\n"));
     }
 }

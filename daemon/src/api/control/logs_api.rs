@@ -1,4 +1,6 @@
-//! `GetLogs`: history, then (with follow) the live feed.
+//! `GetLogs`: history (unless a follower skips it), then (with follow) the
+//! live feed: every log record as it is stored, including the parts of a
+//! running invocation's log its agent sends while it runs.
 
 use kumo_proto::control::*;
 use tonic::{Request, Response, Status};
@@ -22,10 +24,13 @@ impl ControlService {
             request_id: (!request.request_id.is_empty()).then_some(request.request_id.clone()),
             version: (!request.version.is_empty()).then_some(request.version.clone()),
         };
-        let history = self
-            .logs
-            .history(&request.function_name, &filter)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let history = if request.follow && request.skip_history {
+            Vec::new()
+        } else {
+            self.logs
+                .history(&request.function_name, &filter)
+                .map_err(|e| Status::internal(e.to_string()))?
+        };
         if let (Some(id), true, false) = (&filter.request_id, history.is_empty(), request.follow) {
             return Err(Status::not_found(format!(
                 "no log of request {id} for function {} (unknown, or older than the log retention)",

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kumo_proto::agent::{
-    daemon_message, DaemonMessage, Heartbeat, Invocation, InvocationResult, Register,
+    daemon_message, DaemonMessage, Heartbeat, Invocation, InvocationResult, LogChunk, Register,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
@@ -25,7 +25,7 @@ pub use drains::DrainError;
 pub use nodes::NodeState;
 pub use service::AgentService;
 
-use crate::state::store::AgentStore;
+use crate::state::store::{AgentStore, LogRecord};
 use nodes::{Node, Session, WarmKey};
 use placement::{NoPlacement, NodeView};
 
@@ -514,6 +514,28 @@ impl AgentRegistry {
             node.set_warm(&heartbeat.warm);
             node.heartbeat = heartbeat;
         }
+    }
+
+    /// A live log part from `session`'s node, as the log record to store:
+    /// `None` when it belongs to no invocation pending there (finished,
+    /// timed out, or of another session).
+    fn live_log(&self, agent_id: &str, session: u64, chunk: LogChunk) -> Option<LogRecord> {
+        let mut state = self.lock();
+        let pending = state
+            .pending
+            .get(&chunk.invocation_id)
+            .filter(|p| p.session == session && p.request_id == chunk.request_id)?;
+        let (function, version, _) = pending.key.clone();
+        if let Some(node) = state.current(agent_id, session) {
+            node.last_seen = Instant::now();
+        }
+        Some(LogRecord {
+            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            function,
+            request_id: chunk.request_id,
+            version,
+            text: chunk.text,
+        })
     }
 
     /// A result from `session`'s node: wakes its caller.

@@ -1,5 +1,6 @@
 //! The `AgentControl` gRPC service agents dial: `Attach` (registration,
-//! invocations down, results and heartbeats up) and `FetchPackage`.
+//! invocations down; results, live log parts and heartbeats up) and
+//! `FetchPackage`.
 
 use std::pin::Pin;
 
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::AgentRegistry;
+use crate::state::logs::Logs;
 use crate::state::packages::{PackageError, PackageStore};
 
 /// Bytes per `FetchPackage` chunk.
@@ -22,12 +24,18 @@ const CHUNK: usize = 1024 * 1024;
 pub struct AgentService {
     registry: AgentRegistry,
     packages: PackageStore,
+    logs: Logs,
 }
 
 impl AgentService {
-    /// The service over a registry and the package blobs.
-    pub fn new(registry: AgentRegistry, packages: PackageStore) -> Self {
-        Self { registry, packages }
+    /// The service over a registry, the package blobs and the function
+    /// logs (where live log parts go as they arrive).
+    pub fn new(registry: AgentRegistry, packages: PackageStore, logs: Logs) -> Self {
+        Self {
+            registry,
+            packages,
+            logs,
+        }
     }
 }
 
@@ -86,11 +94,19 @@ impl AgentControl for AgentService {
             memory_mb = register.allocatable_memory_mb, "agent attached");
         let agent_id = register.agent_id.clone();
         let registry = self.registry.clone();
+        let logs = self.logs.clone();
         tokio::spawn(async move {
             while let Some(message) = inbound.next().await {
                 match message.map(|m| m.body) {
                     Ok(Some(agent_message::Body::Result(result))) => {
                         registry.result(&agent_id, session, result);
+                    }
+                    Ok(Some(agent_message::Body::LogChunk(chunk))) => {
+                        if let Some(record) = registry.live_log(&agent_id, session, chunk) {
+                            if let Err(err) = logs.append(record) {
+                                tracing::error!(%err, "storing a live log part failed");
+                            }
+                        }
                     }
                     Ok(Some(agent_message::Body::Heartbeat(heartbeat))) => {
                         registry.heartbeat(&agent_id, session, heartbeat);

@@ -142,6 +142,7 @@ pub(crate) async fn run(shared: Arc<Shared>, invoker: Invoker, queued: Queued, p
             &event.id,
             String::new(),
             "Event",
+            false,
         )
         .await;
     drop(permit);
