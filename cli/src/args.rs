@@ -589,4 +589,8 @@ pub struct LogsArgs {
     /// Only invocations that ran this version ($LATEST, 1, 2, …).
     #[arg(long)]
     pub version: Option<String>,
+    /// `text`: the lines as printed; `json`: one JSON object per line
+    /// (`timestamp_unix_ms`, `function`, `version`, `request_id`, `message`).
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
 }

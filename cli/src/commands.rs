@@ -6,7 +6,7 @@ use std::io::Write;
 use kumo_proto::control::*;
 use kumo_proto::model;
 
-use crate::args::{CreateArgs, FunctionCommand, InvokeArgs, LogsArgs, UpdateArgs};
+use crate::args::{CreateArgs, FunctionCommand, InvokeArgs, LogsArgs, Output, UpdateArgs};
 use crate::connect::Client;
 use crate::output;
 
@@ -253,10 +253,36 @@ pub async fn logs(client: &mut Client, args: LogsArgs) -> Result<(), CliError> {
         .into_inner();
     while let Some(event) = stream.message().await? {
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(event.text.as_bytes());
+        match args.output {
+            Output::Text => {
+                let _ = stdout.write_all(event.text.as_bytes());
+            }
+            Output::Json => {
+                for line in log_lines_json(&event) {
+                    let _ = writeln!(stdout, "{line}");
+                }
+            }
+        }
         let _ = stdout.flush();
     }
     Ok(())
+}
+
+/// One JSON object per log line of `event` (JSON lines).
+fn log_lines_json(event: &LogEvent) -> Vec<serde_json::Value> {
+    event
+        .text
+        .lines()
+        .map(|line| {
+            serde_json::json!({
+                "timestamp_unix_ms": event.timestamp_unix_ms,
+                "function": event.function_name,
+                "version": event.version,
+                "request_id": event.request_id,
+                "message": line,
+            })
+        })
+        .collect()
 }
 
 /// `30s`, `10m`, `2h`, `1d` ago, or an RFC 3339 time, as epoch milliseconds.
@@ -284,6 +310,22 @@ pub fn parse_since(since: &str, now: chrono::DateTime<chrono::Utc>) -> Result<i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_events_become_one_json_object_per_line() {
+        let event = LogEvent {
+            timestamp_unix_ms: 1_700_000_000_000,
+            function_name: "divide".into(),
+            request_id: "r-1".into(),
+            version: "$LATEST".into(),
+            text: "START RequestId: r-1 Version: $LATEST\nhello \"there\"\n".into(),
+        };
+        let lines = log_lines_json(&event);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["message"], "hello \"there\"");
+        assert_eq!(lines[1]["request_id"], "r-1");
+        assert_eq!(lines[0]["timestamp_unix_ms"], 1_700_000_000_000_i64);
+    }
 
     #[test]
     fn since_forms() {

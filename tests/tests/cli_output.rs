@@ -98,6 +98,23 @@ fn listings_print_tables_and_json() {
         .json();
     assert_eq!(json[0]["version"], "1");
 
+    // Logs as JSON lines: every line an object naming its invocation.
+    kumo.invoke_ok("divide", r#"{"x": 1, "y": 2}"#);
+    let logs = kumo.cli(&["logs", "divide", "--output", "json"]);
+    assert_eq!(logs.code, 0, "{logs:?}");
+    let lines: Vec<serde_json::Value> = logs
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("REPORT RequestId:")));
+    assert!(lines
+        .iter()
+        .all(|l| l["request_id"].as_str().is_some_and(|id| id.len() == 36)));
+
     let functions = kumo.cli(&["function", "list"]);
     assert_aligned(&functions.stdout, &["NAME", "RUNTIME", "MEMORY", "TIMEOUT"]);
     let json = kumo.cli(&["function", "list", "--output", "json"]).json();
