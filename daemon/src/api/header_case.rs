@@ -1,5 +1,5 @@
 //! Header names as the client spelled them, for API Gateway v1.0 events
-//! (`event['headers']['User-Agent']`, wire-formats §5d). hyper lowercases
+//! (`event['headers']['User-Agent']`, docs/wire-formats.md §5d). hyper lowercases
 //! header names and keeps their spelling only in a crate-private extension,
 //! so the listener reads them itself: each connection's stream passes
 //! through a [`HeadTap`], which parses every request head with `httparse`

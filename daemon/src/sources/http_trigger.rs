@@ -1,5 +1,5 @@
 //! HTTP triggers: API-Gateway-style routes under `/http` on kumod's HTTP
-//! listener (wire-formats §5d). A request that matches a route invokes its
+//! listener (docs/wire-formats.md §5d). A request that matches a route invokes its
 //! function synchronously with the v1.0 or v2.0 proxy event, and the
 //! result becomes the HTTP response (502 for malformed results, with the
 //! reason appended to the invocation's log, and for function errors; 429

@@ -1,4 +1,4 @@
-//! The MinIO webhook endpoint (`/webhooks/minio`, wire-formats §5b):
+//! The MinIO webhook endpoint (`/webhooks/minio`, docs/wire-formats.md §5b):
 //! checks the `Authorization` header against the configured token, parses
 //! the body, and queues one asynchronous event per matching bucket trigger,
 //! in S3's shape (§5a) or, for `--event-format minio`, MinIO's verbatim.

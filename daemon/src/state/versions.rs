@@ -1,4 +1,4 @@
-//! Publishing versions and managing aliases (wire-formats §8): a version
+//! Publishing versions and managing aliases (docs/wire-formats.md §8): a version
 //! is an immutable snapshot of `$LATEST`; an alias points at a version and
 //! can route a share of calls to a second one.
 

@@ -2,7 +2,7 @@
 //! (retries exhausted, too old, or its function disabled), with its payload,
 //! request id, last error and attempt count; listing, replay and purge; and
 //! the optional on-failure destination that receives Lambda's destination
-//! record (wire-formats §7).
+//! record (docs/wire-formats.md §7).
 
 use std::sync::Arc;
 
