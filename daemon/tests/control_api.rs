@@ -313,13 +313,17 @@ async fn agent_protocol_dispatch_fetch_and_logs() {
         while let Some(chunk) = stream.message().await.unwrap() {
             bytes.extend_from_slice(&chunk.data);
         }
+        // The caller asked for the tail: the agent builds it (with REPORT).
+        assert!(invocation.log_tail, "the Tail request reaches the agent");
+        let log = format!("START RequestId: {} Version: $LATEST\nhi\nEND RequestId: {0}\nREPORT RequestId: {0}\tDuration: 1.00 ms\t\n", invocation.request_id);
         tx.send(AgentMessage {
             body: Some(agent_message::Body::Result(InvocationResult {
                 invocation_id: invocation.invocation_id,
                 request_id: invocation.request_id.clone(),
                 outcome: Outcome::Success as i32,
                 payload: invocation.payload.clone(),
-                log: format!("START RequestId: {} Version: $LATEST\nhi\nEND RequestId: {0}\nREPORT RequestId: {0}\tDuration: 1.00 ms\t\n", invocation.request_id),
+                log_tail: log.clone(),
+                log,
                 executed_version: "$LATEST".into(),
                 ..Default::default()
             })),
@@ -342,7 +346,7 @@ async fn agent_protocol_dispatch_fetch_and_logs() {
     assert_eq!(fetched, zip, "FetchPackage returns the stored bytes");
     assert_eq!(response.payload, br#"{"x": 1}"#);
     assert!(response.function_error.is_empty());
-    assert!(response.log_tail.contains("\nhi\n") && !response.log_tail.contains("REPORT"));
+    assert!(response.log_tail.contains("\nhi\n") && response.log_tail.contains("REPORT"));
 
     let mut logs = client
         .get_logs(GetLogsRequest {
