@@ -34,6 +34,9 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v pgrep >/dev/null || need_apt+=(procps)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
+command -v strip >/dev/null || need_apt+=(binutils)
+command -v script >/dev/null || need_apt+=(bsdutils)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # The nodejsNN.x runtimes, and AWS's npm aws-lambda-ric (tests/node-ric.sh
 # compiles its native client once).
