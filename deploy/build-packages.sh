@@ -40,6 +40,18 @@ packaged_unit() {
     -e 's#file:///usr/local/share/doc/kumo/#file:///usr/share/doc/kumod/#g' "systemd/$1"
 }
 
+# service_prerm UNIT: the prerm that stops and disables UNIT on removal.
+service_prerm() {
+  cat <<EOF
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ] && [ "\$1" = remove ]; then
+  systemctl stop $1.service >/dev/null 2>&1 || true
+  systemctl disable $1.service >/dev/null 2>&1 || true
+fi
+EOF
+}
+
 # control_file PACKAGE DEPENDS DESCRIPTION...
 control_file() {
   local package=$1 depends=$2
@@ -127,14 +139,7 @@ if [ "$1" = configure ]; then
   echo "operator token: /var/lib/kumo/control.token; agent join token: /var/lib/kumo/agent.token"
 fi
 EOF
-cat >"$daemon/DEBIAN/prerm" <<'EOF'
-#!/bin/sh
-set -e
-if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
-  systemctl stop kumod.service >/dev/null 2>&1 || true
-  systemctl disable kumod.service >/dev/null 2>&1 || true
-fi
-EOF
+service_prerm kumod >"$daemon/DEBIAN/prerm"
 cat >"$daemon/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
 # purge removes kumod's data (functions, queued events, logs, tokens) and user.
@@ -179,14 +184,7 @@ if [ "$1" = configure ]; then
   echo "kumo-agent installed; set server and token_file in /etc/kumo/agent.toml, then: systemctl enable --now kumo-agent"
 fi
 EOF
-cat >"$agent/DEBIAN/prerm" <<'EOF'
-#!/bin/sh
-set -e
-if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
-  systemctl stop kumo-agent.service >/dev/null 2>&1 || true
-  systemctl disable kumo-agent.service >/dev/null 2>&1 || true
-fi
-EOF
+service_prerm kumo-agent >"$agent/DEBIAN/prerm"
 cat >"$agent/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
 # purge removes the agent's package cache and scratch space.
