@@ -200,7 +200,15 @@ impl Kumo {
     /// Like [`Kumo::start_configured`], with kumod's soft and hard
     /// `RLIMIT_NOFILE` set to `fd_limit` (started under `prlimit`).
     pub fn start_fd_limited(daemon_settings: &str, fd_limit: u64) -> Kumo {
-        Self::launch_limited(daemon_settings, "", true, "127.0.0.1", Some(fd_limit))
+        let ports = free_ports();
+        Self::launch_at(
+            daemon_settings,
+            "",
+            true,
+            "127.0.0.1",
+            Some(fd_limit),
+            ports,
+        )
     }
 
     fn launch(
@@ -209,31 +217,21 @@ impl Kumo {
         all_in_one: bool,
         listen_ip: &str,
     ) -> Kumo {
-        Self::launch_limited(daemon_settings, agent_settings, all_in_one, listen_ip, None)
-    }
-
-    /// Like [`Kumo::start`], on the given gRPC and HTTP ports (e.g. the
-    /// defaults 7070 and 7071, for commands copied from the README).
-    pub fn start_on_ports(grpc: u16, http: u16) -> Kumo {
-        Self::launch_at("", "", true, "127.0.0.1", None, (grpc, http))
-    }
-
-    fn launch_limited(
-        daemon_settings: &str,
-        agent_settings: &str,
-        all_in_one: bool,
-        listen_ip: &str,
-        fd_limit: Option<u64>,
-    ) -> Kumo {
         let ports = free_ports();
         Self::launch_at(
             daemon_settings,
             agent_settings,
             all_in_one,
             listen_ip,
-            fd_limit,
+            None,
             ports,
         )
+    }
+
+    /// Like [`Kumo::start`], on the given gRPC and HTTP ports (e.g. the
+    /// defaults 7070 and 7071, for commands copied from the README).
+    pub fn start_on_ports(grpc: u16, http: u16) -> Kumo {
+        Self::launch_at("", "", true, "127.0.0.1", None, (grpc, http))
     }
 
     fn launch_at(
