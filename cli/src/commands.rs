@@ -99,15 +99,16 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
     let (zip, code_s3) = crate::package::source(&args.code, settings.s3_profile.as_deref())?;
-    crate::upload_progress::expect_upload(zip.len(), &config.name);
-    let info = client
-        .create_function(CreateFunctionRequest {
+    let bar = crate::upload_progress::bar_for(zip.len(), &config.name);
+    let request = crate::upload_progress::with_bar(
+        CreateFunctionRequest {
             config: Some(config),
             zip,
             code_s3,
-        })
-        .await?
-        .into_inner();
+        },
+        bar,
+    );
+    let info = client.create_function(request).await?.into_inner();
     if !info.runtime_warning.is_empty() {
         eprintln!("warning: {}", info.runtime_warning);
     }
@@ -120,17 +121,16 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
     let mut info = None;
     if let Some(code) = &args.code {
         let (zip, code_s3) = crate::package::source(code, settings.s3_profile.as_deref())?;
-        crate::upload_progress::expect_upload(zip.len(), &args.name);
-        info = Some(
-            client
-                .update_function_code(UpdateFunctionCodeRequest {
-                    name: args.name.clone(),
-                    zip,
-                    code_s3,
-                })
-                .await?
-                .into_inner(),
+        let bar = crate::upload_progress::bar_for(zip.len(), &args.name);
+        let request = crate::upload_progress::with_bar(
+            UpdateFunctionCodeRequest {
+                name: args.name.clone(),
+                zip,
+                code_s3,
+            },
+            bar,
         );
+        info = Some(client.update_function_code(request).await?.into_inner());
     }
     let set_environment = args.clear_env || !settings.env.is_empty();
     let set_egress_allow = args.clear_egress_allow || !settings.egress_allow.is_empty();

@@ -1,11 +1,11 @@
-//! A progress bar for package uploads of a few MB and more: the request
-//! body of the next call is handed to the HTTP/2 stream in 64 KiB pieces,
+//! A progress bar for package uploads of a few MB and more: a request that
+//! carries a bar (in its extensions) has its body handed to the HTTP/2
+//! stream in 64 KiB pieces,
 //! and each piece taken advances the bar (so it follows the connection's
 //! flow control, not just the encoding). Drawn on stderr only when stderr
 //! is a terminal.
 
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,14 +16,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub const SHOW_FROM_BYTES: usize = 4 << 20;
 const PIECE_BYTES: usize = 64 << 10;
 
-/// The bar the next request takes, if one was asked for.
-static NEXT_UPLOAD: Mutex<Option<ProgressBar>> = Mutex::new(None);
-
-/// Shows a bar for the next request, a package of `bytes` bytes, when it
-/// is large enough to be worth one.
-pub fn expect_upload(bytes: usize, what: &str) {
+/// A bar for a package of `bytes` bytes, when it is large enough to be
+/// worth one.
+pub fn bar_for(bytes: usize, what: &str) -> Option<ProgressBar> {
     if bytes < SHOW_FROM_BYTES {
-        return;
+        return None;
     }
     let bar = ProgressBar::new(bytes as u64);
     bar.set_style(
@@ -34,17 +31,20 @@ pub fn expect_upload(bytes: usize, what: &str) {
         .progress_chars("=> "),
     );
     bar.set_message(format!("uploading {what}"));
-    if let Ok(mut next) = NEXT_UPLOAD.lock() {
-        *next = Some(bar);
+    Some(bar)
+}
+
+/// `message` as a request whose body advances `bar` (if any) as it is sent.
+pub fn with_bar<T>(message: T, bar: Option<ProgressBar>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(bar) = bar {
+        request.extensions_mut().insert(bar);
     }
+    request
 }
 
-fn take_bar() -> Option<ProgressBar> {
-    NEXT_UPLOAD.lock().ok().and_then(|mut next| next.take())
-}
-
-/// Wraps the client's service: a request made after [`expect_upload`]
-/// reports its body's progress.
+/// Wraps the client's service: a request made with [`with_bar`] reports
+/// its body's progress.
 #[derive(Debug, Clone)]
 pub struct UploadProgress<S> {
     inner: S,
@@ -69,8 +69,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        match take_bar() {
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        match request.extensions_mut().remove::<ProgressBar>() {
             Some(bar) => {
                 let (parts, body) = request.into_parts();
                 let body = tonic::body::Body::new(Counted {
@@ -166,10 +166,9 @@ mod tests {
 
     #[test]
     fn small_packages_get_no_bar() {
-        expect_upload(1024, "x");
-        assert!(take_bar().is_none());
-        expect_upload(SHOW_FROM_BYTES, "x");
-        assert!(take_bar().is_some());
-        assert!(take_bar().is_none(), "a bar serves one request");
+        assert!(bar_for(1024, "x").is_none());
+        assert!(bar_for(SHOW_FROM_BYTES, "x").is_some());
+        let request = with_bar((), bar_for(SHOW_FROM_BYTES, "x"));
+        assert!(request.extensions().get::<ProgressBar>().is_some());
     }
 }
