@@ -131,6 +131,7 @@ impl Versions {
             function_arn: self.functions.arn(name, Some(LATEST)),
             created_at: record.last_modified.clone(),
             code_size: record.code_size,
+            layers: record.config.layer_infos(),
         };
         let mut list = vec![latest];
         list.extend(
@@ -187,6 +188,7 @@ impl Versions {
             config: Some(version.config.to_proto()),
             created_at: version.created.clone(),
             code_size: version.code_size,
+            layers: version.config.layer_infos(),
         }
     }
 

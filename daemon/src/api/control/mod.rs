@@ -10,6 +10,7 @@ use tonic::{Code, Request, Response, Status};
 
 mod agents_api;
 mod events_api;
+mod layers_api;
 mod logs_api;
 mod versions_api;
 
@@ -21,6 +22,7 @@ use crate::dispatch::invoke::{self, InvokeError, Invoker};
 use crate::s3::S3Error;
 use crate::sources::registry::{TriggerError, Triggers};
 use crate::state::functions::{FunctionError, Functions};
+use crate::state::layers::Layers;
 use crate::state::logs::Logs;
 use crate::state::packages::PackageError;
 use crate::state::versions::{VersionError, Versions};
@@ -41,6 +43,8 @@ pub struct ControlParts {
     pub triggers: Triggers,
     /// Versions and aliases.
     pub versions: Versions,
+    /// Layers.
+    pub layers: Layers,
     /// Connected agents.
     pub agents: AgentRegistry,
 }
@@ -54,6 +58,7 @@ pub struct ControlService {
     logs: Logs,
     triggers: Triggers,
     versions: Versions,
+    layers: Layers,
     agents: AgentRegistry,
     started: chrono::DateTime<chrono::Utc>,
 }
@@ -69,6 +74,7 @@ impl ControlService {
             logs: parts.logs,
             triggers: parts.triggers,
             versions: parts.versions,
+            layers: parts.layers,
             agents: parts.agents,
             started: chrono::Utc::now(),
         }
@@ -182,6 +188,8 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
         FunctionError::Invalid(_)
         | FunctionError::Reservation(_)
         | FunctionError::UnknownDestination { .. }
+        | FunctionError::UnknownLayer { .. }
+        | FunctionError::LayersTooLarge { .. }
         | FunctionError::Credentials(_)
         | FunctionError::Package(PackageError::Invalid(_) | PackageError::EntryPoint(_)) => {
             Code::InvalidArgument
@@ -456,6 +464,41 @@ impl Control for ControlService {
         request: Request<DrainAgentRequest>,
     ) -> Result<Response<AgentStatus>, Status> {
         self.drain_agent_rpc(request).await
+    }
+
+    async fn publish_layer_version(
+        &self,
+        request: Request<PublishLayerVersionRequest>,
+    ) -> Result<Response<LayerVersionInfo>, Status> {
+        self.publish_layer_version_rpc(request).await
+    }
+
+    async fn get_layer_version(
+        &self,
+        request: Request<GetLayerVersionRequest>,
+    ) -> Result<Response<LayerVersionInfo>, Status> {
+        self.get_layer_version_rpc(request).await
+    }
+
+    async fn list_layers(
+        &self,
+        _request: Request<ListLayersRequest>,
+    ) -> Result<Response<ListLayersResponse>, Status> {
+        self.list_layers_rpc().await
+    }
+
+    async fn list_layer_versions(
+        &self,
+        request: Request<ListLayerVersionsRequest>,
+    ) -> Result<Response<ListLayerVersionsResponse>, Status> {
+        self.list_layer_versions_rpc(request).await
+    }
+
+    async fn delete_layer_version(
+        &self,
+        request: Request<DeleteLayerVersionRequest>,
+    ) -> Result<Response<DeleteLayerVersionResponse>, Status> {
+        self.delete_layer_version_rpc(request).await
     }
 
     async fn undrain_agent(

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use kumo_proto::control::FunctionConfig;
+use kumo_proto::control::{FunctionConfig, FunctionLayer};
 use serde::{Deserialize, Serialize};
 
 /// Configuration as stored (serde mirror of the protocol's `FunctionConfig`).
@@ -50,6 +50,22 @@ pub struct StoredConfig {
     /// Lambda's execution role ARN, kept only to echo it back.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
+    /// Layer versions, in `/opt` order, resolved to their packages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<StoredLayer>,
+}
+
+/// A layer version a function uses, resolved when the function's
+/// configuration is stored (layer versions are immutable and cannot be
+/// deleted while used, so the package stays valid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLayer {
+    /// The layer version's full ARN.
+    pub arn: String,
+    /// Hex SHA-256 of its ZIP.
+    pub package_digest: String,
+    /// ZIP size in bytes.
+    pub code_size: u64,
 }
 
 fn default_retries() -> u32 {
@@ -61,7 +77,9 @@ fn default_event_age() -> u32 {
 }
 
 impl StoredConfig {
-    /// From a normalized protocol config (all optional fields set).
+    /// From a normalized protocol config (all optional fields set). Its
+    /// layer ARNs are not resolved here: `layers` is left empty for the
+    /// caller (`state::functions`) to fill.
     pub fn from_proto(config: &FunctionConfig) -> Self {
         Self {
             name: config.name.clone(),
@@ -91,7 +109,19 @@ impl StoredConfig {
             on_failure_destination: config.on_failure_destination.clone(),
             credentials_profile: config.credentials_profile.clone(),
             role: config.role.clone(),
+            layers: Vec::new(),
         }
+    }
+
+    /// The layers with their sizes, as the protocol reports them.
+    pub fn layer_infos(&self) -> Vec<FunctionLayer> {
+        self.layers
+            .iter()
+            .map(|l| FunctionLayer {
+                arn: l.arn.clone(),
+                code_size: l.code_size,
+            })
+            .collect()
     }
 
     /// To the protocol form.
@@ -116,6 +146,7 @@ impl StoredConfig {
             on_failure_destination: self.on_failure_destination.clone(),
             credentials_profile: self.credentials_profile.clone(),
             role: self.role.clone(),
+            layers: self.layers.iter().map(|l| l.arn.clone()).collect(),
         }
     }
 }

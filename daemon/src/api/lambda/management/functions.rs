@@ -27,7 +27,7 @@ struct PublishInput {
 impl Management {
     /// The ZIP a `Code` names: base64 bytes, or an object fetched through
     /// the configured S3 profile.
-    async fn package(&self, code: &CodeInput) -> Result<Vec<u8>, ApiError> {
+    pub(super) async fn package(&self, code: &CodeInput) -> Result<Vec<u8>, ApiError> {
         if code.image_uri.is_some() {
             return Err(ApiError::invalid(
                 "ImageUri: Kumo runs Zip packages only, not container images",
@@ -75,6 +75,7 @@ impl Management {
             tags: input.tags,
             ephemeral_storage_mb: c.ephemeral_storage.map(|e| e.size),
             role: c.role.unwrap_or_default(),
+            layers: c.layers.unwrap_or_default(),
             ..Default::default()
         };
         let functions = self.functions.clone();
@@ -244,6 +245,8 @@ impl Management {
             environment: input.environment.map(|e| e.variables).unwrap_or_default(),
             ephemeral_storage_mb: input.ephemeral_storage.map(|e| e.size),
             role: input.role,
+            set_layers: input.layers.is_some(),
+            layers: input.layers.unwrap_or_default(),
             ..Default::default()
         };
         Ok((200, Some(self.update_latest(request, expected).await?)))
