@@ -355,7 +355,7 @@ async fn a_blank_sandbox_is_claimed_once() {
         return;
     }
     let f = fixture();
-    let script = "find /var/task /opt -mindepth 1 | wc -l; read assignment; echo got:$assignment; \
+    let script = "find /var/task /opt -type f | wc -l; read assignment; echo got:$assignment; \
                   cat /var/task/data.txt /opt/python/layer.txt; df -m /tmp | tail -1; \
                   touch /var/task/x 2>&1 || true; touch /opt/x 2>&1 || true";
     let opt_dir = f.task_dir.with_file_name("layers");

@@ -486,7 +486,7 @@ fn boto3_lifecycle_conflicts_pagination_and_errors() {
         "layers",
         400,
         "InvalidParameterValueException",
-        "Layers are not supported",
+        "layer:l:1 does not exist",
     );
     refused("arm64", 400, "InvalidParameterValueException", "arm64");
     refused(

@@ -175,7 +175,13 @@ pub fn build(sys: &dyn Syscall, spec: &InitSpec) -> Result<()> {
     }
     let opt = root.join("opt");
     mkdir(sys, &opt, 0o755)?;
-    if let (Some(opt_dir), false) = (&spec.opt_dir, spec.deferred) {
+    if spec.deferred {
+        // The dynamic linker marks a missing LD_LIBRARY_PATH directory as
+        // absent for good the first time it searches it: a blank's runtime
+        // must find `/opt/lib` present before the claim mounts the layers
+        // over `/opt`.
+        mkdir(sys, &opt.join("lib"), 0o755)?;
+    } else if let Some(opt_dir) = &spec.opt_dir {
         bind_read_only(sys, opt_dir, &opt)?;
     }
     let tmp = root.join("tmp");

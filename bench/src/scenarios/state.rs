@@ -52,6 +52,7 @@ fn fill(dir: &std::path::Path, functions: usize, triggers: usize) -> anyhow::Res
                 on_failure_destination: String::new(),
                 credentials_profile: String::new(),
                 role: String::new(),
+                layers: Vec::new(),
             },
             package_digest: "0".repeat(64),
             code_sha256: String::new(),

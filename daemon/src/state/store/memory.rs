@@ -302,13 +302,6 @@ impl AgentStore for MemoryStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    crate::store_conformance_tests!(|| (MemoryStore::new(), ()));
-}
-
 impl LayerStore for MemoryStore {
     fn next_layer_version(&self, layer: &str) -> Result<u64, StoreError> {
         let mut counters = lock(&self.layer_counters);
@@ -354,4 +347,11 @@ impl LayerStore for MemoryStore {
             .remove(&(layer.to_string(), version))
             .is_some())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::store_conformance_tests!(|| (MemoryStore::new(), ()));
 }
