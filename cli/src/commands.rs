@@ -128,6 +128,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
                 name: args.name.clone(),
                 zip,
                 code_s3,
+                expect_revision_id: String::new(),
             },
             bar,
         );
@@ -175,6 +176,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
             role: None,
             set_layers,
             layers: settings.layers,
+            expect_revision_id: String::new(),
         };
         info = Some(
             client

@@ -83,10 +83,11 @@ pub struct Functions {
     account_id: String,
     limiter: ConcurrencyLimiter,
     s3: S3Profiles,
-    /// Held while layer lists are resolved and stored, and while a layer
-    /// version is deleted: a version in use is never deleted under a
-    /// function that is being given it.
-    layer_uses: Arc<Mutex<()>>,
+    /// Held by every change of a function record (a RevisionId check and
+    /// the change it guards happen under it, and no concurrent change is
+    /// lost) and while a layer version is deleted (never under a function
+    /// being given it).
+    writes: Arc<Mutex<()>>,
 }
 
 impl Functions {
@@ -110,7 +111,7 @@ impl Functions {
             account_id,
             limiter,
             s3,
-            layer_uses: Arc::default(),
+            writes: Arc::default(),
         })
     }
 
@@ -124,9 +125,9 @@ impl Functions {
         (&self.region, &self.account_id)
     }
 
-    /// Serializes layer-list changes with layer deletes.
-    pub fn lock_layer_uses(&self) -> MutexGuard<'_, ()> {
-        self.layer_uses.lock().unwrap_or_else(|p| p.into_inner())
+    /// Serializes changes of function records, and layer deletes with them.
+    pub fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Resolves `config`'s layers into `stored` and checks the runtime's
@@ -248,7 +249,7 @@ impl Functions {
         }
         let tree = packages::validate(zip)?;
         let mut stored = StoredConfig::from_proto(&config);
-        let _uses = self.lock_layer_uses();
+        let _writes = self.lock_writes();
         self.resolve_layers(&config, &mut stored, PackageRef::Checked(&tree))?;
         let package = self.packages.put_validated(zip)?;
         let record = FunctionRecord {
@@ -268,10 +269,18 @@ impl Functions {
     }
 
     /// Replaces the package of `$LATEST`.
-    pub fn update_code(&self, name: &str, zip: &[u8]) -> Result<FunctionInfo, FunctionError> {
+    /// With `expected_revision` (not empty), refuses unless it is the
+    /// function's current RevisionId.
+    pub fn update_code(
+        &self,
+        name: &str,
+        zip: &[u8],
+        expected_revision: &str,
+    ) -> Result<FunctionInfo, FunctionError> {
         let tree = packages::validate(zip)?;
-        let _uses = self.lock_layer_uses();
+        let _writes = self.lock_writes();
         let mut record = self.get_record(name)?;
+        self.check_record_revision(&record, expected_revision)?;
         let config = record.config.to_proto();
         self.resolve_layers(&config, &mut record.config, PackageRef::Checked(&tree))?;
         let StoredPackage {
@@ -292,8 +301,9 @@ impl Functions {
         &self,
         update: UpdateFunctionConfigurationRequest,
     ) -> Result<FunctionInfo, FunctionError> {
-        let _uses = self.lock_layer_uses();
+        let _writes = self.lock_writes();
         let mut record = self.get_record(&update.name)?;
+        self.check_record_revision(&record, &update.expect_revision_id)?;
         let mut config = record.config.to_proto();
         let (entry_before, layers_before) = (entry_point(&config), config.layers.clone());
         merge_update(&mut config, update);
@@ -448,6 +458,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
         role,
         set_layers,
         layers,
+        expect_revision_id: _,
     } = update;
     if set_egress_allow {
         config.egress_allow = egress_allow;
@@ -582,7 +593,7 @@ mod tests {
         let blob = dir.path().join(format!("{}.zip", a.package_digest));
         f.delete("f").unwrap();
         assert!(blob.exists(), "still used by g");
-        f.update_code("g", &zip("other")).unwrap();
+        f.update_code("g", &zip("other"), "").unwrap();
         assert!(!blob.exists(), "unused after g moved on");
         assert!(matches!(f.delete("f"), Err(FunctionError::NotFound { .. })));
     }
@@ -651,7 +662,7 @@ mod tests {
         assert!(f.list().unwrap().is_empty());
         f.create(provided(), &zip_with("bootstrap", 0o755)).unwrap();
         refused(
-            f.update_code("p", &zip_with("bootstrap", 0o600)),
+            f.update_code("p", &zip_with("bootstrap", 0o600), ""),
             "not executable",
         );
         // A python3 function switched to provided: its stored package is checked.
@@ -663,7 +674,8 @@ mod tests {
         };
         refused(f.update_configuration(switch()), "no executable file");
         assert_eq!(f.get("f").unwrap().config.unwrap().runtime, "python3");
-        f.update_code("f", &zip_with("bootstrap", 0o755)).unwrap();
+        f.update_code("f", &zip_with("bootstrap", 0o755), "")
+            .unwrap();
         f.update_configuration(switch()).unwrap();
     }
 

@@ -72,7 +72,7 @@ impl Layers {
     ) -> Result<LayerVersionInfo, LayerError> {
         check_publish(request)?;
         let (package, tree) = self.functions.packages().put_with_tree(&request.zip)?;
-        let _uses = self.functions.lock_layer_uses();
+        let _writes = self.functions.lock_writes();
         let version = self.store().next_layer_version(&request.layer_name)?;
         let record = LayerVersionRecord {
             layer: request.layer_name.clone(),
@@ -128,7 +128,7 @@ impl Layers {
     /// else refers to it.
     pub fn delete(&self, layer: &str, version: u64) -> Result<(), LayerError> {
         let wanted = self.reference(layer, version)?;
-        let _uses = self.functions.lock_layer_uses();
+        let _writes = self.functions.lock_writes();
         let record = self.record(&wanted)?;
         let arn = self.arn(&record.layer, record.version);
         let users = self.users(&arn)?;

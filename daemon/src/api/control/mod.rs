@@ -250,7 +250,10 @@ impl Control for ControlService {
         let request = request.into_inner();
         let zip = self.package_bytes(request.zip, request.code_s3).await?;
         let functions = self.functions.clone();
-        let info = blocking(move || functions.update_code(&request.name, &zip)).await?;
+        let info = blocking(move || {
+            functions.update_code(&request.name, &zip, &request.expect_revision_id)
+        })
+        .await?;
         Ok(Response::new(self.with_queue(info)?))
     }
 

@@ -212,14 +212,8 @@ impl Management {
         let name = self.function_name(given)?;
         let zip = self.package(&input.code).await?;
         let functions = self.functions.clone();
-        let expected = input.revision_id.clone();
-        let info = blocking(move || {
-            if let Some(expected) = &expected {
-                functions.check_revision(&name, expected)?;
-            }
-            functions.update_code(&name, &zip)
-        })
-        .await?;
+        let expected = input.revision_id.clone().unwrap_or_default();
+        let info = blocking(move || functions.update_code(&name, &zip, &expected)).await?;
         if input.publish {
             let version = self
                 .publish(&info.function_arn, PublishInput::default())
@@ -233,7 +227,6 @@ impl Management {
         let input: ConfigurationInput = shapes::parse_body(body)?;
         shapes::check_unsupported(&input)?;
         let name = self.function_name(given)?;
-        let expected = input.revision_id.clone();
         let request = UpdateFunctionConfigurationRequest {
             name: name.clone(),
             description: input.description,
@@ -247,41 +240,33 @@ impl Management {
             role: input.role,
             set_layers: input.layers.is_some(),
             layers: input.layers.unwrap_or_default(),
+            expect_revision_id: input.revision_id.unwrap_or_default(),
             ..Default::default()
         };
-        Ok((200, Some(self.update_latest(request, expected).await?)))
+        Ok((200, Some(self.update_latest(request).await?)))
     }
 
-    /// Applies a configuration update (after checking the RevisionId when
-    /// one is given) and answers with the new `$LATEST` configuration.
+    /// Applies a configuration update (refused unless its
+    /// `expect_revision_id`, when given, is current) and answers with the
+    /// new `$LATEST` configuration.
     pub(super) async fn update_latest(
         &self,
         request: UpdateFunctionConfigurationRequest,
-        expected_revision: Option<String>,
     ) -> Result<serde_json::Value, ApiError> {
         let functions = self.functions.clone();
-        let info = blocking(move || {
-            if let Some(expected) = &expected_revision {
-                functions.check_revision(&request.name, expected)?;
-            }
-            functions.update_configuration(request)
-        })
-        .await?;
+        let info = blocking(move || functions.update_configuration(request)).await?;
         Ok(shapes::latest_configuration(&info))
     }
 
     async fn publish(&self, given: &str, input: PublishInput) -> Result<VersionInfo, ApiError> {
         let name = self.function_name(given)?;
-        let functions = self.functions.clone();
         let versions = self.versions.clone();
         blocking(move || {
-            if let Some(expected) = &input.revision_id {
-                functions.check_revision(&name, expected)?;
-            }
             let request = PublishVersionRequest {
                 function_name: name,
                 description: input.description.unwrap_or_default(),
                 expect_code_sha256: input.code_sha256.unwrap_or_default(),
+                expect_revision_id: input.revision_id.unwrap_or_default(),
             };
             versions.publish(&request).map_err(ApiError::from)
         })
