@@ -275,8 +275,22 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         .build_v1()
         .map_err(|e| DaemonError::InvalidConfig(format!("gRPC reflection: {e}")))?;
     let (shutdown, stop) = oneshot::channel::<()>();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
-    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    // tonic's own `tcp_nodelay` applies only to listeners it binds itself:
+    // set it on every accepted connection here. Without it, Nagle's
+    // algorithm holds small frames (an HTTP/2 WINDOW_UPDATE after each ~1 MB
+    // an agent sends) behind the peer's 40 ms delayed ACK, which stalled one
+    // call in every ~1,000.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+        |accepted| {
+            accepted.inspect(|stream| {
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(%err, "setting TCP_NODELAY on a gRPC connection");
+                }
+            })
+        },
+    );
+    let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }

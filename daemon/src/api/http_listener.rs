@@ -92,7 +92,11 @@ pub async fn serve(
     let mut refused: u64 = 0;
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
+            Ok(conn) => {
+                // Answers go out at once, never behind a delayed ACK.
+                let _ = conn.0.set_nodelay(true);
+                conn
+            }
             Err(err) => {
                 tracing::warn!(%err, "accepting an HTTP connection failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -417,16 +417,13 @@ impl Invoker {
             init_duration_ms: result.init_duration_ms,
         });
         if !result.log.is_empty() {
-            let stored = self.logs.append(LogRecord {
+            self.logs.append(LogRecord {
                 timestamp_ms: chrono::Utc::now().timestamp_millis(),
                 function: name.to_string(),
                 request_id: request_id.to_string(),
                 version: version.clone(),
                 text: std::mem::take(&mut result.log),
             });
-            if let Err(err) = stored {
-                tracing::error!(%err, %request_id, "storing an invocation log failed");
-            }
         }
         Ok(Executed { result, version })
     }
@@ -437,16 +434,13 @@ impl Invoker {
     pub fn log_platform_line(&self, function: &str, request_id: &str, version: &str, line: &str) {
         let now = chrono::Utc::now();
         let time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let stored = self.logs.append(LogRecord {
+        self.logs.append(LogRecord {
             timestamp_ms: now.timestamp_millis(),
             function: function.to_string(),
             request_id: request_id.to_string(),
             version: version.to_string(),
             text: format!("{time} {request_id} [kumo] {line}\n"),
         });
-        if let Err(err) = stored {
-            tracing::error!(%err, %request_id, "storing a platform log line failed");
-        }
     }
 
     fn spec(&self, target: &Target) -> FunctionSpec {

@@ -498,7 +498,7 @@ fn now() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write;
 
     use super::*;
@@ -517,7 +517,9 @@ mod tests {
         out.into_inner()
     }
 
-    fn functions(dir: &std::path::Path) -> Functions {
+    /// Functions over an in-memory store and blobs in `dir`, in
+    /// eu-west-1, account 123456789012 (for this crate's unit tests).
+    pub(crate) fn functions(dir: &std::path::Path) -> Functions {
         Functions::new(
             Arc::new(MemoryStore::new()),
             PackageStore::open(dir.to_path_buf()).unwrap(),

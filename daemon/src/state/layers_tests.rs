@@ -1,17 +1,12 @@
 //! Layers over the in-memory store and a real blob directory.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use kumo_proto::control::{
     FunctionConfig, PublishLayerVersionRequest, UpdateFunctionConfigurationRequest,
 };
 
 use super::*;
-use crate::dispatch::concurrency::ConcurrencyLimiter;
-use crate::s3::S3Profiles;
-use crate::state::packages::PackageStore;
-use crate::state::store::MemoryStore;
 use crate::state::versions::Versions;
 
 const ARN: &str = "arn:aws:lambda:eu-west-1:123456789012:layer";
@@ -30,15 +25,7 @@ fn zip(entries: &[(&str, u32, &str)]) -> Vec<u8> {
 }
 
 fn parts(dir: &std::path::Path) -> (Functions, Layers) {
-    let functions = Functions::new(
-        Arc::new(MemoryStore::new()),
-        PackageStore::open(dir.to_path_buf()).unwrap(),
-        "eu-west-1".into(),
-        "123456789012".into(),
-        ConcurrencyLimiter::new(10),
-        S3Profiles::default(),
-    )
-    .unwrap();
+    let functions = crate::state::functions::tests::functions(dir);
     (functions.clone(), Layers::new(functions))
 }
 

@@ -1,16 +1,18 @@
-//! Function logs: every invocation's START…REPORT text stored per function,
-//! indexed by request id, kept within a retention (records, bytes and age
-//! per function; oldest dropped first), and fanned out live to followers.
+//! Function logs: every invocation's START…REPORT text stored per function
+//! (by the log writer thread, off the caller's path), indexed by request
+//! id, kept within a retention (records, bytes and age per function; oldest
+//! dropped first), and fanned out live to followers.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::state::log_writer::LogWriter;
 use crate::state::store::{LogRecord, LogRetention, LogStore, StoreError};
 
-/// How many appends between trims of a function's records.
+/// How many appends of a function between trims of its records.
 const TRIM_EVERY: u64 = 64;
 
 /// `[function_logs]` in kumod.toml.
@@ -81,45 +83,53 @@ pub struct Logs {
     store: Arc<dyn LogStore>,
     feed: broadcast::Sender<Arc<LogRecord>>,
     config: FunctionLogsConfig,
-    appends: Arc<AtomicU64>,
+    writer: Arc<LogWriter>,
 }
 
 impl Logs {
-    /// Logs over `store` with this retention.
+    /// Logs over `store` with this retention; starts the writer thread,
+    /// which also applies a function's retention every [`TRIM_EVERY`] of
+    /// its records.
     pub fn new(store: Arc<dyn LogStore>, config: FunctionLogsConfig) -> Self {
         let (feed, _) = broadcast::channel(1024);
+        let since_trim: Mutex<HashMap<String, u64>> = Mutex::default();
+        let (trim_store, trim_config) = (store.clone(), config.clone());
+        let writer = LogWriter::start(store.clone(), move |written| {
+            let mut since_trim = since_trim.lock().unwrap_or_else(|p| p.into_inner());
+            for (function, count) in written {
+                let pending = since_trim.entry(function.clone()).or_default();
+                *pending += count;
+                if *pending < TRIM_EVERY {
+                    continue;
+                }
+                *pending = 0;
+                let retention = trim_config.retention(chrono::Utc::now().timestamp_millis());
+                if let Err(err) = trim_store.trim_logs(function, &retention) {
+                    tracing::warn!(%err, %function, "applying the log retention failed");
+                }
+            }
+        });
         Self {
             store,
             feed,
             config,
-            appends: Arc::new(AtomicU64::new(0)),
+            writer: Arc::new(writer),
         }
     }
 
-    /// Stores one invocation's log and publishes it to followers. Every
-    /// [`TRIM_EVERY`] appends the function's retention is applied — off the
-    /// caller's path when a Tokio runtime is there to run it.
-    pub fn append(&self, record: LogRecord) -> Result<(), StoreError> {
-        self.store.append_log(&record)?;
-        if self.appends.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == TRIM_EVERY - 1 {
-            let logs = self.clone();
-            let function = record.function.clone();
-            let trim = move || {
-                if let Err(err) = logs.trim(&function) {
-                    tracing::warn!(%err, %function, "applying the log retention failed");
-                }
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn_blocking(trim)),
-                Err(_) => trim(),
-            }
-        }
-        let _ = self.feed.send(Arc::new(record));
-        Ok(())
+    /// Queues one invocation's log for the store (the writer thread logs
+    /// a failure to store it) and publishes it to followers at once. Never
+    /// waits on the store.
+    pub fn append(&self, record: LogRecord) {
+        let record = Arc::new(record);
+        let _ = self.feed.send(record.clone());
+        self.writer.append(record);
     }
 
-    /// Applies the retention to one function's records now.
+    /// Applies the retention to one function's records now (after every
+    /// record queued so far is written).
     pub fn trim(&self, function: &str) -> Result<usize, StoreError> {
+        self.writer.catch_up();
         let retention = self.config.retention(chrono::Utc::now().timestamp_millis());
         self.store.trim_logs(function, &retention)
     }
@@ -140,6 +150,7 @@ impl Logs {
         function: &str,
         filter: &LogFilter,
     ) -> Result<Vec<LogRecord>, StoreError> {
+        self.writer.catch_up();
         let mut records = match &filter.request_id {
             Some(id) => self.store.logs_for_request(function, id)?,
             None => self.store.logs(function, filter.since_ms)?,
@@ -158,6 +169,76 @@ impl Logs {
 mod tests {
     use super::*;
     use crate::state::store::{MemoryStore, SledStore, Store};
+
+    /// A store whose appends wait until the test opens its gate (as sled's
+    /// do while it rolls its write buffer).
+    struct GatedStore {
+        inner: MemoryStore,
+        open: (std::sync::Mutex<bool>, std::sync::Condvar),
+    }
+
+    impl GatedStore {
+        fn set_open(&self, open: bool) {
+            *self.open.0.lock().unwrap() = open;
+            self.open.1.notify_all();
+        }
+    }
+
+    impl LogStore for GatedStore {
+        fn append_log(&self, record: &LogRecord) -> Result<(), StoreError> {
+            let mut open = self.open.0.lock().unwrap();
+            while !*open {
+                open = self.open.1.wait(open).unwrap();
+            }
+            self.inner.append_log(record)
+        }
+        fn logs(&self, function: &str, since_ms: i64) -> Result<Vec<LogRecord>, StoreError> {
+            self.inner.logs(function, since_ms)
+        }
+        fn logs_for_request(&self, f: &str, id: &str) -> Result<Vec<LogRecord>, StoreError> {
+            self.inner.logs_for_request(f, id)
+        }
+        fn trim_logs(&self, f: &str, r: &LogRetention) -> Result<usize, StoreError> {
+            self.inner.trim_logs(f, r)
+        }
+        fn delete_logs(&self, function: &str) -> Result<(), StoreError> {
+            self.inner.delete_logs(function)
+        }
+        fn logged_functions(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.logged_functions()
+        }
+    }
+
+    #[test]
+    fn appends_never_wait_for_the_store_and_readers_see_every_queued_record() {
+        let store = Arc::new(GatedStore {
+            inner: MemoryStore::new(),
+            open: Default::default(),
+        });
+        let logs = Logs::new(store.clone(), FunctionLogsConfig::default());
+        let mut live = logs.subscribe();
+        // The store holds every append; the callers do not wait for it.
+        for i in 0..300 {
+            logs.append(record("f", 1_000 + i, &format!("r{i}"), 10));
+        }
+        assert_eq!(
+            live.try_recv().unwrap().request_id,
+            "r0",
+            "followers see it at once"
+        );
+        assert!(
+            store.inner.logs("f", 0).unwrap().is_empty(),
+            "nothing stored yet"
+        );
+        let reader = {
+            let logs = logs.clone();
+            std::thread::spawn(move || logs.history("f", &LogFilter::default()).unwrap())
+        };
+        store.set_open(true);
+        let seen = reader.join().unwrap();
+        let ids: Vec<String> = seen.iter().map(|r| r.request_id.clone()).collect();
+        assert_eq!(ids, (0..300).map(|i| format!("r{i}")).collect::<Vec<_>>());
+    }
 
     fn record(function: &str, ts: i64, id: &str, text_len: usize) -> LogRecord {
         LogRecord {
@@ -211,8 +292,7 @@ mod tests {
                 .append_log(&record("f", now - 7_200_000, "ancient", 10))
                 .unwrap();
             for i in 0..20 {
-                logs.append(record("f", now + i, &format!("r{i}"), 100))
-                    .unwrap();
+                logs.append(record("f", now + i, &format!("r{i}"), 100));
             }
             store.append_log(&record("g", now, "r1", 10)).unwrap();
             logs.trim("f").unwrap();

@@ -6,6 +6,7 @@
 
 pub(crate) mod functions;
 pub(crate) mod layers;
+pub(crate) mod log_writer;
 pub(crate) mod logs;
 pub(crate) mod packages;
 pub(crate) mod qualifiers;

@@ -27,8 +27,16 @@ impl ControlService {
         let history = if request.follow && request.skip_history {
             Vec::new()
         } else {
-            self.logs
-                .history(&request.function_name, &filter)
+            // Off the async threads: the read first waits for the log
+            // writer to store what is queued.
+            let (logs, name, wanted) = (
+                self.logs.clone(),
+                request.function_name.clone(),
+                filter.clone(),
+            );
+            tokio::task::spawn_blocking(move || logs.history(&name, &wanted))
+                .await
+                .map_err(|e| Status::internal(format!("task failed: {e}")))?
                 .map_err(|e| Status::internal(e.to_string()))?
         };
         if let (Some(id), true, false) = (&filter.request_id, history.is_empty(), request.follow) {
