@@ -29,10 +29,13 @@ struct Progress {
     written: u64,
 }
 
-/// The sending side, shared by every clone of `Logs`.
+/// The sending side, shared by every clone of `Logs`. Dropping it (with
+/// the last `Logs`) lets the thread write what is queued and waits for it
+/// to end, so the store is released when kumod's parts are.
 pub(crate) struct LogWriter {
-    queue: SyncSender<Arc<LogRecord>>,
+    queue: Option<SyncSender<Arc<LogRecord>>>,
     progress: Arc<(Mutex<Progress>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 fn lock(progress: &Mutex<Progress>) -> MutexGuard<'_, Progress> {
@@ -53,18 +56,26 @@ impl LogWriter {
         let spawned = std::thread::Builder::new()
             .name("kumo-log-writer".into())
             .spawn(move || write_loop(store, records, shared, after_batch));
-        if let Err(err) = spawned {
+        let thread = match spawned {
+            Ok(thread) => thread,
             // Without the thread every append would wait forever; fail
             // loudly at start-up instead (kumod cannot run without it).
-            panic!("starting the log writer thread: {err}");
+            Err(err) => panic!("starting the log writer thread: {err}"),
+        };
+        Self {
+            queue: Some(queue),
+            progress,
+            thread: Some(thread),
         }
-        Self { queue, progress }
     }
 
     /// Queues a record (waits only while the queue is full).
     pub(crate) fn append(&self, record: Arc<LogRecord>) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
         lock(&self.progress.0).queued += 1;
-        let record = match self.queue.try_send(record) {
+        let record = match queue.try_send(record) {
             Ok(()) => return,
             Err(TrySendError::Full(record)) => record,
             Err(TrySendError::Disconnected(record)) => {
@@ -74,7 +85,7 @@ impl LogWriter {
             }
         };
         tracing::warn!("the log writer is behind by {QUEUE_CAPACITY} records; waiting for it");
-        if self.queue.send(record).is_err() {
+        if queue.send(record).is_err() {
             self.mark_written(1);
         }
     }
@@ -104,6 +115,17 @@ impl LogWriter {
                 .wait_timeout(state, left)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the log writer thread panicked");
+            }
         }
     }
 }

@@ -218,8 +218,9 @@ mod tests {
         let logs = Logs::new(store.clone(), FunctionLogsConfig::default());
         let mut live = logs.subscribe();
         // The store holds every append; the callers do not wait for it.
+        let now = chrono::Utc::now().timestamp_millis();
         for i in 0..300 {
-            logs.append(record("f", 1_000 + i, &format!("r{i}"), 10));
+            logs.append(record("f", now + i, &format!("r{i}"), 10));
         }
         assert_eq!(
             live.try_recv().unwrap().request_id,
