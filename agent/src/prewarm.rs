@@ -131,7 +131,8 @@ async fn refill(prewarm: Weak<Prewarm>) {
                 if let Some(after) = this.settings.idle_freeze_after {
                     blank.park(after);
                 }
-                this.lock().push(blank)
+                this.lock().push(blank);
+                tracing::debug!(kind = this.kind.label(), network = %this.network, "pre-started sandbox ready");
             }
             Err(err) => {
                 this.pool.give_back_uid(uid);

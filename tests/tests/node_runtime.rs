@@ -422,10 +422,8 @@ fn pre_started_node_sandboxes_serve_node_cold_starts() {
     if !root_or_skip() {
         return;
     }
-    let kumo = Kumo::start_configured(
-        "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
-        "prewarm_node_instances = 2\n",
-    );
+    let kumo = Kumo::start_configured(kumo_tests::LOG_CLAIMS, "prewarm_node_instances = 2\n");
+    kumo.wait_for_blanks(2);
     create(&kumo, "node-warm18", "nodejs18.x", "index.handler", &[]);
     let out = kumo.invoke_ok("node-warm18", r#"{"p": 1}"#);
     assert_eq!(

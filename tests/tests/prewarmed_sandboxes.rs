@@ -90,6 +90,7 @@ fn instances_from_pre_started_sandboxes_are_isolated() {
         return;
     }
     let kumo = Kumo::start_configured(LOG_CLAIMS, "prewarm_python_instances = 2\n");
+    kumo.wait_for_blanks(2);
     let digest_a = create(&kumo, "alpha", &["--memory", "256", "--tmp-size", "600"]);
     let digest_b = create(&kumo, "beta", &[]);
     let a = kumo.invoke_ok("alpha", r#"{"write":true}"#);
@@ -166,6 +167,7 @@ fn functions_the_interpreter_would_start_differently_start_the_classic_way() {
         return;
     }
     let kumo = Kumo::start_configured(LOG_CLAIMS, "prewarm_python_instances = 2\n");
+    kumo.wait_for_blanks(2);
     create(&kumo, "hashed", &["--env", "PYTHONHASHSEED=7"]);
     let facts = kumo.invoke_ok("hashed", "{}");
     assert_eq!(facts["mark"], "hashed");

@@ -330,10 +330,10 @@ fn host_site_packages_are_opt_in_per_function() {
     }
     host_has_yaml();
     for prewarm in ["", "prewarm_python_instances = 2\n"] {
-        let kumo = Kumo::start_configured(
-            "[log]\nlevel = \"info,kumo_agent::executor=debug\"\n",
-            prewarm,
-        );
+        let kumo = Kumo::start_configured(kumo_tests::LOG_CLAIMS, prewarm);
+        if !prewarm.is_empty() {
+            kumo.wait_for_blanks(2);
+        }
         create(&kumo, "plain", FACTS, "lambda_function.handler", &[]);
         let env = "KUMO_PYTHON_HOST_SITE_PACKAGES=1";
         create(

@@ -143,7 +143,9 @@ fn every_escape_attempt_from_a_pre_started_sandbox_is_blocked() {
 
 /// A kumod whose agent pre-starts python3 sandboxes and logs each claim.
 fn start_prewarmed() -> Kumo {
-    Kumo::start_configured(LOG_CLAIMS, "prewarm_python_instances = 2\n")
+    let kumo = Kumo::start_configured(LOG_CLAIMS, "prewarm_python_instances = 2\n");
+    kumo.wait_for_blanks(2);
+    kumo
 }
 
 /// The cold starts really claimed pre-started sandboxes.
