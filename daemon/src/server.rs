@@ -141,7 +141,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         config.region.clone(),
         config.account_id.clone(),
         limiter.clone(),
-        S3Profiles::new(&config.s3),
+        S3Profiles::new(&config.aws, &config.s3),
     )?;
     let logs = Logs::new(store.clone(), config.function_logs.clone());
     let agents = AgentRegistry::new(
@@ -172,7 +172,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let triggers = Triggers::new(
         store.clone(),
         functions.clone(),
-        S3Profiles::new(&config.s3),
+        S3Profiles::new(&config.aws, &config.s3),
         config.region.clone(),
         config.account_id.clone(),
         metrics.clone(),

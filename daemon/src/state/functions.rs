@@ -8,7 +8,7 @@ use kumo_proto::control::{FunctionConfig, FunctionInfo, UpdateFunctionConfigurat
 use kumo_proto::model::{self, ValidationError, LATEST};
 
 use crate::dispatch::concurrency::{ConcurrencyLimiter, ReservationTooLarge};
-use crate::s3::{S3Error, S3Profiles};
+use crate::s3::S3Profiles;
 use crate::state::packages::{PackageError, PackageStore, StoredPackage};
 use crate::state::store::{FunctionRecord, Store, StoreError, StoredConfig};
 
@@ -38,7 +38,7 @@ pub enum FunctionError {
     },
     /// The credentials profile is not configured.
     #[error("invalid credentials_profile: {0}")]
-    Credentials(#[source] S3Error),
+    Credentials(#[source] crate::aws_profiles::ProfileError),
     /// The reserved concurrency does not fit the cluster limit.
     #[error(transparent)]
     Reservation(#[from] ReservationTooLarge),

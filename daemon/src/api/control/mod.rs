@@ -18,7 +18,7 @@ use crate::dispatch::async_queue::dead_letters::DeadLetterError;
 use crate::dispatch::async_queue::EventQueue;
 use crate::dispatch::concurrency::ConcurrencyLimiter;
 use crate::dispatch::invoke::{self, InvokeError, Invoker};
-use crate::s3::S3Error;
+use crate::s3::{ProfileError, S3Error};
 use crate::sources::registry::{TriggerError, Triggers};
 use crate::state::functions::{FunctionError, Functions};
 use crate::state::logs::Logs;
@@ -93,9 +93,8 @@ impl ControlService {
             .get_package(&location.profile, &location.bucket, &location.key)
             .await
             .map_err(|e| match e {
-                S3Error::UnknownProfile { .. } | S3Error::TooLarge { .. } => {
-                    Status::invalid_argument(e.to_string())
-                }
+                S3Error::Profile(ProfileError::UnknownProfile { .. })
+                | S3Error::TooLarge { .. } => Status::invalid_argument(e.to_string()),
                 other => Status::failed_precondition(other.to_string()),
             })
     }
@@ -122,7 +121,7 @@ fn trigger_status(err: TriggerError) -> Status {
         TriggerError::Invalid(_)
         | TriggerError::Schedule(_)
         | TriggerError::Pattern(_)
-        | TriggerError::S3(S3Error::UnknownProfile { .. }) => {
+        | TriggerError::S3(S3Error::Profile(ProfileError::UnknownProfile { .. })) => {
             Status::invalid_argument(err.to_string())
         }
         TriggerError::S3(_) => Status::failed_precondition(err.to_string()),
