@@ -207,6 +207,11 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
             invoker.clone(),
             config.triggers.missed_fires,
         )),
+        tokio::spawn(crate::sources::sqs::run(
+            triggers.clone(),
+            invoker.clone(),
+            triggers.queue_stats.clone(),
+        )),
         tokio::spawn(prune_hourly(
             store,
             logs.clone(),

@@ -20,6 +20,8 @@ use crate::dispatch::concurrency::ConcurrencyLimiter;
 use crate::dispatch::invoke::{self, InvokeError, Invoker};
 use crate::s3::{ProfileError, S3Error};
 use crate::sources::registry::{TriggerError, Triggers};
+use crate::sources::sqs::client::QueueError;
+use crate::sources::sqs::settings::SqsSettingsError;
 use crate::state::functions::{FunctionError, Functions};
 use crate::state::logs::Logs;
 use crate::state::packages::PackageError;
@@ -125,6 +127,11 @@ fn trigger_status(err: TriggerError) -> Status {
             Status::invalid_argument(err.to_string())
         }
         TriggerError::S3(_) => Status::failed_precondition(err.to_string()),
+        TriggerError::Sqs(SqsSettingsError::Invalid(_))
+        | TriggerError::Sqs(SqsSettingsError::Queue(
+            QueueError::BadReference(_) | QueueError::Profile(ProfileError::UnknownProfile { .. }),
+        )) => Status::invalid_argument(err.to_string()),
+        TriggerError::Sqs(_) => Status::failed_precondition(err.to_string()),
         TriggerError::Store(_) => Status::internal(err.to_string()),
     }
 }

@@ -1,0 +1,696 @@
+//! SQS event sources end to end against moto's SQS (docs/wire-formats.md
+//! §9): kumod polls real queues with aws-sdk-sqs and invokes real
+//! functions in sandboxes; boto3 sends and inspects messages. Covers
+//! batch size and window, deletion on success, a raising function,
+//! `batchItemFailures` (listed ids, unknown ids), filters, non-JSON
+//! bodies, FIFO order per group under concurrency, `--max-concurrency`
+//! (from the handlers' own timestamps), SIGKILL of kumod mid-batch, and
+//! the refusals at create time (unknown queue, wrong credentials, a
+//! function timeout over the visibility timeout).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kumo_tests::s3::S3Server;
+use kumo_tests::sink::Sink;
+use kumo_tests::{root_or_skip, Kumo};
+use serde_json::{json, Value};
+
+/// Reports each batch to the sink (at its start with `phase` "start" when
+/// SLEEP_PHASES is set, and at its end), then fails as the bodies ask, on
+/// a message's first receive only: `raise` raises, `fail` is listed in
+/// `batchItemFailures` (MODE=partial); MODE=unknown lists an id that is
+/// in no batch.
+const HANDLER: &str = r#"
+import json, os, socket, time
+
+def report(record):
+    host, port = os.environ["SINK"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall((json.dumps(record) + "\n").encode())
+        conn.makefile().readline()
+
+def parse(body):
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+def handler(event, context):
+    start = time.time()
+    records = event["Records"]
+    bodies = [parse(r["body"]) for r in records]
+    first = [r["attributes"].get("ApproximateReceiveCount") == "1" for r in records]
+    base = {"function": context.function_name, "ids": [r["messageId"] for r in records],
+            "bodies": [r["body"] for r in records], "records": records, "start": start}
+    if os.environ.get("SLEEP_PHASES"):
+        report(dict(base, phase="start"))
+    time.sleep(max([b.get("sleep", 0) for b in bodies] + [0]))
+    report(dict(base, phase="end", end=time.time()))
+    if any(b.get("raise") and f for b, f in zip(bodies, first)):
+        raise ValueError("asked to fail")
+    mode = os.environ.get("MODE", "")
+    if mode == "partial":
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]}
+                for r, b, f in zip(records, bodies, first) if b.get("fail") and f]}
+    if mode == "unknown" and any(first):
+        return {"batchItemFailures": [{"itemIdentifier": "not-in-this-batch"}]}
+    return {"handled": len(records)}
+"#;
+
+/// Creates a queue (attributes as JSON) and prints its URL and ARN.
+const CREATE_QUEUE: &str = r#"
+import json
+url = sqs.create_queue(QueueName=sys.argv[1], Attributes=json.loads(sys.argv[2]))["QueueUrl"]
+arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+print(json.dumps({"url": url, "arn": arn}))
+"#;
+
+/// Sends messages given as a JSON list of {body, group?, attributes?}.
+const SEND: &str = r#"
+import json
+url = sys.argv[1]
+for i, m in enumerate(json.loads(sys.argv[2])):
+    extra = {}
+    if "group" in m:
+        extra["MessageGroupId"] = m["group"]
+        extra["MessageDeduplicationId"] = str(i) + m["body"][:40]
+    if "attributes" in m:
+        extra["MessageAttributes"] = {k: {"DataType": "String", "StringValue": v} for k, v in m["attributes"].items()}
+    sqs.send_message(QueueUrl=url, MessageBody=m["body"], **extra)
+"#;
+
+/// Prints the queue's visible + in-flight message counts.
+const DEPTH: &str = r#"
+a = sqs.get_queue_attributes(QueueUrl=sys.argv[1], AttributeNames=["All"])["Attributes"]
+print(int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"]))
+"#;
+
+struct Queue {
+    url: String,
+    arn: String,
+}
+
+fn create_queue(s3: &S3Server, name: &str, attributes: Value) -> Queue {
+    let out: Value = serde_json::from_str(
+        s3.boto3(CREATE_QUEUE, &[name, &attributes.to_string()])
+            .trim(),
+    )
+    .expect("queue JSON");
+    Queue {
+        url: out["url"].as_str().unwrap_or_default().to_string(),
+        arn: out["arn"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+fn send(s3: &S3Server, queue: &Queue, messages: Value) {
+    s3.boto3(SEND, &[&queue.url, &messages.to_string()]);
+}
+
+fn depth(s3: &S3Server, queue: &Queue) -> u64 {
+    s3.boto3(DEPTH, &[&queue.url])
+        .trim()
+        .parse()
+        .unwrap_or(u64::MAX)
+}
+
+fn unique(base: &str) -> String {
+    kumo_tests::s3::unique_bucket(base)
+}
+
+/// kumod with an `[aws.profiles.moto]` on the test server.
+fn kumo_with_profile(s3: &S3Server, dir: &std::path::Path) -> Kumo {
+    Kumo::start_configured(&s3.aws_profile_toml("moto", dir, "test", "test"), "")
+}
+
+/// A handler function `name` reporting to `sink` (`env` as KEY=VALUE).
+fn create_handler(kumo: &Kumo, name: &str, sink: &Sink, env: &[&str]) {
+    let sink_env = format!("SINK={}", sink.address);
+    let mut args = vec!["--network", "host", "--env", &sink_env, "--timeout", "5"];
+    for e in env {
+        args.extend_from_slice(&["--env", e]);
+    }
+    kumo.create_python(name, HANDLER, &args);
+}
+
+/// The "end" reports of `function`.
+fn ends(sink: &Sink, function: &str) -> Vec<Value> {
+    sink.records()
+        .into_iter()
+        .filter(|r| r["function"] == function && r["phase"] == "end")
+        .collect()
+}
+
+/// How many times each body reached `function`.
+fn deliveries(sink: &Sink, function: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for report in ends(sink, function) {
+        for body in report["bodies"].as_array().into_iter().flatten() {
+            *counts
+                .entry(body.as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+    }
+    counts
+}
+
+fn wait_for(what: &str, timeout: Duration, check: impl Fn() -> bool) {
+    kumo_tests::wait_until(what, timeout, check);
+}
+
+fn bodies(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{{\"n\":{i},\"p\":\"{prefix}\"}}"))
+        .collect()
+}
+
+fn trigger(kumo: &Kumo, name: &str, function: &str, queue: &Queue, extra: &[&str]) -> Value {
+    let mut args = vec![
+        name,
+        "--function",
+        function,
+        "--sqs-queue",
+        &queue.url,
+        "--aws-profile",
+        "moto",
+    ];
+    args.extend_from_slice(extra);
+    kumo.create_trigger(&args)
+}
+
+#[test]
+fn batches_deletes_failures_and_filters() {
+    if !root_or_skip() {
+        return;
+    }
+    let s3 = S3Server::get();
+    let work = tempfile::tempdir().expect("temp dir");
+    let kumo = kumo_with_profile(&s3, work.path());
+    let sink = Sink::start();
+    let vis = json!({"VisibilityTimeout": "6"});
+
+    // Batches of up to 20 gathered over a 2 s window; non-JSON bodies
+    // arrive as strings; success deletes everything.
+    let q_batch = create_queue(&s3, &unique("batch"), vis.clone());
+    create_handler(&kumo, "batcher", &sink, &[]);
+    let mut sent = bodies("b", 24);
+    sent.push("plain text, not JSON".into());
+    let created = trigger(
+        &kumo,
+        "batches",
+        "batcher",
+        &q_batch,
+        &["--batch-size", "20", "--batch-window", "2"],
+    );
+    assert_eq!(created["batch_size"], 20, "{created}");
+    assert_eq!(created["queue_arn"], q_batch.arn.as_str(), "{created}");
+    send(
+        &s3,
+        &q_batch,
+        Value::Array(sent.iter().map(|b| json!({"body": b})).collect()),
+    );
+
+    // A raising function leaves its whole batch; it runs again.
+    let q_raise = create_queue(&s3, &unique("raise"), vis.clone());
+    create_handler(&kumo, "raiser", &sink, &[]);
+    trigger(&kumo, "raises", "raiser", &q_raise, &["--batch-size", "10"]);
+    let raise_bodies = [r#"{"a":1}"#, r#"{"raise":true}"#, r#"{"a":2}"#];
+    send(
+        &s3,
+        &q_raise,
+        Value::Array(raise_bodies.iter().map(|b| json!({"body": b})).collect()),
+    );
+
+    // batchItemFailures leaves exactly the listed message.
+    let q_partial = create_queue(&s3, &unique("partial"), vis.clone());
+    create_handler(&kumo, "partial", &sink, &["MODE=partial"]);
+    trigger(
+        &kumo,
+        "partials",
+        "partial",
+        &q_partial,
+        &["--report-batch-item-failures"],
+    );
+    let partial_bodies = [r#"{"a":1}"#, r#"{"fail":true}"#, r#"{"a":2}"#, r#"{"a":3}"#];
+    send(
+        &s3,
+        &q_partial,
+        Value::Array(partial_bodies.iter().map(|b| json!({"body": b})).collect()),
+    );
+
+    // An identifier that is not in the batch fails the whole batch.
+    let q_unknown = create_queue(&s3, &unique("unknown"), vis.clone());
+    create_handler(&kumo, "unknown", &sink, &["MODE=unknown"]);
+    trigger(
+        &kumo,
+        "unknowns",
+        "unknown",
+        &q_unknown,
+        &["--report-batch-item-failures"],
+    );
+    let unknown_bodies = [r#"{"u":1}"#, r#"{"u":2}"#];
+    send(
+        &s3,
+        &q_unknown,
+        Value::Array(unknown_bodies.iter().map(|b| json!({"body": b})).collect()),
+    );
+
+    // Filters: matching messages run, the others are deleted unseen.
+    let q_filter = create_queue(&s3, &unique("filter"), vis);
+    create_handler(&kumo, "filtered", &sink, &[]);
+    trigger(
+        &kumo,
+        "filters",
+        "filtered",
+        &q_filter,
+        &[
+            "--filter",
+            r#"{"body":{"kind":["order"],"total":[{"numeric":[">",10]}]}}"#,
+            "--filter",
+            r#"{"messageAttributes":{"prio":{"stringValue":[{"prefix":"hi"}]}}}"#,
+        ],
+    );
+    send(
+        &s3,
+        &q_filter,
+        json!([
+            {"body": r#"{"kind":"order","total":50}"#},
+            {"body": r#"{"kind":"order","total":5}"#},
+            {"body": r#"{"kind":"refund","total":50}"#},
+            {"body": "not json at all", "attributes": {"prio": "high"}},
+            {"body": "not json either", "attributes": {"prio": "low"}},
+        ]),
+    );
+
+    wait_for("every queue drained", Duration::from_secs(90), || {
+        [&q_batch, &q_raise, &q_partial, &q_unknown, &q_filter]
+            .iter()
+            .all(|q| depth(&s3, q) == 0)
+    });
+
+    let batch_counts = deliveries(&sink, "batcher");
+    for body in &sent {
+        assert_eq!(batch_counts.get(body), Some(&1), "{body}: {batch_counts:?}");
+    }
+    let sizes: Vec<usize> = ends(&sink, "batcher")
+        .iter()
+        .map(|r| r["ids"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert!(sizes.iter().all(|&n| n <= 20), "{sizes:?}");
+    assert!(
+        sizes.iter().any(|&n| n > 10),
+        "the window should gather more than one receive's 10: {sizes:?}"
+    );
+    let plain = ends(&sink, "batcher")
+        .iter()
+        .flat_map(|r| r["records"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["body"] == "plain text, not JSON")
+        .expect("the plain-text message's record");
+    assert_eq!(plain["eventSource"], "aws:sqs");
+    assert_eq!(plain["eventSourceARN"], q_batch.arn.as_str());
+    assert_eq!(plain["awsRegion"], "us-east-1");
+    assert!(plain["attributes"]["SentTimestamp"].is_string(), "{plain}");
+    assert!(
+        plain["md5OfBody"].as_str().is_some_and(|m| m.len() == 32),
+        "{plain}"
+    );
+
+    // The raising batch (its first attempt) ran again whole; messages
+    // that happened to arrive in another batch ran once.
+    let raise_counts = deliveries(&sink, "raiser");
+    let failed_batch: Vec<String> = ends(&sink, "raiser")
+        .iter()
+        .find(|r| {
+            r["records"].as_array().is_some_and(|records| {
+                records.iter().any(|m| {
+                    m["body"] == r#"{"raise":true}"#
+                        && m["attributes"]["ApproximateReceiveCount"] == "1"
+                })
+            })
+        })
+        .and_then(|r| r["bodies"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|b| b.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!failed_batch.is_empty(), "{raise_counts:?}");
+    for body in raise_bodies {
+        let expected = if failed_batch.iter().any(|b| b == body) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            raise_counts.get(body),
+            Some(&expected),
+            "{body}: {raise_counts:?}"
+        );
+    }
+    let partial_counts = deliveries(&sink, "partial");
+    for body in partial_bodies {
+        let expected = if body.contains("fail") { 2 } else { 1 };
+        assert_eq!(
+            partial_counts.get(body),
+            Some(&expected),
+            "{body}: {partial_counts:?}"
+        );
+    }
+    let unknown_counts = deliveries(&sink, "unknown");
+    for body in unknown_bodies {
+        assert_eq!(
+            unknown_counts.get(body),
+            Some(&2),
+            "{body}: {unknown_counts:?}"
+        );
+    }
+    let filter_counts = deliveries(&sink, "filtered");
+    let mut matched: Vec<&String> = filter_counts.keys().collect();
+    matched.sort();
+    assert_eq!(
+        matched,
+        ["not json at all", r#"{"kind":"order","total":50}"#],
+        "{filter_counts:?}"
+    );
+
+    let info = kumo
+        .cli(&["trigger", "get", "filters", "--output", "json"])
+        .json();
+    assert_eq!(info["state"], "polling", "{info}");
+    assert_eq!(info["filtered"], 3, "{info}");
+    assert_eq!(info["processed"], 2, "{info}");
+    let info = kumo
+        .cli(&["trigger", "get", "raises", "--output", "json"])
+        .json();
+    assert_eq!(info["failed"], failed_batch.len(), "{info}");
+    assert!(
+        info["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ValueError")),
+        "{info}"
+    );
+    let listed = kumo.cli(&["trigger", "list"]);
+    assert!(
+        listed.stdout.contains(&format!("sqs {}", q_filter.arn)),
+        "{listed:?}"
+    );
+}
+
+/// Most batches running at once, from the handlers' own timestamps.
+fn most_overlapping(reports: &[Value]) -> usize {
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for r in reports {
+        if let (Some(start), Some(end)) = (r["start"].as_f64(), r["end"].as_f64()) {
+            edges.push((start, 1));
+            edges.push((end, -1));
+        }
+    }
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+#[test]
+fn fifo_order_per_group_and_max_concurrency() {
+    if !root_or_skip() {
+        return;
+    }
+    let s3 = S3Server::get();
+    let work = tempfile::tempdir().expect("temp dir");
+    let kumo = kumo_with_profile(&s3, work.path());
+    let sink = Sink::start();
+
+    let fifo = create_queue(
+        &s3,
+        &format!("{}.fifo", unique("ordered")),
+        json!({"FifoQueue": "true", "VisibilityTimeout": "10", "ContentBasedDeduplication": "false"}),
+    );
+    create_handler(&kumo, "ordered", &sink, &[]);
+    let too_big = kumo.cli(&[
+        "trigger",
+        "create",
+        "big-fifo",
+        "--function",
+        "ordered",
+        "--sqs-queue",
+        &fifo.url,
+        "--aws-profile",
+        "moto",
+        "--batch-size",
+        "20",
+        "--batch-window",
+        "1",
+    ]);
+    assert_ne!(too_big.code, 0, "{too_big:?}");
+    assert!(too_big.stderr.contains("FIFO"), "{too_big:?}");
+    trigger(
+        &kumo,
+        "ordered",
+        "ordered",
+        &fifo,
+        &["--batch-size", "2", "--max-concurrency", "3"],
+    );
+    let mut messages = Vec::new();
+    for i in 0..8 {
+        for group in ["g1", "g2", "g3", "g4"] {
+            messages.push(json!({"group": group, "body": format!(r#"{{"g":"{group}","i":{i},"sleep":0.2}}"#)}));
+        }
+    }
+    send(&s3, &fifo, Value::Array(messages));
+
+    let plain = create_queue(&s3, &unique("capped"), json!({"VisibilityTimeout": "10"}));
+    create_handler(&kumo, "capped", &sink, &[]);
+    trigger(
+        &kumo,
+        "capped",
+        "capped",
+        &plain,
+        &["--batch-size", "1", "--max-concurrency", "2"],
+    );
+    let capped: Vec<Value> = (0..12)
+        .map(|i| json!({"body": format!(r#"{{"i":{i},"sleep":0.5}}"#)}))
+        .collect();
+    send(&s3, &plain, Value::Array(capped));
+
+    wait_for("both queues drained", Duration::from_secs(120), || {
+        depth(&s3, &fifo) == 0 && depth(&s3, &plain) == 0
+    });
+
+    let fifo_reports = ends(&sink, "ordered");
+    assert!(most_overlapping(&fifo_reports) <= 3, "{fifo_reports:?}");
+    let mut by_start = fifo_reports.clone();
+    by_start.sort_by(|a, b| {
+        a["start"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&b["start"].as_f64().unwrap_or(0.0))
+    });
+    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
+    for report in &by_start {
+        for body in report["bodies"].as_array().into_iter().flatten() {
+            let body: Value =
+                serde_json::from_str(body.as_str().unwrap_or("{}")).unwrap_or_default();
+            seen.entry(body["g"].as_str().unwrap_or_default().to_string())
+                .or_default()
+                .push(body["i"].as_i64().unwrap_or(-1));
+        }
+    }
+    for group in ["g1", "g2", "g3", "g4"] {
+        assert_eq!(
+            seen.get(group),
+            Some(&(0..8).collect::<Vec<i64>>()),
+            "{group}: {seen:?}"
+        );
+    }
+
+    let capped_reports = ends(&sink, "capped");
+    assert_eq!(capped_reports.len(), 12, "{capped_reports:?}");
+    let most = most_overlapping(&capped_reports);
+    assert!(most <= 2, "{most} batches overlapped: {capped_reports:?}");
+}
+
+#[test]
+fn kumod_killed_mid_batch_loses_no_message() {
+    if !root_or_skip() {
+        return;
+    }
+    let s3 = S3Server::get();
+    let work = tempfile::tempdir().expect("temp dir");
+    let mut kumo = kumo_with_profile(&s3, work.path());
+    let sink = Sink::start();
+    let queue = create_queue(&s3, &unique("crash"), json!({"VisibilityTimeout": "6"}));
+    create_handler(&kumo, "slow", &sink, &["SLEEP_PHASES=1"]);
+    trigger(&kumo, "slow", "slow", &queue, &["--batch-size", "5"]);
+    let sent: Vec<String> = (0..5)
+        .map(|i| format!(r#"{{"i":{i},"sleep":3}}"#))
+        .collect();
+    send(
+        &s3,
+        &queue,
+        Value::Array(sent.iter().map(|b| json!({"body": b})).collect()),
+    );
+    wait_for("a batch started", Duration::from_secs(30), || {
+        sink.records().iter().any(|r| r["phase"] == "start")
+    });
+    kumo.kill9();
+    let ended_before: usize = ends(&sink, "slow").len();
+    kumo.restart();
+    wait_for(
+        "the queue drained after the restart",
+        Duration::from_secs(60),
+        || depth(&s3, &queue) == 0,
+    );
+    let counts = deliveries(&sink, "slow");
+    for body in &sent {
+        assert!(
+            counts.get(body).is_some_and(|&n| n >= 1),
+            "{body} lost: {counts:?} ({ended_before} batches ended before the restart)"
+        );
+    }
+    let redelivered = ends(&sink, "slow")
+        .iter()
+        .flat_map(|r| r["records"].as_array().cloned().unwrap_or_default())
+        .any(|r| r["attributes"]["ApproximateReceiveCount"] != "1");
+    assert!(
+        redelivered,
+        "the interrupted batch should have come back: {:?}",
+        sink.records()
+    );
+}
+
+#[test]
+fn create_refuses_unknown_queues_wrong_credentials_and_long_timeouts() {
+    if !root_or_skip() {
+        return;
+    }
+    // A server of its own that checks signatures (moto's IAM): the first
+    // three calls make the user, its key and its policy.
+    let s3 = S3Server::start_own(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+    let keys: Value = serde_json::from_str(
+        s3.boto3(
+            r#"
+import json
+iam = boto3.client("iam", endpoint_url=s3.meta.endpoint_url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+iam.create_user(UserName="kumo")
+key = iam.create_access_key(UserName="kumo")["AccessKey"]
+iam.put_user_policy(UserName="kumo", PolicyName="all", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
+"#,
+            &[],
+        )
+        .trim(),
+    )
+    .expect("keys");
+    let (id, secret) = (
+        keys["id"].as_str().unwrap_or_default(),
+        keys["secret"].as_str().unwrap_or_default(),
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "{}{}",
+        s3.aws_profile_toml("moto", work.path(), id, secret),
+        s3.aws_profile_toml("wrong", work.path(), id, "not-the-secret")
+    );
+    let kumo = Kumo::start_configured(&config, "");
+    let queue_url: String = s3
+        .boto3(
+            &format!(
+                "good = boto3.client('sqs', endpoint_url=s3.meta.endpoint_url, aws_access_key_id={id:?}, aws_secret_access_key={secret:?}, region_name='us-east-1')\nprint(good.create_queue(QueueName='short', Attributes={{'VisibilityTimeout': '10'}})['QueueUrl'])\n"
+            ),
+            &[],
+        )
+        .trim()
+        .to_string();
+    let sink = Sink::start();
+    create_handler(&kumo, "handler", &sink, &[]);
+    let base = format!("{}/123456789012", s3.endpoint);
+    for (queue, profile, expect) in [
+        (
+            format!("{base}/no-such-queue"),
+            "moto",
+            "GetQueueAttributes",
+        ),
+        (
+            "arn:aws:sqs:us-east-1:123456789012:no-such-queue".to_string(),
+            "moto",
+            "GetQueueUrl",
+        ),
+        ("not-a-queue".to_string(), "moto", "neither a queue URL"),
+        (queue_url.clone(), "wrong", "SignatureDoesNotMatch"),
+        (queue_url.clone(), "absent", "no AWS profile \"absent\""),
+    ] {
+        let run = kumo.cli(&[
+            "trigger",
+            "create",
+            "t",
+            "--function",
+            "handler",
+            "--sqs-queue",
+            &queue,
+            "--aws-profile",
+            profile,
+        ]);
+        assert_ne!(run.code, 0, "{queue} via {profile}: {run:?}");
+        assert!(
+            run.stderr.contains(expect),
+            "{queue} via {profile}: expected {expect:?}: {run:?}"
+        );
+    }
+    let listed = kumo.cli(&["trigger", "list", "--output", "json"]).json();
+    assert_eq!(listed, json!([]), "nothing was created");
+
+    kumo.cli(&["function", "update", "handler", "--timeout", "30"]);
+    let run = kumo.cli(&[
+        "trigger",
+        "create",
+        "t",
+        "--function",
+        "handler",
+        "--sqs-queue",
+        &queue_url,
+        "--aws-profile",
+        "moto",
+    ]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("visibility timeout"), "{run:?}");
+    kumo.cli(&["function", "update", "handler", "--timeout", "5"]);
+    let created = kumo.create_trigger(&[
+        "t",
+        "--function",
+        "handler",
+        "--sqs-queue",
+        &queue_url,
+        "--aws-profile",
+        "moto",
+        "--disabled",
+    ]);
+    assert_eq!(created["enabled"], false, "{created}");
+    assert_eq!(created["state"], "disabled", "{created}");
+    for bad in [
+        vec!["--batch-size", "11"],
+        vec!["--max-concurrency", "1"],
+        vec!["--batch-window", "301"],
+        vec!["--filter", r#"{"body":[{"regex":"x"}]}"#],
+    ] {
+        let mut args = vec![
+            "trigger",
+            "create",
+            "u",
+            "--function",
+            "handler",
+            "--sqs-queue",
+            &queue_url,
+            "--aws-profile",
+            "moto",
+        ];
+        args.extend(bad.iter());
+        let run = kumo.cli(&args);
+        assert_ne!(run.code, 0, "{bad:?}: {run:?}");
+    }
+    let run = kumo.cli(&["trigger", "delete", "t"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
