@@ -179,6 +179,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         routes.clone(),
     )?;
     let webhook_counters = triggers.webhook_counters.clone();
+    let queue_sources = triggers.queue_stats.clone();
     let webhook = Webhook::new(
         routes.clone(),
         webhook_counters.clone(),
@@ -210,7 +211,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         tokio::spawn(crate::sources::sqs::run(
             triggers.clone(),
             invoker.clone(),
-            triggers.queue_stats.clone(),
+            queue_sources.clone(),
         )),
         tokio::spawn(prune_hourly(
             store,
@@ -304,6 +305,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
                 queue: queue.clone(),
                 agents: agents.clone(),
                 webhook: webhook_counters,
+                queue_sources,
             },
             invoke_api,
             routes,

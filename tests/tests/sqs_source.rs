@@ -389,6 +389,19 @@ fn batches_deletes_failures_and_filters() {
             .is_some_and(|e| e.contains("ValueError")),
         "{info}"
     );
+    let metrics = kumo_tests::http::request(&kumo.http_address, "GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    for line in [
+        r#"kumo_queue_source_messages{trigger="filters",result="filtered"} 3"#,
+        r#"kumo_queue_source_messages{trigger="filters",result="processed"} 2"#,
+        r#"kumo_queue_source_batches{trigger="filters",state="in_flight"} 0"#,
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "{line} missing:\n{}",
+            metrics.body
+        );
+    }
     let listed = kumo.cli(&["trigger", "list"]);
     assert!(
         listed.stdout.contains(&format!("sqs {}", q_filter.arn)),
