@@ -412,9 +412,10 @@ pub struct AsyncSettings {
     /// Seconds an asynchronous event is tried for (60-21600, default 21600).
     #[arg(long, value_name = "SECONDS")]
     pub max_event_age: Option<u32>,
-    /// Function that receives the destination record of a failed event
-    /// ("" removes it).
-    #[arg(long, value_name = "FUNCTION")]
+    /// Where the destination record of a failed event goes: a function, or
+    /// an SQS queue / SNS topic ARN (sent with --credentials' profile);
+    /// "" removes it.
+    #[arg(long, value_name = "FUNCTION|ARN")]
     pub on_failure: Option<String>,
 }
 

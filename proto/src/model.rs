@@ -316,7 +316,7 @@ fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationE
         }
     }
     let destination = config.on_failure_destination.trim().to_string();
-    if !destination.is_empty() {
+    if !destination.is_empty() && !is_queue_or_topic_arn(&destination) {
         let name = FunctionRef::parse(&destination, None)
             .map_err(|e| ValidationError::new("on_failure_destination", e.to_string()))?
             .name;
@@ -329,6 +329,15 @@ fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationE
     }
     config.on_failure_destination = destination;
     Ok(())
+}
+
+/// Whether `arn` names an SQS queue or SNS topic
+/// (`arn:PARTITION:sqs|sns:REGION:ACCOUNT:NAME`), which asynchronous
+/// destinations accept besides functions (docs/wire-formats.md §11).
+pub fn is_queue_or_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    matches!(parts.as_slice(), ["arn", _, "sqs" | "sns", _, account, name]
+        if !account.is_empty() && !name.is_empty() && !name.contains('/'))
 }
 
 /// The ARN Kumo reports for a function (and qualifier), Lambda-shaped.
@@ -470,5 +479,8 @@ mod tests {
         assert!(with(&|c| c.on_failure_destination = "div".into()).is_err());
         assert!(with(&|c| c.on_failure_destination = "bad/name".into()).is_err());
         assert!(with(&|c| c.on_failure_destination = "sink".into()).is_ok());
+        assert!(with(&|c| c.on_failure_destination = "arn:aws:sqs:us-east-1:1:q".into()).is_ok());
+        assert!(with(&|c| c.on_failure_destination = "arn:aws:sns:us-east-1:1:t".into()).is_ok());
+        assert!(with(&|c| c.on_failure_destination = "arn:aws:sqs:us-east-1::q".into()).is_err());
     }
 }

@@ -30,6 +30,12 @@ pub enum FunctionError {
     /// A configuration value breaks a rule.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// A queue or topic destination without credentials to send with.
+    #[error("invalid on_failure_destination {arn}: a queue or topic destination is sent to through the function's credentials profile; set --credentials PROFILE")]
+    DestinationNeedsCredentials {
+        /// The destination's ARN.
+        arn: String,
+    },
     /// The on-failure destination is not a function.
     #[error("invalid on_failure_destination: Function not found: {arn}")]
     UnknownDestination {
@@ -122,7 +128,13 @@ impl Functions {
                 .map_err(FunctionError::Credentials)?;
         }
         let destination = &record.config.on_failure_destination;
-        if !destination.is_empty() {
+        let remote = crate::dispatch::async_queue::remote_targets::RemoteTarget::parse(destination);
+        if remote.is_some() && profile.is_empty() {
+            return Err(FunctionError::DestinationNeedsCredentials {
+                arn: destination.clone(),
+            });
+        }
+        if !destination.is_empty() && remote.is_none() {
             // Normalized already: a name, `name:qualifier` or an ARN, which
             // must name this kumod's region and account.
             let unknown = |arn| FunctionError::UnknownDestination { arn };

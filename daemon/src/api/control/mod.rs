@@ -188,6 +188,7 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
         FunctionError::Invalid(_)
         | FunctionError::Reservation(_)
         | FunctionError::UnknownDestination { .. }
+        | FunctionError::DestinationNeedsCredentials { .. }
         | FunctionError::Credentials(_)
         | FunctionError::Package(PackageError::Invalid(_) | PackageError::EntryPoint(_)) => {
             Code::InvalidArgument

@@ -78,6 +78,7 @@ impl From<FunctionError> for ApiError {
             FunctionError::Invalid(_)
             | FunctionError::Reservation(_)
             | FunctionError::UnknownDestination { .. }
+            | FunctionError::DestinationNeedsCredentials { .. }
             | FunctionError::Credentials(_)
             | FunctionError::Package(PackageError::Invalid(_) | PackageError::EntryPoint(_)) => {
                 Self::invalid(message)

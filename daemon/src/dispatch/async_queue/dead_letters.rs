@@ -124,6 +124,20 @@ async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
     if destination.is_empty() {
         return;
     }
+    let arn = functions.arn(&letter.function, letter.qualifier.as_deref());
+    if let Some(target) = super::remote_targets::RemoteTarget::parse(&destination) {
+        let body = destination_record(letter, &arn).to_string();
+        let profile = &record.config.credentials_profile;
+        let sent =
+            super::remote_targets::send(functions.s3(), profile, &destination, &target, body, &[])
+                .await;
+        match sent {
+            Ok(()) => tracing::info!(event = %letter.id, %destination, "destination record sent"),
+            Err(err) => tracing::error!(%err, event = %letter.id,
+                "sending the destination record failed; the record stays in the dead-letter queue only"),
+        }
+        return;
+    }
     let Ok(kumo_proto::model::FunctionRef {
         name, qualifier, ..
     }) = kumo_proto::model::FunctionRef::parse(&destination, None)
@@ -137,7 +151,6 @@ async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
             "the on-failure destination does not exist; the record stays in the dead-letter queue only");
         return;
     }
-    let arn = functions.arn(&letter.function, letter.qualifier.as_deref());
     let body = destination_record(letter, &arn).to_string();
     let new = NewEvent {
         function: name,

@@ -14,6 +14,7 @@
 pub mod attempt;
 pub mod dead_letters;
 pub mod policy;
+pub mod remote_targets;
 pub mod schedule;
 
 use std::collections::HashMap;

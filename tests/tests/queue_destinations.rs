@@ -1,0 +1,130 @@
+//! SQS queues and SNS topics as on-failure destinations (docs/wire-formats.md
+//! §7, §11), against moto: an asynchronous event that fails for good sends
+//! Lambda's destination record to the queue, or publishes it to the topic
+//! (read back through an SQS subscription), through the function's
+//! `--credentials` profile; a queue or topic without credentials is refused.
+
+use std::time::Duration;
+
+use kumo_tests::s3::{unique_bucket, S3Server};
+use kumo_tests::{root_or_skip, Kumo};
+use serde_json::Value;
+
+/// Creates a queue, and a topic delivering raw to a second queue; prints
+/// {queue_url, queue_arn, topic_arn, topic_queue_url}.
+const SETUP: &str = r#"
+import json
+name = sys.argv[1]
+q = sqs.create_queue(QueueName=name)["QueueUrl"]
+qarn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+sns = boto3.client("sns", endpoint_url=s3.meta.endpoint_url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+topic = sns.create_topic(Name=name + "-topic")["TopicArn"]
+tq = sqs.create_queue(QueueName=name + "-from-topic")["QueueUrl"]
+tqarn = sqs.get_queue_attributes(QueueUrl=tq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=tqarn, Attributes={"RawMessageDelivery": "true"})
+print(json.dumps({"queue_url": q, "queue_arn": qarn, "topic_arn": topic, "topic_queue_url": tq}))
+"#;
+
+/// Prints the bodies of the messages in a queue as a JSON list (waiting
+/// up to 2 s), deleting them.
+const DRAIN: &str = r#"
+import json
+got = sqs.receive_message(QueueUrl=sys.argv[1], MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+for m in got:
+    sqs.delete_message(QueueUrl=sys.argv[1], ReceiptHandle=m["ReceiptHandle"])
+print(json.dumps([m["Body"] for m in got]))
+"#;
+
+fn records_in(s3: &S3Server, url: &str) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let bodies: Vec<String> =
+            serde_json::from_str(s3.boto3(DRAIN, &[url]).trim()).unwrap_or_default();
+        if !bodies.is_empty() {
+            return bodies
+                .iter()
+                .map(|b| serde_json::from_str(b).unwrap_or(Value::String(b.clone())))
+                .collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing arrived in {url}"
+        );
+    }
+}
+
+#[test]
+fn failed_events_reach_queue_and_topic_destinations() {
+    if !root_or_skip() {
+        return;
+    }
+    let s3 = S3Server::get();
+    let work = tempfile::tempdir().expect("temp dir");
+    let kumo = Kumo::start_configured(
+        &s3.aws_profile_toml("moto", work.path(), "test", "test"),
+        "",
+    );
+    let setup: Value =
+        serde_json::from_str(s3.boto3(SETUP, &[&unique_bucket("failures")]).trim()).expect("setup");
+    let text = |k: &str| setup[k].as_str().unwrap_or_default().to_string();
+    let failing = "def handler(event, context):\n    raise ValueError('no ' + event['what'])\n";
+
+    // A queue or topic destination needs credentials to send with.
+    let code = kumo_tests::package_dir(&[("lambda_function.py", failing)]);
+    let refused = kumo.try_create(
+        "nocreds",
+        "python3",
+        "lambda_function.handler",
+        code.path(),
+        &["--on-failure", &text("queue_arn")],
+    );
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("--credentials"), "{refused:?}");
+
+    for (name, destination, read_from) in [
+        ("to-queue", text("queue_arn"), text("queue_url")),
+        ("to-topic", text("topic_arn"), text("topic_queue_url")),
+    ] {
+        kumo.create_python(
+            name,
+            failing,
+            &[
+                "--credentials",
+                "moto",
+                "--max-retry-attempts",
+                "0",
+                "--on-failure",
+                &destination,
+            ],
+        );
+        let run = kumo.cli(&["invoke", name, "--async", "--payload", r#"{"what":"luck"}"#]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let records = records_in(&s3, &read_from);
+        assert_eq!(records.len(), 1, "{records:?}");
+        let record = &records[0];
+        assert_eq!(record["version"], "1.0", "{record}");
+        assert_eq!(
+            record["requestContext"]["condition"], "RetriesExhausted",
+            "{record}"
+        );
+        assert!(
+            record["requestContext"]["functionArn"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(&format!(":function:{name}"))),
+            "{record}"
+        );
+        assert_eq!(
+            record["requestContext"]["approximateInvokeCount"], 1,
+            "{record}"
+        );
+        assert_eq!(record["requestPayload"]["what"], "luck", "{record}");
+        assert_eq!(
+            record["responseContext"]["functionError"], "Unhandled",
+            "{record}"
+        );
+        assert_eq!(
+            record["responsePayload"]["errorType"], "ValueError",
+            "{record}"
+        );
+    }
+}
