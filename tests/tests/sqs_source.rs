@@ -16,7 +16,8 @@ use kumo_tests::sink::Sink;
 use kumo_tests::{root_or_skip, Kumo};
 use serde_json::{json, Value};
 
-/// Reports each batch to the sink (at its start with `phase` "start" when
+/// Reports each batch to the sink (BRIEF: ids, 20-byte body heads and
+/// the event's size only) (at its start with `phase` "start" when
 /// SLEEP_PHASES is set, and at its end), then fails as the bodies ask, on
 /// a message's first receive only: `raise` raises, `fail` is listed in
 /// `batchItemFailures` (MODE=partial); MODE=unknown lists an id that is
@@ -44,6 +45,9 @@ def handler(event, context):
     first = [r["attributes"].get("ApproximateReceiveCount") == "1" for r in records]
     base = {"function": context.function_name, "ids": [r["messageId"] for r in records],
             "bodies": [r["body"] for r in records], "records": records, "start": start}
+    if os.environ.get("BRIEF"):
+        base = {"function": context.function_name, "ids": base["ids"], "start": start,
+                "bytes": len(json.dumps(event, separators=(",", ":"))), "bodies": [r["body"][:20] for r in records]}
     if os.environ.get("SLEEP_PHASES"):
         report(dict(base, phase="start"))
     time.sleep(max([b.get("sleep", 0) for b in bodies] + [0]))
@@ -706,4 +710,106 @@ print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
     }
     let run = kumo.cli(&["trigger", "delete", "t"]);
     assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn throttles_back_off_and_big_batches_stay_within_6_mb() {
+    if !root_or_skip() {
+        return;
+    }
+    let s3 = S3Server::get();
+    let work = tempfile::tempdir().expect("temp dir");
+    let kumo = kumo_with_profile(&s3, work.path());
+    let sink = Sink::start();
+
+    // Reserved concurrency 1 caps the pollers at 1 whatever
+    // --max-concurrency says; a direct call holding that slot throttles
+    // the source, which backs off and loses nothing.
+    let queue = create_queue(
+        &s3,
+        &unique("throttled"),
+        json!({"VisibilityTimeout": "10"}),
+    );
+    create_handler(&kumo, "single", &sink, &["SLEEP_PHASES=1"]);
+    let run = kumo.cli(&["function", "update", "single", "--concurrency", "1"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    trigger(
+        &kumo,
+        "single",
+        "single",
+        &queue,
+        &["--batch-size", "1", "--max-concurrency", "5", "--disabled"],
+    );
+    let sent: Vec<String> = (0..6)
+        .map(|i| format!(r#"{{"i":{i},"sleep":0.3}}"#))
+        .collect();
+    send(
+        &s3,
+        &queue,
+        Value::Array(sent.iter().map(|b| json!({"body": b})).collect()),
+    );
+    // Disabled: nothing is taken.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(depth(&s3, &queue), 6);
+    assert!(ends(&sink, "single").is_empty());
+    let mut holder = kumo.spawn_cli(&["invoke", "single", "--payload", r#"{"Records":[{"messageId":"direct","body":"{\"sleep\":4}","attributes":{"ApproximateReceiveCount":"1"}}]}"#]);
+    wait_for("the direct call started", Duration::from_secs(20), || {
+        sink.records()
+            .iter()
+            .any(|r| r["phase"] == "start" && r["ids"][0] == "direct")
+    });
+    let run = kumo.cli(&["trigger", "enable", "single"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    wait_for("the source was throttled", Duration::from_secs(20), || {
+        kumo.cli(&["trigger", "get", "single", "--output", "json"])
+            .json()["throttled"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+    let _ = holder.wait();
+    wait_for("the queue drained", Duration::from_secs(90), || {
+        depth(&s3, &queue) == 0
+    });
+    let counts = deliveries(&sink, "single");
+    for body in &sent {
+        assert!(
+            counts.get(body).is_some_and(|&n| n >= 1),
+            "{body} lost: {counts:?}"
+        );
+    }
+    let reports = ends(&sink, "single");
+    assert_eq!(most_overlapping(&reports), 1, "{reports:?}");
+
+    // 30 messages of 250 KB (7.5 MB) in batches of up to 50: each event
+    // stays within 6 MB, so they come in more than one batch, all once.
+    let big = create_queue(&s3, &unique("big"), json!({"VisibilityTimeout": "30"}));
+    create_handler(&kumo, "big", &sink, &["BRIEF=1"]);
+    trigger(
+        &kumo,
+        "big",
+        "big",
+        &big,
+        &["--batch-size", "50", "--batch-window", "3"],
+    );
+    s3.boto3(
+        "for i in range(30):\n    sqs.send_message(QueueUrl=sys.argv[1], MessageBody='%04d' % i + 'x' * 250000)\n",
+        &[&big.url],
+    );
+    wait_for("the big queue drained", Duration::from_secs(120), || {
+        depth(&s3, &big) == 0
+    });
+    let reports = ends(&sink, "big");
+    let mut heads: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r["bodies"].as_array().cloned().unwrap_or_default())
+        .map(|b| b.as_str().unwrap_or_default()[..4].to_string())
+        .collect();
+    heads.sort();
+    let expected: Vec<String> = (0..30).map(|i| format!("{i:04}")).collect();
+    assert_eq!(heads, expected, "each message once");
+    assert!(reports.len() >= 2, "{} batches", reports.len());
+    for r in &reports {
+        let bytes = r["bytes"].as_u64().unwrap_or(u64::MAX);
+        assert!(bytes <= 6_291_556, "an event of {bytes} bytes");
+    }
 }
