@@ -417,6 +417,11 @@ pub struct AsyncSettings {
     /// "" removes it.
     #[arg(long, value_name = "FUNCTION|ARN")]
     pub on_failure: Option<String>,
+    /// SQS queue or SNS topic ARN that gets the original event of each
+    /// event that fails for good, with attributes RequestID, ErrorCode,
+    /// ErrorMessage (sent with --credentials' profile); "" removes it.
+    #[arg(long, value_name = "ARN")]
+    pub dead_letter_target: Option<String>,
 }
 
 /// Output format.

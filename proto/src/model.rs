@@ -328,6 +328,14 @@ fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationE
         }
     }
     config.on_failure_destination = destination;
+    let target = config.dead_letter_target.trim().to_string();
+    if !target.is_empty() && !is_queue_or_topic_arn(&target) {
+        return Err(ValidationError::new(
+            "dead_letter_target",
+            format!("{target:?} is not an SQS queue or SNS topic ARN (arn:aws:sqs|sns:REGION:ACCOUNT:NAME)"),
+        ));
+    }
+    config.dead_letter_target = target;
     Ok(())
 }
 
@@ -482,5 +490,7 @@ mod tests {
         assert!(with(&|c| c.on_failure_destination = "arn:aws:sqs:us-east-1:1:q".into()).is_ok());
         assert!(with(&|c| c.on_failure_destination = "arn:aws:sns:us-east-1:1:t".into()).is_ok());
         assert!(with(&|c| c.on_failure_destination = "arn:aws:sqs:us-east-1::q".into()).is_err());
+        assert!(with(&|c| c.dead_letter_target = "arn:aws:sns:us-east-1:1:t".into()).is_ok());
+        assert!(with(&|c| c.dead_letter_target = "some-function".into()).is_err());
     }
 }

@@ -16,34 +16,43 @@ const SETUP: &str = r#"
 import json
 name = sys.argv[1]
 q = sqs.create_queue(QueueName=name)["QueueUrl"]
+dlq = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+dlqarn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 qarn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 sns = boto3.client("sns", endpoint_url=s3.meta.endpoint_url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
 topic = sns.create_topic(Name=name + "-topic")["TopicArn"]
 tq = sqs.create_queue(QueueName=name + "-from-topic")["QueueUrl"]
 tqarn = sqs.get_queue_attributes(QueueUrl=tq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=tqarn, Attributes={"RawMessageDelivery": "true"})
-print(json.dumps({"queue_url": q, "queue_arn": qarn, "topic_arn": topic, "topic_queue_url": tq}))
+print(json.dumps({"queue_url": q, "queue_arn": qarn, "topic_arn": topic, "topic_queue_url": tq, "dlq_url": dlq, "dlq_arn": dlqarn}))
 "#;
 
-/// Prints the bodies of the messages in a queue as a JSON list (waiting
-/// up to 2 s), deleting them.
+/// Prints the messages in a queue as a JSON list of {body, attributes}
+/// (waiting up to 2 s), deleting them.
 const DRAIN: &str = r#"
 import json
-got = sqs.receive_message(QueueUrl=sys.argv[1], MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+got = sqs.receive_message(QueueUrl=sys.argv[1], MaxNumberOfMessages=10, WaitTimeSeconds=2, MessageAttributeNames=["All"]).get("Messages", [])
 for m in got:
     sqs.delete_message(QueueUrl=sys.argv[1], ReceiptHandle=m["ReceiptHandle"])
-print(json.dumps([m["Body"] for m in got]))
+print(json.dumps([{"body": m["Body"], "attributes": m.get("MessageAttributes", {})} for m in got]))
 "#;
 
-fn records_in(s3: &S3Server, url: &str) -> Vec<Value> {
+/// The messages of a queue: (body parsed as JSON, message attributes).
+fn messages_in(s3: &S3Server, url: &str) -> Vec<(Value, Value)> {
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     loop {
-        let bodies: Vec<String> =
+        let got: Vec<Value> =
             serde_json::from_str(s3.boto3(DRAIN, &[url]).trim()).unwrap_or_default();
-        if !bodies.is_empty() {
-            return bodies
+        if !got.is_empty() {
+            return got
                 .iter()
-                .map(|b| serde_json::from_str(b).unwrap_or(Value::String(b.clone())))
+                .map(|m| {
+                    let body = m["body"].as_str().unwrap_or_default();
+                    (
+                        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+                        m["attributes"].clone(),
+                    )
+                })
                 .collect();
         }
         assert!(
@@ -99,7 +108,10 @@ fn failed_events_reach_queue_and_topic_destinations() {
         );
         let run = kumo.cli(&["invoke", name, "--async", "--payload", r#"{"what":"luck"}"#]);
         assert_eq!(run.code, 0, "{run:?}");
-        let records = records_in(&s3, &read_from);
+        let records: Vec<Value> = messages_in(&s3, &read_from)
+            .into_iter()
+            .map(|(body, _)| body)
+            .collect();
         assert_eq!(records.len(), 1, "{records:?}");
         let record = &records[0];
         assert_eq!(record["version"], "1.0", "{record}");
@@ -127,4 +139,91 @@ fn failed_events_reach_queue_and_topic_destinations() {
             "{record}"
         );
     }
+}
+
+#[test]
+fn dead_letter_targets_get_the_original_event_and_error_attributes() {
+    if !root_or_skip() {
+        return;
+    }
+    let s3 = S3Server::get();
+    let work = tempfile::tempdir().expect("temp dir");
+    let kumo = Kumo::start_configured(
+        &s3.aws_profile_toml("moto", work.path(), "test", "test"),
+        "",
+    );
+    let setup: Value =
+        serde_json::from_str(s3.boto3(SETUP, &[&unique_bucket("dlq")]).trim()).expect("setup");
+    let dlq_arn = setup["dlq_arn"].as_str().unwrap_or_default();
+    let failing =
+        "def handler(event, context):\n    raise ValueError('bad order ' + str(event['order']))\n";
+    kumo.create_python("orders", failing, &[]);
+    for (args, expect) in [
+        (vec!["--dead-letter-target", dlq_arn], "--credentials"),
+        (
+            vec![
+                "--dead-letter-target",
+                "orders-fallback",
+                "--credentials",
+                "moto",
+            ],
+            "not an SQS queue or SNS topic ARN",
+        ),
+    ] {
+        let mut all = vec!["function", "update", "orders"];
+        all.extend(args.iter());
+        let run = kumo.cli(&all);
+        assert_ne!(run.code, 0, "{run:?}");
+        assert!(run.stderr.contains(expect), "{expect}: {run:?}");
+    }
+    let run = kumo.cli(&[
+        "function",
+        "update",
+        "orders",
+        "--credentials",
+        "moto",
+        "--max-retry-attempts",
+        "0",
+        "--dead-letter-target",
+        dlq_arn,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(kumo.function("orders")["dead_letter_target"], dlq_arn);
+    let run = kumo.cli(&[
+        "invoke",
+        "orders",
+        "--async",
+        "--payload",
+        r#"{"order":42}"#,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let request_id = run.stdout.trim().to_string();
+    let got = messages_in(&s3, setup["dlq_url"].as_str().unwrap_or_default());
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (body, attributes) = &got[0];
+    assert_eq!(
+        body,
+        &serde_json::json!({"order": 42}),
+        "the original event"
+    );
+    assert_eq!(
+        attributes["ErrorCode"]["DataType"], "Number",
+        "{attributes}"
+    );
+    assert_eq!(
+        attributes["ErrorCode"]["StringValue"], "200",
+        "{attributes}"
+    );
+    assert!(
+        attributes["ErrorMessage"]["StringValue"]
+            .as_str()
+            .is_some_and(|m| m.contains("bad order 42")),
+        "{attributes}"
+    );
+    assert!(
+        attributes["RequestID"]["StringValue"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty() && request_id.contains(id)),
+        "{attributes} vs {request_id}"
+    );
 }

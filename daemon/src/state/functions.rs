@@ -31,7 +31,7 @@ pub enum FunctionError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     /// A queue or topic destination without credentials to send with.
-    #[error("invalid on_failure_destination {arn}: a queue or topic destination is sent to through the function's credentials profile; set --credentials PROFILE")]
+    #[error("invalid destination {arn}: a queue or topic (on-failure destination or dead-letter target) is sent to through the function's credentials profile; set --credentials PROFILE")]
     DestinationNeedsCredentials {
         /// The destination's ARN.
         arn: String,
@@ -132,6 +132,12 @@ impl Functions {
         if remote.is_some() && profile.is_empty() {
             return Err(FunctionError::DestinationNeedsCredentials {
                 arn: destination.clone(),
+            });
+        }
+        let dead_letter_target = &record.config.dead_letter_target;
+        if !dead_letter_target.is_empty() && profile.is_empty() {
+            return Err(FunctionError::DestinationNeedsCredentials {
+                arn: dead_letter_target.clone(),
             });
         }
         if !destination.is_empty() && remote.is_none() {
@@ -364,6 +370,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
         clear_reserved_concurrency,
         on_failure_destination,
         credentials_profile,
+        dead_letter_target,
         set_egress_allow,
         egress_allow,
         role,
@@ -382,6 +389,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
     replace(&mut config.network, network);
     replace(&mut config.on_failure_destination, on_failure_destination);
     replace(&mut config.credentials_profile, credentials_profile);
+    replace(&mut config.dead_letter_target, dead_letter_target);
     replace(&mut config.role, role);
     config.memory_mb = memory_mb.or(config.memory_mb);
     config.timeout_seconds = timeout_seconds.or(config.timeout_seconds);

@@ -68,6 +68,7 @@ fn config(name: &str) -> StoredConfig {
         reserved_concurrency: None,
         on_failure_destination: String::new(),
         credentials_profile: String::new(),
+        dead_letter_target: String::new(),
         role: String::new(),
     }
 }

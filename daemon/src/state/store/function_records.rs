@@ -47,6 +47,10 @@ pub struct StoredConfig {
     /// S3 profile whose credentials the function gets.
     #[serde(default)]
     pub credentials_profile: String,
+    /// SQS queue or SNS topic ARN getting the original event of each
+    /// event that fails for good ("" = none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dead_letter_target: String,
     /// Lambda's execution role ARN, kept only to echo it back.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
@@ -90,6 +94,7 @@ impl StoredConfig {
                 .map(|r| u32::try_from(r).unwrap_or(0)),
             on_failure_destination: config.on_failure_destination.clone(),
             credentials_profile: config.credentials_profile.clone(),
+            dead_letter_target: config.dead_letter_target.clone(),
             role: config.role.clone(),
         }
     }
@@ -115,6 +120,7 @@ impl StoredConfig {
                 .map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
             on_failure_destination: self.on_failure_destination.clone(),
             credentials_profile: self.credentials_profile.clone(),
+            dead_letter_target: self.dead_letter_target.clone(),
             role: self.role.clone(),
         }
     }
