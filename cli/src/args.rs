@@ -422,6 +422,10 @@ pub struct AsyncSettings {
     /// ErrorMessage (sent with --credentials' profile); "" removes it.
     #[arg(long, value_name = "ARN")]
     pub dead_letter_target: Option<String>,
+    /// Where the destination record of a succeeded event goes (condition
+    /// Success): a function, or an SQS queue / SNS topic ARN; "" removes it.
+    #[arg(long, value_name = "FUNCTION|ARN")]
+    pub on_success: Option<String>,
 }
 
 /// Output format.
@@ -439,9 +443,9 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum FunctionCommand {
     /// Create a function from a directory or a .zip.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Change a function's code and/or configuration.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Show one function.
     Get {
         /// Function name.

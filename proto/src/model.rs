@@ -315,19 +315,16 @@ fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationE
             ));
         }
     }
-    let destination = config.on_failure_destination.trim().to_string();
-    if !destination.is_empty() && !is_queue_or_topic_arn(&destination) {
-        let name = FunctionRef::parse(&destination, None)
-            .map_err(|e| ValidationError::new("on_failure_destination", e.to_string()))?
-            .name;
-        if name == config.name {
-            return Err(ValidationError::new(
-                "on_failure_destination",
-                "a function cannot be its own on-failure destination",
-            ));
-        }
-    }
-    config.on_failure_destination = destination;
+    config.on_failure_destination = check_destination(
+        &config.name,
+        "on_failure_destination",
+        &config.on_failure_destination,
+    )?;
+    config.on_success_destination = check_destination(
+        &config.name,
+        "on_success_destination",
+        &config.on_success_destination,
+    )?;
     let target = config.dead_letter_target.trim().to_string();
     if !target.is_empty() && !is_queue_or_topic_arn(&target) {
         return Err(ValidationError::new(
@@ -337,6 +334,28 @@ fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationE
     }
     config.dead_letter_target = target;
     Ok(())
+}
+
+/// A destination trimmed and checked: a function (not `own` itself), or
+/// an SQS queue / SNS topic ARN.
+fn check_destination(
+    own: &str,
+    field: &'static str,
+    given: &str,
+) -> Result<String, ValidationError> {
+    let destination = given.trim().to_string();
+    if !destination.is_empty() && !is_queue_or_topic_arn(&destination) {
+        let name = FunctionRef::parse(&destination, None)
+            .map_err(|e| ValidationError::new(field, e.to_string()))?
+            .name;
+        if name == own {
+            return Err(ValidationError::new(
+                field,
+                "a function cannot be its own destination",
+            ));
+        }
+    }
+    Ok(destination)
 }
 
 /// Whether `arn` names an SQS queue or SNS topic
@@ -492,5 +511,8 @@ mod tests {
         assert!(with(&|c| c.on_failure_destination = "arn:aws:sqs:us-east-1::q".into()).is_err());
         assert!(with(&|c| c.dead_letter_target = "arn:aws:sns:us-east-1:1:t".into()).is_ok());
         assert!(with(&|c| c.dead_letter_target = "some-function".into()).is_err());
+        assert!(with(&|c| c.on_success_destination = "sink".into()).is_ok());
+        assert!(with(&|c| c.on_success_destination = "arn:aws:sqs:us-east-1:1:q".into()).is_ok());
+        assert!(with(&|c| c.on_success_destination = "bad/name".into()).is_err());
     }
 }

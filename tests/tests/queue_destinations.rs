@@ -227,3 +227,50 @@ fn dead_letter_targets_get_the_original_event_and_error_attributes() {
         "{attributes} vs {request_id}"
     );
 }
+
+#[test]
+fn succeeded_events_reach_the_on_success_destination() {
+    if !root_or_skip() {
+        return;
+    }
+    let s3 = S3Server::get();
+    let work = tempfile::tempdir().expect("temp dir");
+    let kumo = Kumo::start_configured(
+        &s3.aws_profile_toml("moto", work.path(), "test", "test"),
+        "",
+    );
+    let setup: Value = serde_json::from_str(s3.boto3(SETUP, &[&unique_bucket("successes")]).trim())
+        .expect("setup");
+    let doubling = "def handler(event, context):\n    return {'double': event['n'] * 2}\n";
+    kumo.create_python(
+        "doubler",
+        doubling,
+        &[
+            "--credentials",
+            "moto",
+            "--on-success",
+            setup["queue_arn"].as_str().unwrap_or_default(),
+        ],
+    );
+    assert_eq!(
+        kumo.function("doubler")["on_success_destination"],
+        setup["queue_arn"]
+    );
+    let run = kumo.cli(&["invoke", "doubler", "--async", "--payload", r#"{"n":21}"#]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let got = messages_in(&s3, setup["queue_url"].as_str().unwrap_or_default());
+    assert_eq!(got.len(), 1, "{got:?}");
+    let record = &got[0].0;
+    assert_eq!(record["requestContext"]["condition"], "Success", "{record}");
+    assert_eq!(
+        record["requestContext"]["approximateInvokeCount"], 1,
+        "{record}"
+    );
+    assert_eq!(record["requestPayload"]["n"], 21, "{record}");
+    assert_eq!(record["responsePayload"]["double"], 42, "{record}");
+    assert_eq!(record["responseContext"]["statusCode"], 200, "{record}");
+    assert!(
+        record["responseContext"].get("functionError").is_none(),
+        "{record}"
+    );
+}

@@ -52,6 +52,7 @@ fn fill(dir: &std::path::Path, functions: usize, triggers: usize) -> anyhow::Res
                 on_failure_destination: String::new(),
                 credentials_profile: String::new(),
                 dead_letter_target: String::new(),
+                on_success_destination: String::new(),
                 role: String::new(),
             },
             package_digest: "0".repeat(64),

@@ -37,7 +37,7 @@ pub enum FunctionError {
         arn: String,
     },
     /// The on-failure destination is not a function.
-    #[error("invalid on_failure_destination: Function not found: {arn}")]
+    #[error("invalid destination: Function not found: {arn}")]
     UnknownDestination {
         /// The destination's ARN.
         arn: String,
@@ -127,34 +127,42 @@ impl Functions {
                 .profile(profile)
                 .map_err(FunctionError::Credentials)?;
         }
-        let destination = &record.config.on_failure_destination;
-        let remote = crate::dispatch::async_queue::remote_targets::RemoteTarget::parse(destination);
-        if remote.is_some() && profile.is_empty() {
-            return Err(FunctionError::DestinationNeedsCredentials {
-                arn: destination.clone(),
-            });
-        }
-        let dead_letter_target = &record.config.dead_letter_target;
-        if !dead_letter_target.is_empty() && profile.is_empty() {
-            return Err(FunctionError::DestinationNeedsCredentials {
-                arn: dead_letter_target.clone(),
-            });
-        }
-        if !destination.is_empty() && remote.is_none() {
-            // Normalized already: a name, `name:qualifier` or an ARN, which
-            // must name this kumod's region and account.
-            let unknown = |arn| FunctionError::UnknownDestination { arn };
-            let target = model::FunctionRef::parse(destination, None)
-                .map_err(|_| unknown(destination.clone()))?;
-            if let Err(FunctionError::NotFound { arn }) = self.check_here(&target) {
-                return Err(unknown(arn));
-            }
-            if self.store.get_function(&target.name)?.is_none() {
-                return Err(unknown(self.arn(&target.name, None)));
-            }
+        for destination in [
+            &record.config.on_failure_destination,
+            &record.config.on_success_destination,
+            &record.config.dead_letter_target,
+        ] {
+            self.check_destination(destination, profile)?;
         }
         self.store.put_function(record)?;
         self.limiter.set_reservation(name, reserved);
+        Ok(())
+    }
+
+    /// Checks a destination: a queue or topic needs the credentials
+    /// profile to send with; a function must exist here (the name, or an
+    /// ARN of this kumod's region and account). Normalized already.
+    fn check_destination(&self, destination: &str, profile: &str) -> Result<(), FunctionError> {
+        if destination.is_empty() {
+            return Ok(());
+        }
+        if model::is_queue_or_topic_arn(destination) {
+            if profile.is_empty() {
+                return Err(FunctionError::DestinationNeedsCredentials {
+                    arn: destination.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let unknown = |arn| FunctionError::UnknownDestination { arn };
+        let target = model::FunctionRef::parse(destination, None)
+            .map_err(|_| unknown(destination.to_string()))?;
+        if let Err(FunctionError::NotFound { arn }) = self.check_here(&target) {
+            return Err(unknown(arn));
+        }
+        if self.store.get_function(&target.name)?.is_none() {
+            return Err(unknown(self.arn(&target.name, None)));
+        }
         Ok(())
     }
 
@@ -371,6 +379,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
         on_failure_destination,
         credentials_profile,
         dead_letter_target,
+        on_success_destination,
         set_egress_allow,
         egress_allow,
         role,
@@ -390,6 +399,7 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
     replace(&mut config.on_failure_destination, on_failure_destination);
     replace(&mut config.credentials_profile, credentials_profile);
     replace(&mut config.dead_letter_target, dead_letter_target);
+    replace(&mut config.on_success_destination, on_success_destination);
     replace(&mut config.role, role);
     config.memory_mb = memory_mb.or(config.memory_mb);
     config.timeout_seconds = timeout_seconds.or(config.timeout_seconds);

@@ -179,48 +179,20 @@ async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
     let Ok(record) = functions.get_record(&letter.function) else {
         return;
     };
-    let destination = record.config.on_failure_destination.clone();
+    let destination = &record.config.on_failure_destination;
     if destination.is_empty() {
         return;
     }
     let arn = functions.arn(&letter.function, letter.qualifier.as_deref());
-    if let Some(target) = RemoteTarget::parse(&destination) {
-        let body = destination_record(letter, &arn).to_string();
-        let profile = &record.config.credentials_profile;
-        let sent =
-            super::remote_targets::send(functions.s3(), profile, &destination, &target, body, &[])
-                .await;
-        match sent {
-            Ok(()) => tracing::info!(event = %letter.id, %destination, "destination record sent"),
-            Err(err) => tracing::error!(%err, event = %letter.id,
-                "sending the destination record failed; the record stays in the dead-letter queue only"),
-        }
-        return;
-    }
-    let Ok(kumo_proto::model::FunctionRef {
-        name, qualifier, ..
-    }) = kumo_proto::model::FunctionRef::parse(&destination, None)
-    else {
-        tracing::error!(function = %letter.function, %destination,
-            "the on-failure destination is not a function name; the record stays in the dead-letter queue only");
-        return;
-    };
-    if functions.get_record(&name).is_err() {
-        tracing::error!(function = %letter.function, %destination,
-            "the on-failure destination does not exist; the record stays in the dead-letter queue only");
-        return;
-    }
-    let body = destination_record(letter, &arn).to_string();
-    let new = NewEvent {
-        function: name,
-        qualifier,
-        payload: body,
-        replay_of: String::new(),
-    };
-    let queued = super::enqueue(shared, new, EventCompanion::None).await;
-    if let Err(err) = queued {
-        tracing::error!(%err, %destination, event = %letter.id, "sending the destination record failed");
-    }
+    let body = destination_record(letter, &arn);
+    super::destinations::deliver(
+        shared,
+        &letter.id,
+        destination,
+        &record.config.credentials_profile,
+        &body,
+    )
+    .await;
 }
 
 /// Milliseconds since the epoch as RFC 3339 with milliseconds, UTC.

@@ -13,6 +13,7 @@
 
 pub mod attempt;
 pub mod dead_letters;
+pub mod destinations;
 pub mod policy;
 pub mod remote_targets;
 pub mod schedule;

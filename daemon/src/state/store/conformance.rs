@@ -69,6 +69,7 @@ fn config(name: &str) -> StoredConfig {
         on_failure_destination: String::new(),
         credentials_profile: String::new(),
         dead_letter_target: String::new(),
+        on_success_destination: String::new(),
         role: String::new(),
     }
 }

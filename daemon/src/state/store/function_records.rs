@@ -51,6 +51,9 @@ pub struct StoredConfig {
     /// event that fails for good ("" = none).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dead_letter_target: String,
+    /// Where the record of a succeeded event goes ("" = none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub on_success_destination: String,
     /// Lambda's execution role ARN, kept only to echo it back.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
@@ -95,6 +98,7 @@ impl StoredConfig {
             on_failure_destination: config.on_failure_destination.clone(),
             credentials_profile: config.credentials_profile.clone(),
             dead_letter_target: config.dead_letter_target.clone(),
+            on_success_destination: config.on_success_destination.clone(),
             role: config.role.clone(),
         }
     }
@@ -121,6 +125,7 @@ impl StoredConfig {
             on_failure_destination: self.on_failure_destination.clone(),
             credentials_profile: self.credentials_profile.clone(),
             dead_letter_target: self.dead_letter_target.clone(),
+            on_success_destination: self.on_success_destination.clone(),
             role: self.role.clone(),
         }
     }
