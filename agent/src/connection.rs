@@ -129,6 +129,8 @@ pub struct Registration {
     pub session_id: String,
     /// `MAJOR.MINOR` of the configured Python interpreter ("" if unknown).
     pub python_version: String,
+    /// Major version of the configured node ("" if unknown).
+    pub node_version: String,
 }
 
 /// A session id unique to this agent process.
@@ -202,6 +204,7 @@ async fn attach_once(
             max_instances: registration.max_instances,
             session_id: registration.session_id.clone(),
             python_version: registration.python_version.clone(),
+            node_version: registration.node_version.clone(),
         })),
     };
     if outbound.send(register).await.is_err() {

@@ -11,7 +11,7 @@ use crate::config::AgentConfig;
 use crate::instance::prewarmed::{self, BlankKind};
 use crate::instance::{Instance, InstanceError, InstanceSettings};
 use crate::invocation_log::LiveSink;
-use crate::package_cache::PackageCache;
+use crate::package_cache::{CodeDirs, PackageCache};
 use crate::pool::{Acquired, Pool, PoolKey, PoolLimits, PoolStats, Pooled, Reservation};
 use crate::prewarm::Prewarm;
 use crate::sandbox::{NetworkMode, INIT_SUBCOMMAND};
@@ -115,8 +115,12 @@ impl Executor {
                 "the invocation has no function".into(),
             );
         };
-        let task_dir = match self.packages.ensure(&function.package_digest).await {
-            Ok(dir) => dir,
+        let code = match self
+            .packages
+            .ensure_code(&function.package_digest, &function.layer_digests)
+            .await
+        {
+            Ok(code) => code,
             Err(err) => return platform_error(&invocation, "Kumo.InvalidPackage", err.to_string()),
         };
         let key = PoolKey {
@@ -124,10 +128,7 @@ impl Executor {
             version: function.version.clone(),
             revision: function.revision,
         };
-        let mut pooled = match self
-            .instance_for(&invocation, &function, &key, &task_dir)
-            .await
-        {
+        let mut pooled = match self.instance_for(&invocation, &function, &key, &code).await {
             Ok(pooled) => pooled,
             Err(result) => return result,
         };
@@ -142,10 +143,7 @@ impl Executor {
             if let Some(gone) = self.pool.release(key.clone(), pooled, false) {
                 shutdown_all(vec![gone]);
             }
-            pooled = match self
-                .instance_for(&invocation, &function, &key, &task_dir)
-                .await
-            {
+            pooled = match self.instance_for(&invocation, &function, &key, &code).await {
                 Ok(pooled) => pooled,
                 Err(result) => return result,
             };
@@ -171,7 +169,7 @@ impl Executor {
         invocation: &Invocation,
         function: &FunctionSpec,
         key: &PoolKey,
-        task_dir: &std::path::Path,
+        code: &CodeDirs,
     ) -> Result<Pooled, InvocationResult> {
         loop {
             let (acquired, evicted) = self.pool.acquire(key, function.memory_mb);
@@ -185,7 +183,7 @@ impl Executor {
                 }
                 Ok(Acquired::Warm(pooled)) => Ok(*pooled),
                 Ok(Acquired::Cold(reservation)) => self
-                    .cold_start(function, task_dir.to_path_buf(), reservation)
+                    .cold_start(function, code.clone(), reservation)
                     .await
                     .map_err(|err| {
                         platform_error(invocation, "Kumo.SandboxError", err.to_string())
@@ -205,7 +203,7 @@ impl Executor {
     async fn cold_start(
         &self,
         function: &FunctionSpec,
-        task_dir: std::path::PathBuf,
+        code: CodeDirs,
         reservation: Reservation,
     ) -> Result<Pooled, InstanceError> {
         let blank = prewarmed::eligible(function).and_then(|serves| {
@@ -220,11 +218,11 @@ impl Executor {
                 let uid = blank.uid;
                 self.pool.give_back_uid(reservation.uid);
                 let started =
-                    Instance::start_from_blank(&self.settings, function, task_dir, blank).await;
+                    Instance::start_from_blank(&self.settings, function, code, blank).await;
                 (started, uid)
             }
             None => (
-                Instance::start(&self.settings, function, task_dir, reservation.uid).await,
+                Instance::start(&self.settings, function, code, reservation.uid).await,
                 reservation.uid,
             ),
         };

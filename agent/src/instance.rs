@@ -19,6 +19,7 @@ use kumo_proto::model::{NetworkMode, Runtime};
 use crate::bootstrap;
 use crate::config::AgentConfig;
 use crate::invocation_log::{self, LiveSink, OutputCapture, Report};
+use crate::package_cache::CodeDirs;
 use crate::runtime_api::{self, PendingInvocation, RuntimeApi};
 use crate::sandbox::{Sandbox, SandboxError, SandboxSettings, SandboxSpec};
 use ending::{classify, error_json, Circumstances, Ending};
@@ -140,12 +141,12 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Cold-starts an instance of `function` with its package unpacked at
-    /// `task_dir`, running as `uid`/`uid`.
+    /// Cold-starts an instance of `function` with its package and layers
+    /// unpacked at `code`, running as `uid`/`uid`.
     pub async fn start(
         settings: &InstanceSettings,
         function: &FunctionSpec,
-        task_dir: PathBuf,
+        code: CodeDirs,
         uid: u32,
     ) -> Result<Instance, InstanceError> {
         let label = format!("{}:{}", function.name, function.version);
@@ -168,13 +169,14 @@ impl Instance {
             Runtime::Nodejs(_) => {
                 bootstrap::node::node_argv(&settings.node_path, function.memory_mb)
             }
-            Runtime::Provided => vec!["/var/task/bootstrap".to_owned()],
+            Runtime::Provided => vec![provided_bootstrap(&code)],
         };
         let spec = SandboxSpec {
             instance_id: id.clone(),
             argv,
             env: environment::environment(settings, function, runtime, &uuid),
-            task_dir,
+            task_dir: code.task,
+            opt_dir: code.opt,
             runtime_dir: runtime
                 .has_kumo_bootstrap()
                 .then(|| settings.runtime_dir.clone()),
@@ -512,4 +514,19 @@ fn sanitize(name: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .take(32)
         .collect()
+}
+
+/// The `provided` runtime's entry point: the package's `bootstrap`, else a
+/// layer's (`/opt/bootstrap`), as on Lambda (kumod checked that one exists).
+fn provided_bootstrap(code: &CodeDirs) -> String {
+    let bootstrap = kumo_proto::model::PROVIDED_BOOTSTRAP;
+    let in_layers = code
+        .opt
+        .as_ref()
+        .is_some_and(|opt| opt.join(bootstrap).exists());
+    if in_layers && !code.task.join(bootstrap).exists() {
+        format!("/opt/{bootstrap}")
+    } else {
+        format!("/var/task/{bootstrap}")
+    }
 }

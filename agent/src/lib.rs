@@ -14,6 +14,7 @@ pub mod connection;
 pub mod executor;
 pub mod instance;
 pub mod invocation_log;
+pub mod layer_set;
 pub mod node;
 pub mod package_cache;
 pub mod pool;

@@ -114,9 +114,13 @@ async fn serve(
     // Once, before any instance starts: cache the compiled runtime client
     // (no cold start pays for it).
     let (dir, python) = (config.runtime_dir(), config.python_path.clone());
-    let python_version = tokio::task::spawn_blocking(move || {
+    let node = config.node_path.clone();
+    let (python_version, node_version) = tokio::task::spawn_blocking(move || {
         crate::bootstrap::precompile_once(&dir, &python);
-        crate::bootstrap::python_version(&python)
+        (
+            crate::bootstrap::python_version(&python),
+            crate::bootstrap::node::node_major(&node),
+        )
     })
     .await
     .unwrap_or_default();
@@ -140,6 +144,7 @@ async fn serve(
         max_instances: config.max_instances,
         session_id: connection::new_session_id(),
         python_version,
+        node_version,
     };
     tracing::info!(agent_id = %registration.agent_id, server = %config.server,
         allocatable_memory_mb = registration.allocatable_memory_mb, "agent starting");

@@ -1,7 +1,9 @@
 //! Unpacked packages by digest: fetched once from kumod, verified against
 //! their SHA-256, unpacked safely into `dir/<digest>/` (mounted read-only at
-//! `/var/task`). A warm lookup is a map read; concurrent requests for one
-//! digest fetch and unpack it once.
+//! `/var/task`). Layers are packages too; a function's list of layers is
+//! merged into `dir/opt-<hash of the list>/` (mounted read-only at `/opt`,
+//! see `layer_set`). A warm lookup is a map read; concurrent requests for
+//! one digest (or list) fetch and unpack (or merge) it once.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,7 +13,18 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::layer_set;
 use crate::unzip::{self, UnzipLimits};
+
+/// Where a function's code is on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeDirs {
+    /// The unpacked package, mounted at `/var/task`.
+    pub task: PathBuf,
+    /// The merged layers, mounted at `/opt` (None: no layers, `/opt` is
+    /// empty).
+    pub opt: Option<PathBuf>,
+}
 
 /// Suffix of the marker file written next to a tree once it is complete
 /// (`<digest>.complete`; kept outside the tree so `/var/task` shows only
@@ -108,6 +121,49 @@ impl PackageCache {
             limits,
             entries: Mutex::new(entries),
         })
+    }
+
+    /// The package `digest` and the layers `layer_digests` (in order),
+    /// fetched, unpacked and merged as needed.
+    pub async fn ensure_code(
+        &self,
+        digest: &str,
+        layer_digests: &[String],
+    ) -> Result<CodeDirs, PackageError> {
+        let task = self.ensure(digest).await?;
+        let opt = match layer_digests {
+            [] => None,
+            [one] => Some(self.ensure(one).await?),
+            many => Some(self.ensure_merged(many).await?),
+        };
+        Ok(CodeDirs { task, opt })
+    }
+
+    /// The merged tree of several layers.
+    async fn ensure_merged(&self, digests: &[String]) -> Result<PathBuf, PackageError> {
+        let name = layer_set::merged_name(digests);
+        let cell = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries.entry(name.clone()).or_default().clone()
+        };
+        cell.get_or_try_init(|| async {
+            let layers =
+                futures::future::try_join_all(digests.iter().map(|d| self.ensure(d))).await?;
+            let dest = self.dir.join(&name);
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(&dest);
+                layer_set::merge(&layers, &dest).map(|()| dest)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|message| PackageError::Unpack {
+                digest: name.clone(),
+                message,
+            })
+        })
+        .await
+        .cloned()
     }
 
     /// The unpacked directory of the package `digest`, fetching and

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use kumo_agent::config::AgentConfig;
 use kumo_agent::instance::{Instance, InstanceSettings};
+use kumo_agent::package_cache::CodeDirs;
 use kumo_proto::agent::{FunctionSpec, Invocation, InvocationResult, Outcome};
 use serde_json::Value;
 
@@ -107,7 +108,11 @@ fn invocation(n: u64, function: &FunctionSpec, payload: &str) -> Invocation {
 }
 
 async fn start(fx: &Fixture, function: &FunctionSpec) -> Instance {
-    Instance::start(&fx.settings, function, fx.task_dir.clone(), 100_777)
+    let code = CodeDirs {
+        task: fx.task_dir.clone(),
+        opt: None,
+    };
+    Instance::start(&fx.settings, function, code, 100_777)
         .await
         .expect("instance starts")
 }

@@ -60,6 +60,7 @@ fn spec(f: &Fixture, id: &str, script: &str) -> SandboxSpec {
             ("GREETING".into(), "hi".into()),
         ],
         task_dir: f.task_dir.clone(),
+        opt_dir: None,
         runtime_dir: None,
         memory_mb: 256,
         tmp_size_mb: 16,
@@ -345,16 +346,21 @@ unshare -U true 2>/dev/null && echo unshare=allowed || echo unshare=denied
 }
 
 /// A blank sandbox: its runtime runs before the package is mounted and
-/// reads its assignment from stdin; claiming mounts the package read-only
-/// and a /tmp of the claimed size, and sets the memory limit.
+/// reads its assignment from stdin; claiming mounts the package and the
+/// layers read-only and a /tmp of the claimed size, and sets the memory
+/// limit.
 #[tokio::test]
 async fn a_blank_sandbox_is_claimed_once() {
     if !root_or_skip("the sandbox tests") {
         return;
     }
     let f = fixture();
-    let script = "ls /var/task | wc -l; read assignment; echo got:$assignment; \
-                  cat /var/task/data.txt; df -m /tmp | tail -1; touch /var/task/x 2>&1 || true";
+    let script = "find /var/task /opt -type f | wc -l; read assignment; echo got:$assignment; \
+                  cat /var/task/data.txt /opt/python/layer.txt; df -m /tmp | tail -1; \
+                  touch /var/task/x 2>&1 || true; touch /opt/x 2>&1 || true";
+    let opt_dir = f.task_dir.with_file_name("layers");
+    std::fs::create_dir_all(opt_dir.join("python")).unwrap();
+    std::fs::write(opt_dir.join("python/layer.txt"), "layer-data\n").unwrap();
     let mut blank = spec(&f, "claim-1", script);
     blank.deferred = true;
     blank.memory_mb = 128;
@@ -381,11 +387,12 @@ async fn a_blank_sandbox_is_claimed_once() {
     assert_eq!(
         String::from_utf8_lossy(&before).trim(),
         "0",
-        "the package was visible before the claim"
+        "the package or the layers were visible before the claim"
     );
     sandbox
         .claim(ClaimSpec {
             task_dir: f.task_dir.clone(),
+            opt_dir: Some(opt_dir),
             tmp_size_mb: 48,
             blank_memory_mb: 128,
             memory_mb: 384,
@@ -414,6 +421,7 @@ async fn a_blank_sandbox_is_claimed_once() {
     let again = sandbox
         .claim(ClaimSpec {
             task_dir: f.task_dir.clone(),
+            opt_dir: None,
             tmp_size_mb: 1,
             blank_memory_mb: 128,
             memory_mb: 128,
@@ -433,13 +441,18 @@ async fn a_blank_sandbox_is_claimed_once() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "got:hello", "{text}");
     assert_eq!(lines[1], "payload-data", "{text}");
+    assert_eq!(lines[2], "layer-data", "{text}");
     // /tmp is an ext4 disk sized so that at least the claimed 48 MB are
     // free (ext4's own metadata comes on top).
-    let free_mb: u64 = lines[2]
+    let free_mb: u64 = lines[3]
         .split_whitespace()
         .nth(3)
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!((48..=56).contains(&free_mb), "/tmp size: {text}");
-    assert!(text.contains("Read-only file system"), "{text}");
+    assert_eq!(
+        text.matches("Read-only file system").count(),
+        2,
+        "/var/task and /opt are read-only: {text}"
+    );
 }

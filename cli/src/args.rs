@@ -86,6 +86,9 @@ pub enum Command {
     /// Named pointers at versions (with optional weighted routing).
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// Shared libraries and runtimes functions mount at /opt.
+    #[command(subcommand)]
+    Layer(LayerCommand),
     /// The daemon and its agents.
     Status {
         /// Output format.
@@ -135,6 +138,57 @@ pub enum AgentCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+    },
+}
+
+/// Layer subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LayerCommand {
+    /// Publish a directory or .zip as the layer's next version (its files
+    /// appear under /opt: python/, lib/, bin/, nodejs/node_modules/).
+    Publish {
+        /// Layer name.
+        name: String,
+        /// Content: a directory (zipped by the CLI), a .zip file, or
+        /// s3://bucket/key.zip (fetched by kumod; needs --s3-profile).
+        #[arg(long)]
+        code: PathBuf,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Runtime identifiers it is meant for (informational, as on Lambda).
+        #[arg(long, num_args = 1.., value_delimiter = ',', value_parser = runtime_identifier)]
+        compatible_runtimes: Vec<String>,
+        /// License name or URL.
+        #[arg(long, default_value = "")]
+        license_info: String,
+        /// kumod's S3 profile to fetch an s3:// package with.
+        #[arg(long)]
+        s3_profile: Option<String>,
+        /// Output format (text prints the layer version ARN).
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// List layers (their newest versions), or one layer's versions.
+    List {
+        /// Layer name: list its versions.
+        name: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show a layer version and the functions using it.
+    Get {
+        /// NAME:VERSION or a layer version ARN.
+        layer: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Delete a layer version no function uses.
+    Delete {
+        /// NAME:VERSION or a layer version ARN.
+        layer: String,
     },
 }
 
@@ -526,6 +580,9 @@ pub struct UpdateArgs {
     /// Remove the egress allow-list.
     #[arg(long, conflicts_with = "egress_allow")]
     pub clear_egress_allow: bool,
+    /// Remove every layer.
+    #[arg(long, conflicts_with = "layers")]
+    pub clear_layers: bool,
     /// Memory, timeout, environment, network, /tmp, credentials and
     /// asynchronous settings (only the given ones change).
     #[command(flatten)]
@@ -572,6 +629,11 @@ pub struct FunctionSettings {
     /// Size of /tmp in MB (512-10240, default 512).
     #[arg(long)]
     pub tmp_size: Option<u32>,
+    /// Layer versions (at most 5; NAME:VERSION or ARN), extracted in this
+    /// order into /opt, a later layer's files winning; on update, replaces
+    /// the whole list.
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "LAYER")]
+    pub layers: Vec<String>,
     /// Asynchronous invocation and concurrency.
     #[command(flatten)]
     pub async_settings: AsyncSettings,

@@ -100,6 +100,7 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
         credentials_profile: settings.credentials.unwrap_or_default(),
         egress_allow: settings.egress_allow,
         role: String::new(),
+        layers: settings.layers,
     };
     // The same rules kumod applies, checked before uploading anything.
     model::normalize_config(&mut config).map_err(|e| CliError::Failed(e.to_string()))?;
@@ -132,6 +133,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
                 name: args.name.clone(),
                 zip,
                 code_s3,
+                expect_revision_id: String::new(),
             },
             bar,
         );
@@ -139,6 +141,7 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
     }
     let set_environment = args.clear_env || !settings.env.is_empty();
     let set_egress_allow = args.clear_egress_allow || !settings.egress_allow.is_empty();
+    let set_layers = args.clear_layers || !settings.layers.is_empty();
     let changes_config = args.runtime.is_some()
         || args.handler.is_some()
         || args.description.is_some()
@@ -155,7 +158,8 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
         || settings.async_settings.dead_letter_target.is_some()
         || settings.async_settings.on_success.is_some()
         || settings.credentials.is_some()
-        || set_egress_allow;
+        || set_egress_allow
+        || set_layers;
     if changes_config {
         let request = UpdateFunctionConfigurationRequest {
             name: args.name.clone(),
@@ -179,6 +183,9 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
             set_egress_allow,
             egress_allow: settings.egress_allow,
             role: None,
+            set_layers,
+            layers: settings.layers,
+            expect_revision_id: String::new(),
         };
         info = Some(
             client

@@ -6,6 +6,7 @@ mod commands;
 mod connect;
 mod dlq;
 mod docs;
+mod layers;
 mod output;
 mod package;
 mod triggers;
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Trigger(command) => triggers::run(&mut client, command).await,
         Command::Version(command) => versions::version(&mut client, command).await,
         Command::Alias(command) => versions::alias(&mut client, command).await,
+        Command::Layer(command) => layers::run(&mut client, command).await,
         Command::Status { output } => versions::status(&mut client, output).await,
         Command::Agents { output } => agents::list(&mut client, output).await,
         Command::Agent(command) => agents::run(&mut client, command).await,

@@ -27,6 +27,7 @@ pub fn function_json(info: &FunctionInfo) -> Value {
         "environment": c.environment,
         "network": c.network,
         "egress_allow": c.egress_allow,
+        "layers": c.layers,
         "tags": c.tags,
         "code_sha256": info.code_sha256,
         "package_digest": info.package_digest,

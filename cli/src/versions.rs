@@ -56,6 +56,7 @@ pub async fn version(client: &mut Client, command: VersionCommand) -> Result<(),
                     function_name: name,
                     description,
                     expect_code_sha256: expect_sha256.unwrap_or_default(),
+                    expect_revision_id: String::new(),
                 })
                 .await?
                 .into_inner();

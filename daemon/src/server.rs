@@ -27,6 +27,7 @@ use crate::sources::routes::Routes;
 use crate::sources::scheduler;
 use crate::sources::webhook::Webhook;
 use crate::state::functions::{FunctionError, Functions};
+use crate::state::layers::Layers;
 use crate::state::logs::Logs;
 use crate::state::packages::{PackageError, PackageStore};
 use crate::state::store::{SledStore, Store, StoreError};
@@ -196,6 +197,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let management = crate::api::lambda::management::Management::new(
         functions.clone(),
         Versions::new(functions.clone()),
+        Layers::new(functions.clone()),
         agents.clone(),
         config.invoke_api.code_s3_profile.clone(),
     );
@@ -252,6 +254,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
 
     let control = ControlServer::new(ControlService::new(ControlParts {
         versions: Versions::new(functions.clone()),
+        layers: Layers::new(functions.clone()),
         functions: functions.clone(),
         invoker: invoker.clone(),
         limiter: limiter.clone(),

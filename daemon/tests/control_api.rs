@@ -48,13 +48,29 @@ async fn crud_round_trip_and_restart() {
     let recoded = client
         .update_function_code(UpdateFunctionCodeRequest {
             name: "div".into(),
-            zip: new_code,
-            code_s3: None,
+            zip: new_code.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     assert_ne!(recoded.package_digest, info.package_digest);
+    // A stale RevisionId is refused and changes nothing.
+    let stale = client
+        .update_function_code(UpdateFunctionCodeRequest {
+            name: "div".into(),
+            zip: package(),
+            expect_revision_id: "00000000-0000-0000-0000-000000000000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition, "{stale:?}");
+    assert!(stale.message().contains("RevisionId"), "{stale:?}");
+    assert_eq!(
+        get_function(&mut client, "div").await.revision,
+        recoded.revision
+    );
     // The replaced blob is gone; the new one is stored.
     assert!(!dir
         .path()
@@ -186,7 +202,7 @@ async fn hostile_configuration_and_packages_are_refused_clearly() {
             .update_function_code(UpdateFunctionCodeRequest {
                 name: name.into(),
                 zip: package(),
-                code_s3: None,
+                ..Default::default()
             })
             .await
             .unwrap_err();

@@ -13,8 +13,13 @@ use regex::Regex;
 use crate::control::FunctionConfig;
 
 mod function_ref;
+mod layer_ref;
 mod runtime;
 pub use function_ref::{FunctionRef, FunctionRefError};
+pub use layer_ref::{
+    layer_arn, layer_version_arn, validate_layer_list, validate_layer_name, LayerVersionRef,
+    MAX_COMPATIBLE_RUNTIMES, MAX_LAYERS, MAX_LAYER_NAME_CHARS,
+};
 pub use runtime::{
     requested_language_version, validate_handler, NodeMajor, Runtime, PROVIDED_BOOTSTRAP,
     RUNTIME_IDENTIFIERS, RUNTIME_NAMES,
@@ -284,6 +289,7 @@ pub fn normalize_config(config: &mut FunctionConfig) -> Result<(), ValidationErr
     }
     crate::egress::parse_list(&config.egress_allow)
         .map_err(|e| ValidationError::new("egress_allow", e.to_string()))?;
+    validate_layer_list(&config.layers)?;
     normalize_async_config(config)
 }
 

@@ -351,6 +351,19 @@ out["sha_mismatch"] = raises(lam.exceptions.PreconditionFailedException,
 u2 = lam.update_function_code(FunctionName="b", ZipFile=package(2), RevisionId=u["RevisionId"])
 out["revisions"] = [rev != u["RevisionId"], u["RevisionId"] != u2["RevisionId"], u["Timeout"]]
 out["published"] = lam.publish_version(FunctionName="b", Description="two", RevisionId=u2["RevisionId"])["Version"]
+# Eight updates race with one RevisionId: the check and the change are one
+# step, so exactly one wins.
+import concurrent.futures
+race_rev = lam.get_function_configuration(FunctionName="b")["RevisionId"]
+def attempt(timeout):
+    try:
+        lam.update_function_configuration(FunctionName="b", Timeout=timeout, RevisionId=race_rev)
+        return "won"
+    except lam.exceptions.PreconditionFailedException:
+        return "stale"
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    out["race"] = sorted(pool.map(attempt, range(21, 29)))
+lam.update_function_configuration(FunctionName="b", Timeout=20)
 lam.create_alias(FunctionName="b", Name="prod", FunctionVersion="2")
 out["alias_exists"] = raises(lam.exceptions.ResourceConflictException,
                              lam.create_alias, FunctionName="b", Name="prod", FunctionVersion="1")
@@ -450,6 +463,10 @@ fn boto3_lifecycle_conflicts_pagination_and_errors() {
     assert_eq!(out["revisions"], json!([true, true, 20]));
     assert_eq!(out["published"], "2");
     assert_eq!(
+        out["race"],
+        json!(["stale", "stale", "stale", "stale", "stale", "stale", "stale", "won"])
+    );
+    assert_eq!(
         out["aliases"],
         json!([["prod", "1", {"AdditionalVersionWeights": {"2": 0.25}}]])
     );
@@ -485,7 +502,7 @@ fn boto3_lifecycle_conflicts_pagination_and_errors() {
         "layers",
         400,
         "InvalidParameterValueException",
-        "Layers are not supported",
+        "layer:l:1 does not exist",
     );
     refused("arm64", 400, "InvalidParameterValueException", "arm64");
     refused(

@@ -123,6 +123,58 @@ fn hostile_management_requests_are_refused_and_lose_nothing() {
     assert_eq!(kumo.invoke_ok("div", r#"{"x": 6, "y": 2}"#)["result"], 3.0);
 }
 
+/// boto3's CreateFunction while kumod cannot store packages: `[status,
+/// code, message, boto3 raised its ServiceException class]`.
+const SERVICE_FAILURE: &str = r#"
+import base64, io, json, sys, zipfile
+import boto3, botocore
+lam = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="AKIDKUMOTEST", aws_secret_access_key="kumo-test-secret",
+                   config=botocore.config.Config(retries={"max_attempts": 0}))
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("lambda_function.py", "def handler(e, c):\n    return 'stored'\n")
+try:
+    lam.create_function(FunctionName=sys.argv[2], Runtime="python3.12", Role="r",
+                        Handler="lambda_function.handler", Code={"ZipFile": buf.getvalue()})
+    print(json.dumps("no error"))
+except lam.exceptions.ServiceException as e:
+    r = e.response
+    print(json.dumps([r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"], r["Error"]["Message"], True]))
+"#;
+
+#[test]
+fn a_failing_store_answers_service_exception_and_kumod_carries_on() {
+    if !root_or_skip() {
+        return;
+    }
+    let kumo = Kumo::start_configured(INVOKE_API_KEYS, "");
+    let endpoint = format!("http://{}", kumo.http_address);
+    // The blob directory replaced by a file: storing any package fails.
+    let packages = kumo.data_dir().join("packages");
+    let moved = kumo.data_dir().join("packages.moved");
+    std::fs::rename(&packages, &moved).unwrap();
+    std::fs::write(&packages, "not a directory").unwrap();
+    let out: Value =
+        serde_json::from_str(run_python(SERVICE_FAILURE, &[&endpoint, "first"]).trim()).unwrap();
+    assert_refused(&out, "store failure", (500, "ServiceException"), "packages");
+    assert_eq!(
+        out[3], true,
+        "boto3 raised lam.exceptions.ServiceException: {out}"
+    );
+    assert_ne!(
+        kumo.cli(&["function", "get", "first"]).code,
+        0,
+        "nothing half-created"
+    );
+    std::fs::remove_file(&packages).unwrap();
+    std::fs::rename(&moved, &packages).unwrap();
+    let again: Value =
+        serde_json::from_str(run_python(SERVICE_FAILURE, &[&endpoint, "first"]).trim()).unwrap();
+    assert_eq!(again, "no error");
+    assert_eq!(kumo.invoke_ok("first", "{}"), "stored");
+}
+
 /// `MAJOR.MINOR` of the interpreter the test agent runs (its default).
 fn agent_python_version() -> String {
     let out = Command::new("/usr/bin/python3")
@@ -207,6 +259,40 @@ fn lambda_runtime_names_are_kept_and_version_mismatches_are_said() {
     assert!(
         kumo.log().contains(&warning),
         "a warning line in kumod's log"
+    );
+
+    // Node.js likewise: nodejsNN.x runs the agents' node, whatever NN.
+    let out = Command::new("/usr/bin/node")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let node = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    let other_node = if node == "18" { "22" } else { "18" };
+    let handler = kumo_tests::package_dir(&[(
+        "index.js",
+        "exports.handler = async () => process.versions.node;\n",
+    )]);
+    let create_node = |name: &str, major: &str| {
+        let runtime = format!("nodejs{major}.x");
+        kumo.try_create(name, &runtime, "index.handler", handler.path(), &[])
+    };
+    let run = create_node("node-asked", other_node);
+    assert_eq!(run.code, 0, "{run:?}");
+    let node_warning = format!("asks for Node.js {other_node}, but the agents run Node.js {node}");
+    assert!(run.stderr.contains(&node_warning), "{run:?}");
+    let run = create_node("node-matching", &node);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stderr.contains("warning"), "{run:?}");
+    let ran = kumo.invoke_ok("node-asked", "{}");
+    assert!(
+        ran.as_str().unwrap().starts_with(&format!("{node}.")),
+        "{ran}"
     );
 }
 

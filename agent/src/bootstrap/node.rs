@@ -56,6 +56,38 @@ pub fn execution_env(major: NodeMajor) -> String {
     format!("AWS_Lambda_nodejs{}.x", major.number())
 }
 
+/// The major version of the `node` at `node_path` (`v20.19.2` → `20`), or
+/// "" when it cannot be run (logged).
+pub fn node_major(node_path: &Path) -> String {
+    let output = std::process::Command::new(node_path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(out) if out.status.success() => major_of(&String::from_utf8_lossy(&out.stdout)),
+        Ok(out) => {
+            tracing::warn!(node = %node_path.display(), status = %out.status, "asking node its version failed");
+            String::new()
+        }
+        Err(err) => {
+            tracing::debug!(node = %node_path.display(), %err, "node is not runnable; nodejsNN.x functions will fail to start");
+            String::new()
+        }
+    }
+}
+
+/// `v20.19.2` → `20`.
+fn major_of(version: &str) -> String {
+    version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .filter(|major| !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +103,14 @@ mod tests {
                 "/var/runtime/kumo_runtime.cjs"
             ]
         );
+    }
+
+    #[test]
+    fn versions_reduce_to_their_major() {
+        assert_eq!(major_of("v20.19.2\n"), "20");
+        assert_eq!(major_of("v22.1.0"), "22");
+        assert_eq!(major_of("garbage"), "");
+        assert_eq!(major_of(""), "");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use kumo_proto::model::{NetworkMode, NodeMajor, Runtime};
 
 use super::{environment, lambda, sanitize, Instance, InstanceError, InstanceSettings};
 use crate::bootstrap;
+use crate::package_cache::CodeDirs;
 use crate::sandbox::{ClaimSpec, Sandbox, SandboxSpec};
 
 /// Memory limit of a blank sandbox until it is claimed (an idle Python
@@ -162,6 +163,7 @@ pub async fn start_blank(
         argv,
         env,
         task_dir: PathBuf::new(),
+        opt_dir: None,
         runtime_dir: Some(settings.runtime_dir.clone()),
         memory_mb: BLANK_MEMORY_MB,
         tmp_size_mb: 0,
@@ -183,12 +185,12 @@ pub async fn start_blank(
 }
 
 impl Instance {
-    /// Cold-starts an instance of `function` by claiming `blank`; the
-    /// instance runs as `blank.uid`.
+    /// Cold-starts an instance of `function` (its package and layers at
+    /// `code`) by claiming `blank`; the instance runs as `blank.uid`.
     pub async fn start_from_blank(
         settings: &InstanceSettings,
         function: &FunctionSpec,
-        task_dir: PathBuf,
+        code: CodeDirs,
         blank: Blank,
     ) -> Result<Instance, InstanceError> {
         let label = format!("{}:{}", function.name, function.version);
@@ -226,7 +228,8 @@ impl Instance {
         let claimed = instance
             .sandbox
             .claim(ClaimSpec {
-                task_dir,
+                task_dir: code.task,
+                opt_dir: code.opt,
                 tmp_size_mb: function.ephemeral_storage_mb,
                 blank_memory_mb: BLANK_MEMORY_MB,
                 memory_mb: function.memory_mb,

@@ -11,7 +11,7 @@
 //!    mount (`open_tree` + `mount_setattr`) and passes it with a [`Claim`]
 //!    over the control channel;
 //! 3. the sandbox's PID 1 moves that mount onto `/var/task`
-//!    (`move_mount`), and the function's disk-backed `/tmp` (prepared and
+//!    (`move_mount`), the function's layers (likewise) onto `/opt`, and the function's disk-backed `/tmp` (prepared and
 //!    mounted detached by the agent, see `tmp_disk`) onto `/tmp`, writes the
 //!    assignment (the function's environment) to the runtime's stdin and
 //!    answers `Claimed`.
@@ -50,6 +50,10 @@ pub struct Claim {
     /// `tmp_size_mb`).
     #[serde(default)]
     pub tmp_disk: bool,
+    /// Whether a descriptor of the function's layers as a detached mount
+    /// comes with the claim (after the package's, before `/tmp`'s).
+    #[serde(default)]
+    pub opt: bool,
     /// Text written to the runtime's stdin (then closed).
     pub assignment: String,
 }
@@ -135,6 +139,12 @@ pub fn serve(uid: u32, gid: u32, runtime_stdin: OwnedFd) -> Result<(), InitError
         .ok_or_else(|| InitError::Protocol("the claim came without the package mount".into()))?;
     move_mount(&tree, "/var/task")?;
     drop(tree);
+    if claim.opt {
+        let opt = fds
+            .next()
+            .ok_or_else(|| InitError::Protocol("the claim came without its /opt mount".into()))?;
+        move_mount(&opt, "/opt")?;
+    }
     if claim.tmp_disk {
         let tmp = fds
             .next()
@@ -155,6 +165,8 @@ pub fn serve(uid: u32, gid: u32, runtime_stdin: OwnedFd) -> Result<(), InitError
 pub struct ClaimSpec {
     /// Host directory mounted read-only at `/var/task`.
     pub task_dir: std::path::PathBuf,
+    /// Host directory mounted read-only at `/opt` (the layers), if any.
+    pub opt_dir: Option<std::path::PathBuf>,
     /// Size of `/tmp` in MB.
     pub tmp_size_mb: u32,
     /// The memory size the blank was started with, in MB.

@@ -97,6 +97,9 @@ pub struct SandboxSpec {
     pub env: Vec<(String, String)>,
     /// Host directory mounted read-only at `/var/task`.
     pub task_dir: PathBuf,
+    /// Host directory mounted read-only at `/opt` (the function's layers),
+    /// if any; otherwise `/opt` is an empty directory.
+    pub opt_dir: Option<PathBuf>,
     /// Host directory mounted read-only at `/var/runtime`, if any.
     pub runtime_dir: Option<PathBuf>,
     /// Memory limit (no swap) in MB.

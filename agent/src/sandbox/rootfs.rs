@@ -1,7 +1,7 @@
 //! The sandbox's root filesystem, built by its PID 1 inside the new mount
 //! namespace: a tmpfs root holding read-only binds of the host's `/usr`,
 //! `/lib*` and the needed parts of `/etc`, the package at `/var/task`, the
-//! runtime at `/var/runtime`, a private disk-backed `/tmp` (see `tmp_disk`),
+//! layers at `/opt`, the runtime at `/var/runtime`, a private disk-backed `/tmp` (see `tmp_disk`),
 //! a fresh `/proc` and a minimal `/dev` (whose `shm` is a link to `/tmp`);
 //! then `pivot_root` and a read-only remount of `/`.
 
@@ -173,7 +173,17 @@ pub fn build(sys: &dyn Syscall, spec: &InitSpec) -> Result<()> {
         mkdir(sys, &runtime, 0o755)?;
         bind_read_only(sys, runtime_dir, &runtime)?;
     }
-    mkdir(sys, &root.join("opt"), 0o755)?;
+    let opt = root.join("opt");
+    mkdir(sys, &opt, 0o755)?;
+    if spec.deferred {
+        // The dynamic linker marks a missing LD_LIBRARY_PATH directory as
+        // absent for good the first time it searches it: a blank's runtime
+        // must find `/opt/lib` present before the claim mounts the layers
+        // over `/opt`.
+        mkdir(sys, &opt.join("lib"), 0o755)?;
+    } else if let Some(opt_dir) = &spec.opt_dir {
+        bind_read_only(sys, opt_dir, &opt)?;
+    }
     let tmp = root.join("tmp");
     mkdir(sys, &tmp, 0o1777)?;
     if !spec.deferred {
@@ -304,6 +314,7 @@ mod tests {
             argv: vec!["/var/task/bootstrap".into()],
             env: vec![],
             task_dir: "/srv/pkg".into(),
+            opt_dir: None,
             runtime_dir: None,
             root_dir: "/state/i1".into(),
             tmp_size_mb: 512,

@@ -14,6 +14,9 @@ pub struct InitSpec {
     pub env: Vec<(String, String)>,
     /// Host directory mounted read-only at `/var/task`.
     pub task_dir: PathBuf,
+    /// Host directory mounted read-only at `/opt` (the function's layers).
+    #[serde(default)]
+    pub opt_dir: Option<PathBuf>,
     /// Host directory mounted read-only at `/var/runtime`.
     pub runtime_dir: Option<PathBuf>,
     /// Empty directory that becomes the sandbox's root mount point.

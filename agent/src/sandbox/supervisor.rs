@@ -167,6 +167,7 @@ impl Sandbox {
             argv: spec.argv.clone(),
             env,
             task_dir: spec.task_dir.clone(),
+            opt_dir: spec.opt_dir.clone(),
             runtime_dir: spec.runtime_dir.clone(),
             root_dir: root_dir.clone(),
             tmp_size_mb: spec.tmp_size_mb,

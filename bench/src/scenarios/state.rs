@@ -54,6 +54,7 @@ fn fill(dir: &std::path::Path, functions: usize, triggers: usize) -> anyhow::Res
                 dead_letter_target: String::new(),
                 on_success_destination: String::new(),
                 role: String::new(),
+                layers: Vec::new(),
             },
             package_digest: "0".repeat(64),
             code_sha256: String::new(),

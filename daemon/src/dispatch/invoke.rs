@@ -468,6 +468,7 @@ impl Invoker {
             package_digest: target.package_digest.clone(),
             revision: target.revision,
             function_arn: self.functions.arn(&c.name, None),
+            layer_digests: c.layers.iter().map(|l| l.package_digest.clone()).collect(),
         }
     }
 }

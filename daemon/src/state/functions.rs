@@ -2,15 +2,17 @@
 //! get, list, delete — validated with the shared rules of
 //! `kumo_proto::model`, packages stored content-addressed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kumo_proto::control::{FunctionConfig, FunctionInfo, UpdateFunctionConfigurationRequest};
 use kumo_proto::model::{self, ValidationError, LATEST};
+use kumo_proto::package::PackageTree;
 
 use crate::dispatch::concurrency::{ConcurrencyLimiter, ReservationTooLarge};
 use crate::s3::S3Profiles;
-use crate::state::packages::{PackageError, PackageStore, StoredPackage};
-use crate::state::store::{FunctionRecord, Store, StoreError, StoredConfig};
+use crate::state::layers;
+use crate::state::packages::{self, PackageError, PackageStore, StoredPackage};
+use crate::state::store::{FunctionRecord, LayerVersionRecord, Store, StoreError, StoredConfig};
 
 /// A function operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,18 @@ pub enum FunctionError {
         /// The current one.
         current: String,
     },
+    /// A listed layer version does not exist (here).
+    #[error("invalid layers: Layer version {arn} does not exist")]
+    UnknownLayer {
+        /// The layer version as given.
+        arn: String,
+    },
+    /// The package and its layers unpack to more than Lambda's limit.
+    #[error("invalid layers: the function's package and its layers unpack to {bytes} bytes; at most {} are allowed", model::MAX_PACKAGE_UNZIPPED_BYTES)]
+    LayersTooLarge {
+        /// The total.
+        bytes: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,6 +89,11 @@ pub struct Functions {
     account_id: String,
     limiter: ConcurrencyLimiter,
     s3: S3Profiles,
+    /// Held by every change of a function record (a RevisionId check and
+    /// the change it guards happen under it, and no concurrent change is
+    /// lost) and while a layer version is deleted (never under a function
+    /// being given it).
+    writes: Arc<Mutex<()>>,
 }
 
 impl Functions {
@@ -98,7 +117,55 @@ impl Functions {
             account_id,
             limiter,
             s3,
+            writes: Arc::default(),
         })
+    }
+
+    /// The package blobs.
+    pub fn packages(&self) -> &PackageStore {
+        &self.packages
+    }
+
+    /// This kumod's region and account (the parts of its ARNs).
+    pub fn region_and_account(&self) -> (&str, &str) {
+        (&self.region, &self.account_id)
+    }
+
+    /// Serializes changes of function records, and layer deletes with them.
+    pub fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves `config`'s layers into `stored` and checks the runtime's
+    /// entry point: in the package (`tree`, or the stored `digest`) or, for
+    /// a function with layers, in one of them (`/opt/bootstrap`).
+    fn resolve_layers(
+        &self,
+        config: &FunctionConfig,
+        stored: &mut StoredConfig,
+        package: PackageRef<'_>,
+    ) -> Result<(), FunctionError> {
+        let (layers, records) = layers::resolve(
+            self.store.as_ref(),
+            self.region_and_account(),
+            &config.layers,
+            || match package {
+                PackageRef::Checked(tree) => Ok(tree.bytes()),
+                PackageRef::Stored(digest) => self.packages.unpacked_size(digest),
+            },
+        )?;
+        stored.layers = layers;
+        let Some(needed) = entry_point(config) else {
+            return Ok(());
+        };
+        let in_package = match package {
+            PackageRef::Checked(tree) => tree.executable(needed).map_err(PackageError::from),
+            PackageRef::Stored(digest) => self.packages.check_entry_point(digest, needed),
+        };
+        match in_package {
+            Err(_) if records.iter().any(|r: &LayerVersionRecord| r.has_bootstrap) => Ok(()),
+            other => Ok(other?),
+        }
     }
 
     /// The S3 profiles of kumod.
@@ -206,9 +273,13 @@ impl Functions {
         if self.store.get_function(&config.name)?.is_some() {
             return Err(FunctionError::AlreadyExists { name: config.name });
         }
-        let package = self.packages.put(zip, entry_point(&config))?;
+        let tree = packages::validate(zip)?;
+        let mut stored = StoredConfig::from_proto(&config);
+        let _writes = self.lock_writes();
+        self.resolve_layers(&config, &mut stored, PackageRef::Checked(&tree))?;
+        let package = self.packages.put_validated(zip)?;
         let record = FunctionRecord {
-            config: StoredConfig::from_proto(&config),
+            config: stored,
             package_digest: package.digest.clone(),
             code_sha256: package.code_sha256.clone(),
             code_size: package.size,
@@ -224,15 +295,25 @@ impl Functions {
     }
 
     /// Replaces the package of `$LATEST`.
-    pub fn update_code(&self, name: &str, zip: &[u8]) -> Result<FunctionInfo, FunctionError> {
+    /// With `expected_revision` (not empty), refuses unless it is the
+    /// function's current RevisionId.
+    pub fn update_code(
+        &self,
+        name: &str,
+        zip: &[u8],
+        expected_revision: &str,
+    ) -> Result<FunctionInfo, FunctionError> {
+        let tree = packages::validate(zip)?;
+        let _writes = self.lock_writes();
         let mut record = self.get_record(name)?;
+        self.check_record_revision(&record, expected_revision)?;
+        let config = record.config.to_proto();
+        self.resolve_layers(&config, &mut record.config, PackageRef::Checked(&tree))?;
         let StoredPackage {
             digest,
             code_sha256,
             size,
-        } = self
-            .packages
-            .put(zip, entry_point(&record.config.to_proto()))?;
+        } = self.packages.put_validated(zip)?;
         let old = std::mem::replace(&mut record.package_digest, digest);
         record.code_sha256 = code_sha256;
         record.code_size = size;
@@ -246,16 +327,22 @@ impl Functions {
         &self,
         update: UpdateFunctionConfigurationRequest,
     ) -> Result<FunctionInfo, FunctionError> {
+        let _writes = self.lock_writes();
         let mut record = self.get_record(&update.name)?;
+        self.check_record_revision(&record, &update.expect_revision_id)?;
         let mut config = record.config.to_proto();
-        let before = entry_point(&config);
+        let (entry_before, layers_before) = (entry_point(&config), config.layers.clone());
         merge_update(&mut config, update);
         model::normalize_config(&mut config)?;
-        if let Some(needed) = entry_point(&config).filter(|e| before != Some(*e)) {
-            self.packages
-                .check_entry_point(&record.package_digest, needed)?;
+        let mut stored = StoredConfig::from_proto(&config);
+        let entry_changed = entry_point(&config).is_some_and(|e| entry_before != Some(e));
+        if entry_changed || config.layers != layers_before {
+            let package = PackageRef::Stored(&record.package_digest);
+            self.resolve_layers(&config, &mut stored, package)?;
+        } else {
+            stored.layers = record.config.layers.clone();
         }
-        record.config = StoredConfig::from_proto(&config);
+        record.config = stored;
         self.bump(&mut record)?;
         Ok(self.info(&record))
     }
@@ -306,7 +393,8 @@ impl Functions {
         Ok(())
     }
 
-    /// Removes a package blob when no function refers to it any more.
+    /// Removes a package blob when no function or layer version refers to
+    /// it any more.
     pub(crate) fn collect_package(&self, digest: &str) -> Result<(), FunctionError> {
         let mut in_use = false;
         for record in self.store.list_functions()? {
@@ -315,6 +403,14 @@ impl Functions {
                 || self
                     .store
                     .list_versions(&record.config.name)?
+                    .iter()
+                    .any(|v| v.package_digest == digest);
+        }
+        for layer in self.store.list_layers()? {
+            in_use = in_use
+                || self
+                    .store
+                    .list_layer_versions(&layer)?
                     .iter()
                     .any(|v| v.package_digest == digest);
         }
@@ -337,18 +433,23 @@ impl Functions {
             revision: record.revision,
             queue: None,
             runtime_warning: String::new(),
+            layers: record.config.layer_infos(),
         }
     }
 }
 
+/// A function's package while its layers are resolved: just checked
+/// (create, new code) or already stored (a configuration change).
+#[derive(Clone, Copy)]
+enum PackageRef<'a> {
+    Checked(&'a PackageTree),
+    Stored(&'a str),
+}
+
 /// The executable `config`'s runtime starts from the package root, which
-/// its package must hold: the `provided` runtime's `bootstrap`
-/// (docs/wire-formats.md §1).
-///
-/// Kumo has no layers yet. Once a function can list layers
-/// (docs/wire-formats.md §13), its `bootstrap` may come from a layer (`/opt`)
-/// instead: then a package without one must only be warned about, not
-/// refused — return None here for functions with layers and log a warning.
+/// its package (or, for a function with layers, one of its layers: the
+/// agent then runs `/opt/bootstrap`) must hold: the `provided` runtime's
+/// `bootstrap` (docs/wire-formats.md §1, §13).
 fn entry_point(config: &FunctionConfig) -> Option<&'static str> {
     config
         .runtime
@@ -383,9 +484,15 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
         set_egress_allow,
         egress_allow,
         role,
+        set_layers,
+        layers,
+        expect_revision_id: _,
     } = update;
     if set_egress_allow {
         config.egress_allow = egress_allow;
+    }
+    if set_layers {
+        config.layers = layers;
     }
     let replace = |field: &mut String, value: Option<String>| {
         if let Some(value) = value {
@@ -516,7 +623,7 @@ mod tests {
         let blob = dir.path().join(format!("{}.zip", a.package_digest));
         f.delete("f").unwrap();
         assert!(blob.exists(), "still used by g");
-        f.update_code("g", &zip("other")).unwrap();
+        f.update_code("g", &zip("other"), "").unwrap();
         assert!(!blob.exists(), "unused after g moved on");
         assert!(matches!(f.delete("f"), Err(FunctionError::NotFound { .. })));
     }
@@ -585,7 +692,7 @@ mod tests {
         assert!(f.list().unwrap().is_empty());
         f.create(provided(), &zip_with("bootstrap", 0o755)).unwrap();
         refused(
-            f.update_code("p", &zip_with("bootstrap", 0o600)),
+            f.update_code("p", &zip_with("bootstrap", 0o600), ""),
             "not executable",
         );
         // A python3 function switched to provided: its stored package is checked.
@@ -597,7 +704,8 @@ mod tests {
         };
         refused(f.update_configuration(switch()), "no executable file");
         assert_eq!(f.get("f").unwrap().config.unwrap().runtime, "python3");
-        f.update_code("f", &zip_with("bootstrap", 0o755)).unwrap();
+        f.update_code("f", &zip_with("bootstrap", 0o755), "")
+            .unwrap();
         f.update_configuration(switch()).unwrap();
     }
 

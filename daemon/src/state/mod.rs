@@ -1,10 +1,11 @@
 //! What kumod keeps: the durable stores by record kind ([`store`]), package
 //! blobs ([`packages`]), functions at `$LATEST` ([`functions`]), published
-//! versions and aliases ([`versions`]) and what a qualified name runs
+//! versions and aliases ([`versions`]), layers ([`layers`]) and what a qualified name runs
 //! ([`qualifiers`]), Lambda's RevisionIds ([`revisions`]), and per-function
 //! logs ([`logs`]).
 
 pub(crate) mod functions;
+pub(crate) mod layers;
 pub(crate) mod logs;
 pub(crate) mod packages;
 pub(crate) mod qualifiers;

@@ -69,18 +69,21 @@ impl PackageStore {
         self.dir.join(format!("{digest}.zip"))
     }
 
-    /// Checks and stores a package; with `entry_point` (e.g. `bootstrap`)
-    /// the package must hold that executable at its root. Storing equal
-    /// bytes twice is a no-op.
-    pub fn put(
-        &self,
-        zip: &[u8],
-        entry_point: Option<&str>,
-    ) -> Result<StoredPackage, PackageError> {
+    /// Checks and stores a package and returns it with its checked tree
+    /// (unpacked size, entry points) for the caller to inspect.
+    pub fn put_with_tree(&self, zip: &[u8]) -> Result<(StoredPackage, PackageTree), PackageError> {
         let tree = validate(zip)?;
-        if let Some(name) = entry_point {
-            tree.executable(name)?;
-        }
+        Ok((self.put_validated(zip)?, tree))
+    }
+
+    /// The unpacked size of the stored package `digest`.
+    pub fn unpacked_size(&self, digest: &str) -> Result<u64, PackageError> {
+        Ok(validate(&self.get(digest)?)?.bytes())
+    }
+
+    /// Stores a package already checked with [`validate`]; storing equal
+    /// bytes twice is a no-op.
+    pub fn put_validated(&self, zip: &[u8]) -> Result<StoredPackage, PackageError> {
         let hash = Sha256::digest(zip);
         let digest = hex::encode(hash);
         let stored = StoredPackage {

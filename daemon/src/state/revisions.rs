@@ -3,6 +3,7 @@
 //! management API's optimistic concurrency, docs/wire-formats.md §12).
 
 use super::functions::{FunctionError, Functions};
+use super::store::FunctionRecord;
 
 /// Lambda's `RevisionId` of a function or version: UUID-shaped, derived
 /// from the name, revision counter and change time, so it changes with
@@ -22,16 +23,20 @@ pub fn revision_id(name: &str, revision: u64, last_modified: &str) -> String {
 }
 
 impl Functions {
-    /// Fails with RevisionMismatch unless `given` is the function's
-    /// current RevisionId (see [`revision_id`]).
-    pub fn check_revision(&self, name: &str, given: &str) -> Result<(), FunctionError> {
-        let record = self.get_record(name)?;
+    /// Fails with RevisionMismatch unless `given` is empty or `record`'s
+    /// RevisionId (call with [`Functions::lock_writes`] held to make the
+    /// check and a change atomic).
+    pub(crate) fn check_record_revision(
+        &self,
+        record: &FunctionRecord,
+        given: &str,
+    ) -> Result<(), FunctionError> {
         let current = revision_id(&record.config.name, record.revision, &record.last_modified);
-        if given == current {
+        if given.is_empty() || given == current {
             return Ok(());
         }
         Err(FunctionError::RevisionMismatch {
-            arn: self.arn(name, None),
+            arn: self.arn(&record.config.name, None),
             given: given.to_string(),
             current,
         })

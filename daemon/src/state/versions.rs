@@ -83,7 +83,10 @@ impl Versions {
     /// Publishes `$LATEST`, or returns the last version when nothing changed.
     pub fn publish(&self, request: &PublishVersionRequest) -> Result<VersionInfo, VersionError> {
         let name = &request.function_name;
+        let _writes = self.functions.lock_writes();
         let mut record = self.functions.get_record(name)?;
+        self.functions
+            .check_record_revision(&record, request.expect_revision_id.trim())?;
         let expected = request.expect_code_sha256.trim();
         if !expected.is_empty() && expected != record.code_sha256 {
             return Err(VersionError::ShaMismatch {
@@ -131,6 +134,7 @@ impl Versions {
             function_arn: self.functions.arn(name, Some(LATEST)),
             created_at: record.last_modified.clone(),
             code_size: record.code_size,
+            layers: record.config.layer_infos(),
         };
         let mut list = vec![latest];
         list.extend(
@@ -187,6 +191,7 @@ impl Versions {
             config: Some(version.config.to_proto()),
             created_at: version.created.clone(),
             code_size: version.code_size,
+            layers: version.config.layer_infos(),
         }
     }
 

@@ -45,6 +45,15 @@ impl Sandbox {
                 spec.task_dir.display()
             ))
         })?;
+        let opt = match &spec.opt_dir {
+            Some(dir) => Some(claim::detached_read_only_tree(dir).map_err(|e| {
+                failed(format!(
+                    "cloning {} as a read-only mount: {e}",
+                    dir.display()
+                ))
+            })?),
+            None => None,
+        };
         let disk = prepare_tmp_disk(&self.state_dir, &self.id, spec.tmp_size_mb).await;
         let tmp_mount = disk.and_then(|disk| {
             disk.detached_mount(self.uid, self.gid)
@@ -54,15 +63,18 @@ impl Sandbox {
         let claim = Claim {
             tmp_size_mb: spec.tmp_size_mb,
             tmp_disk: tmp_mount.is_some(),
+            opt: opt.is_some(),
             assignment: spec.assignment,
         };
         let bytes =
             serde_json::to_vec(&claim).map_err(|e| failed(format!("encoding the claim: {e}")))?;
         let mut fds = vec![tree.as_raw_fd()];
+        fds.extend(opt.as_ref().map(|m| m.as_raw_fd()));
         fds.extend(tmp_mount.as_ref().map(|m| m.as_raw_fd()));
         channel::send_raw(writer.as_raw_fd(), &bytes, &fds)
             .map_err(|e| failed(format!("sending the claim: {e}")))?;
         drop(tree);
+        drop(opt);
         drop(tmp_mount);
         match tokio::time::timeout(START_TIMEOUT, answer).await {
             Ok(Ok(Ok(()))) => Ok(()),

@@ -10,6 +10,7 @@ use tonic::{Code, Request, Response, Status};
 
 mod agents_api;
 mod events_api;
+mod layers_api;
 mod logs_api;
 mod versions_api;
 
@@ -23,6 +24,7 @@ use crate::sources::registry::{TriggerError, Triggers};
 use crate::sources::sqs::client::QueueError;
 use crate::sources::sqs::settings::SqsSettingsError;
 use crate::state::functions::{FunctionError, Functions};
+use crate::state::layers::Layers;
 use crate::state::logs::Logs;
 use crate::state::packages::PackageError;
 use crate::state::versions::{VersionError, Versions};
@@ -43,6 +45,8 @@ pub struct ControlParts {
     pub triggers: Triggers,
     /// Versions and aliases.
     pub versions: Versions,
+    /// Layers.
+    pub layers: Layers,
     /// Connected agents.
     pub agents: AgentRegistry,
 }
@@ -56,6 +60,7 @@ pub struct ControlService {
     logs: Logs,
     triggers: Triggers,
     versions: Versions,
+    layers: Layers,
     agents: AgentRegistry,
     started: chrono::DateTime<chrono::Utc>,
 }
@@ -71,6 +76,7 @@ impl ControlService {
             logs: parts.logs,
             triggers: parts.triggers,
             versions: parts.versions,
+            layers: parts.layers,
             agents: parts.agents,
             started: chrono::Utc::now(),
         }
@@ -189,6 +195,8 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
         | FunctionError::Reservation(_)
         | FunctionError::UnknownDestination { .. }
         | FunctionError::DestinationNeedsCredentials { .. }
+        | FunctionError::UnknownLayer { .. }
+        | FunctionError::LayersTooLarge { .. }
         | FunctionError::Credentials(_)
         | FunctionError::Package(PackageError::Invalid(_) | PackageError::EntryPoint(_)) => {
             Code::InvalidArgument
@@ -249,7 +257,10 @@ impl Control for ControlService {
         let request = request.into_inner();
         let zip = self.package_bytes(request.zip, request.code_s3).await?;
         let functions = self.functions.clone();
-        let info = blocking(move || functions.update_code(&request.name, &zip)).await?;
+        let info = blocking(move || {
+            functions.update_code(&request.name, &zip, &request.expect_revision_id)
+        })
+        .await?;
         Ok(Response::new(self.with_queue(info)?))
     }
 
@@ -463,6 +474,41 @@ impl Control for ControlService {
         request: Request<DrainAgentRequest>,
     ) -> Result<Response<AgentStatus>, Status> {
         self.drain_agent_rpc(request).await
+    }
+
+    async fn publish_layer_version(
+        &self,
+        request: Request<PublishLayerVersionRequest>,
+    ) -> Result<Response<LayerVersionInfo>, Status> {
+        self.publish_layer_version_rpc(request).await
+    }
+
+    async fn get_layer_version(
+        &self,
+        request: Request<GetLayerVersionRequest>,
+    ) -> Result<Response<LayerVersionInfo>, Status> {
+        self.get_layer_version_rpc(request).await
+    }
+
+    async fn list_layers(
+        &self,
+        _request: Request<ListLayersRequest>,
+    ) -> Result<Response<ListLayersResponse>, Status> {
+        self.list_layers_rpc().await
+    }
+
+    async fn list_layer_versions(
+        &self,
+        request: Request<ListLayerVersionsRequest>,
+    ) -> Result<Response<ListLayerVersionsResponse>, Status> {
+        self.list_layer_versions_rpc(request).await
+    }
+
+    async fn delete_layer_version(
+        &self,
+        request: Request<DeleteLayerVersionRequest>,
+    ) -> Result<Response<DeleteLayerVersionResponse>, Status> {
+        self.delete_layer_version_rpc(request).await
     }
 
     async fn undrain_agent(

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::ApiResponse;
 use crate::state::functions::FunctionError;
+use crate::state::layers::LayerError;
 use crate::state::packages::PackageError;
 use crate::state::versions::VersionError;
 
@@ -79,6 +80,8 @@ impl From<FunctionError> for ApiError {
             | FunctionError::Reservation(_)
             | FunctionError::UnknownDestination { .. }
             | FunctionError::DestinationNeedsCredentials { .. }
+            | FunctionError::UnknownLayer { .. }
+            | FunctionError::LayersTooLarge { .. }
             | FunctionError::Credentials(_)
             | FunctionError::Package(PackageError::Invalid(_) | PackageError::EntryPoint(_)) => {
                 Self::invalid(message)
@@ -104,6 +107,25 @@ impl From<VersionError> for ApiError {
             }
             VersionError::Invalid(_) => Self::invalid(message),
             VersionError::Store(_) => Self::new(500, "ServiceException", message),
+        }
+    }
+}
+
+impl From<LayerError> for ApiError {
+    fn from(err: LayerError) -> Self {
+        let message = err.to_string();
+        match err {
+            LayerError::Function(f) => f.into(),
+            LayerError::NotFound { .. } => Self::not_found(message),
+            LayerError::InUse { .. } => Self::new(409, "ResourceConflictException", message),
+            LayerError::Invalid(_)
+            | LayerError::Package(PackageError::Invalid(_) | PackageError::EntryPoint(_)) => {
+                Self::invalid(message)
+            }
+            LayerError::Package(_) | LayerError::Store(_) => {
+                tracing::error!(%message, "layer call failed");
+                Self::new(500, "ServiceException", message)
+            }
         }
     }
 }

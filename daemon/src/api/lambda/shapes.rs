@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use kumo_proto::control::{AliasConfig, AliasInfo, FunctionConfig, FunctionInfo, VersionInfo};
+use kumo_proto::control::{
+    AliasConfig, AliasInfo, FunctionConfig, FunctionInfo, FunctionLayer, VersionInfo,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -63,9 +65,9 @@ pub struct ConfigurationInput {
     pub environment: Option<EnvironmentInput>,
     /// `/tmp` size.
     pub ephemeral_storage: Option<EphemeralStorageInput>,
-    /// Layer ARNs: not supported yet.
-    #[serde(default)]
-    pub layers: Vec<String>,
+    /// Layer version ARNs (at most 5), in `/opt` order; `[]` removes them
+    /// in an update.
+    pub layers: Option<Vec<String>>,
     /// `Zip` (the only kind Kumo runs).
     pub package_type: Option<String>,
     /// Checked against the host's.
@@ -130,13 +132,8 @@ pub fn check_architectures(architectures: Option<&[String]>) -> Result<(), ApiEr
     }
 }
 
-/// Refuses Layers (not supported yet) and package types other than Zip.
+/// Refuses package types other than Zip and foreign architectures.
 pub fn check_unsupported(configuration: &ConfigurationInput) -> Result<(), ApiError> {
-    if !configuration.layers.is_empty() {
-        return Err(ApiError::invalid(
-            "Layers are not supported by Kumo yet; deploy the layer's files inside the function package",
-        ));
-    }
     match configuration.package_type.as_deref() {
         None | Some("Zip") => {}
         Some(other) => {
@@ -197,6 +194,8 @@ pub struct Identity<'a> {
     pub last_modified: &'a str,
     /// Lambda's RevisionId.
     pub revision_id: String,
+    /// The layers with their sizes.
+    pub layers: &'a [FunctionLayer],
 }
 
 /// Lambda's `FunctionConfiguration` of a configuration.
@@ -222,7 +221,7 @@ pub fn function_configuration(config: &FunctionConfig, identity: Identity<'_>) -
         "PackageType": "Zip",
         "Architectures": [host_architecture()],
         "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
-        "Layers": [],
+        "Layers": identity.layers.iter().map(|l| json!({"Arn": l.arn, "CodeSize": l.code_size})).collect::<Vec<_>>(),
     })
 }
 
@@ -239,6 +238,7 @@ pub fn latest_configuration(info: &FunctionInfo) -> Value {
             code_size: info.code_size,
             last_modified: &info.last_modified,
             revision_id,
+            layers: &info.layers,
         },
     )
 }
@@ -257,6 +257,7 @@ pub fn version_configuration(info: &VersionInfo) -> Value {
             code_size: info.code_size,
             last_modified: &info.created_at,
             revision_id,
+            layers: &info.layers,
         },
     );
     value["Description"] = json!(info.description);

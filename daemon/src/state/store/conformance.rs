@@ -14,8 +14,8 @@
 
 use super::{
     AliasRecord, DeadLetterCondition, DeadLetterRecord, EventCompanion, EventRecord,
-    FunctionRecord, LogRecord, LogRetention, Store, StoredConfig, TriggerRecord, TriggerSource,
-    VersionRecord,
+    FunctionRecord, LayerVersionRecord, LogRecord, LogRetention, Store, StoredConfig, StoredLayer,
+    TriggerRecord, TriggerSource, VersionRecord,
 };
 
 /// Generates one `#[test]` per check of [`crate::state::store::conformance`] for
@@ -37,6 +37,7 @@ macro_rules! store_conformance_tests {
             log_retention_counts_records_appended_after_a_trim,
             deleted_logs_are_gone_and_logged_functions_are_listed,
             drained_agents_round_trip,
+            layer_versions_are_per_layer_ordered_and_never_renumbered,
         );
     };
     (@each $open:expr; $($check:ident),* $(,)?) => {
@@ -71,6 +72,11 @@ fn config(name: &str) -> StoredConfig {
         dead_letter_target: String::new(),
         on_success_destination: String::new(),
         role: String::new(),
+        layers: vec![StoredLayer {
+            arn: "arn:aws:lambda:us-east-1:000000000000:layer:libs:1".into(),
+            package_digest: "e".repeat(64),
+            code_size: 7,
+        }],
     }
 }
 
@@ -454,4 +460,54 @@ pub fn drained_agents_round_trip(store: &dyn Store) {
     store.set_agent_drained("node-b", false).unwrap();
     let drained: Vec<String> = store.drained_agents().unwrap().into_iter().collect();
     assert_eq!(drained, ["node-a"]);
+}
+
+fn layer_version(layer: &str, version: u64) -> LayerVersionRecord {
+    LayerVersionRecord {
+        layer: layer.into(),
+        version,
+        description: format!("{layer} v{version}"),
+        compatible_runtimes: vec!["python3.11".into()],
+        license_info: String::new(),
+        package_digest: "d".repeat(64),
+        code_sha256: "c".into(),
+        code_size: 10,
+        unzipped_size: 20,
+        has_bootstrap: false,
+        created: "2026-12-07T00:00:00.000Z".into(),
+    }
+}
+
+/// Layer versions: numbers allocated per layer and never handed out twice
+/// (not even after the newest is deleted), records listed per layer
+/// oldest first (a name that is another's prefix stays apart), layers by
+/// name.
+pub fn layer_versions_are_per_layer_ordered_and_never_renumbered(store: &dyn Store) {
+    assert!(store.list_layers().unwrap().is_empty());
+    for layer in ["libs", "lib", "libs"] {
+        let version = store.next_layer_version(layer).unwrap();
+        store
+            .put_layer_version(&layer_version(layer, version))
+            .unwrap();
+    }
+    assert_eq!(store.next_layer_version("libs").unwrap(), 3);
+    assert_eq!(store.list_layers().unwrap(), ["lib", "libs"]);
+    let versions: Vec<u64> = store
+        .list_layer_versions("libs")
+        .unwrap()
+        .iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    assert_eq!(
+        store.get_layer_version("libs", 2).unwrap(),
+        Some(layer_version("libs", 2))
+    );
+    assert!(store.delete_layer_version("libs", 2).unwrap());
+    assert!(!store.delete_layer_version("libs", 2).unwrap());
+    assert_eq!(store.get_layer_version("libs", 2).unwrap(), None);
+    assert_eq!(store.next_layer_version("libs").unwrap(), 4);
+    assert!(store.delete_layer_version("lib", 1).unwrap());
+    assert_eq!(store.list_layers().unwrap(), ["libs"]);
+    assert_eq!(store.next_layer_version("lib").unwrap(), 2);
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use kumo_proto::control::FunctionConfig;
+use kumo_proto::control::{FunctionConfig, FunctionLayer};
 use serde::{Deserialize, Serialize};
 
 /// Configuration as stored (serde mirror of the protocol's `FunctionConfig`).
@@ -57,6 +57,22 @@ pub struct StoredConfig {
     /// Lambda's execution role ARN, kept only to echo it back.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
+    /// Layer versions, in `/opt` order, resolved to their packages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<StoredLayer>,
+}
+
+/// A layer version a function uses, resolved when the function's
+/// configuration is stored (layer versions are immutable and cannot be
+/// deleted while used, so the package stays valid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLayer {
+    /// The layer version's full ARN.
+    pub arn: String,
+    /// Hex SHA-256 of its ZIP.
+    pub package_digest: String,
+    /// ZIP size in bytes.
+    pub code_size: u64,
 }
 
 fn default_retries() -> u32 {
@@ -68,7 +84,9 @@ fn default_event_age() -> u32 {
 }
 
 impl StoredConfig {
-    /// From a normalized protocol config (all optional fields set).
+    /// From a normalized protocol config (all optional fields set). Its
+    /// layer ARNs are not resolved here: `layers` is left empty for the
+    /// caller (`state::functions`) to fill.
     pub fn from_proto(config: &FunctionConfig) -> Self {
         Self {
             name: config.name.clone(),
@@ -100,7 +118,19 @@ impl StoredConfig {
             dead_letter_target: config.dead_letter_target.clone(),
             on_success_destination: config.on_success_destination.clone(),
             role: config.role.clone(),
+            layers: Vec::new(),
         }
+    }
+
+    /// The layers with their sizes, as the protocol reports them.
+    pub fn layer_infos(&self) -> Vec<FunctionLayer> {
+        self.layers
+            .iter()
+            .map(|l| FunctionLayer {
+                arn: l.arn.clone(),
+                code_size: l.code_size,
+            })
+            .collect()
     }
 
     /// To the protocol form.
@@ -127,6 +157,7 @@ impl StoredConfig {
             dead_letter_target: self.dead_letter_target.clone(),
             on_success_destination: self.on_success_destination.clone(),
             role: self.role.clone(),
+            layers: self.layers.iter().map(|l| l.arn.clone()).collect(),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{
     AgentStore, AliasRecord, DeadLetterRecord, EventCompanion, EventRecord, FunctionRecord,
-    FunctionStore, LogRecord, LogRetention, LogStore, QueueStore, StoreError, TriggerRecord,
-    TriggerStore, VersionRecord,
+    FunctionStore, LayerStore, LayerVersionRecord, LogRecord, LogRetention, LogStore, QueueStore,
+    StoreError, TriggerRecord, TriggerStore, VersionRecord,
 };
 
 /// State in memory; lost on drop.
@@ -23,6 +23,8 @@ pub struct MemoryStore {
     versions: Mutex<BTreeMap<(String, u64), VersionRecord>>,
     aliases: Mutex<BTreeMap<(String, String), AliasRecord>>,
     drained_agents: Mutex<BTreeSet<String>>,
+    layer_versions: Mutex<BTreeMap<(String, u64), LayerVersionRecord>>,
+    layer_counters: Mutex<BTreeMap<String, u64>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -297,6 +299,53 @@ impl AgentStore for MemoryStore {
             agents.remove(agent_id);
         }
         Ok(())
+    }
+}
+
+impl LayerStore for MemoryStore {
+    fn next_layer_version(&self, layer: &str) -> Result<u64, StoreError> {
+        let mut counters = lock(&self.layer_counters);
+        let next = counters.get(layer).copied().unwrap_or(0) + 1;
+        counters.insert(layer.to_string(), next);
+        Ok(next)
+    }
+
+    fn put_layer_version(&self, record: &LayerVersionRecord) -> Result<(), StoreError> {
+        lock(&self.layer_versions).insert((record.layer.clone(), record.version), record.clone());
+        Ok(())
+    }
+
+    fn get_layer_version(
+        &self,
+        layer: &str,
+        version: u64,
+    ) -> Result<Option<LayerVersionRecord>, StoreError> {
+        Ok(lock(&self.layer_versions)
+            .get(&(layer.to_string(), version))
+            .cloned())
+    }
+
+    fn list_layer_versions(&self, layer: &str) -> Result<Vec<LayerVersionRecord>, StoreError> {
+        Ok(lock(&self.layer_versions)
+            .values()
+            .filter(|r| r.layer == layer)
+            .cloned()
+            .collect())
+    }
+
+    fn list_layers(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = lock(&self.layer_versions)
+            .keys()
+            .map(|(layer, _)| layer.clone())
+            .collect();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn delete_layer_version(&self, layer: &str, version: u64) -> Result<bool, StoreError> {
+        Ok(lock(&self.layer_versions)
+            .remove(&(layer.to_string(), version))
+            .is_some())
     }
 }
 

@@ -1,8 +1,9 @@
 //! kumod's state, one trait per kind of record: [`FunctionStore`]
 //! (functions, published versions, aliases), [`TriggerStore`] (triggers
 //! with their due times, webhook delivery keys), [`QueueStore`]
-//! (asynchronous events and dead letters), [`LogStore`] (function logs) and
-//! [`AgentStore`] (drained nodes). [`Store`] is all of them together.
+//! (asynchronous events and dead letters), [`LogStore`] (function logs),
+//! [`AgentStore`] (drained nodes) and [`LayerStore`] (published layer
+//! versions). [`Store`] is all of them together.
 //!
 //! [`SledStore`] is the durable implementation; `MemoryStore` (feature
 //! `test-support`) serves unit tests. Every backend must pass the
@@ -11,6 +12,7 @@
 
 mod event_records;
 mod function_records;
+mod layer_records;
 mod log_records;
 mod sled;
 mod trigger_records;
@@ -24,7 +26,8 @@ mod memory;
 use std::collections::BTreeSet;
 
 pub use event_records::{DeadLetterCondition, DeadLetterRecord, EventRecord};
-pub use function_records::{FunctionRecord, StoredConfig};
+pub use function_records::{FunctionRecord, StoredConfig, StoredLayer};
+pub use layer_records::LayerVersionRecord;
 pub use log_records::{LogRecord, LogRetention};
 #[cfg(any(test, feature = "test-support"))]
 pub use memory::MemoryStore;
@@ -155,8 +158,35 @@ pub trait AgentStore: Send + Sync + 'static {
     fn set_agent_drained(&self, agent_id: &str, drained: bool) -> Result<(), StoreError>;
 }
 
+/// Published layer versions. Every write is durable before it returns.
+pub trait LayerStore: Send + Sync + 'static {
+    /// Allocates the next version number of `layer` durably (numbers are
+    /// never handed out twice, even after deletes).
+    fn next_layer_version(&self, layer: &str) -> Result<u64, StoreError>;
+    /// Writes a layer version durably.
+    fn put_layer_version(&self, record: &LayerVersionRecord) -> Result<(), StoreError>;
+    /// Reads one layer version.
+    fn get_layer_version(
+        &self,
+        layer: &str,
+        version: u64,
+    ) -> Result<Option<LayerVersionRecord>, StoreError>;
+    /// A layer's versions, oldest first.
+    fn list_layer_versions(&self, layer: &str) -> Result<Vec<LayerVersionRecord>, StoreError>;
+    /// Every layer with at least one version, by name.
+    fn list_layers(&self) -> Result<Vec<String>, StoreError>;
+    /// Deletes a layer version durably; false when it did not exist.
+    fn delete_layer_version(&self, layer: &str, version: u64) -> Result<bool, StoreError>;
+}
+
 /// Durable state of kumod: every kind of record. Consumers that need one
 /// kind take that kind's trait instead.
-pub trait Store: FunctionStore + TriggerStore + QueueStore + LogStore + AgentStore {}
+pub trait Store:
+    FunctionStore + TriggerStore + QueueStore + LogStore + AgentStore + LayerStore
+{
+}
 
-impl<T: FunctionStore + TriggerStore + QueueStore + LogStore + AgentStore> Store for T {}
+impl<T: FunctionStore + TriggerStore + QueueStore + LogStore + AgentStore + LayerStore> Store
+    for T
+{
+}

@@ -27,7 +27,7 @@ struct PublishInput {
 impl Management {
     /// The ZIP a `Code` names: base64 bytes, or an object fetched through
     /// the configured S3 profile.
-    async fn package(&self, code: &CodeInput) -> Result<Vec<u8>, ApiError> {
+    pub(super) async fn package(&self, code: &CodeInput) -> Result<Vec<u8>, ApiError> {
         if code.image_uri.is_some() {
             return Err(ApiError::invalid(
                 "ImageUri: Kumo runs Zip packages only, not container images",
@@ -75,6 +75,7 @@ impl Management {
             tags: input.tags,
             ephemeral_storage_mb: c.ephemeral_storage.map(|e| e.size),
             role: c.role.unwrap_or_default(),
+            layers: c.layers.unwrap_or_default(),
             ..Default::default()
         };
         let functions = self.functions.clone();
@@ -211,14 +212,8 @@ impl Management {
         let name = self.function_name(given)?;
         let zip = self.package(&input.code).await?;
         let functions = self.functions.clone();
-        let expected = input.revision_id.clone();
-        let info = blocking(move || {
-            if let Some(expected) = &expected {
-                functions.check_revision(&name, expected)?;
-            }
-            functions.update_code(&name, &zip)
-        })
-        .await?;
+        let expected = input.revision_id.clone().unwrap_or_default();
+        let info = blocking(move || functions.update_code(&name, &zip, &expected)).await?;
         if input.publish {
             let version = self
                 .publish(&info.function_arn, PublishInput::default())
@@ -232,7 +227,6 @@ impl Management {
         let input: ConfigurationInput = shapes::parse_body(body)?;
         shapes::check_unsupported(&input)?;
         let name = self.function_name(given)?;
-        let expected = input.revision_id.clone();
         let request = UpdateFunctionConfigurationRequest {
             name: name.clone(),
             description: input.description,
@@ -244,41 +238,35 @@ impl Management {
             environment: input.environment.map(|e| e.variables).unwrap_or_default(),
             ephemeral_storage_mb: input.ephemeral_storage.map(|e| e.size),
             role: input.role,
+            set_layers: input.layers.is_some(),
+            layers: input.layers.unwrap_or_default(),
+            expect_revision_id: input.revision_id.unwrap_or_default(),
             ..Default::default()
         };
-        Ok((200, Some(self.update_latest(request, expected).await?)))
+        Ok((200, Some(self.update_latest(request).await?)))
     }
 
-    /// Applies a configuration update (after checking the RevisionId when
-    /// one is given) and answers with the new `$LATEST` configuration.
+    /// Applies a configuration update (refused unless its
+    /// `expect_revision_id`, when given, is current) and answers with the
+    /// new `$LATEST` configuration.
     pub(super) async fn update_latest(
         &self,
         request: UpdateFunctionConfigurationRequest,
-        expected_revision: Option<String>,
     ) -> Result<serde_json::Value, ApiError> {
         let functions = self.functions.clone();
-        let info = blocking(move || {
-            if let Some(expected) = &expected_revision {
-                functions.check_revision(&request.name, expected)?;
-            }
-            functions.update_configuration(request)
-        })
-        .await?;
+        let info = blocking(move || functions.update_configuration(request)).await?;
         Ok(shapes::latest_configuration(&info))
     }
 
     async fn publish(&self, given: &str, input: PublishInput) -> Result<VersionInfo, ApiError> {
         let name = self.function_name(given)?;
-        let functions = self.functions.clone();
         let versions = self.versions.clone();
         blocking(move || {
-            if let Some(expected) = &input.revision_id {
-                functions.check_revision(&name, expected)?;
-            }
             let request = PublishVersionRequest {
                 function_name: name,
                 description: input.description.unwrap_or_default(),
                 expect_code_sha256: input.code_sha256.unwrap_or_default(),
+                expect_revision_id: input.revision_id.unwrap_or_default(),
             };
             versions.publish(&request).map_err(ApiError::from)
         })

@@ -5,6 +5,7 @@
 
 mod aliases;
 mod functions;
+mod layers;
 mod settings;
 
 use kumo_proto::model::FunctionRef;
@@ -15,6 +16,7 @@ use super::errors::ApiError;
 use super::{ApiRequest, ApiResponse};
 use crate::dispatch::agents::AgentRegistry;
 use crate::state::functions::Functions;
+use crate::state::layers::Layers;
 use crate::state::versions::Versions;
 
 /// Largest management request body: Lambda's CreateFunction limit
@@ -26,6 +28,7 @@ pub const MAX_MANAGEMENT_BODY: usize = 70_167_211;
 pub struct Management {
     functions: Functions,
     versions: Versions,
+    layers: Layers,
     agents: AgentRegistry,
     code_s3_profile: Option<String>,
 }
@@ -39,12 +42,14 @@ impl Management {
     pub fn new(
         functions: Functions,
         versions: Versions,
+        layers: Layers,
         agents: AgentRegistry,
         code_s3_profile: Option<String>,
     ) -> Self {
         Self {
             functions,
             versions,
+            layers,
             agents,
             code_s3_profile,
         }
@@ -167,6 +172,19 @@ impl Management {
                 self.delete_event_invoke_config(name).await
             }
             ("GET", ["2016-08-19", "account-settings"]) => self.account_settings().await,
+            ("GET", ["2018-10-31", "layers"]) => self.layers_query(request).await,
+            ("POST", ["2018-10-31", "layers", name, "versions"]) => {
+                self.publish_layer_version(name, body).await
+            }
+            ("GET", ["2018-10-31", "layers", name, "versions"]) => {
+                self.list_layer_versions(name, request).await
+            }
+            ("GET", ["2018-10-31", "layers", name, "versions", version]) => {
+                self.get_layer_version(name, version).await
+            }
+            ("DELETE", ["2018-10-31", "layers", name, "versions", version]) => {
+                self.delete_layer_version(name, version).await
+            }
             _ => Err(unimplemented(method, &segments, path)),
         }
     }
@@ -256,7 +274,7 @@ fn operation_name(method: &str, segments: &[&str]) -> Option<&'static str> {
         ("GET", ["tags", ..]) => "ListTags",
         ("DELETE", ["tags", ..]) => "UntagResource",
         (_, ["functions", _, "url"]) => "FunctionUrlConfig operations",
-        (_, ["layers", ..]) => "layer operations",
+        (_, ["layers", _, "versions", _, "policy", ..]) => "layer permission operations",
         (_, ["event-source-mappings", ..]) => "event source mapping operations",
         (_, ["code-signing-configs", ..]) => "code signing operations",
         (_, ["functions", _, "provisioned-concurrency"]) => "provisioned concurrency operations",

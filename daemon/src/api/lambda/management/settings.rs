@@ -51,7 +51,7 @@ impl Management {
             reserved_concurrency: Some(input.reserved_concurrent_executions),
             ..Default::default()
         };
-        self.update_latest(request, None).await?;
+        self.update_latest(request).await?;
         let reserved = configuration_reserved(&self.functions, &name).await?;
         Ok((200, Some(json!({"ReservedConcurrentExecutions": reserved}))))
     }
@@ -62,7 +62,7 @@ impl Management {
             clear_reserved_concurrency: true,
             ..Default::default()
         };
-        self.update_latest(request, None).await?;
+        self.update_latest(request).await?;
         Ok((204, None))
     }
 
@@ -120,7 +120,7 @@ impl Management {
             },
             ..Default::default()
         };
-        let configuration = self.update_latest(request, None).await?;
+        let configuration = self.update_latest(request).await?;
         self.event_invoke_config(&configuration).await
     }
 
@@ -141,7 +141,7 @@ impl Management {
             on_success_destination: Some(String::new()),
             ..Default::default()
         };
-        self.update_latest(request, None).await?;
+        self.update_latest(request).await?;
         Ok((204, None))
     }
 

@@ -5,6 +5,7 @@
 mod agents;
 mod flush;
 mod functions;
+mod layers;
 mod logs;
 mod queue;
 mod triggers;
@@ -29,6 +30,8 @@ pub struct SledStore {
     versions: sled::Tree,
     aliases: sled::Tree,
     drained_agents: sled::Tree,
+    layer_versions: sled::Tree,
+    layer_counters: sled::Tree,
     sequence: AtomicU64,
     log_counters: logs::LogCounters,
     flushes: flush::FlushGate,
@@ -157,6 +160,8 @@ impl SledStore {
             versions: tree("versions")?,
             aliases: tree("aliases")?,
             drained_agents: tree("drained_agents")?,
+            layer_versions: tree("layer_versions")?,
+            layer_counters: tree("layer_counters")?,
             db,
             sequence,
             log_counters: logs::LogCounters::default(),
