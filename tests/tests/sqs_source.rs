@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use kumo_tests::root_or_skip;
 use kumo_tests::s3::S3Server;
 use kumo_tests::sink::Sink;
 use kumo_tests::sqs::*;
-use kumo_tests::root_or_skip;
 use serde_json::{json, Value};
 
 #[test]
@@ -40,15 +40,19 @@ fn batches_deletes_failures_and_filters() {
         "batches",
         "batcher",
         &q_batch,
-        &["--batch-size", "20", "--batch-window", "2"],
+        &["--batch-size", "20", "--batch-window", "2", "--disabled"],
     );
     assert_eq!(created["batch_size"], 20, "{created}");
     assert_eq!(created["queue_arn"], q_batch.arn.as_str(), "{created}");
+    // All 25 wait before polling starts: more than one receive's 10 are
+    // there for a batch to gather.
     send(
         &s3,
         &q_batch,
         Value::Array(sent.iter().map(|b| json!({"body": b})).collect()),
     );
+    let run = kumo.cli(&["trigger", "enable", "batches"]);
+    assert_eq!(run.code, 0, "{run:?}");
 
     // A raising function leaves its whole batch; it runs again.
     let q_raise = create_queue(&s3, &unique("raise"), vis.clone());
@@ -415,7 +419,15 @@ fn throttles_back_off_and_big_batches_stay_within_6_mb() {
         json!({"VisibilityTimeout": "10"}),
     );
     create_handler(&kumo, "single", &sink, &["SLEEP_PHASES=1"]);
-    let run = kumo.cli(&["function", "update", "single", "--concurrency", "1"]);
+    let run = kumo.cli(&[
+        "function",
+        "update",
+        "single",
+        "--concurrency",
+        "1",
+        "--timeout",
+        "9",
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     trigger(
         &kumo,
@@ -436,7 +448,7 @@ fn throttles_back_off_and_big_batches_stay_within_6_mb() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(depth(&s3, &queue), 6);
     assert!(ends(&sink, "single").is_empty());
-    let mut holder = kumo.spawn_cli(&["invoke", "single", "--payload", r#"{"Records":[{"messageId":"direct","body":"{\"sleep\":4}","attributes":{"ApproximateReceiveCount":"1"}}]}"#]);
+    let mut holder = kumo.spawn_cli(&["invoke", "single", "--payload", r#"{"Records":[{"messageId":"direct","body":"{\"sleep\":6}","attributes":{"ApproximateReceiveCount":"1"}}]}"#]);
     wait_for("the direct call started", Duration::from_secs(20), || {
         sink.records()
             .iter()
