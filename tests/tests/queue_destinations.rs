@@ -27,6 +27,17 @@ sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=tqarn, Attributes={"RawMe
 print(json.dumps({"queue_url": q, "queue_arn": qarn, "topic_arn": topic, "topic_queue_url": tq, "dlq_url": dlq, "dlq_arn": dlqarn}))
 "#;
 
+/// Sets DeadLetterConfig through Lambda's management API and reads it
+/// back: prints [update answer, GetFunctionConfiguration].
+const LAMBDA_DLQ: &str = r#"
+import json, sys, boto3
+lam = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="AKIDKUMOTEST", aws_secret_access_key="kumo-test-secret")
+updated = lam.update_function_configuration(FunctionName="orders", DeadLetterConfig={"TargetArn": sys.argv[2]})
+got = lam.get_function_configuration(FunctionName="orders")
+print(json.dumps([updated, got], default=str))
+"#;
+
 /// Prints the messages in a queue as a JSON list of {body, attributes}
 /// (waiting up to 2 s), deleting them.
 const DRAIN: &str = r#"
@@ -149,7 +160,11 @@ fn dead_letter_targets_get_the_original_event_and_error_attributes() {
     let s3 = S3Server::get();
     let work = tempfile::tempdir().expect("temp dir");
     let kumo = Kumo::start_configured(
-        &s3.aws_profile_toml("moto", work.path(), "test", "test"),
+        &format!(
+            "{}{}",
+            kumo_tests::INVOKE_API_KEYS,
+            s3.aws_profile_toml("moto", work.path(), "test", "test")
+        ),
         "",
     );
     let setup: Value =
