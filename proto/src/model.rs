@@ -355,9 +355,14 @@ fn check_destination(
             .map_err(|e| ValidationError::new(field, e.to_string()))?
             .name;
         if name == own {
+            let kind = if field == "on_success_destination" {
+                "on-success"
+            } else {
+                "on-failure"
+            };
             return Err(ValidationError::new(
                 field,
-                "a function cannot be its own destination",
+                format!("a function cannot be its own {kind} destination"),
             ));
         }
     }

@@ -199,10 +199,22 @@ fn dead_letter_targets_get_the_original_event_and_error_attributes() {
         "moto",
         "--max-retry-attempts",
         "0",
-        "--dead-letter-target",
-        dlq_arn,
     ]);
     assert_eq!(run.code, 0, "{run:?}");
+    // Lambda's management API sets and shows it as DeadLetterConfig.
+    let shown = kumo_tests::s3::run_python(
+        LAMBDA_DLQ,
+        &[&format!("http://{}", kumo.http_address), dlq_arn],
+    );
+    let shown: Value = serde_json::from_str(shown.trim()).expect("management API answers");
+    assert_eq!(
+        shown[0]["DeadLetterConfig"]["TargetArn"], dlq_arn,
+        "{shown}"
+    );
+    assert_eq!(
+        shown[1]["DeadLetterConfig"]["TargetArn"], dlq_arn,
+        "{shown}"
+    );
     assert_eq!(kumo.function("orders")["dead_letter_target"], dlq_arn);
     let run = kumo.cli(&[
         "invoke",

@@ -39,8 +39,10 @@ pub enum FunctionError {
         arn: String,
     },
     /// The on-failure destination is not a function.
-    #[error("invalid destination: Function not found: {arn}")]
+    #[error("invalid {field}: Function not found: {arn}")]
     UnknownDestination {
+        /// `on_failure_destination` or `on_success_destination`.
+        field: &'static str,
         /// The destination's ARN.
         arn: String,
     },
@@ -194,12 +196,18 @@ impl Functions {
                 .profile(profile)
                 .map_err(FunctionError::Credentials)?;
         }
-        for destination in [
-            &record.config.on_failure_destination,
-            &record.config.on_success_destination,
-            &record.config.dead_letter_target,
+        for (field, destination) in [
+            (
+                "on_failure_destination",
+                &record.config.on_failure_destination,
+            ),
+            (
+                "on_success_destination",
+                &record.config.on_success_destination,
+            ),
+            ("dead_letter_target", &record.config.dead_letter_target),
         ] {
-            self.check_destination(destination, profile)?;
+            self.check_destination(field, destination, profile)?;
         }
         self.store.put_function(record)?;
         self.limiter.set_reservation(name, reserved);
@@ -209,7 +217,12 @@ impl Functions {
     /// Checks a destination: a queue or topic needs the credentials
     /// profile to send with; a function must exist here (the name, or an
     /// ARN of this kumod's region and account). Normalized already.
-    fn check_destination(&self, destination: &str, profile: &str) -> Result<(), FunctionError> {
+    fn check_destination(
+        &self,
+        field: &'static str,
+        destination: &str,
+        profile: &str,
+    ) -> Result<(), FunctionError> {
         if destination.is_empty() {
             return Ok(());
         }
@@ -221,7 +234,7 @@ impl Functions {
             }
             return Ok(());
         }
-        let unknown = |arn| FunctionError::UnknownDestination { arn };
+        let unknown = |arn| FunctionError::UnknownDestination { field, arn };
         let target = model::FunctionRef::parse(destination, None)
             .map_err(|_| unknown(destination.to_string()))?;
         if let Err(FunctionError::NotFound { arn }) = self.check_here(&target) {
