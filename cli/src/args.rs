@@ -329,17 +329,40 @@ pub struct TriggerCreateArgs {
     #[arg(long)]
     pub function: String,
     /// cron(min hour day-of-month month day-of-week year) or rate(N unit), UTC.
-    #[arg(long, conflicts_with_all = ["bucket", "http_path"], required_unless_present_any = ["bucket", "http_path"])]
+    #[arg(long, conflicts_with_all = ["bucket", "http_path", "sqs_queue"], required_unless_present_any = ["bucket", "http_path", "sqs_queue"])]
     pub schedule: Option<String>,
     /// Constant JSON to send instead of the Scheduled Event.
     #[arg(long, requires = "schedule")]
     pub input: Option<String>,
     /// Bucket whose notifications invoke the function.
-    #[arg(long, conflicts_with = "http_path")]
+    #[arg(long, conflicts_with_all = ["http_path", "sqs_queue"])]
     pub bucket: Option<String>,
     /// HTTP route under /http on kumod's HTTP listener: /hello, /users/{id}, /files/{proxy+}.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sqs_queue")]
     pub http_path: Option<String>,
+    /// SQS queue (URL or ARN) kumod polls, invoking the function with
+    /// batches of messages (needs --aws-profile).
+    #[arg(long, requires = "aws_profile")]
+    pub sqs_queue: Option<String>,
+    /// Messages per batch: standard queues 1-10000 (above 10 needs
+    /// --batch-window), FIFO 1-10 (default 10).
+    #[arg(long, requires = "sqs_queue")]
+    pub batch_size: Option<u32>,
+    /// Seconds to gather a batch after its first message (0-300, default 0).
+    #[arg(long, value_name = "SECONDS", requires = "sqs_queue")]
+    pub batch_window: Option<u32>,
+    /// Most batches in flight at once (2-1000; default: the function's
+    /// reserved concurrency, else 1000).
+    #[arg(long, requires = "sqs_queue")]
+    pub max_concurrency: Option<u32>,
+    /// The function answers {"batchItemFailures":[{"itemIdentifier":ID}]}:
+    /// only those messages stay in the queue.
+    #[arg(long, requires = "sqs_queue")]
+    pub report_batch_item_failures: bool,
+    /// EventBridge-style pattern on body / attributes (repeat, at most 5);
+    /// a message matching none is deleted without invoking.
+    #[arg(long, value_name = "PATTERN_JSON", requires = "sqs_queue")]
+    pub filter: Vec<String>,
     /// HTTP methods, comma-separated (default any).
     #[arg(long, value_delimiter = ',', requires = "http_path")]
     pub methods: Vec<String>,
@@ -379,12 +402,13 @@ pub struct TriggerCreateArgs {
     /// Event shape: aws (S3's, the default) or minio (MinIO's record verbatim).
     #[arg(long, requires = "bucket")]
     pub event_format: Option<String>,
-    /// Also write the bucket's notification configuration (needs --s3-profile).
-    #[arg(long, requires_all = ["bucket", "s3_profile"])]
+    /// Also write the bucket's notification configuration (needs --aws-profile).
+    #[arg(long, requires_all = ["bucket", "aws_profile"])]
     pub configure_bucket: bool,
-    /// kumod's S3 profile used by --configure-bucket.
-    #[arg(long)]
-    pub s3_profile: Option<String>,
+    /// kumod's AWS profile: the queue's (--sqs-queue) or the bucket's
+    /// (--configure-bucket). --s3-profile is the older spelling.
+    #[arg(long, alias = "s3-profile")]
+    pub aws_profile: Option<String>,
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -442,10 +466,20 @@ pub struct AsyncSettings {
     /// Seconds an asynchronous event is tried for (60-21600, default 21600).
     #[arg(long, value_name = "SECONDS")]
     pub max_event_age: Option<u32>,
-    /// Function that receives the destination record of a failed event
-    /// ("" removes it).
-    #[arg(long, value_name = "FUNCTION")]
+    /// Where the destination record of a failed event goes: a function, or
+    /// an SQS queue / SNS topic ARN (sent with --credentials' profile);
+    /// "" removes it.
+    #[arg(long, value_name = "FUNCTION|ARN")]
     pub on_failure: Option<String>,
+    /// SQS queue or SNS topic ARN that gets the original event of each
+    /// event that fails for good, with attributes RequestID, ErrorCode,
+    /// ErrorMessage (sent with --credentials' profile); "" removes it.
+    #[arg(long, value_name = "ARN")]
+    pub dead_letter_target: Option<String>,
+    /// Where the destination record of a succeeded event goes (condition
+    /// Success): a function, or an SQS queue / SNS topic ARN; "" removes it.
+    #[arg(long, value_name = "FUNCTION|ARN")]
+    pub on_success: Option<String>,
 }
 
 /// Output format.
@@ -463,9 +497,9 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum FunctionCommand {
     /// Create a function from a directory or a .zip.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Change a function's code and/or configuration.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Show one function.
     Get {
         /// Function name.

@@ -47,8 +47,8 @@ fn parse_env(pairs: &[String]) -> Result<HashMap<String, String>, CliError> {
 /// `kumo function …`.
 pub async fn function(client: &mut Client, command: FunctionCommand) -> Result<(), CliError> {
     match command {
-        FunctionCommand::Create(args) => create(client, args).await,
-        FunctionCommand::Update(args) => update(client, args).await,
+        FunctionCommand::Create(args) => create(client, *args).await,
+        FunctionCommand::Update(args) => update(client, *args).await,
         FunctionCommand::Get { name, output } => {
             let info = client
                 .get_function(GetFunctionRequest { name })
@@ -92,6 +92,11 @@ async fn create(client: &mut Client, args: CreateArgs) -> Result<(), CliError> {
         max_event_age_seconds: settings.async_settings.max_event_age,
         reserved_concurrency: settings.async_settings.concurrency,
         on_failure_destination: settings.async_settings.on_failure.unwrap_or_default(),
+        dead_letter_target: settings
+            .async_settings
+            .dead_letter_target
+            .unwrap_or_default(),
+        on_success_destination: settings.async_settings.on_success.unwrap_or_default(),
         credentials_profile: settings.credentials.unwrap_or_default(),
         egress_allow: settings.egress_allow,
         role: String::new(),
@@ -150,6 +155,8 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
         || settings.async_settings.max_retry_attempts.is_some()
         || settings.async_settings.max_event_age.is_some()
         || settings.async_settings.on_failure.is_some()
+        || settings.async_settings.dead_letter_target.is_some()
+        || settings.async_settings.on_success.is_some()
         || settings.credentials.is_some()
         || set_egress_allow
         || set_layers;
@@ -170,6 +177,8 @@ async fn update(client: &mut Client, args: UpdateArgs) -> Result<(), CliError> {
             reserved_concurrency: settings.async_settings.concurrency,
             clear_reserved_concurrency: args.no_concurrency,
             on_failure_destination: settings.async_settings.on_failure,
+            dead_letter_target: settings.async_settings.dead_letter_target,
+            on_success_destination: settings.async_settings.on_success,
             credentials_profile: settings.credentials,
             set_egress_allow,
             egress_allow: settings.egress_allow,

@@ -21,6 +21,8 @@ pub fn function_json(info: &FunctionInfo) -> Value {
         "max_retry_attempts": c.max_retry_attempts,
         "max_event_age_seconds": c.max_event_age_seconds,
         "on_failure_destination": c.on_failure_destination,
+        "dead_letter_target": c.dead_letter_target,
+        "on_success_destination": c.on_success_destination,
         "credentials_profile": c.credentials_profile,
         "environment": c.environment,
         "network": c.network,

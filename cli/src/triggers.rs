@@ -1,9 +1,10 @@
-//! `kumo trigger …`: schedules, bucket notifications and HTTP routes.
+//! `kumo trigger …`: schedules, bucket notifications, HTTP routes and SQS
+//! queues.
 
 use crate::connect::Client;
 use kumo_proto::control::{
     trigger_config, BucketSource, CreateTriggerRequest, DeleteTriggerRequest, GetTriggerRequest,
-    HttpCors, HttpSource, ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest,
+    HttpCors, HttpSource, ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest, SqsSource,
     TriggerConfig, TriggerInfo,
 };
 use serde_json::{json, Value};
@@ -47,6 +48,30 @@ pub fn trigger_json(info: &TriggerInfo) -> Value {
                 });
             }
         }
+        Some(trigger_config::Source::Sqs(q)) => {
+            value["sqs_queue"] = json!(q.queue);
+            value["queue_url"] = json!(q.queue_url);
+            value["queue_arn"] = json!(q.queue_arn);
+            value["fifo"] = json!(q.fifo);
+            value["aws_profile"] = json!(q.profile);
+            value["batch_size"] = json!(q.batch_size);
+            value["batch_window"] = json!(q.batch_window_seconds);
+            value["max_concurrency"] = if q.max_concurrency == 0 {
+                Value::Null
+            } else {
+                json!(q.max_concurrency)
+            };
+            value["report_batch_item_failures"] = json!(q.report_batch_item_failures);
+            value["filters"] = json!(q.filters);
+            let state = info.queue_state.clone().unwrap_or_default();
+            value["state"] = json!(state.state);
+            value["in_flight_batches"] = json!(state.in_flight_batches);
+            value["processed"] = json!(state.processed);
+            value["failed"] = json!(state.failed);
+            value["filtered"] = json!(state.filtered);
+            value["throttled"] = json!(state.throttled);
+            value["last_error"] = json!(state.last_error);
+        }
         Some(trigger_config::Source::Bucket(b)) => {
             value["bucket"] = json!(b.bucket);
             value["events"] = json!(b.events);
@@ -74,6 +99,7 @@ fn source_summary(info: &TriggerInfo) -> String {
             };
             format!("http {methods} {}", info.url_path)
         }
+        Some(trigger_config::Source::Sqs(q)) => format!("sqs {}", q.queue_arn),
         Some(trigger_config::Source::Bucket(b)) => {
             let mut line = format!("bucket {}", b.bucket);
             if !b.events.is_empty() {
@@ -91,6 +117,16 @@ fn print(info: &TriggerInfo, output: Output) {
 
 fn create_request(args: TriggerCreateArgs) -> CreateTriggerRequest {
     let source = match (args.schedule, args.http_path, args.bucket) {
+        (None, None, None) if args.sqs_queue.is_some() => trigger_config::Source::Sqs(SqsSource {
+            queue: args.sqs_queue.unwrap_or_default(),
+            profile: args.aws_profile.clone().unwrap_or_default(),
+            batch_size: args.batch_size.unwrap_or_default(),
+            batch_window_seconds: args.batch_window.unwrap_or_default(),
+            max_concurrency: args.max_concurrency.unwrap_or_default(),
+            report_batch_item_failures: args.report_batch_item_failures,
+            filters: args.filter,
+            ..Default::default()
+        }),
         (Some(expression), _, _) => trigger_config::Source::Schedule(ScheduleSource {
             expression,
             input: args.input.unwrap_or_default(),
@@ -124,7 +160,7 @@ fn create_request(args: TriggerCreateArgs) -> CreateTriggerRequest {
             source: Some(source),
         }),
         configure_bucket_profile: if args.configure_bucket {
-            args.s3_profile.unwrap_or_default()
+            args.aws_profile.unwrap_or_default()
         } else {
             String::new()
         },

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::api::http_listener::HttpConfig;
 pub use crate::api::lambda::{AccessKey, InvokeApiConfig};
 pub use crate::api::metrics_auth::MetricsConfig;
+pub use crate::aws_profiles::AwsConfig;
 pub use crate::dispatch::agents::AgentsConfig;
 pub use crate::dispatch::async_queue::AsyncConfig;
 pub use crate::s3::S3Config;
@@ -53,7 +54,9 @@ pub struct DaemonConfig {
     pub async_invoke: crate::dispatch::async_queue::AsyncConfig,
     /// Schedules and bucket notifications.
     pub triggers: TriggersConfig,
-    /// S3-compatible stores, as named profiles.
+    /// AWS service profiles (S3, SQS, SNS endpoints and credentials).
+    pub aws: crate::aws_profiles::AwsConfig,
+    /// The older spelling of `[aws]`: `[s3.profiles.NAME]`, same keys.
     pub s3: crate::s3::S3Config,
     /// Lambda's Invoke API on the HTTP listener.
     pub invoke_api: crate::api::lambda::InvokeApiConfig,
@@ -131,6 +134,7 @@ impl Default for DaemonConfig {
             concurrency_limit: 1000,
             async_invoke: crate::dispatch::async_queue::AsyncConfig::default(),
             triggers: TriggersConfig::default(),
+            aws: crate::aws_profiles::AwsConfig::default(),
             s3: crate::s3::S3Config::default(),
             invoke_api: crate::api::lambda::InvokeApiConfig::default(),
             http: crate::api::http_listener::HttpConfig::default(),
@@ -205,6 +209,7 @@ impl DaemonConfig {
         if self.concurrency_limit == 0 {
             return Err("concurrency_limit must be at least 1 (default 1000)".into());
         }
+        crate::aws_profiles::check_no_clash(&self.aws, &self.s3)?;
         self.http.validate()
     }
 

@@ -142,7 +142,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         config.region.clone(),
         config.account_id.clone(),
         limiter.clone(),
-        S3Profiles::new(&config.s3),
+        S3Profiles::new(&config.aws, &config.s3),
     )?;
     let logs = Logs::new(store.clone(), config.function_logs.clone());
     let agents = AgentRegistry::new(
@@ -173,13 +173,14 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     let triggers = Triggers::new(
         store.clone(),
         functions.clone(),
-        S3Profiles::new(&config.s3),
+        S3Profiles::new(&config.aws, &config.s3),
         config.region.clone(),
         config.account_id.clone(),
         metrics.clone(),
         routes.clone(),
     )?;
     let webhook_counters = triggers.webhook_counters.clone();
+    let queue_sources = triggers.queue_stats.clone();
     let webhook = Webhook::new(
         routes.clone(),
         webhook_counters.clone(),
@@ -208,6 +209,11 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
             triggers.clone(),
             invoker.clone(),
             config.triggers.missed_fires,
+        )),
+        tokio::spawn(crate::sources::sqs::run(
+            triggers.clone(),
+            invoker.clone(),
+            queue_sources.clone(),
         )),
         tokio::spawn(prune_hourly(
             store,
@@ -316,6 +322,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
                 queue: queue.clone(),
                 agents: agents.clone(),
                 webhook: webhook_counters,
+                queue_sources,
             },
             invoke_api,
             routes,

@@ -321,20 +321,61 @@ fn normalize_async_config(config: &mut FunctionConfig) -> Result<(), ValidationE
             ));
         }
     }
-    let destination = config.on_failure_destination.trim().to_string();
-    if !destination.is_empty() {
+    config.on_failure_destination = check_destination(
+        &config.name,
+        "on_failure_destination",
+        &config.on_failure_destination,
+    )?;
+    config.on_success_destination = check_destination(
+        &config.name,
+        "on_success_destination",
+        &config.on_success_destination,
+    )?;
+    let target = config.dead_letter_target.trim().to_string();
+    if !target.is_empty() && !is_queue_or_topic_arn(&target) {
+        return Err(ValidationError::new(
+            "dead_letter_target",
+            format!("{target:?} is not an SQS queue or SNS topic ARN (arn:aws:sqs|sns:REGION:ACCOUNT:NAME)"),
+        ));
+    }
+    config.dead_letter_target = target;
+    Ok(())
+}
+
+/// A destination trimmed and checked: a function (not `own` itself), or
+/// an SQS queue / SNS topic ARN.
+fn check_destination(
+    own: &str,
+    field: &'static str,
+    given: &str,
+) -> Result<String, ValidationError> {
+    let destination = given.trim().to_string();
+    if !destination.is_empty() && !is_queue_or_topic_arn(&destination) {
         let name = FunctionRef::parse(&destination, None)
-            .map_err(|e| ValidationError::new("on_failure_destination", e.to_string()))?
+            .map_err(|e| ValidationError::new(field, e.to_string()))?
             .name;
-        if name == config.name {
+        if name == own {
+            let kind = if field == "on_success_destination" {
+                "on-success"
+            } else {
+                "on-failure"
+            };
             return Err(ValidationError::new(
-                "on_failure_destination",
-                "a function cannot be its own on-failure destination",
+                field,
+                format!("a function cannot be its own {kind} destination"),
             ));
         }
     }
-    config.on_failure_destination = destination;
-    Ok(())
+    Ok(destination)
+}
+
+/// Whether `arn` names an SQS queue or SNS topic
+/// (`arn:PARTITION:sqs|sns:REGION:ACCOUNT:NAME`), which asynchronous
+/// destinations accept besides functions (docs/wire-formats.md §11).
+pub fn is_queue_or_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    matches!(parts.as_slice(), ["arn", _, "sqs" | "sns", _, account, name]
+        if !account.is_empty() && !name.is_empty() && !name.contains('/'))
 }
 
 /// The ARN Kumo reports for a function (and qualifier), Lambda-shaped.
@@ -476,5 +517,13 @@ mod tests {
         assert!(with(&|c| c.on_failure_destination = "div".into()).is_err());
         assert!(with(&|c| c.on_failure_destination = "bad/name".into()).is_err());
         assert!(with(&|c| c.on_failure_destination = "sink".into()).is_ok());
+        assert!(with(&|c| c.on_failure_destination = "arn:aws:sqs:us-east-1:1:q".into()).is_ok());
+        assert!(with(&|c| c.on_failure_destination = "arn:aws:sns:us-east-1:1:t".into()).is_ok());
+        assert!(with(&|c| c.on_failure_destination = "arn:aws:sqs:us-east-1::q".into()).is_err());
+        assert!(with(&|c| c.dead_letter_target = "arn:aws:sns:us-east-1:1:t".into()).is_ok());
+        assert!(with(&|c| c.dead_letter_target = "some-function".into()).is_err());
+        assert!(with(&|c| c.on_success_destination = "sink".into()).is_ok());
+        assert!(with(&|c| c.on_success_destination = "arn:aws:sqs:us-east-1:1:q".into()).is_ok());
+        assert!(with(&|c| c.on_success_destination = "bad/name".into()).is_err());
     }
 }

@@ -11,6 +11,7 @@ mod prewarm;
 mod process;
 pub mod s3;
 pub mod sink;
+pub mod sqs;
 
 pub use packages::{copy_dir, package_dir, python, zip_dir};
 pub use prewarm::LOG_CLAIMS;

@@ -71,10 +71,19 @@ impl S3Server {
                 own: None,
             };
         }
+        Self::start_own(&[])
+    }
+
+    /// A server of this test's own, started with `env` (moto settings such
+    /// as `INITIAL_NO_AUTH_ACTION_COUNT`).
+    pub fn start_own(env: &[(&str, &str)]) -> S3Server {
+        let python = venv_python();
+        let vendor = prepared_path("KUMO_TEST_VENDOR", "/var/tmp/kumo-test-vendor");
         let dir = tempfile::tempdir().expect("temp dir");
         let out = Command::new(script())
             .arg("start")
             .env("KUMO_TEST_DIR", dir.path())
+            .envs(env.iter().copied())
             .output()
             .expect("running tests/s3-server.sh");
         assert!(
@@ -91,11 +100,11 @@ impl S3Server {
         }
     }
 
-    /// Runs a boto3 script: `s3` is a client for this server; `argv[1:]` are `args`.
-    /// Returns stdout; panics with stderr on failure.
+    /// Runs a boto3 script: `s3` and `sqs` are clients for this server;
+    /// `argv[1:]` are `args`. Returns stdout; panics with stderr on failure.
     pub fn boto3(&self, script: &str, args: &[&str]) -> String {
         let prelude = format!(
-            "import sys, boto3\nfrom botocore.config import Config\ns3 = boto3.client('s3', endpoint_url={:?}, aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1', config=Config(s3={{'addressing_style': 'path'}}))\n",
+            "import sys, boto3\nfrom botocore.config import Config\ns3 = boto3.client('s3', endpoint_url={0:?}, aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1', config=Config(s3={{'addressing_style': 'path'}}))\nsqs = boto3.client('sqs', endpoint_url={0:?}, aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\n",
             self.endpoint
         );
         python_stdout(&self.python, &format!("{prelude}{script}"), args)
@@ -122,6 +131,20 @@ impl S3Server {
             "[s3.profiles.{name}]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key_file = \"{}\"\nwebhook_arn_region = \"us-east-1\"\n",
             self.endpoint,
             secret.display()
+        )
+    }
+}
+
+impl S3Server {
+    /// kumod TOML for an `[aws.profiles.NAME]` on this server with these
+    /// credentials (the secret written under `dir`).
+    pub fn aws_profile_toml(&self, name: &str, dir: &Path, key: &str, secret: &str) -> String {
+        let file = dir.join(format!("{name}.secret"));
+        std::fs::write(&file, format!("{secret}\n")).expect("writing the secret");
+        format!(
+            "[aws.profiles.{name}]\nendpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"{key}\"\nsecret_access_key_file = \"{}\"\n",
+            self.endpoint,
+            file.display()
         )
     }
 }

@@ -338,7 +338,7 @@ fn hostile_webhook_requests_are_refused_without_blocking_later_events() {
                 "--s3-profile",
                 "nope",
             ],
-            "no S3 profile",
+            "no AWS profile",
         ),
     ] {
         let mut all = vec!["trigger", "create"];

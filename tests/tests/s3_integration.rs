@@ -188,7 +188,7 @@ fn s3_errors_are_clear() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("GetObject"), "{run:?}");
     let run = create(&["--code", "s3://b/x.zip", "--s3-profile", "ghost"]);
-    assert!(run.stderr.contains("no S3 profile \"ghost\""), "{run:?}");
+    assert!(run.stderr.contains("no AWS profile \"ghost\""), "{run:?}");
     let run = create(&["--code", "s3://b/x.zip"]);
     assert!(run.stderr.contains("--s3-profile"), "{run:?}");
     let run = create(&["--code", "s3://just-a-bucket", "--s3-profile", "store"]);

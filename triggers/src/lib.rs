@@ -10,9 +10,12 @@
 //!   triggers an S3 event record matches (§5b).
 //! - [`s3_event`]: the S3 event record a function receives (§5a), built
 //!   from MinIO's.
+//! - [`event_pattern`]: EventBridge-style filter patterns of SQS event
+//!   sources (§9).
 //! - [`percent`]: percent-decoding and form encoding for all of them.
 
 pub mod apigw;
+pub mod event_pattern;
 pub mod minio;
 pub mod percent;
 pub mod s3_event;

@@ -51,6 +51,8 @@ fn fill(dir: &std::path::Path, functions: usize, triggers: usize) -> anyhow::Res
                 reserved_concurrency: None,
                 on_failure_destination: String::new(),
                 credentials_profile: String::new(),
+                dead_letter_target: String::new(),
+                on_success_destination: String::new(),
                 role: String::new(),
                 layers: Vec::new(),
             },

@@ -1,6 +1,7 @@
 //! `/metrics`: kumod's recorded counters and histograms plus gauges read
 //! at scrape time — running invocations and queues per function, dead
-//! letters, webhook counters, and every agent's instances and memory.
+//! letters, webhook counters, queue sources' counters per trigger, and
+//! every agent's instances and memory.
 
 use kumo_proto::model::LATEST;
 
@@ -8,6 +9,7 @@ use crate::dispatch::agents::AgentRegistry;
 use crate::dispatch::async_queue::EventQueue;
 use crate::dispatch::concurrency::ConcurrencyLimiter;
 use crate::metrics::{Gauge, Metrics};
+use crate::sources::sqs::QueueStats;
 use crate::sources::webhook::WebhookCounters;
 use crate::state::functions::Functions;
 
@@ -26,6 +28,8 @@ pub struct Scraper {
     pub agents: AgentRegistry,
     /// The MinIO webhook's counters.
     pub webhook: std::sync::Arc<WebhookCounters>,
+    /// The queue sources' counters.
+    pub queue_sources: QueueStats,
 }
 
 fn gauge(name: &'static str, help: &'static str) -> Gauge {
@@ -88,6 +92,35 @@ impl Scraper {
                 .samples
                 .push((vec![("result", result.to_string())], value as f64));
         }
+        let mut queue_messages = gauge(
+            "kumo_queue_source_messages",
+            "Messages of the SQS trigger since kumod started, by result (processed, failed, filtered).",
+        );
+        let mut queue_batches = gauge(
+            "kumo_queue_source_batches",
+            "Batches of the SQS trigger: in flight now, throttled since kumod started.",
+        );
+        for (trigger, stats) in self.queue_sources.all() {
+            for (result, value) in [
+                ("processed", stats.processed),
+                ("failed", stats.failed),
+                ("filtered", stats.filtered),
+            ] {
+                queue_messages.samples.push((
+                    vec![("trigger", trigger.clone()), ("result", result.to_string())],
+                    value as f64,
+                ));
+            }
+            for (state, value) in [
+                ("in_flight", stats.in_flight),
+                ("throttled", stats.throttled),
+            ] {
+                queue_batches.samples.push((
+                    vec![("trigger", trigger.clone()), ("state", state.to_string())],
+                    value as f64,
+                ));
+            }
+        }
         let mut agents = gauge("kumo_agents", "Connected agents.");
         let mut instances = gauge(
             "kumo_agent_instances",
@@ -145,6 +178,8 @@ impl Scraper {
             dead,
             redelivered,
             webhook,
+            queue_messages,
+            queue_batches,
             agents,
             instances,
             agent_running,

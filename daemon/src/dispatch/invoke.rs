@@ -72,6 +72,8 @@ pub enum Source {
     Schedule,
     /// A bucket notification from the MinIO webhook.
     Webhook,
+    /// A batch from an SQS queue source.
+    Sqs,
 }
 
 impl Source {
@@ -83,6 +85,7 @@ impl Source {
             Source::HttpTrigger => "http_trigger",
             Source::Schedule => "schedule",
             Source::Webhook => "webhook",
+            Source::Sqs => "sqs",
         }
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kumo_proto::control::{
-    trigger_config, BucketSource, CreateTriggerRequest, ScheduleSource, TriggerConfig, TriggerInfo,
+    trigger_config, BucketSource, CreateTriggerRequest, QueueSourceState, ScheduleSource,
+    TriggerConfig, TriggerInfo,
 };
 use kumo_proto::model::{self, ValidationError, MAX_ASYNC_PAYLOAD_BYTES};
 use kumo_triggers::minio::{normalize_event_patterns, EventPatternError};
@@ -16,6 +17,8 @@ use kumo_triggers::schedule_expression::{self, ScheduleError};
 use tokio::sync::Notify;
 
 use super::routes::Routes;
+use super::sqs::settings::SqsSettingsError;
+use super::sqs::QueueStats;
 use super::webhook::WebhookCounters;
 use crate::metrics::Metrics;
 use crate::s3::{BucketBinding, S3Error, S3Profiles};
@@ -57,6 +60,9 @@ pub enum TriggerError {
     /// Configuring the bucket failed.
     #[error(transparent)]
     S3(#[from] S3Error),
+    /// An SQS source was refused (settings, unknown queue, credentials).
+    #[error(transparent)]
+    Sqs(#[from] SqsSettingsError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -78,6 +84,10 @@ pub struct Triggers {
     pub(crate) account_id: String,
     /// Woken when schedules change.
     pub(crate) changed: Arc<Notify>,
+    /// Woken when triggers change, for the queue sources.
+    pub(crate) sources_changed: Arc<Notify>,
+    /// The queue sources' counters.
+    pub(crate) queue_stats: QueueStats,
     /// The webhook's counters (bucket triggers' fire counts).
     pub(crate) webhook_counters: Arc<WebhookCounters>,
     /// Schedule fires are counted here.
@@ -134,6 +144,8 @@ impl Triggers {
             region,
             account_id,
             changed: Arc::new(Notify::new()),
+            sources_changed: Arc::new(Notify::new()),
+            queue_stats: QueueStats::default(),
             webhook_counters: Arc::default(),
             metrics,
             routes,
@@ -145,7 +157,13 @@ impl Triggers {
     /// After a change: reads the routes again and wakes the scheduler.
     fn after_change(&self) -> Result<(), StoreError> {
         self.changed.notify_one();
+        self.sources_changed.notify_one();
         self.refresh_routes()
+    }
+
+    /// kumod's AWS profiles.
+    pub fn profiles(&self) -> &S3Profiles {
+        &self.s3
     }
 
     fn refresh_routes(&self) -> Result<(), StoreError> {
@@ -159,6 +177,10 @@ impl Triggers {
             TriggerSource::Schedule { .. } => format!(
                 "arn:aws:events:{}:{}:rule/{}",
                 self.region, self.account_id, record.name
+            ),
+            TriggerSource::Sqs(ref sqs) => format!(
+                "arn:kumo:triggers:{}:{}:trigger/{}:{}",
+                self.region, self.account_id, record.name, sqs.queue_arn
             ),
             TriggerSource::Bucket { .. } | TriggerSource::Http { .. } => format!(
                 "arn:kumo:triggers:{}:{}:trigger/{}",
@@ -180,7 +202,7 @@ impl Triggers {
         let target = model::FunctionRef::parse(&config.function, None)
             .map_err(|e| TriggerError::Invalid(format!("function: {e}")))?;
         self.functions.check_here(&target)?;
-        crate::state::qualifiers::resolve(
+        let resolved = crate::state::qualifiers::resolve(
             &self.functions,
             &target.name,
             target.qualifier.as_deref(),
@@ -200,9 +222,18 @@ impl Triggers {
                 self.bucket_source(&config.name, bucket, &request.configure_bucket_profile)
                     .await?
             }
+            Some(trigger_config::Source::Sqs(sqs)) => TriggerSource::Sqs(
+                super::sqs::settings::check(
+                    &self.s3,
+                    sqs,
+                    &config.function,
+                    resolved.config.timeout_seconds,
+                )
+                .await?,
+            ),
             None => {
                 return Err(TriggerError::Invalid(
-                    "a trigger needs a schedule, a bucket or an HTTP path".into(),
+                    "a trigger needs a schedule, a bucket, an HTTP path or a queue".into(),
                 ))
             }
         };
@@ -399,6 +430,26 @@ impl Triggers {
                         .as_str()
                         .to_string(),
                 })
+            }
+            TriggerSource::Sqs(settings) => {
+                let stats = self.queue_stats.get(&record.name);
+                let state = match (&stats, record.enabled) {
+                    (_, false) => "disabled",
+                    (None, true) => "starting",
+                    (Some(_), true) => "polling",
+                };
+                let stats = stats.unwrap_or_default();
+                info.fired = stats.processed;
+                info.queue_state = Some(QueueSourceState {
+                    state: state.into(),
+                    in_flight_batches: stats.in_flight,
+                    processed: stats.processed,
+                    failed: stats.failed,
+                    filtered: stats.filtered,
+                    throttled: stats.throttled,
+                    last_error: stats.last_error,
+                });
+                trigger_config::Source::Sqs(super::sqs::settings::source(settings))
             }
             TriggerSource::Http { path, .. } => {
                 info.url_path = format!("{}{path}", super::http_trigger::PREFIX);

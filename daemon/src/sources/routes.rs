@@ -26,7 +26,13 @@ impl Routes {
     pub fn replace(&self, records: Vec<TriggerRecord>) {
         let routes: Vec<TriggerRecord> = records
             .into_iter()
-            .filter(|r| r.enabled && !matches!(r.source, TriggerSource::Schedule { .. }))
+            .filter(|r| {
+                r.enabled
+                    && !matches!(
+                        r.source,
+                        TriggerSource::Schedule { .. } | TriggerSource::Sqs(_)
+                    )
+            })
             .collect();
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routes);
     }

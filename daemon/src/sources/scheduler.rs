@@ -72,7 +72,9 @@ impl Entry {
             TriggerSource::Schedule { expression, .. } => {
                 schedule_expression::parse(expression).ok()
             }
-            TriggerSource::Bucket { .. } | TriggerSource::Http { .. } => None,
+            TriggerSource::Bucket { .. } | TriggerSource::Http { .. } | TriggerSource::Sqs(_) => {
+                None
+            }
         };
         Self { record, parsed }
     }

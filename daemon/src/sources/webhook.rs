@@ -254,7 +254,9 @@ impl Webhook {
                     },
                     EventFormat::parse(event_format).unwrap_or_default(),
                 )),
-                TriggerSource::Schedule { .. } | TriggerSource::Http { .. } => None,
+                TriggerSource::Schedule { .. }
+                | TriggerSource::Http { .. }
+                | TriggerSource::Sqs(_) => None,
             })
             .collect();
         // Check the whole request before queueing anything.

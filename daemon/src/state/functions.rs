@@ -9,7 +9,7 @@ use kumo_proto::model::{self, ValidationError, LATEST};
 use kumo_proto::package::PackageTree;
 
 use crate::dispatch::concurrency::{ConcurrencyLimiter, ReservationTooLarge};
-use crate::s3::{S3Error, S3Profiles};
+use crate::s3::S3Profiles;
 use crate::state::layers;
 use crate::state::packages::{self, PackageError, PackageStore, StoredPackage};
 use crate::state::store::{FunctionRecord, LayerVersionRecord, Store, StoreError, StoredConfig};
@@ -32,15 +32,23 @@ pub enum FunctionError {
     /// A configuration value breaks a rule.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// A queue or topic destination without credentials to send with.
+    #[error("invalid destination {arn}: a queue or topic (on-failure destination or dead-letter target) is sent to through the function's credentials profile; set --credentials PROFILE")]
+    DestinationNeedsCredentials {
+        /// The destination's ARN.
+        arn: String,
+    },
     /// The on-failure destination is not a function.
-    #[error("invalid on_failure_destination: Function not found: {arn}")]
+    #[error("invalid {field}: Function not found: {arn}")]
     UnknownDestination {
+        /// `on_failure_destination` or `on_success_destination`.
+        field: &'static str,
         /// The destination's ARN.
         arn: String,
     },
     /// The credentials profile is not configured.
     #[error("invalid credentials_profile: {0}")]
-    Credentials(#[source] S3Error),
+    Credentials(#[source] crate::aws_profiles::ProfileError),
     /// The reserved concurrency does not fit the cluster limit.
     #[error(transparent)]
     Reservation(#[from] ReservationTooLarge),
@@ -188,22 +196,53 @@ impl Functions {
                 .profile(profile)
                 .map_err(FunctionError::Credentials)?;
         }
-        let destination = &record.config.on_failure_destination;
-        if !destination.is_empty() {
-            // Normalized already: a name, `name:qualifier` or an ARN, which
-            // must name this kumod's region and account.
-            let unknown = |arn| FunctionError::UnknownDestination { arn };
-            let target = model::FunctionRef::parse(destination, None)
-                .map_err(|_| unknown(destination.clone()))?;
-            if let Err(FunctionError::NotFound { arn }) = self.check_here(&target) {
-                return Err(unknown(arn));
-            }
-            if self.store.get_function(&target.name)?.is_none() {
-                return Err(unknown(self.arn(&target.name, None)));
-            }
+        for (field, destination) in [
+            (
+                "on_failure_destination",
+                &record.config.on_failure_destination,
+            ),
+            (
+                "on_success_destination",
+                &record.config.on_success_destination,
+            ),
+            ("dead_letter_target", &record.config.dead_letter_target),
+        ] {
+            self.check_destination(field, destination, profile)?;
         }
         self.store.put_function(record)?;
         self.limiter.set_reservation(name, reserved);
+        Ok(())
+    }
+
+    /// Checks a destination: a queue or topic needs the credentials
+    /// profile to send with; a function must exist here (the name, or an
+    /// ARN of this kumod's region and account). Normalized already.
+    fn check_destination(
+        &self,
+        field: &'static str,
+        destination: &str,
+        profile: &str,
+    ) -> Result<(), FunctionError> {
+        if destination.is_empty() {
+            return Ok(());
+        }
+        if model::is_queue_or_topic_arn(destination) {
+            if profile.is_empty() {
+                return Err(FunctionError::DestinationNeedsCredentials {
+                    arn: destination.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let unknown = |arn| FunctionError::UnknownDestination { field, arn };
+        let target = model::FunctionRef::parse(destination, None)
+            .map_err(|_| unknown(destination.to_string()))?;
+        if let Err(FunctionError::NotFound { arn }) = self.check_here(&target) {
+            return Err(unknown(arn));
+        }
+        if self.store.get_function(&target.name)?.is_none() {
+            return Err(unknown(self.arn(&target.name, None)));
+        }
         Ok(())
     }
 
@@ -453,6 +492,8 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
         clear_reserved_concurrency,
         on_failure_destination,
         credentials_profile,
+        dead_letter_target,
+        on_success_destination,
         set_egress_allow,
         egress_allow,
         role,
@@ -477,6 +518,8 @@ fn merge_update(config: &mut FunctionConfig, update: UpdateFunctionConfiguration
     replace(&mut config.network, network);
     replace(&mut config.on_failure_destination, on_failure_destination);
     replace(&mut config.credentials_profile, credentials_profile);
+    replace(&mut config.dead_letter_target, dead_letter_target);
+    replace(&mut config.on_success_destination, on_success_destination);
     replace(&mut config.role, role);
     config.memory_mb = memory_mb.or(config.memory_mb);
     config.timeout_seconds = timeout_seconds.or(config.timeout_seconds);

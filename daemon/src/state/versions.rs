@@ -319,6 +319,7 @@ impl Versions {
                     TriggerSource::Schedule { .. } => "schedule",
                     TriggerSource::Bucket { .. } => "bucket",
                     TriggerSource::Http { .. } => "HTTP",
+                    TriggerSource::Sqs(_) => "SQS",
                 };
                 return Err(VersionError::InUse {
                     function: name.to_string(),

@@ -19,8 +19,10 @@ use crate::dispatch::async_queue::dead_letters::DeadLetterError;
 use crate::dispatch::async_queue::EventQueue;
 use crate::dispatch::concurrency::ConcurrencyLimiter;
 use crate::dispatch::invoke::{self, InvokeError, Invoker};
-use crate::s3::S3Error;
+use crate::s3::{ProfileError, S3Error};
 use crate::sources::registry::{TriggerError, Triggers};
+use crate::sources::sqs::client::QueueError;
+use crate::sources::sqs::settings::SqsSettingsError;
 use crate::state::functions::{FunctionError, Functions};
 use crate::state::layers::Layers;
 use crate::state::logs::Logs;
@@ -99,9 +101,8 @@ impl ControlService {
             .get_package(&location.profile, &location.bucket, &location.key)
             .await
             .map_err(|e| match e {
-                S3Error::UnknownProfile { .. } | S3Error::TooLarge { .. } => {
-                    Status::invalid_argument(e.to_string())
-                }
+                S3Error::Profile(ProfileError::UnknownProfile { .. })
+                | S3Error::TooLarge { .. } => Status::invalid_argument(e.to_string()),
                 other => Status::failed_precondition(other.to_string()),
             })
     }
@@ -128,10 +129,15 @@ fn trigger_status(err: TriggerError) -> Status {
         TriggerError::Invalid(_)
         | TriggerError::Schedule(_)
         | TriggerError::Pattern(_)
-        | TriggerError::S3(S3Error::UnknownProfile { .. }) => {
+        | TriggerError::S3(S3Error::Profile(ProfileError::UnknownProfile { .. })) => {
             Status::invalid_argument(err.to_string())
         }
         TriggerError::S3(_) => Status::failed_precondition(err.to_string()),
+        TriggerError::Sqs(SqsSettingsError::Invalid(_))
+        | TriggerError::Sqs(SqsSettingsError::Queue(
+            QueueError::BadReference(_) | QueueError::Profile(ProfileError::UnknownProfile { .. }),
+        )) => Status::invalid_argument(err.to_string()),
+        TriggerError::Sqs(_) => Status::failed_precondition(err.to_string()),
         TriggerError::Store(_) => Status::internal(err.to_string()),
     }
 }
@@ -188,6 +194,7 @@ fn function_status_ref(err: &FunctionError, message: String) -> Status {
         FunctionError::Invalid(_)
         | FunctionError::Reservation(_)
         | FunctionError::UnknownDestination { .. }
+        | FunctionError::DestinationNeedsCredentials { .. }
         | FunctionError::UnknownLayer { .. }
         | FunctionError::LayersTooLarge { .. }
         | FunctionError::Credentials(_)

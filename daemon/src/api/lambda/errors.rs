@@ -79,6 +79,7 @@ impl From<FunctionError> for ApiError {
             FunctionError::Invalid(_)
             | FunctionError::Reservation(_)
             | FunctionError::UnknownDestination { .. }
+            | FunctionError::DestinationNeedsCredentials { .. }
             | FunctionError::UnknownLayer { .. }
             | FunctionError::LayersTooLarge { .. }
             | FunctionError::Credentials(_)

@@ -45,6 +45,14 @@ pub struct EphemeralStorageInput {
     pub size: u32,
 }
 
+/// `DeadLetterConfig`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeadLetterConfigInput {
+    /// An SQS queue or SNS topic ARN; "" (or absent) removes it.
+    pub target_arn: Option<String>,
+}
+
 /// Fields that CreateFunction and UpdateFunctionConfiguration share.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -74,6 +82,8 @@ pub struct ConfigurationInput {
     pub architectures: Option<Vec<String>>,
     /// Expected current RevisionId (updates only).
     pub revision_id: Option<String>,
+    /// Where events that fail for good are sent (queue or topic).
+    pub dead_letter_config: Option<DeadLetterConfigInput>,
 }
 
 /// The body of CreateFunction.
@@ -200,7 +210,7 @@ pub struct Identity<'a> {
 
 /// Lambda's `FunctionConfiguration` of a configuration.
 pub fn function_configuration(config: &FunctionConfig, identity: Identity<'_>) -> Value {
-    json!({
+    let mut configuration = json!({
         "FunctionName": config.name,
         "FunctionArn": identity.function_arn,
         "Runtime": config.runtime,
@@ -222,7 +232,11 @@ pub fn function_configuration(config: &FunctionConfig, identity: Identity<'_>) -
         "Architectures": [host_architecture()],
         "EphemeralStorage": {"Size": config.ephemeral_storage_mb},
         "Layers": identity.layers.iter().map(|l| json!({"Arn": l.arn, "CodeSize": l.code_size})).collect::<Vec<_>>(),
-    })
+    });
+    if !config.dead_letter_target.is_empty() {
+        configuration["DeadLetterConfig"] = json!({"TargetArn": config.dead_letter_target});
+    }
+    configuration
 }
 
 /// `FunctionConfiguration` of `$LATEST`.

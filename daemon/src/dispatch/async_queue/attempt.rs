@@ -9,7 +9,7 @@ use std::sync::Arc;
 use kumo_proto::agent::{InvocationResult, Outcome};
 
 use super::schedule::Queued;
-use super::{blocking, dead_letters, now_ms, Shared};
+use super::{blocking, dead_letters, destinations, now_ms, Shared};
 use crate::dispatch::agents::DispatchError;
 use crate::dispatch::concurrency::Permit;
 use crate::dispatch::invoke::Invoker;
@@ -156,6 +156,9 @@ pub(crate) async fn run(shared: Arc<Shared>, invoker: Invoker, queued: Queued, p
                 tracing::error!(%err, event = %event.id, "removing a finished event failed; it may run again");
             }
             shared.schedule().finished(&event.function);
+            if let Ok(executed) = &executed {
+                send_success(&shared, &event, &executed.version, &executed.result.payload).await;
+            }
         }
         Verdict::FunctionFailed {
             error_type,
@@ -207,6 +210,35 @@ pub(crate) async fn run(shared: Arc<Shared>, invoker: Invoker, queued: Queued, p
             retry_later(&shared, event, delay.as_millis() as i64).await;
         }
     }
+}
+
+/// Sends the on-success destination record, if the function has one.
+async fn send_success(shared: &Arc<Shared>, event: &EventRecord, version: &str, response: &[u8]) {
+    let functions = &shared.functions;
+    let Ok(record) = functions.get_record(&event.function) else {
+        return;
+    };
+    let destination = &record.config.on_success_destination;
+    if destination.is_empty() {
+        return;
+    }
+    let function_arn = functions.arn(&event.function, event.qualifier.as_deref());
+    let body = destinations::success_record(&destinations::Success {
+        id: &event.id,
+        function_arn: &function_arn,
+        attempts: event.attempts + 1,
+        payload: &event.payload,
+        version,
+        response,
+    });
+    destinations::deliver(
+        shared,
+        &event.id,
+        destination,
+        &record.config.credentials_profile,
+        &body,
+    )
+    .await;
 }
 
 async fn retry_later(shared: &Arc<Shared>, mut event: EventRecord, delay_ms: i64) {

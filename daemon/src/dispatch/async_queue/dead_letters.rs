@@ -10,6 +10,7 @@ use kumo_proto::control::DeadLetter;
 use kumo_proto::model::LATEST;
 use serde_json::{json, Value};
 
+use super::remote_targets::{Attribute, RemoteTarget};
 use super::schedule::Queued;
 use super::{blocking, now_ms, EventQueue, NewEvent, Shared};
 use crate::state::functions::FunctionError;
@@ -104,7 +105,65 @@ pub(crate) async fn dead_letter(
     shared.schedule().finished(&event.function);
     tracing::warn!(event = %event.id, function = %event.function, condition = condition.as_str(),
         attempts = event.attempts, error_type = %event.last_error_type, "event dead-lettered");
+    send_to_dead_letter_target(&shared, &letter).await;
     send_to_destination(&shared, &letter).await;
+}
+
+/// The attributes of a message to a dead-letter target (docs/wire-formats.md
+/// §11): `ErrorCode` 200 when the function ran and failed, 429 when it never
+/// ran; `ErrorMessage` at most 1 KB (the condition when there is none).
+pub fn dead_letter_attributes(letter: &DeadLetterRecord) -> Vec<Attribute> {
+    let message = if letter.error_message.is_empty() {
+        letter.condition.as_str().to_string()
+    } else {
+        super::attempt::truncate(&letter.error_message)
+    };
+    vec![
+        Attribute {
+            name: "RequestID",
+            value: letter.id.clone(),
+            data_type: "String",
+        },
+        Attribute {
+            name: "ErrorCode",
+            value: if letter.attempts > 0 { "200" } else { "429" }.into(),
+            data_type: "Number",
+        },
+        Attribute {
+            name: "ErrorMessage",
+            value: message,
+            data_type: "String",
+        },
+    ]
+}
+
+/// Sends the original event to the function's dead-letter target, if any
+/// (a failure is logged; the letter stays in Kumo's own queue either way).
+async fn send_to_dead_letter_target(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
+    let functions = &shared.functions;
+    let Ok(record) = functions.get_record(&letter.function) else {
+        return;
+    };
+    let target_arn = &record.config.dead_letter_target;
+    let Some(target) = RemoteTarget::parse(target_arn) else {
+        return;
+    };
+    let sent = super::remote_targets::send(
+        functions.s3(),
+        &record.config.credentials_profile,
+        target_arn,
+        &target,
+        letter.payload.clone(),
+        &dead_letter_attributes(letter),
+    )
+    .await;
+    match sent {
+        Ok(()) => {
+            tracing::info!(event = %letter.id, target = %target_arn, "event sent to the dead-letter target")
+        }
+        Err(err) => tracing::error!(%err, event = %letter.id,
+            "sending to the dead-letter target failed; the letter stays in Kumo's dead-letter queue"),
+    }
 }
 
 fn queued_of(event: &EventRecord) -> Queued {
@@ -120,35 +179,20 @@ async fn send_to_destination(shared: &Arc<Shared>, letter: &DeadLetterRecord) {
     let Ok(record) = functions.get_record(&letter.function) else {
         return;
     };
-    let destination = record.config.on_failure_destination.clone();
+    let destination = &record.config.on_failure_destination;
     if destination.is_empty() {
         return;
     }
-    let Ok(kumo_proto::model::FunctionRef {
-        name, qualifier, ..
-    }) = kumo_proto::model::FunctionRef::parse(&destination, None)
-    else {
-        tracing::error!(function = %letter.function, %destination,
-            "the on-failure destination is not a function name; the record stays in the dead-letter queue only");
-        return;
-    };
-    if functions.get_record(&name).is_err() {
-        tracing::error!(function = %letter.function, %destination,
-            "the on-failure destination does not exist; the record stays in the dead-letter queue only");
-        return;
-    }
     let arn = functions.arn(&letter.function, letter.qualifier.as_deref());
-    let body = destination_record(letter, &arn).to_string();
-    let new = NewEvent {
-        function: name,
-        qualifier,
-        payload: body,
-        replay_of: String::new(),
-    };
-    let queued = super::enqueue(shared, new, EventCompanion::None).await;
-    if let Err(err) = queued {
-        tracing::error!(%err, %destination, event = %letter.id, "sending the destination record failed");
-    }
+    let body = destination_record(letter, &arn);
+    super::destinations::deliver(
+        shared,
+        &letter.id,
+        destination,
+        &record.config.credentials_profile,
+        &body,
+    )
+    .await;
 }
 
 /// Milliseconds since the epoch as RFC 3339 with milliseconds, UTC.

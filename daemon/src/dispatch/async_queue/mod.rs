@@ -13,7 +13,9 @@
 
 pub mod attempt;
 pub mod dead_letters;
+pub mod destinations;
 pub mod policy;
+pub mod remote_targets;
 pub mod schedule;
 
 use std::collections::HashMap;

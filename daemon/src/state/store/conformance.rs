@@ -69,6 +69,8 @@ fn config(name: &str) -> StoredConfig {
         reserved_concurrency: None,
         on_failure_destination: String::new(),
         credentials_profile: String::new(),
+        dead_letter_target: String::new(),
+        on_success_destination: String::new(),
         role: String::new(),
         layers: vec![StoredLayer {
             arn: "arn:aws:lambda:us-east-1:000000000000:layer:libs:1".into(),

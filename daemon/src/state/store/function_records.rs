@@ -47,6 +47,13 @@ pub struct StoredConfig {
     /// S3 profile whose credentials the function gets.
     #[serde(default)]
     pub credentials_profile: String,
+    /// SQS queue or SNS topic ARN getting the original event of each
+    /// event that fails for good ("" = none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dead_letter_target: String,
+    /// Where the record of a succeeded event goes ("" = none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub on_success_destination: String,
     /// Lambda's execution role ARN, kept only to echo it back.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
@@ -108,6 +115,8 @@ impl StoredConfig {
                 .map(|r| u32::try_from(r).unwrap_or(0)),
             on_failure_destination: config.on_failure_destination.clone(),
             credentials_profile: config.credentials_profile.clone(),
+            dead_letter_target: config.dead_letter_target.clone(),
+            on_success_destination: config.on_success_destination.clone(),
             role: config.role.clone(),
             layers: Vec::new(),
         }
@@ -145,6 +154,8 @@ impl StoredConfig {
                 .map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
             on_failure_destination: self.on_failure_destination.clone(),
             credentials_profile: self.credentials_profile.clone(),
+            dead_letter_target: self.dead_letter_target.clone(),
+            on_success_destination: self.on_success_destination.clone(),
             role: self.role.clone(),
             layers: self.layers.iter().map(|l| l.arn.clone()).collect(),
         }

@@ -32,7 +32,7 @@ pub use log_records::{LogRecord, LogRetention};
 #[cfg(any(test, feature = "test-support"))]
 pub use memory::MemoryStore;
 pub use sled::SledStore;
-pub use trigger_records::{EventCompanion, TriggerRecord, TriggerSource};
+pub use trigger_records::{EventCompanion, SqsSettings, TriggerRecord, TriggerSource};
 pub use version_records::{AliasRecord, VersionRecord};
 
 /// A storage operation failed.

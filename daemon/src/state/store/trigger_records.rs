@@ -1,4 +1,5 @@
-//! Records of triggers: schedules, bucket notifications and HTTP routes.
+//! Records of triggers: schedules, bucket notifications, HTTP routes and
+//! SQS queues.
 
 use kumo_triggers::apigw::cors::Cors;
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,33 @@ pub enum TriggerSource {
         #[serde(default)]
         cors: Option<Cors>,
     },
+    /// An SQS queue kumod polls.
+    Sqs(SqsSettings),
+}
+
+/// The settings of an SQS event source (docs/wire-formats.md §9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqsSettings {
+    /// The queue's URL or ARN as given.
+    pub queue: String,
+    /// Its URL, resolved at create time.
+    pub queue_url: String,
+    /// Its ARN (`eventSourceARN`).
+    pub queue_arn: String,
+    /// FIFO queue.
+    pub fifo: bool,
+    /// kumod's AWS profile for the queue.
+    pub profile: String,
+    /// Messages per batch.
+    pub batch_size: u32,
+    /// Batching window in seconds.
+    pub batch_window_seconds: u32,
+    /// Most batches in flight (None: the reserved concurrency or 1000).
+    pub max_concurrency: Option<u32>,
+    /// The function reports partial failures.
+    pub report_batch_item_failures: bool,
+    /// Filter patterns (JSON text, validated).
+    pub filters: Vec<String>,
 }
 
 /// What must be written in the same transaction as a new event.

@@ -76,6 +76,10 @@ impl Management {
             ephemeral_storage_mb: c.ephemeral_storage.map(|e| e.size),
             role: c.role.unwrap_or_default(),
             layers: c.layers.unwrap_or_default(),
+            dead_letter_target: c
+                .dead_letter_config
+                .and_then(|d| d.target_arn)
+                .unwrap_or_default(),
             ..Default::default()
         };
         let functions = self.functions.clone();
@@ -241,6 +245,9 @@ impl Management {
             set_layers: input.layers.is_some(),
             layers: input.layers.unwrap_or_default(),
             expect_revision_id: input.revision_id.unwrap_or_default(),
+            dead_letter_target: input
+                .dead_letter_config
+                .map(|d| d.target_arn.unwrap_or_default()),
             ..Default::default()
         };
         Ok((200, Some(self.update_latest(request).await?)))

@@ -88,15 +88,9 @@ impl Management {
     ) -> Answer {
         let input: EventInvokeInput = shapes::parse_body(body)?;
         let destinations = input.destination_config.unwrap_or_default();
-        if destinations
+        let on_success = destinations
             .on_success
-            .as_ref()
-            .is_some_and(|d| d.destination.as_deref().is_some_and(|d| !d.is_empty()))
-        {
-            return Err(ApiError::invalid(
-                "DestinationConfig.OnSuccess is not supported by Kumo; only OnFailure (a function)",
-            ));
-        }
+            .map(|d| d.destination.unwrap_or_default());
         let on_failure = destinations
             .on_failure
             .map(|d| d.destination.unwrap_or_default());
@@ -119,6 +113,11 @@ impl Management {
             } else {
                 on_failure
             },
+            on_success_destination: if replace {
+                Some(on_success.unwrap_or_default())
+            } else {
+                on_success
+            },
             ..Default::default()
         };
         let configuration = self.update_latest(request).await?;
@@ -139,6 +138,7 @@ impl Management {
             max_retry_attempts: Some(model::DEFAULT_MAX_RETRY_ATTEMPTS),
             max_event_age_seconds: Some(model::DEFAULT_MAX_EVENT_AGE_SECONDS),
             on_failure_destination: Some(String::new()),
+            on_success_destination: Some(String::new()),
             ..Default::default()
         };
         self.update_latest(request).await?;
@@ -158,12 +158,17 @@ impl Management {
             .map(|t| t.timestamp_millis() as f64 / 1000.0)
             .unwrap_or_default();
         let mut destinations = json!({});
-        if !config.on_failure_destination.is_empty() {
-            let destination =
-                kumo_proto::model::FunctionRef::parse(&config.on_failure_destination, None)
-                    .map(|f| self.functions.arn(&f.name, f.qualifier.as_deref()))
-                    .unwrap_or(config.on_failure_destination.clone());
-            destinations["OnFailure"] = json!({"Destination": destination});
+        for (key, destination) in [
+            ("OnFailure", &config.on_failure_destination),
+            ("OnSuccess", &config.on_success_destination),
+        ] {
+            if destination.is_empty() {
+                continue;
+            }
+            let arn = kumo_proto::model::FunctionRef::parse(destination, None)
+                .map(|f| self.functions.arn(&f.name, f.qualifier.as_deref()))
+                .unwrap_or(destination.clone());
+            destinations[key] = json!({"Destination": arn});
         }
         Ok((
             200,
