@@ -11,7 +11,7 @@
 //!   queue, concurrency limits and agent placement.
 //! - `state`: durable stores by record kind, packages, functions,
 //!   versions and aliases, logs.
-//! - `config`, `metrics`, `s3` (S3 profiles) and `server` (wiring it all
+//! - `config`, `metrics` (with the console's per-function `series`), `s3` (S3 profiles) and `server` (wiring it all
 //!   together) sit at the top.
 
 pub(crate) mod api;
@@ -19,6 +19,7 @@ pub mod config;
 pub(crate) mod dispatch;
 pub(crate) mod metrics;
 pub(crate) mod s3;
+pub(crate) mod series;
 pub mod server;
 pub(crate) mod sources;
 pub(crate) mod state;

@@ -1,0 +1,338 @@
+//! The web console at `/console/`: a real browser (Debian's chromium and
+//! chromium-driver, driven by Python Selenium from `tests/web_console.py`)
+//! walks through sign-in, creating a function by upload, editing it,
+//! testing it with the S3 template, the live tail, versions and aliases,
+//! the graphs, a dead letter's replay and signing out; and plain HTTP
+//! checks the security rules (no session, CSRF, another kumod's cookie,
+//! escaping). Screenshots (1280×800) go to `$CARGO_TARGET_DIR/console-screenshots`
+//! (or the system temp dir).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use kumo_tests::http::{request, HttpReply};
+use kumo_tests::{package_dir, root_or_skip, wait_until, zip_dir, Kumo};
+
+/// The function the browser uploads.
+const HANDLER: &str = r#"
+def handler(event, context):
+    record = (event.get("Records") or [{}])[0]
+    s3 = record.get("s3", {})
+    key = s3.get("object", {}).get("key")
+    print("<script>alert(1)</script> got", key)
+    return {"bucket": s3.get("bucket", {}).get("name"), "key": key}
+"#;
+
+fn screenshot_dir() -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join("console-screenshots");
+    std::fs::create_dir_all(&dir).expect("creating the screenshot directory");
+    dir
+}
+
+/// Installs chromium and its driver when missing (as tests/run-all.sh does).
+fn browser_ready() {
+    if Path::new("/usr/bin/chromedriver").exists() && Path::new("/usr/bin/chromium").exists() {
+        return;
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .expect("running apt-get");
+    assert!(
+        status.success(),
+        "installing chromium and chromium-driver failed"
+    );
+}
+
+#[test]
+fn a_browser_walks_through_the_console() {
+    if !root_or_skip() {
+        return;
+    }
+    browser_ready();
+    let python = kumo_tests::s3::venv_python();
+    let kumo = Kumo::start();
+    let code = package_dir(&[("lambda_function.py", HANDLER)]);
+    let work = tempfile::tempdir().expect("temp dir");
+    let zip = work.path().join("thumbs.zip");
+    zip_dir(code.path(), &zip);
+    let shots = screenshot_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web_console.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://{}", kumo.http_address))
+        .arg(kumo.token_file())
+        .arg(&zip)
+        .arg(&shots)
+        .output()
+        .expect("running tests/web_console.py");
+    assert!(
+        out.status.success(),
+        "the browser walkthrough failed:\n{}\n{}\n--- kumod ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        kumo.log()
+    );
+    let seen: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the walkthrough's JSON report");
+    assert_eq!(seen["result"]["bucket"], "mybucket", "{seen}");
+    assert_eq!(seen["result"]["key"], "HappyFace.jpg", "{seen}");
+    assert_eq!(seen["error"]["errorType"], "RuntimeError", "{seen}");
+    assert!(
+        seen["tail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("got tail-key"),
+        "{seen}"
+    );
+    assert!(
+        seen["after_sign_out"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/console/login"),
+        "{seen}"
+    );
+    // What the browser did, read back through the CLI.
+    let function = kumo.function("thumbs");
+    assert_eq!(function["memory_mb"], 256, "{function}");
+    let alias = kumo.cli(&["alias", "get", "thumbs", "live", "--output", "json"]);
+    assert_eq!(alias.code, 0, "{alias:?}");
+    assert_eq!(alias.json()["version"], "2", "{alias:?}");
+    // The replayed event failed again and is a dead letter once more.
+    wait_until("the replayed dead letter", Duration::from_secs(60), || {
+        let run = kumo.cli(&["dlq", "list", "thumbs", "--output", "json"]);
+        run.code == 0 && run.stdout.contains("broken on purpose")
+    });
+    for page in [
+        "sign-in",
+        "functions",
+        "test",
+        "logs",
+        "function",
+        "graphs",
+        "cluster",
+    ] {
+        assert!(
+            shots.join(format!("{page}.png")).exists(),
+            "no screenshot of {page}"
+        );
+    }
+}
+
+/// A signed-in client: its cookie header and CSRF token.
+struct Client {
+    address: String,
+    cookie: String,
+}
+
+impl Client {
+    fn sign_in(address: &str, token_file: &Path) -> Client {
+        let token = std::fs::read_to_string(token_file).expect("token file");
+        let reply = post(
+            address,
+            "/console/login",
+            None,
+            &format!("token={}", token.trim()),
+        );
+        assert_eq!(reply.status, 303, "{reply:?}");
+        let set_cookie = reply
+            .header("set-cookie")
+            .expect("a session cookie")
+            .to_string();
+        assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+        assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+        assert!(set_cookie.contains("Max-Age=43200"), "{set_cookie}");
+        assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
+        Client {
+            address: address.to_string(),
+            cookie: set_cookie.split(';').next().unwrap_or_default().to_string(),
+        }
+    }
+
+    fn get(&self, path: &str) -> HttpReply {
+        request(&self.address, "GET", path, &[("Cookie", &self.cookie)], b"")
+    }
+
+    fn post(&self, path: &str, body: &str) -> HttpReply {
+        post(&self.address, path, Some(&self.cookie), body)
+    }
+
+    /// The CSRF token in a console page.
+    fn csrf(&self) -> String {
+        let page = self.get("/console/");
+        assert_eq!(page.status, 200, "{page:?}");
+        let at = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a CSRF field")
+            + 19;
+        page.body[at..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn post(address: &str, path: &str, cookie: Option<&str>, body: &str) -> HttpReply {
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    if let Some(cookie) = cookie {
+        headers.push(("Cookie", cookie));
+    }
+    request(address, "POST", path, &headers, body.as_bytes())
+}
+
+const GET_ROUTES: &[&str] = &[
+    "/console",
+    "/console/",
+    "/console/new",
+    "/console/cluster",
+    "/console/fn/esc",
+    "/console/fn/esc/test",
+    "/console/fn/esc/logs",
+    "/console/fn/esc/graphs",
+    "/console/nope",
+];
+const POST_ROUTES: &[&str] = &[
+    "/console/new",
+    "/console/logout",
+    "/console/cluster/drain",
+    "/console/cluster/undrain",
+    "/console/fn/esc/config",
+    "/console/fn/esc/code",
+    "/console/fn/esc/publish",
+    "/console/fn/esc/alias",
+    "/console/fn/esc/dlq/replay",
+    "/console/fn/esc/dlq/purge",
+    "/console/fn/esc/test",
+];
+
+/// Every route refuses `cookie` (none, forged, another kumod's, signed out).
+fn all_refused(address: &str, cookie: Option<&str>) {
+    let headers: Vec<(&str, &str)> = cookie.map(|c| vec![("Cookie", c)]).unwrap_or_default();
+    for path in GET_ROUTES {
+        let reply = request(address, "GET", path, &headers, b"");
+        assert_eq!(reply.status, 303, "GET {path} with {cookie:?}: {reply:?}");
+        assert_eq!(
+            reply.header("location"),
+            Some("/console/login"),
+            "GET {path}"
+        );
+    }
+    let tail = request(address, "GET", "/console/fn/esc/tail", &headers, b"");
+    assert_eq!(tail.status, 401, "the live tail with {cookie:?}: {tail:?}");
+    for path in POST_ROUTES {
+        let reply = post(address, path, cookie, "csrf=x&memory_mb=512");
+        assert_eq!(reply.status, 401, "POST {path} with {cookie:?}: {reply:?}");
+    }
+}
+
+#[test]
+fn the_console_refuses_without_a_session_checks_csrf_and_escapes() {
+    if !root_or_skip() {
+        return;
+    }
+    let kumo = Kumo::start();
+    let other = Kumo::start_daemon_only("", "127.0.0.1");
+    let address = kumo.http_address.clone();
+    kumo.create_python(
+        "esc",
+        "def handler(event, context):\n    print('<script>alert(1)</script>')\n    return 1\n",
+        &["--env", "HTML=<script>alert(2)</script>"],
+    );
+    kumo.invoke_ok("esc", "{}");
+
+    // No session, a forged one, a wrong token.
+    all_refused(&address, None);
+    all_refused(&address, Some("kumo_console=99999999999.abc.def"));
+    let wrong = post(&address, "/console/login", None, "token=wrong");
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    assert!(wrong.header("set-cookie").is_none(), "{wrong:?}");
+    let behind_tls = request(
+        &address,
+        "POST",
+        "/console/login",
+        &[
+            ("X-Forwarded-Proto", "https"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        format!(
+            "token={}",
+            std::fs::read_to_string(kumo.token_file()).unwrap().trim()
+        )
+        .as_bytes(),
+    );
+    assert!(
+        behind_tls
+            .header("set-cookie")
+            .unwrap_or_default()
+            .contains("; Secure"),
+        "{behind_tls:?}"
+    );
+
+    // Another kumod's session is refused here (it has its own secret).
+    let elsewhere = Client::sign_in(&other.http_address, &other.token_file());
+    assert_eq!(elsewhere.get("/console/").status, 200);
+    all_refused(&address, Some(&elsewhere.cookie));
+
+    // A POST without this session's CSRF token changes nothing.
+    let client = Client::sign_in(&address, &kumo.token_file());
+    for body in [
+        "memory_mb=512",
+        "memory_mb=512&csrf=",
+        "memory_mb=512&csrf=0000",
+    ] {
+        let refused = client.post("/console/fn/esc/config", body);
+        assert_eq!(refused.status, 403, "{body}: {refused:?}");
+    }
+    assert_eq!(kumo.function("esc")["memory_mb"], 128);
+    let csrf = client.csrf();
+    let saved = client.post(
+        "/console/fn/esc/config",
+        &format!(
+            "csrf={csrf}&memory_mb=512&environment=HTML%3D%3Cscript%3Ealert%282%29%3C%2Fscript%3E"
+        ),
+    );
+    assert_eq!(saved.status, 303, "{saved:?}");
+    assert_eq!(kumo.function("esc")["memory_mb"], 512);
+
+    // Env values and log lines render as text.
+    let page = client.get("/console/fn/esc");
+    assert!(
+        page.body
+            .contains("HTML=&lt;script&gt;alert(2)&lt;/script&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>alert(2)"), "{}", page.body);
+    let logs = client.get("/console/fn/esc/logs");
+    assert!(
+        logs.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        logs.body
+    );
+    assert!(!logs.body.contains("<script>alert(1)"), "{}", logs.body);
+    let filtered = client.get("/console/fn/esc/logs?q=%3Cscript%3E%22");
+    assert!(
+        filtered.body.contains("value=\"&lt;script&gt;&quot;\""),
+        "{}",
+        filtered.body
+    );
+    let unknown = client.get("/console/fn/%3Cb%3E");
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(!unknown.body.contains("<b>"), "{}", unknown.body);
+
+    // Signing out ends the session even for a client that keeps the cookie.
+    let out = client.post("/console/logout", &format!("csrf={csrf}"));
+    assert_eq!(out.status, 303, "{out:?}");
+    assert!(out
+        .header("set-cookie")
+        .unwrap_or_default()
+        .contains("Max-Age=0"));
+    all_refused(&address, Some(&client.cookie));
+}
