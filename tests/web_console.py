@@ -12,7 +12,7 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -50,8 +50,13 @@ def wait_for(what, predicate, timeout=WAIT):
 
 
 def text(css):
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    """The text of the first element matching `css`, "" while there is none
+    (or while the page it was found in is being replaced)."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def shot(name):
@@ -138,6 +143,15 @@ try:
     check("Billed Duration" in seen["report"] and "256 MB" in seen["report"], "no REPORT figures")
     check("START RequestId" in text("#log-tail"), "no log tail")
     shot("test")
+    # Save the event, then pick it again from the saved events.
+    fill("#save-as", "s3-sample")
+    click("#save-event")
+    wait_for("the saved event", lambda: "Saved test event s3-sample" in text("#notice"))
+    go(f"/console/fn/{NAME}/test")
+    fill("#event", "{}")
+    Select(driver.find_element(By.ID, "saved")).select_by_value("s3-sample")
+    check("HappyFace.jpg" in driver.find_element(By.ID, "event").get_attribute("value"),
+          "the saved event did not load")
 
     # The log history shows the handler's <script> line as text.
     go(f"/console/fn/{NAME}/logs")

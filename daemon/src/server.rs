@@ -205,6 +205,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     );
     let invoke_api = InvokeApi::new(invoker.clone(), management, &config.invoke_api)
         .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
+    let test_events = crate::state::test_events::TestEvents::new(store.clone(), functions.clone());
     let background = vec![
         tokio::spawn(agents.clone().watch()),
         tokio::spawn(scheduler::run(
@@ -264,6 +265,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         control: control_service.clone(),
         sessions: crate::api::console::Sessions::load(&config.data_dir, tokens.clone())?,
         series: metrics.series().clone(),
+        test_events,
         body_timeout: Duration::from_secs(config.http.body_read_timeout_seconds),
     };
     let mut background = background;

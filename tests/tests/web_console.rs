@@ -327,6 +327,13 @@ fn the_console_refuses_without_a_session_checks_csrf_and_escapes() {
     assert_eq!(unknown.status, 404, "{unknown:?}");
     assert!(!unknown.body.contains("<b>"), "{}", unknown.body);
 
+    hostile_forms(&client, &csrf);
+    assert_eq!(
+        kumo.function("esc")["memory_mb"],
+        512,
+        "refused forms changed nothing"
+    );
+
     // Signing out ends the session even for a client that keeps the cookie.
     let out = client.post("/console/logout", &format!("csrf={csrf}"));
     assert_eq!(out.status, 303, "{out:?}");
@@ -335,4 +342,123 @@ fn the_console_refuses_without_a_session_checks_csrf_and_escapes() {
         .unwrap_or_default()
         .contains("Max-Age=0"));
     all_refused(&address, Some(&client.cookie));
+}
+
+/// The notice (or error) text a console page shows.
+fn notice(reply: &HttpReply) -> String {
+    let at = reply.body.find("id=\"notice\">").map(|i| i + 12);
+    at.map(|i| {
+        reply.body[i..]
+            .split("</p>")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    })
+    .unwrap_or_default()
+}
+
+/// Where a redirect with a notice leads, with the notice decoded.
+fn redirected_notice(client: &Client, reply: &HttpReply) -> String {
+    assert_eq!(reply.status, 303, "{reply:?}");
+    let location = reply.header("location").expect("a redirect").to_string();
+    notice(&client.get(&location))
+}
+
+/// Hostile form input gets a clear message, never a panic or a change.
+fn hostile_forms(client: &Client, csrf: &str) {
+    let new = |body: &str| client.post("/console/new", &format!("csrf={csrf}&{body}"));
+    let reply = new("name=n1&runtime=python3&handler=a.b&memory_mb=lots&file_name=a.py&source=x");
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(
+        notice(&reply).contains("memory_mb: &quot;lots&quot; is not a number"),
+        "{}",
+        reply.body
+    );
+    let reply = new("name=n2&runtime=python3&handler=a.b&zip_b64=%25%25%25not-base64");
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(
+        notice(&reply).contains("did not arrive intact"),
+        "{}",
+        reply.body
+    );
+    let reply = new("name=n3&runtime=python3&handler=a.b&file_name=..%2F..%2Fetc%2Fx&source=x");
+    assert!(notice(&reply).contains("plain file name"), "{}", reply.body);
+    let reply =
+        new("name=%3Cb%3Ebad%3C%2Fb%3E&runtime=python3&handler=a.b&file_name=a.py&source=x");
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(!reply.body.contains("<b>bad"), "{}", reply.body);
+    assert!(
+        reply.body.contains("value=\"&lt;b&gt;bad&lt;/b&gt;\""),
+        "{}",
+        reply.body
+    );
+    let reply = new("name=n4&runtime=python3&handler=a.b&zip_b64=aGVsbG8%3D");
+    assert_eq!(reply.status, 400, "not a zip: {reply:?}");
+    assert!(!notice(&reply).is_empty(), "{}", reply.body);
+    let config = |body: &str| client.post("/console/fn/esc/config", &format!("csrf={csrf}&{body}"));
+    let message = redirected_notice(client, &config("memory_mb=512&environment=NO_EQUALS_SIGN"));
+    assert!(message.contains("has no &#39;=&#39;"), "{message}");
+    let message = redirected_notice(client, &config("memory_mb=99999999999"));
+    assert!(message.contains("memory_mb"), "{message}");
+    let message = redirected_notice(client, &config("memory_mb=5&environment=HTML%3Dx"));
+    assert!(message.to_lowercase().contains("memory"), "{message}");
+    let test = |body: &str| client.post("/console/fn/esc/test", &format!("csrf={csrf}&{body}"));
+    let reply = test("event=%7Bnot+json");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.contains("Invoke refused"), "{}", reply.body);
+    let reply = test("action=save&save_as=bad+name&event=%7B%7D");
+    assert!(
+        notice(&reply).contains("a name is 1-25 letters"),
+        "{}",
+        reply.body
+    );
+    let reply = test("action=save&save_as=ok&event=%7Bnope");
+    assert!(notice(&reply).contains("not JSON"), "{}", reply.body);
+    let reply = test(
+        "action=save&save_as=tricky&event=%22%3C%2Fscript%3E%3Cscript%3Ealert(3)%3C%2Fscript%3E%22",
+    );
+    assert!(
+        notice(&reply).contains("Saved test event tricky"),
+        "{}",
+        reply.body
+    );
+    assert!(!reply.body.contains("<script>alert(3)"), "{}", reply.body);
+    assert!(
+        reply.body.contains("\\u003cscript>alert(3)"),
+        "{}",
+        reply.body
+    );
+    let reply = test("action=delete&saved=tricky");
+    assert!(
+        notice(&reply).contains("Deleted test event tricky"),
+        "{}",
+        reply.body
+    );
+    let reply = test("action=delete&saved=tricky");
+    assert!(
+        notice(&reply).contains("no saved test event"),
+        "{}",
+        reply.body
+    );
+    let reply = client.post(
+        "/console/fn/nope/test",
+        &format!("csrf={csrf}&event=%7B%7D"),
+    );
+    assert_eq!(reply.status, 404, "{reply:?}");
+    let message = redirected_notice(
+        client,
+        &client.post(
+            "/console/fn/esc/alias",
+            &format!("csrf={csrf}&alias=a&version=99"),
+        ),
+    );
+    assert!(message.contains("99"), "{message}");
+    let message = redirected_notice(
+        client,
+        &client.post(
+            "/console/cluster/drain",
+            &format!("csrf={csrf}&agent=no-such-agent"),
+        ),
+    );
+    assert!(message.contains("no-such-agent"), "{message}");
 }

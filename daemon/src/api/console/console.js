@@ -11,6 +11,17 @@
       }
     });
   }
+  var saved = document.getElementById("saved-events");
+  var savedPicker = document.getElementById("saved");
+  if (saved && savedPicker) {
+    var events = JSON.parse(saved.textContent);
+    savedPicker.addEventListener("change", function () {
+      if (Object.prototype.hasOwnProperty.call(events, savedPicker.value)) {
+        document.getElementById("event").value = events[savedPicker.value];
+        document.getElementById("save-as").value = savedPicker.value;
+      }
+    });
+  }
   // A chosen .zip travels base64-encoded in the form's zip_b64 field.
   document.querySelectorAll("form[data-zip-upload]").forEach(function (form) {
     form.addEventListener("submit", function (event) {

@@ -10,6 +10,7 @@ mod functions;
 mod graphs;
 mod html;
 mod logs;
+mod saved_events;
 mod session;
 mod test_invoke;
 mod versions;
@@ -47,6 +48,8 @@ pub(crate) struct Console {
     pub sessions: Sessions,
     /// Per-function graphs' data.
     pub series: Series,
+    /// Saved test events.
+    pub test_events: crate::state::test_events::TestEvents,
     /// How long a form body may take to arrive.
     pub body_timeout: Duration,
 }
@@ -250,7 +253,13 @@ async fn route(
         (["fn", _, "dlq", action @ ("replay" | "purge")], _, true) => {
             versions::dead_letters(call, &name, action).await
         }
-        (["fn", _, "test"], true, _) => test_invoke::page(call, &name, None).await,
+        (["fn", _, "test"], true, _) => test_invoke::page(call, &name, None, None).await,
+        (["fn", _, "test"], _, true) if call.arg("action") == "save" => {
+            saved_events::save(call, &name).await
+        }
+        (["fn", _, "test"], _, true) if call.arg("action") == "delete" => {
+            saved_events::delete(call, &name).await
+        }
         (["fn", _, "test"], _, true) => test_invoke::invoke(call, &name).await,
         (["fn", _, "logs"], true, _) => logs::page(call, &name).await,
         (["fn", _, "tail"], true, _) => logs::tail(call, &name).await,

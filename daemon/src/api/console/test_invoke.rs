@@ -8,6 +8,7 @@ use kumo_proto::control::control_server::Control;
 use kumo_proto::control::{InvocationType, InvokeRequest, InvokeResponse};
 
 use super::html::{self, csrf_field, esc, url, Body};
+use super::saved_events::script_json;
 use super::{get_function, status_message, Call};
 
 /// The templates, keyed by id.
@@ -90,10 +91,36 @@ fn result_section(answer: &InvokeResponse) -> String {
 
 /// `GET /console/fn/{name}/test` (and the page after an invoke, with its
 /// `result` section).
-pub(super) async fn page(call: &Call<'_>, name: &str, result: Option<String>) -> Response<Body> {
+pub(super) async fn page(
+    call: &Call<'_>,
+    name: &str,
+    result: Option<String>,
+    notice: Option<&str>,
+) -> Response<Body> {
     if let Err(response) = get_function(call, name).await {
         return response;
     }
+    let events = call.console.test_events.clone();
+    let function = name.to_string();
+    let saved = tokio::task::spawn_blocking(move || events.list(&function))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let (saved, saved_error) = match saved {
+        Ok(saved) => (saved, None),
+        Err(message) => (Vec::new(), Some(message)),
+    };
+    let saved_options: String = saved
+        .iter()
+        .map(|e| format!("<option value=\"{0}\">{0}</option>", esc(&e.name)))
+        .collect();
+    let saved_json = script_json(&serde_json::Value::Object(
+        saved
+            .iter()
+            .map(|e| (e.name.clone(), serde_json::Value::String(e.event.clone())))
+            .collect(),
+    ));
+    let notice = notice.map(str::to_string).or(saved_error);
     let options: String = TEMPLATE_LABELS
         .iter()
         .map(|(id, label)| format!("<option value=\"{id}\">{label}</option>"))
@@ -108,17 +135,22 @@ pub(super) async fn page(call: &Call<'_>, name: &str, result: Option<String>) ->
     let body = format!(
         "<p class=\"actions\"><a href=\"/console/fn/{u}\">Back to {n}</a> <a href=\"/console/fn/{u}/logs\">Logs</a></p>\
          {result}<script type=\"application/json\" id=\"templates\">{templates}</script>\
+         <script type=\"application/json\" id=\"saved-events\">{saved_json}</script>\
          <form method=\"post\" action=\"/console/fn/{u}/test\" class=\"card\" id=\"test-form\">{csrf}\
          <label>Template <select id=\"template\"><option value=\"\">(choose an event template)</option>{options}</select></label>\
+         <label>Saved event <select id=\"saved\" name=\"saved\"><option value=\"\">(choose a saved event)</option>{saved_options}</select></label>\
          <label>Event JSON <textarea name=\"event\" id=\"event\" rows=\"14\" spellcheck=\"false\">{event}</textarea></label>\
          <label>Qualifier (version or alias) <input name=\"qualifier\" id=\"qualifier\" value=\"{q}\"></label>\
          <label>Invocation <select name=\"invocation_type\" id=\"invocation-type\">\
          <option value=\"RequestResponse\">RequestResponse (wait for the result)</option>\
          <option value=\"Event\"{ev}>Event (asynchronous)</option></select></label>\
-         <button type=\"submit\" id=\"invoke\">Test</button></form>",
+         <button type=\"submit\" id=\"invoke\" name=\"action\" value=\"invoke\">Test</button>\
+         <label>Save this event as <input name=\"save_as\" id=\"save-as\" placeholder=\"name (letters, digits, - _)\"></label>\
+         <p><button type=\"submit\" id=\"save-event\" name=\"action\" value=\"save\">Save event</button> \
+         <button type=\"submit\" id=\"delete-event\" name=\"action\" value=\"delete\">Delete the chosen saved event</button></p></form>",
         u = url(name),
         n = esc(name),
-        templates = TEMPLATES.replace("</", "<\\/"),
+        templates = script_json(&serde_json::from_str(TEMPLATES).unwrap_or_default()),
         csrf = csrf_field(call.csrf()),
         event = esc(event),
         q = esc(call.arg("qualifier")),
@@ -128,7 +160,7 @@ pub(super) async fn page(call: &Call<'_>, name: &str, result: Option<String>) ->
     html::html(html::page(
         &format!("Test {name}"),
         Some(call.csrf()),
-        None,
+        notice.as_deref(),
         &body,
     ))
 }
@@ -159,7 +191,7 @@ pub(super) async fn invoke(call: &Call<'_>, name: &str) -> Response<Body> {
             esc(&status_message(&status))
         ),
     };
-    page(call, name, Some(result)).await
+    page(call, name, Some(result), None).await
 }
 
 #[cfg(test)]
