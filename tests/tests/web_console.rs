@@ -133,12 +133,7 @@ struct Client {
 impl Client {
     fn sign_in(address: &str, token_file: &Path) -> Client {
         let token = std::fs::read_to_string(token_file).expect("token file");
-        let reply = post(
-            address,
-            "/console/login",
-            None,
-            &format!("token={}", token.trim()),
-        );
+        let reply = sign_in_reply(address, token.trim(), &[]);
         assert_eq!(reply.status, 303, "{reply:?}");
         let set_cookie = reply
             .header("set-cookie")
@@ -166,17 +161,33 @@ impl Client {
     fn csrf(&self) -> String {
         let page = self.get("/console/");
         assert_eq!(page.status, 200, "{page:?}");
-        let at = page
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a CSRF field")
-            + 19;
-        page.body[at..]
-            .split('"')
-            .next()
-            .unwrap_or_default()
-            .to_string()
+        csrf_in(&page.body)
     }
+}
+
+/// The CSRF token of the first form in `body`.
+fn csrf_in(body: &str) -> String {
+    let at = body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    body[at..].split('"').next().unwrap_or_default().to_string()
+}
+
+/// Signs in through a fresh sign-in form (its nonce cookie and CSRF
+/// token) with `token` and `extra` headers.
+fn sign_in_reply(address: &str, token: &str, extra: &[(&str, &str)]) -> HttpReply {
+    let form = request(address, "GET", "/console/login", &[], b"");
+    assert_eq!(form.status, 200, "{form:?}");
+    let cookie = form
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("the sign-in form's cookie")
+        .to_string();
+    let mut headers = vec![
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    headers.extend_from_slice(extra);
+    let body = format!("csrf={}&token={token}", csrf_in(&form.body));
+    request(address, "POST", "/console/login", &headers, body.as_bytes())
 }
 
 fn post(address: &str, path: &str, cookie: Option<&str>, body: &str) -> HttpReply {
@@ -250,23 +261,28 @@ fn the_console_refuses_without_a_session_checks_csrf_and_escapes() {
     // No session, a forged one, a wrong token.
     all_refused(&address, None);
     all_refused(&address, Some("kumo_console=99999999999.abc.def"));
-    let wrong = post(&address, "/console/login", None, "token=wrong");
+    let token = std::fs::read_to_string(kumo.token_file()).expect("token file");
+    let wrong = sign_in_reply(&address, "wrong", &[]);
     assert_eq!(wrong.status, 401, "{wrong:?}");
-    assert!(wrong.header("set-cookie").is_none(), "{wrong:?}");
-    let behind_tls = request(
-        &address,
-        "POST",
-        "/console/login",
-        &[
-            ("X-Forwarded-Proto", "https"),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        format!(
-            "token={}",
-            std::fs::read_to_string(kumo.token_file()).unwrap().trim()
-        )
-        .as_bytes(),
+    assert!(
+        !wrong
+            .header("set-cookie")
+            .unwrap_or_default()
+            .starts_with("kumo_console="),
+        "{wrong:?}"
     );
+    // The sign-in form has its CSRF token too.
+    let forged = post(
+        &address,
+        "/console/login",
+        None,
+        &format!("token={}", token.trim()),
+    );
+    assert_eq!(forged.status, 403, "{forged:?}");
+    let cross_site = sign_in_reply(&address, token.trim(), &[("Origin", "http://evil.example")]);
+    assert_eq!(cross_site.status, 403, "{cross_site:?}");
+    let behind_tls = sign_in_reply(&address, token.trim(), &[("X-Forwarded-Proto", "https")]);
+    assert_eq!(behind_tls.status, 303, "{behind_tls:?}");
     assert!(
         behind_tls
             .header("set-cookie")
@@ -292,6 +308,19 @@ fn the_console_refuses_without_a_session_checks_csrf_and_escapes() {
     }
     assert_eq!(kumo.function("esc")["memory_mb"], 128);
     let csrf = client.csrf();
+    let other_site = request(
+        &address,
+        "POST",
+        "/console/fn/esc/config",
+        &[
+            ("Cookie", &client.cookie),
+            ("Origin", "http://evil.example"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        format!("csrf={csrf}&memory_mb=512").as_bytes(),
+    );
+    assert_eq!(other_site.status, 403, "{other_site:?}");
+    assert_eq!(kumo.function("esc")["memory_mb"], 128);
     let saved = client.post(
         "/console/fn/esc/config",
         &format!(

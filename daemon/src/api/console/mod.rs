@@ -31,7 +31,7 @@ pub(crate) use session::Sessions;
 
 use crate::api::control::ControlService;
 use crate::series::Series;
-use html::{error_page, form, html, redirect, respond};
+use html::{error_page, form, redirect, respond};
 use session::Session;
 
 /// Path prefix of the console.
@@ -99,16 +99,43 @@ fn redirect_notice(path: &str, notice: &str) -> Response<Body> {
     redirect(&format!("{path}?notice={}", html::url(notice)))
 }
 
-fn login_page(message: Option<&str>) -> String {
-    html::page(
+/// The sign-in page with a fresh form nonce (cookie) and CSRF token.
+fn login_page(
+    console: &Console,
+    status: StatusCode,
+    message: Option<&str>,
+    secure: bool,
+) -> Response<Body> {
+    let (nonce, csrf) = console.sessions.login_form();
+    let page = html::page(
         "Sign in",
         None,
         message,
-        "<form method=\"post\" action=\"/console/login\" class=\"card\">\
-         <label>Control token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\" required></label>\
-         <button type=\"submit\" id=\"sign-in\">Sign in</button>\
-         <p class=\"hint\">The operator token from kumod's <code>control.token</code> (as for <code>kumo --token-file</code>).</p></form>",
-    )
+        &format!(
+            "<form method=\"post\" action=\"/console/login\" class=\"card\">{}\
+             <label>Control token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\" required></label>\
+             <button type=\"submit\" id=\"sign-in\">Sign in</button>\
+             <p class=\"hint\">The operator token from kumod's <code>control.token</code> (as for <code>kumo --token-file</code>).</p></form>",
+            html::csrf_field(&csrf)
+        ),
+    );
+    let mut response = respond(status, "text/html; charset=utf-8", page);
+    if let Ok(value) = session::login_cookie(&nonce, secure).parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Whether a POST's `Origin` (when the browser sent one) is this host.
+fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(origin) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| Some(authority) == host),
+    }
 }
 
 async fn read_form(
@@ -152,15 +179,43 @@ pub(crate) async fn handle(console: &Console, request: Request<Incoming>) -> Res
     let secure = header(hyper::header::HeaderName::from_static("x-forwarded-proto")).as_deref()
         == Some("https");
     let cookie = header(hyper::header::COOKIE);
+    if method == Method::POST
+        && !same_origin(
+            header(hyper::header::ORIGIN).as_deref(),
+            header(hyper::header::HOST).as_deref(),
+        )
+    {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "a form from another site was refused",
+        );
+    }
     match (&method, path.as_str()) {
         (&Method::GET, "/login") => {
-            return html(login_page(query.get("notice").map(String::as_str)))
+            return login_page(
+                console,
+                StatusCode::OK,
+                query.get("notice").map(String::as_str),
+                secure,
+            )
         }
         (&Method::POST, "/login") => {
             let form = match read_form(console, request).await {
                 Ok(form) => form,
                 Err(response) => return response,
             };
+            if !console
+                .sessions
+                .login_csrf_ok(cookie.as_deref(), form.get("csrf").map(String::as_str))
+            {
+                return login_page(
+                    console,
+                    StatusCode::FORBIDDEN,
+                    Some("The sign-in form expired or came from elsewhere: sign in again."),
+                    secure,
+                );
+            }
             let token = form.get("token").map(String::as_str).unwrap_or_default();
             return match console.sessions.sign_in(token, now) {
                 Some(value) => {
@@ -170,10 +225,11 @@ pub(crate) async fn handle(console: &Console, request: Request<Incoming>) -> Res
                     }
                     response
                 }
-                None => respond(
+                None => login_page(
+                    console,
                     StatusCode::UNAUTHORIZED,
-                    "text/html; charset=utf-8",
-                    login_page(Some("That is not a control token.")),
+                    Some("That is not a control token."),
+                    secure,
                 ),
             };
         }

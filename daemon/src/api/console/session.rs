@@ -3,7 +3,8 @@
 //! an expiry and a random id signed with HMAC-SHA256 under a per-kumod
 //! secret kept in the data directory (`console.secret`), so another
 //! kumod's cookie is refused. Each session has a CSRF token (derived from
-//! its id under the same secret) that every POST must carry. Signing out
+//! its id under the same secret) that every POST must carry; the sign-in
+//! form carries one too, bound to a short-lived nonce cookie. Signing out
 //! revokes the id until it would have expired.
 
 use std::collections::HashMap;
@@ -19,6 +20,10 @@ use crate::api::auth::Tokens;
 pub(crate) const COOKIE: &str = "kumo_console";
 /// How long a session lasts.
 pub(crate) const LIFETIME_SECONDS: i64 = 12 * 3600;
+/// The sign-in form's nonce cookie.
+pub(crate) const LOGIN_COOKIE: &str = "kumo_console_login";
+/// How long a sign-in form stays usable.
+const LOGIN_FORM_SECONDS: i64 = 3600;
 /// The secret's file in the data directory.
 const SECRET_FILE: &str = "console.secret";
 
@@ -103,14 +108,28 @@ impl Sessions {
         Some(format!("{expires}.{id}.{signature}"))
     }
 
+    /// A new sign-in form: the nonce for its cookie and the CSRF token
+    /// for its hidden field.
+    pub(crate) fn login_form(&self) -> (String, String) {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let csrf = self.mac(&format!("login|{nonce}"));
+        (nonce, csrf)
+    }
+
+    /// Whether a sign-in POST carries the CSRF token of the form whose
+    /// nonce is in its cookie.
+    pub(crate) fn login_csrf_ok(&self, cookie_header: Option<&str>, csrf: Option<&str>) -> bool {
+        let Some(nonce) = cookie_value(cookie_header, LOGIN_COOKIE) else {
+            return false;
+        };
+        let expected = self.mac(&format!("login|{nonce}"));
+        csrf.is_some_and(|c| constant_time_eq(c.as_bytes(), expected.as_bytes()))
+    }
+
     /// The session of a `Cookie` header, if it holds a valid, unexpired,
     /// unrevoked one signed by this kumod.
     pub(crate) fn check(&self, cookie_header: Option<&str>, now: i64) -> Option<Session> {
-        let value = cookie_header?
-            .split(';')
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(name, _)| *name == COOKIE)?
-            .1;
+        let value = cookie_value(cookie_header, COOKIE)?;
         let mut parts = value.splitn(3, '.');
         let (expires, id, signature) = (parts.next()?, parts.next()?, parts.next()?);
         let expires: i64 = expires.parse().ok()?;
@@ -136,6 +155,23 @@ impl Sessions {
         revoked.retain(|_, expires| *expires > now);
         revoked.insert(session.id.clone(), session.expires);
     }
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+fn cookie_value<'a>(cookie_header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    cookie_header?
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// The `Set-Cookie` value of a sign-in form's nonce.
+pub(crate) fn login_cookie(nonce: &str, secure: bool) -> String {
+    format!(
+        "{LOGIN_COOKIE}={nonce}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age={LOGIN_FORM_SECONDS}{}",
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// Compares without an early exit.
@@ -202,6 +238,12 @@ mod tests {
             .is_some());
         sessions.sign_out(&session, 300);
         assert!(sessions.check(Some(&header), 300).is_none());
+        let (nonce, csrf) = sessions.login_form();
+        let login = format!("{LOGIN_COOKIE}={nonce}");
+        assert!(sessions.login_csrf_ok(Some(&login), Some(&csrf)));
+        assert!(!sessions.login_csrf_ok(Some(&login), Some("x")));
+        assert!(!sessions.login_csrf_ok(None, Some(&csrf)));
+        assert!(!sessions.login_csrf_ok(Some("kumo_console_login=other"), Some(&csrf)));
         assert!(set_cookie("v", true).contains("HttpOnly; SameSite=Strict"));
         assert!(set_cookie("v", true).ends_with("; Secure"));
     }
