@@ -1,7 +1,7 @@
 //! A small in-memory time-series ring per function for the web console's
 //! graphs: one bucket per minute for the last day (invocations, errors,
-//! throttles, handler durations, and the sampled concurrency, async queue
-//! depth and dead letters). Fed from the invoke path through
+//! throttles, handler durations, the most invocations running at once, and
+//! the sampled async queue depth and dead letters). Fed from the invoke path through
 //! [`crate::metrics::Metrics`] and by the console's gauge sampler; nothing
 //! is kept across restarts.
 
@@ -107,6 +107,14 @@ impl Series {
     /// Records one throttled call.
     pub fn throttle(&self, function: &str, now_ms: i64) {
         self.with_bucket(function, now_ms, |b| b.throttles += 1);
+    }
+
+    /// Records the invocations of `function` running as one starts (the
+    /// minute keeps the most).
+    pub fn concurrency(&self, function: &str, now_ms: i64, running: u32) {
+        self.with_bucket(function, now_ms, |b| {
+            b.concurrency = b.concurrency.max(running)
+        });
     }
 
     /// Records sampled gauges: the minute keeps the highest concurrency and
@@ -218,6 +226,7 @@ mod tests {
         }
         series.gauges("f", t0, 3, 7, 2);
         series.gauges("f", t0, 1, 2, 4);
+        series.concurrency("f", t0, 2);
         let point = series.points("f", t0, 1, 1).remove(0);
         assert_eq!(point.p50_ms, 51.0);
         assert_eq!(point.p99_ms, 99.0);

@@ -356,6 +356,11 @@ fn the_console_refuses_without_a_session_checks_csrf_and_escapes() {
     assert_eq!(unknown.status, 404, "{unknown:?}");
     assert!(!unknown.body.contains("<b>"), "{}", unknown.body);
 
+    // A live tail reconnecting with Last-Event-ID gets what it missed first.
+    let resumed = read_tail(&address, &client.cookie, "0", "alert(1)");
+    assert!(resumed.contains("id: "), "{resumed}");
+    assert!(resumed.contains("<script>alert(1)</script>"), "{resumed}");
+
     hostile_forms(&client, &csrf);
     assert_eq!(
         kumo.function("esc")["memory_mb"],
@@ -490,4 +495,31 @@ fn hostile_forms(client: &Client, csrf: &str) {
         ),
     );
     assert!(message.contains("no-such-agent"), "{message}");
+}
+
+/// Reads the live tail of `esc` (resuming after `last_event_id`) until a
+/// line holds `until`; returns what was read.
+fn read_tail(address: &str, cookie: &str, last_event_id: &str, until: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET /console/fn/esc/tail HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nLast-Event-ID: {last_event_id}\r\n\r\n"
+    )
+    .expect("sending the request");
+    let mut read = String::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line.unwrap_or_else(|e| panic!("reading the tail ({e}); so far: {read}"));
+        read.push_str(&line);
+        read.push('\n');
+        if line.contains(until) {
+            break;
+        }
+    }
+    assert!(read.starts_with("HTTP/1.1 200"), "{read}");
+    assert!(read.contains("text/event-stream"), "{read}");
+    read
 }

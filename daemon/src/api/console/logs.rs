@@ -95,7 +95,8 @@ pub(super) async fn page(call: &Call<'_>, name: &str) -> Response<Body> {
     ))
 }
 
-/// One Server-Sent Event carrying `event` as JSON.
+/// One Server-Sent Event carrying `event` as JSON, with its time as the
+/// event id (a reconnecting browser sends it back as `Last-Event-ID`).
 fn sse(event: &LogEvent) -> Bytes {
     let json = serde_json::json!({
         "time": time_of(event.timestamp_unix_ms),
@@ -103,17 +104,25 @@ fn sse(event: &LogEvent) -> Bytes {
         "version": event.version,
         "text": event.text,
     });
-    Bytes::from(format!("data: {json}\n\n"))
+    Bytes::from(format!("id: {}\ndata: {json}\n\n", event.timestamp_unix_ms))
 }
 
-/// `GET /console/fn/{name}/tail`: `text/event-stream` of new log records.
-pub(super) async fn tail(call: &Call<'_>, name: &str) -> Response<Body> {
+/// `GET /console/fn/{name}/tail`: `text/event-stream` of new log records;
+/// a browser reconnecting with `Last-Event-ID` first gets the records
+/// stored after that one.
+pub(super) async fn tail(
+    call: &Call<'_>,
+    name: &str,
+    last_event_id: Option<&str>,
+) -> Response<Body> {
+    let resume_after = last_event_id.and_then(|id| id.trim().parse::<i64>().ok());
     let followed = call
         .control()
         .get_logs(tonic::Request::new(GetLogsRequest {
             function_name: name.to_string(),
             follow: true,
-            skip_history: true,
+            skip_history: resume_after.is_none(),
+            since_unix_ms: resume_after.map(|ms| ms + 1).unwrap_or_default(),
             ..GetLogsRequest::default()
         }))
         .await;

@@ -66,6 +66,8 @@ pub(crate) struct Call<'a> {
     session: Session,
     query: HashMap<String, String>,
     form: HashMap<String, String>,
+    /// The `Last-Event-ID` of a reconnecting live tail.
+    last_event_id: Option<String>,
 }
 
 impl Call<'_> {
@@ -179,6 +181,7 @@ pub(crate) async fn handle(console: &Console, request: Request<Incoming>) -> Res
     let secure = header(hyper::header::HeaderName::from_static("x-forwarded-proto")).as_deref()
         == Some("https");
     let cookie = header(hyper::header::COOKIE);
+    let last_event_id = header(hyper::header::HeaderName::from_static("last-event-id"));
     if method == Method::POST
         && !same_origin(
             header(hyper::header::ORIGIN).as_deref(),
@@ -267,6 +270,7 @@ pub(crate) async fn handle(console: &Console, request: Request<Incoming>) -> Res
         session,
         query,
         form,
+        last_event_id,
     };
     route(&call, &method, &path, secure, now).await
 }
@@ -318,7 +322,9 @@ async fn route(
         }
         (["fn", _, "test"], _, true) => test_invoke::invoke(call, &name).await,
         (["fn", _, "logs"], true, _) => logs::page(call, &name).await,
-        (["fn", _, "tail"], true, _) => logs::tail(call, &name).await,
+        (["fn", _, "tail"], true, _) => {
+            logs::tail(call, &name, call.last_event_id.as_deref()).await
+        }
         (["fn", _, "graphs"], true, _) => graphs::page(call, &name).await,
         _ => error_page(
             StatusCode::NOT_FOUND,
