@@ -126,6 +126,13 @@ try:
     go("/console/")
     check(NAME in text("#functions"), "the new function is not listed")
     shot("functions")
+    fill("#search", "no-such")
+    driver.find_element(By.ID, "search").submit()
+    wait_for("an empty search", lambda: "q=no-such" in driver.current_url)
+    check(NAME not in text("#functions"), "the search did not filter")
+    fill("#search", NAME[:3])
+    driver.find_element(By.ID, "search").submit()
+    wait_for("the search", lambda: NAME in text("#functions"))
 
     # Edit its memory (and no async retries, for the dead letter below).
     go(f"/console/fn/{NAME}")
@@ -206,6 +213,10 @@ try:
     check(after == before + 1, f"the invocation graph went from {before} to {after}")
     seen["graph"] = [before, after]
     shot("graphs")
+    click("#span-day")
+    wait_for("the day's graphs", lambda: "15-minute steps" in text("main"))
+    day = float(driver.find_element(By.ID, "chart-invocations").get_attribute("data-total"))
+    check(day == after, f"the day's invocations {day} differ from the hour's {after}")
 
     # An asynchronous invoke of the broken function becomes a dead letter; replay it.
     status = invoke(template="sns", invocation_type="Event")
@@ -223,6 +234,12 @@ try:
     go("/console/cluster")
     check(text("#agents").count("ready") >= 1, "no ready agent listed")
     shot("cluster")
+    # Drain the agent, then undrain it.
+    click("#agents button")
+    wait_for("the drain", lambda: "is drain" in text("#notice"))
+    check("drain" in text("#agents"), "the agent's state did not change")
+    click("#agents button")
+    wait_for("the undrain", lambda: "is ready" in text("#notice"))
 
     # Sign out, and be refused afterwards.
     click("#sign-out")
