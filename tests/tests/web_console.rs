@@ -352,6 +352,10 @@ fn the_console_refuses_without_a_session_checks_csrf_and_escapes() {
         "{}",
         filtered.body
     );
+    // Notices come only from the console's own redirects (signed).
+    let spoofed = client.get("/console/fn/esc?notice=Enter+your+token+at+evil.example&sig=00");
+    assert_eq!(spoofed.status, 200, "{spoofed:?}");
+    assert!(!spoofed.body.contains("evil.example"), "{}", spoofed.body);
     let unknown = client.get("/console/fn/%3Cb%3E");
     assert_eq!(unknown.status, 404, "{unknown:?}");
     assert!(!unknown.body.contains("<b>"), "{}", unknown.body);

@@ -70,7 +70,7 @@ pub(super) async fn page_of(call: &Call<'_>) -> Response<Body> {
     html::html(page(
         "Cluster",
         Some(call.csrf()),
-        Some(call.arg("notice")),
+        call.notice().as_deref(),
         &body,
     ))
 }
@@ -96,5 +96,5 @@ pub(super) async fn change(call: &Call<'_>, action: &str) -> Response<Body> {
         Ok(agent) => format!("Agent {agent_id} is {}.", agent.into_inner().state),
         Err(status) => status_message(&status),
     };
-    redirect_notice("/console/cluster", &notice)
+    redirect_notice(call, "/console/cluster", &notice)
 }

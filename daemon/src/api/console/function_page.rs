@@ -38,7 +38,7 @@ pub(super) async fn show(call: &Call<'_>, name: &str) -> Response<Body> {
     html::html(page(
         name,
         Some(call.csrf()),
-        Some(call.arg("notice")),
+        call.notice().as_deref(),
         &body,
     ))
 }
@@ -206,15 +206,15 @@ pub(super) async fn update_config(call: &Call<'_>, name: &str) -> Response<Body>
     })();
     let request = match request {
         Ok(request) => request,
-        Err(message) => return redirect_notice(&base, &message),
+        Err(message) => return redirect_notice(call, &base, &message),
     };
     match call
         .control()
         .update_function_configuration(tonic::Request::new(request))
         .await
     {
-        Ok(_) => redirect_notice(&base, "Configuration saved."),
-        Err(status) => redirect_notice(&base, &status_message(&status)),
+        Ok(_) => redirect_notice(call, &base, "Configuration saved."),
+        Err(status) => redirect_notice(call, &base, &status_message(&status)),
     }
 }
 
@@ -223,7 +223,7 @@ pub(super) async fn update_code(call: &Call<'_>, name: &str) -> Response<Body> {
     let base = format!("/console/fn/{}", url(name));
     let zip = match package_of(call) {
         Ok(zip) => zip,
-        Err(message) => return redirect_notice(&base, &message),
+        Err(message) => return redirect_notice(call, &base, &message),
     };
     let updated = call
         .control()
@@ -235,8 +235,8 @@ pub(super) async fn update_code(call: &Call<'_>, name: &str) -> Response<Body> {
         }))
         .await;
     match updated {
-        Ok(_) => redirect_notice(&base, "Code deployed."),
-        Err(status) => redirect_notice(&base, &status_message(&status)),
+        Ok(_) => redirect_notice(call, &base, "Code deployed."),
+        Err(status) => redirect_notice(call, &base, &status_message(&status)),
     }
 }
 

@@ -64,7 +64,7 @@ pub(super) async fn list(call: &Call<'_>) -> Response<Body> {
     html::html(page(
         "Functions",
         Some(call.csrf()),
-        Some(call.arg("notice")),
+        call.notice().as_deref(),
         &body,
     ))
 }
@@ -185,6 +185,7 @@ pub(super) async fn create(call: &Call<'_>) -> Response<Body> {
         .await;
     match created {
         Ok(_) => redirect_notice(
+            call,
             &format!("/console/fn/{}", url(&name)),
             &format!("Created {name}."),
         ),

@@ -85,6 +85,17 @@ impl Call<'_> {
         &self.console.control
     }
 
+    /// The notice a redirect carried, when this console signed it for
+    /// this session.
+    fn notice(&self) -> Option<String> {
+        let notice = self.query.get("notice")?;
+        let signature = self.query.get("sig")?;
+        self.console
+            .sessions
+            .notice_ok(&self.session, notice, signature)
+            .then(|| notice.clone())
+    }
+
     /// The session's CSRF token.
     fn csrf(&self) -> &str {
         &self.session.csrf
@@ -97,8 +108,14 @@ fn status_message(status: &tonic::Status) -> String {
 }
 
 /// Redirects to `path` with a notice to show there.
-fn redirect_notice(path: &str, notice: &str) -> Response<Body> {
-    redirect(&format!("{path}?notice={}", html::url(notice)))
+/// The notice travels in the query with a signature, so a link from
+/// elsewhere cannot make the console show its text.
+fn redirect_notice(call: &Call<'_>, path: &str, notice: &str) -> Response<Body> {
+    let signature = call.console.sessions.sign_notice(&call.session, notice);
+    redirect(&format!(
+        "{path}?notice={}&sig={signature}",
+        html::url(notice)
+    ))
 }
 
 /// The sign-in page with a fresh form nonce (cookie) and CSRF token.
@@ -199,7 +216,7 @@ pub(crate) async fn handle(console: &Console, request: Request<Incoming>) -> Res
             return login_page(
                 console,
                 StatusCode::OK,
-                query.get("notice").map(String::as_str),
+                query.contains_key("signed-out").then_some("Signed out."),
                 secure,
             )
         }
@@ -295,7 +312,7 @@ async fn route(
         (["new"], _, true) => functions::create(call).await,
         (["logout"], _, true) => {
             call.console.sessions.sign_out(&call.session, now);
-            let mut response = redirect("/console/login?notice=Signed%20out.");
+            let mut response = redirect("/console/login?signed-out");
             if let Ok(v) = session::clear_cookie(secure).parse() {
                 response.headers_mut().insert(hyper::header::SET_COOKIE, v);
             }

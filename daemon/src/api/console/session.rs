@@ -149,6 +149,19 @@ impl Sessions {
         csrf.is_some_and(|c| constant_time_eq(c.as_bytes(), session.csrf.as_bytes()))
     }
 
+    /// A signature of `notice` for `session` (see [`Sessions::notice_ok`]).
+    pub(crate) fn sign_notice(&self, session: &Session, notice: &str) -> String {
+        self.mac(&format!("notice|{}|{notice}", session.id))
+    }
+
+    /// Whether `signature` is [`Sessions::sign_notice`]'s for this notice.
+    pub(crate) fn notice_ok(&self, session: &Session, notice: &str, signature: &str) -> bool {
+        constant_time_eq(
+            self.sign_notice(session, notice).as_bytes(),
+            signature.as_bytes(),
+        )
+    }
+
     /// Ends `session` (its cookie is refused from now on).
     pub(crate) fn sign_out(&self, session: &Session, now: i64) {
         let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
@@ -236,6 +249,9 @@ mod tests {
             .unwrap()
             .check(Some(&header), 200)
             .is_some());
+        let signature = sessions.sign_notice(&session, "Saved.");
+        assert!(sessions.notice_ok(&session, "Saved.", &signature));
+        assert!(!sessions.notice_ok(&session, "Enter your token at evil.example", &signature));
         sessions.sign_out(&session, 300);
         assert!(sessions.check(Some(&header), 300).is_none());
         let (nonce, csrf) = sessions.login_form();

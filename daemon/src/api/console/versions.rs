@@ -96,10 +96,11 @@ pub(super) async fn publish(call: &Call<'_>, name: &str) -> Response<Body> {
         .await;
     match published {
         Ok(v) => redirect_notice(
+            call,
             &base,
             &format!("Published version {}.", v.into_inner().version),
         ),
-        Err(status) => redirect_notice(&base, &status_message(&status)),
+        Err(status) => redirect_notice(call, &base, &status_message(&status)),
     }
 }
 
@@ -109,7 +110,7 @@ pub(super) async fn set_alias(call: &Call<'_>, name: &str) -> Response<Body> {
     let base = format!("/console/fn/{}", url(name));
     let weight: Option<f64> = match number(call, "extra_weight") {
         Ok(w) => w,
-        Err(message) => return redirect_notice(&base, &message),
+        Err(message) => return redirect_notice(call, &base, &message),
     };
     let alias = AliasConfig {
         function_name: name.to_string(),
@@ -140,10 +141,11 @@ pub(super) async fn set_alias(call: &Call<'_>, name: &str) -> Response<Body> {
     };
     match result {
         Ok(_) => redirect_notice(
+            call,
             &base,
             &format!("Alias {alias_name} points to version {version}."),
         ),
-        Err(status) => redirect_notice(&base, &status_message(&status)),
+        Err(status) => redirect_notice(call, &base, &status_message(&status)),
     }
 }
 
@@ -216,5 +218,5 @@ pub(super) async fn dead_letters(call: &Call<'_>, name: &str, action: &str) -> R
             .await
             .map(|r| format!("Purged {} dead letter(s).", r.into_inner().purged))
     };
-    redirect_notice(&base, &notice.unwrap_or_else(|s| status_message(&s)))
+    redirect_notice(call, &base, &notice.unwrap_or_else(|s| status_message(&s)))
 }
