@@ -12,7 +12,7 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -55,7 +55,8 @@ def text(css):
     try:
         found = driver.find_elements(By.CSS_SELECTOR, css)
         return found[0].text if found else ""
-    except StaleElementReferenceException:
+    except WebDriverException:
+        # A stale element, or a node of the page being replaced.
         return ""
 
 
@@ -186,7 +187,11 @@ try:
     click("#save-alias")
     wait_for("the alias", lambda: "Alias live points to version 1" in text("#notice"))
 
-    # Break it: the error document.
+    # Break it, editing its file in the page: the error document.
+    current = driver.find_element(By.ID, "code-source").get_attribute("value")
+    check("print(\"<script>alert(1)</script> got\", key)" in current, f"the code editor holds {current!r}")
+    check(driver.find_element(By.ID, "code-file-name").get_attribute("value") == "lambda_function.py",
+          "the code editor names another file")
     fill("#code-source", "def handler(event, context):\n    raise RuntimeError('broken on purpose')\n")
     click("#deploy-code")
     wait_for("the new code", lambda: "Code deployed" in text("#notice"))

@@ -266,6 +266,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         sessions: crate::api::console::Sessions::load(&config.data_dir, tokens.clone())?,
         series: metrics.series().clone(),
         test_events,
+        functions: functions.clone(),
         body_timeout: Duration::from_secs(config.http.body_read_timeout_seconds),
     };
     let mut background = background;

@@ -31,7 +31,7 @@ pub(super) async fn show(call: &Call<'_>, name: &str) -> Response<Body> {
     );
     body.push_str(&super::graphs::invocations_svg(call, name));
     body.push_str(&config_form(call, &info, &base));
-    body.push_str(&code_form(call, &base));
+    body.push_str(&code_form(call, &info, &base).await);
     body.push_str(&triggers(call, name).await);
     body.push_str(&versions::section(call, name, &base).await);
     body.push_str(&versions::dead_letter_section(call, name, &base).await);
@@ -101,15 +101,59 @@ fn config_form(call: &Call<'_>, info: &FunctionInfo, base: &str) -> String {
     )
 }
 
-fn code_form(call: &Call<'_>, base: &str) -> String {
+/// Largest single file shown for editing in the page.
+const EDITABLE_BYTES: usize = 64 * 1024;
+
+/// The package's only file and its text, when it is one small UTF-8 file
+/// (a function small enough to edit in the browser).
+fn single_file(zip: &[u8]) -> Option<(String, String)> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).ok()?;
+    let files: Vec<usize> = (0..archive.len())
+        .filter(|&i| archive.by_index(i).is_ok_and(|f| f.is_file()))
+        .collect();
+    let [only] = files.as_slice() else {
+        return None;
+    };
+    let mut file = archive.by_index(*only).ok()?;
+    if file.size() > EDITABLE_BYTES as u64 {
+        return None;
+    }
+    let name = file.name().ok()?.to_string();
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(&mut file, EDITABLE_BYTES as u64),
+        &mut text,
+    )
+    .ok()?;
+    Some((name, text))
+}
+
+async fn code_form(call: &Call<'_>, info: &FunctionInfo, base: &str) -> String {
+    let packages = call.console.functions.clone();
+    let digest = info.package_digest.clone();
+    let current = tokio::task::spawn_blocking(move || packages.packages().get(&digest).ok())
+        .await
+        .ok()
+        .flatten()
+        .and_then(|zip| single_file(&zip));
+    let (file_name, source, hint) = match current {
+        Some((name, text)) => (name, text, "or edit its only file:"),
+        None => (
+            "lambda_function.py".to_string(),
+            String::new(),
+            "or replace it with a single file:",
+        ),
+    };
     format!(
         "<h2>Code</h2><form method=\"post\" action=\"{base}/code\" class=\"card\" data-zip-upload id=\"code-form\">{}\
          <label>Upload a .zip <input type=\"file\" accept=\".zip\"></label><input type=\"hidden\" name=\"zip_b64\">\
-         <p>or replace it with a single file:</p>\
-         <label>File name <input name=\"file_name\" value=\"lambda_function.py\"></label>\
-         <textarea name=\"source\" id=\"code-source\" rows=\"8\" spellcheck=\"false\"></textarea>\
+         <p>{hint}</p>\
+         <label>File name <input name=\"file_name\" id=\"code-file-name\" value=\"{}\"></label>\
+         <textarea name=\"source\" id=\"code-source\" rows=\"10\" spellcheck=\"false\">{}</textarea>\
          <button type=\"submit\" id=\"deploy-code\">Deploy code</button></form>",
-        csrf_field(call.csrf())
+        csrf_field(call.csrf()),
+        esc(&file_name),
+        esc(&source),
     )
 }
 
@@ -243,6 +287,19 @@ pub(super) async fn update_code(call: &Call<'_>, name: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_small_file_is_editable() {
+        let zip = super::super::functions::single_file_zip("app.py", "print('<hi>')\n").unwrap();
+        assert_eq!(
+            single_file(&zip),
+            Some(("app.py".to_string(), "print('<hi>')\n".to_string()))
+        );
+        assert_eq!(single_file(b"not a zip"), None);
+        let big = super::super::functions::single_file_zip("a.py", &"x".repeat(EDITABLE_BYTES + 1))
+            .unwrap();
+        assert_eq!(single_file(&big), None);
+    }
 
     #[test]
     fn environment_lines() {

@@ -48,6 +48,8 @@ pub(crate) struct Console {
     pub sessions: Sessions,
     /// Per-function graphs' data.
     pub series: Series,
+    /// Functions (for reading a package back into the code editor).
+    pub functions: crate::state::functions::Functions,
     /// Saved test events.
     pub test_events: crate::state::test_events::TestEvents,
     /// How long a form body may take to arrive.
