@@ -367,6 +367,11 @@ fn the_console_refuses_without_a_session_checks_csrf_and_escapes() {
 
     hostile_forms(&client, &csrf);
     assert_eq!(
+        declared_too_large(&address, &client.cookie),
+        413,
+        "a form declared larger than the limit is refused before it is read"
+    );
+    assert_eq!(
         kumo.function("esc")["memory_mb"],
         512,
         "refused forms changed nothing"
@@ -526,4 +531,25 @@ fn read_tail(address: &str, cookie: &str, last_event_id: &str, until: &str) -> S
     assert!(read.starts_with("HTTP/1.1 200"), "{read}");
     assert!(read.contains("text/event-stream"), "{read}");
     read
+}
+
+/// POSTs a form head declaring 1 GB (and no body); returns the status.
+fn declared_too_large(address: &str, cookie: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "POST /console/new HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n"
+    )
+    .expect("sending the head");
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .expect("an answer before the body");
+    String::from_utf8_lossy(&head[9..12])
+        .parse()
+        .expect("a status code")
 }

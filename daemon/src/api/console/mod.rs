@@ -163,14 +163,25 @@ async fn read_form(
     console: &Console,
     request: Request<Incoming>,
 ) -> Result<HashMap<String, String>, Response<Body>> {
+    let too_large = || {
+        error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            &format!("the form is larger than {MAX_FORM_BYTES} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_FORM_BYTES as u64) {
+        return Err(too_large());
+    }
     let body = Limited::new(request.into_body(), MAX_FORM_BYTES).collect();
     match tokio::time::timeout(console.body_timeout, body).await {
         Ok(Ok(body)) => Ok(form(&String::from_utf8_lossy(&body.to_bytes()))),
-        Ok(Err(_)) => Err(error_page(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            "the form is too large",
-        )),
+        Ok(Err(_)) => Err(too_large()),
         Err(_) => Err(error_page(
             StatusCode::REQUEST_TIMEOUT,
             None,
