@@ -47,6 +47,9 @@ for tool in make cmake autoconf automake; do
   command -v "$tool" >/dev/null || need_apt+=("$tool")
 done
 command -v libtoolize >/dev/null || need_apt+=(libtool)
+# The web console's browser test (tests/tests/web_console.rs).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   apt-get update -qq

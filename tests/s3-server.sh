@@ -3,7 +3,7 @@
 # binary is obtainable here; moto's server speaks the S3 API, including
 # bucket notification configuration).
 #
-#   tests/s3-server.sh prepare   # once: a venv with moto[server], boto3, pyzipper,
+#   tests/s3-server.sh prepare   # once: a venv with moto[server], boto3, pyzipper, selenium,
 #                                # the boto3+pyzipper bundle for test functions,
 #                                # and a venv with the AWS CLI
 #   tests/s3-server.sh start     # prints the endpoint; PID in $KUMO_TEST_DIR/moto.pid
@@ -23,10 +23,10 @@ STATE="${KUMO_TEST_DIR:-/var/tmp/kumo-test-s3}"
 PY=/usr/bin/python3
 
 prepare() {
-  if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import boto3, pyzipper' 2>/dev/null; then
-    echo "==> preparing $VENV (moto[server], boto3, pyzipper)" >&2
+  if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import boto3, pyzipper, selenium' 2>/dev/null; then
+    echo "==> preparing $VENV (moto[server], boto3, pyzipper, selenium for the web console test)" >&2
     "$PY" -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]' boto3 pyzipper
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]' boto3 pyzipper selenium
   fi
   if [ ! -f "$VENDOR/.complete" ]; then
     echo "==> preparing $VENDOR (boto3 + pyzipper for test packages)" >&2

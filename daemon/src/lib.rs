@@ -11,8 +11,9 @@
 //!   queue, concurrency limits and agent placement.
 //! - `state`: durable stores by record kind, packages, functions,
 //!   versions and aliases, logs.
-//! - `config`, `metrics`, `aws_profiles` (endpoints and credentials of S3,
-//!   SQS, SNS), `s3` and `server` (wiring it all together) sit at the top.
+//! - `config`, `metrics` (with the console's per-function `series`),
+//!   `aws_profiles` (endpoints and credentials of S3, SQS, SNS), `s3` and
+//!   `server` (wiring it all together) sit at the top.
 
 pub(crate) mod api;
 pub(crate) mod aws_profiles;
@@ -20,6 +21,7 @@ pub mod config;
 pub(crate) mod dispatch;
 pub(crate) mod metrics;
 pub(crate) mod s3;
+pub(crate) mod series;
 pub mod server;
 pub(crate) mod sources;
 pub(crate) mod state;

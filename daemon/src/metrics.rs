@@ -94,6 +94,7 @@ pub struct Gauge {
 #[derive(Clone, Default)]
 pub struct Metrics {
     state: Arc<Mutex<State>>,
+    series: crate::series::Series,
 }
 
 /// What one invocation reports.
@@ -139,8 +140,19 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// The per-function time series the web console draws.
+    pub fn series(&self) -> &crate::series::Series {
+        &self.series
+    }
+
     /// Records one invocation that an agent answered.
     pub fn invocation(&self, s: &InvocationSample<'_>) {
+        self.series.invocation(
+            s.function,
+            chrono::Utc::now().timestamp_millis(),
+            s.outcome != "success",
+            s.duration_ms,
+        );
         let function = s.function.to_string();
         self.add(
             &INVOCATIONS,
@@ -175,6 +187,8 @@ impl Metrics {
 
     /// Records a refused synchronous call.
     pub fn throttle(&self, function: &str, reason: &str) {
+        self.series
+            .throttle(function, chrono::Utc::now().timestamp_millis());
         self.add(
             &THROTTLES,
             vec![

@@ -71,6 +71,9 @@ pub enum DaemonError {
     /// The drained-node list could not be loaded.
     #[error(transparent)]
     DrainFile(#[from] DrainError),
+    /// The console's session secret could not be set up.
+    #[error(transparent)]
+    Console(#[from] crate::api::console::SessionError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -203,6 +206,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
     );
     let invoke_api = InvokeApi::new(invoker.clone(), management, &config.invoke_api)
         .map_err(|e| DaemonError::InvalidConfig(e.to_string()))?;
+    let test_events = crate::state::test_events::TestEvents::new(store.clone(), functions.clone());
     let background = vec![
         tokio::spawn(agents.clone().watch()),
         tokio::spawn(scheduler::run(
@@ -252,7 +256,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
             source,
         })?;
 
-    let control = ControlServer::new(ControlService::new(ControlParts {
+    let control_service = Arc::new(ControlService::new(ControlParts {
         versions: Versions::new(functions.clone()),
         layers: Layers::new(functions.clone()),
         functions: functions.clone(),
@@ -262,9 +266,24 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         logs: logs.clone(),
         triggers,
         agents: agents.clone(),
-    }))
-    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    }));
+    let console = crate::api::console::Console {
+        control: control_service.clone(),
+        sessions: crate::api::console::Sessions::load(&config.data_dir, tokens.clone())?,
+        series: metrics.series().clone(),
+        test_events,
+        functions: functions.clone(),
+        body_timeout: Duration::from_secs(config.http.body_read_timeout_seconds),
+    };
+    let mut background = background;
+    background.push(tokio::spawn(crate::api::console::sample_gauges(
+        control_service.clone(),
+        console.series.clone(),
+        limiter.clone(),
+    )));
+    let control = ControlServer::from_arc(control_service)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let agent = AgentControlServer::new(AgentService::new(agents.clone(), packages, logs))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
@@ -330,6 +349,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
             account_id: config.account_id.clone(),
             body_timeout: Duration::from_secs(config.http.body_read_timeout_seconds),
             metrics_auth,
+            console,
         }),
         config.http.clone(),
         fd_limit,

@@ -159,6 +159,12 @@ impl Tokens {
         })
     }
 
+    /// Whether `token` is an operator (control) token; any token is when
+    /// checking is off (`insecure_local`).
+    pub fn accepts_control(&self, token: &str) -> bool {
+        self.insecure || matches_any(&digest(token.trim()), &self.control)
+    }
+
     /// Checks the `authorization` header of a call to `path`.
     pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<(), tonic::Status> {
         if self.insecure || path.starts_with(HEALTH_SERVICE) {

@@ -2,7 +2,7 @@
 //! text), Lambda's Invoke API under `/2015-03-31/functions/`, and the MinIO
 //! webhook at
 //! `/webhooks/minio` (`HEAD` for MinIO's start-up check, `POST` for
-//! events, `GET` for its counters).
+//! events, `GET` for its counters), and the web console under `/console/`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -41,6 +41,8 @@ pub struct HttpState {
     pub body_timeout: Duration,
     /// Who may read `/metrics`.
     pub metrics_auth: crate::api::metrics_auth::MetricsAuth,
+    /// The web console.
+    pub console: crate::api::console::Console,
 }
 
 /// Largest body of an Invoke API or HTTP-trigger request: Lambda's
@@ -237,8 +239,24 @@ fn json(reply: Reply) -> Response<Full<Bytes>> {
     )
 }
 
-/// Answers one request from `peer`, received on `local_port`.
+/// Answers one request from `peer`, received on `local_port`: the console
+/// (whose live tail streams), or one of the whole-body routes.
 pub(crate) async fn route(
+    state: Arc<HttpState>,
+    request: Request<Incoming>,
+    peer: std::net::SocketAddr,
+    local_port: u16,
+) -> Result<Response<crate::api::console::Body>, Infallible> {
+    if crate::api::console::is_console_path(request.uri().path()) && !has_nul(request.uri().path())
+    {
+        return Ok(crate::api::console::handle(&state.console, request).await);
+    }
+    let response = route_whole(state, request, peer, local_port).await?;
+    Ok(response.map(|body| body.boxed_unsync()))
+}
+
+/// Answers a request outside the console.
+async fn route_whole(
     state: Arc<HttpState>,
     request: Request<Incoming>,
     peer: std::net::SocketAddr,

@@ -372,6 +372,11 @@ impl Invoker {
         log_tail: bool,
     ) -> Result<Executed, DispatchError> {
         let name = &target.name;
+        self.metrics.series().concurrency(
+            name,
+            chrono::Utc::now().timestamp_millis(),
+            self.limiter.running(name),
+        );
         let mut spec = self.spec(target);
         let profile = &target.config.credentials_profile;
         if !profile.is_empty() {

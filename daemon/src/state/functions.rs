@@ -402,6 +402,9 @@ impl Functions {
         for letter in self.store.list_dead_letters(name)? {
             self.store.delete_dead_letter(name, &letter.id)?;
         }
+        for event in self.store.list_test_events(name)? {
+            self.store.delete_test_event(name, &event.name)?;
+        }
         self.collect_package(&record.package_digest)?;
         Ok(())
     }

@@ -15,7 +15,7 @@
 use super::{
     AliasRecord, DeadLetterCondition, DeadLetterRecord, EventCompanion, EventRecord,
     FunctionRecord, LayerVersionRecord, LogRecord, LogRetention, Store, StoredConfig, StoredLayer,
-    TriggerRecord, TriggerSource, VersionRecord,
+    TestEventRecord, TriggerRecord, TriggerSource, VersionRecord,
 };
 
 /// Generates one `#[test]` per check of [`crate::state::store::conformance`] for
@@ -38,6 +38,7 @@ macro_rules! store_conformance_tests {
             deleted_logs_are_gone_and_logged_functions_are_listed,
             drained_agents_round_trip,
             layer_versions_are_per_layer_ordered_and_never_renumbered,
+            test_events_are_per_function_by_name,
         );
     };
     (@each $open:expr; $($check:ident),* $(,)?) => {
@@ -510,4 +511,38 @@ pub fn layer_versions_are_per_layer_ordered_and_never_renumbered(store: &dyn Sto
     assert!(store.delete_layer_version("lib", 1).unwrap());
     assert_eq!(store.list_layers().unwrap(), ["libs"]);
     assert_eq!(store.next_layer_version("lib").unwrap(), 2);
+}
+
+fn test_event(function: &str, name: &str, event: &str) -> TestEventRecord {
+    TestEventRecord {
+        function: function.into(),
+        name: name.into(),
+        event: event.into(),
+        saved: "2024-01-01T00:00:00Z".into(),
+    }
+}
+
+/// Test events are kept per function, listed by name, replaced by a save
+/// under the same name, and deleted one by one.
+pub fn test_events_are_per_function_by_name(store: &dyn Store) {
+    assert!(store.list_test_events("f").unwrap().is_empty());
+    store.put_test_event(&test_event("f", "s3", "{}")).unwrap();
+    store
+        .put_test_event(&test_event("f", "api", "[1]"))
+        .unwrap();
+    store
+        .put_test_event(&test_event("f2", "other", "2"))
+        .unwrap();
+    // "f" is a prefix of "f2": its events must not leak into f's list.
+    store
+        .put_test_event(&test_event("f", "s3", "{\"a\":1}"))
+        .unwrap();
+    let listed = store.list_test_events("f").unwrap();
+    let names: Vec<&str> = listed.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["api", "s3"]);
+    assert_eq!(listed[1].event, "{\"a\":1}");
+    assert!(store.delete_test_event("f", "s3").unwrap());
+    assert!(!store.delete_test_event("f", "s3").unwrap());
+    assert_eq!(store.list_test_events("f").unwrap().len(), 1);
+    assert_eq!(store.list_test_events("f2").unwrap()[0].name, "other");
 }

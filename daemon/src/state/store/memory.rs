@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::{
     AgentStore, AliasRecord, DeadLetterRecord, EventCompanion, EventRecord, FunctionRecord,
     FunctionStore, LayerStore, LayerVersionRecord, LogRecord, LogRetention, LogStore, QueueStore,
-    StoreError, TriggerRecord, TriggerStore, VersionRecord,
+    StoreError, TestEventRecord, TestEventStore, TriggerRecord, TriggerStore, VersionRecord,
 };
 
 /// State in memory; lost on drop.
@@ -25,6 +25,7 @@ pub struct MemoryStore {
     drained_agents: Mutex<BTreeSet<String>>,
     layer_versions: Mutex<BTreeMap<(String, u64), LayerVersionRecord>>,
     layer_counters: Mutex<BTreeMap<String, u64>>,
+    test_events: Mutex<BTreeMap<(String, String), TestEventRecord>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -345,6 +346,30 @@ impl LayerStore for MemoryStore {
     fn delete_layer_version(&self, layer: &str, version: u64) -> Result<bool, StoreError> {
         Ok(lock(&self.layer_versions)
             .remove(&(layer.to_string(), version))
+            .is_some())
+    }
+}
+
+impl TestEventStore for MemoryStore {
+    fn put_test_event(&self, record: &TestEventRecord) -> Result<(), StoreError> {
+        lock(&self.test_events).insert(
+            (record.function.clone(), record.name.clone()),
+            record.clone(),
+        );
+        Ok(())
+    }
+
+    fn list_test_events(&self, function: &str) -> Result<Vec<TestEventRecord>, StoreError> {
+        Ok(lock(&self.test_events)
+            .values()
+            .filter(|r| r.function == function)
+            .cloned()
+            .collect())
+    }
+
+    fn delete_test_event(&self, function: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.test_events)
+            .remove(&(function.to_string(), name.to_string()))
             .is_some())
     }
 }

@@ -2,8 +2,9 @@
 //! (functions, published versions, aliases), [`TriggerStore`] (triggers
 //! with their due times, webhook delivery keys), [`QueueStore`]
 //! (asynchronous events and dead letters), [`LogStore`] (function logs),
-//! [`AgentStore`] (drained nodes) and [`LayerStore`] (published layer
-//! versions). [`Store`] is all of them together.
+//! [`AgentStore`] (drained nodes), [`LayerStore`] (published layer
+//! versions) and [`TestEventStore`] (the console's saved test events).
+//! [`Store`] is all of them together.
 //!
 //! [`SledStore`] is the durable implementation; `MemoryStore` (feature
 //! `test-support`) serves unit tests. Every backend must pass the
@@ -15,6 +16,7 @@ mod function_records;
 mod layer_records;
 mod log_records;
 mod sled;
+mod test_event_records;
 mod trigger_records;
 mod version_records;
 
@@ -32,6 +34,7 @@ pub use log_records::{LogRecord, LogRetention};
 #[cfg(any(test, feature = "test-support"))]
 pub use memory::MemoryStore;
 pub use sled::SledStore;
+pub use test_event_records::TestEventRecord;
 pub use trigger_records::{EventCompanion, SqsSettings, TriggerRecord, TriggerSource};
 pub use version_records::{AliasRecord, VersionRecord};
 
@@ -179,14 +182,31 @@ pub trait LayerStore: Send + Sync + 'static {
     fn delete_layer_version(&self, layer: &str, version: u64) -> Result<bool, StoreError>;
 }
 
+/// Saved test events, per function and name.
+pub trait TestEventStore: Send + Sync + 'static {
+    /// Saves (or replaces) a test event.
+    fn put_test_event(&self, record: &TestEventRecord) -> Result<(), StoreError>;
+    /// A function's test events, by name.
+    fn list_test_events(&self, function: &str) -> Result<Vec<TestEventRecord>, StoreError>;
+    /// Removes one; false when it did not exist.
+    fn delete_test_event(&self, function: &str, name: &str) -> Result<bool, StoreError>;
+}
+
 /// Durable state of kumod: every kind of record. Consumers that need one
 /// kind take that kind's trait instead.
 pub trait Store:
-    FunctionStore + TriggerStore + QueueStore + LogStore + AgentStore + LayerStore
+    FunctionStore + TriggerStore + QueueStore + LogStore + AgentStore + LayerStore + TestEventStore
 {
 }
 
-impl<T: FunctionStore + TriggerStore + QueueStore + LogStore + AgentStore + LayerStore> Store
-    for T
+impl<
+        T: FunctionStore
+            + TriggerStore
+            + QueueStore
+            + LogStore
+            + AgentStore
+            + LayerStore
+            + TestEventStore,
+    > Store for T
 {
 }

@@ -8,6 +8,7 @@ mod functions;
 mod layers;
 mod logs;
 mod queue;
+mod test_events;
 mod triggers;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ pub struct SledStore {
     drained_agents: sled::Tree,
     layer_versions: sled::Tree,
     layer_counters: sled::Tree,
+    test_events: sled::Tree,
     sequence: AtomicU64,
     log_counters: logs::LogCounters,
     flushes: flush::FlushGate,
@@ -162,6 +164,7 @@ impl SledStore {
             drained_agents: tree("drained_agents")?,
             layer_versions: tree("layer_versions")?,
             layer_counters: tree("layer_counters")?,
+            test_events: tree("test_events")?,
             db,
             sequence,
             log_counters: logs::LogCounters::default(),
