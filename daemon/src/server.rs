@@ -102,7 +102,11 @@ impl DaemonHandle {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // Wait for the aborted tasks to be dropped: they hold the store (and
+        // the log writer, which releases it), and a restart on the same
+        // data dir must find it free.
         self.http.abort();
+        let _ = (&mut self.http).await;
         for task in self.background.drain(..) {
             task.abort();
             let _ = task.await;
