@@ -337,12 +337,17 @@ fn fifo_order_per_group_and_max_concurrency() {
                 .push(body["i"].as_i64().unwrap_or(-1));
         }
     }
+    // Delivery is at-least-once: a message whose delete came after its
+    // visibility timeout (a loaded machine) may run again. Each group's
+    // first deliveries keep the order the messages were sent in.
     for group in ["g1", "g2", "g3", "g4"] {
-        assert_eq!(
-            seen.get(group),
-            Some(&(0..8).collect::<Vec<i64>>()),
-            "{group}: {seen:?}"
-        );
+        let mut first = Vec::new();
+        for i in seen.get(group).into_iter().flatten() {
+            if !first.contains(i) {
+                first.push(*i);
+            }
+        }
+        assert_eq!(first, (0..8).collect::<Vec<i64>>(), "{group}: {seen:?}");
     }
 
     let capped_reports = ends(&sink, "capped");
