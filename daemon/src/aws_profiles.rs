@@ -54,6 +54,10 @@ pub struct AwsProfile {
     /// (`arn:minio:sqs::<ID>:webhook`), else the server's region.
     #[serde(default)]
     pub webhook_arn_region: String,
+    /// Check the signatures of SNS deliveries (on by default; off only
+    /// for a trusted test server that does not sign, such as moto).
+    #[serde(default = "default_true")]
+    pub sns_verify_signatures: bool,
 }
 
 /// A service a profile names an endpoint for.
@@ -237,6 +241,7 @@ mod tests {
             path_style: true,
             webhook_target_id: "KUMO".into(),
             webhook_arn_region: String::new(),
+            sns_verify_signatures: true,
         }
     }
 
