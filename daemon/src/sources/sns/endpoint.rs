@@ -1,4 +1,7 @@
 //! The subscription endpoints `/sns/<trigger>` (docs/wire-formats.md §10):
+//! unless the profile turns it off (`sns_verify_signatures = false`), the
+//! signature is checked first, with the certificate from `SigningCertURL`
+//! ([`super::certs`]); then
 //! a SubscriptionConfirmation is confirmed with ConfirmSubscription and
 //! its Token (its `SubscribeURL` is never fetched, and must name the
 //! profile's SNS host); a Notification passing the trigger's filter
@@ -42,6 +45,7 @@ pub struct SnsEndpoint {
     invoker: Invoker,
     profiles: AwsProfiles,
     counters: Arc<SnsCounters>,
+    certs: super::certs::CertCache,
 }
 
 fn reply(status: u16, message: impl Into<String>) -> Reply {
@@ -59,6 +63,7 @@ impl SnsEndpoint {
             invoker,
             profiles,
             counters: Arc::default(),
+            certs: super::certs::CertCache::default(),
         }
     }
 
@@ -96,11 +101,13 @@ impl SnsEndpoint {
             Err(err) => return self.refuse(503, trigger, err.to_string()),
         };
         if profile.sns_verify_signatures {
-            return self.refuse(
-                403,
-                trigger,
-                format!("AWS profile {} wants SNS signatures checked, which this kumod cannot do yet; nothing was queued", settings.profile),
-            );
+            let cert = match self.certs.get(profile, &delivery.signing_cert_url).await {
+                Ok(cert) => cert,
+                Err(err) => return self.refuse(403, trigger, err.to_string()),
+            };
+            if let Err(err) = kumo_triggers::sns_signature::verify(&delivery, &cert) {
+                return self.refuse(403, trigger, err.to_string());
+            }
         }
         match delivery.message_type {
             MessageType::SubscriptionConfirmation => {

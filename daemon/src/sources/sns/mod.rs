@@ -3,6 +3,7 @@
 //! ([`subscribe`]); deleting it unsubscribes ([`unsubscribe`]). What SNS
 //! POSTs there is handled by [`endpoint::SnsEndpoint`].
 
+pub mod certs;
 pub mod endpoint;
 
 use aws_sdk_sns::config::{BehaviorVersion, Region};
@@ -97,13 +98,7 @@ pub async fn subscribe(
         FilterPolicy::parse(filter_policy).map_err(|e| SnsError::Invalid(e.to_string()))?;
         Some(filter_policy.to_string())
     };
-    let profile = profiles.profile(&source.profile)?;
-    if profile.sns_verify_signatures {
-        return Err(SnsError::Invalid(format!(
-            "AWS profile {}: checking SNS signatures needs the signing certificate fetched over https, which this kumod cannot do yet; set sns_verify_signatures = false only for a trusted SNS server",
-            source.profile
-        )));
-    }
+    profiles.profile(&source.profile)?;
     let sns = client(profiles, &source.profile)?;
     let fail = |operation: &'static str, message: String| SnsError::Sns {
         operation,
