@@ -360,3 +360,79 @@ fn refusals_and_hostile_posts() {
     });
     assert_eq!(messages(&sink, "target"), vec!["fine".to_string()]);
 }
+
+#[test]
+fn wrong_credentials_are_refused_at_create() {
+    if !root_or_skip() {
+        return;
+    }
+    // A server of its own that checks signatures (moto's IAM): the first
+    // three calls make the user, its key and its policy.
+    let s3 = S3Server::start_own(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+    let keys: Value = serde_json::from_str(
+        s3.boto3(
+            r#"
+import json
+iam = boto3.client("iam", endpoint_url=s3.meta.endpoint_url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+iam.create_user(UserName="kumo")
+key = iam.create_access_key(UserName="kumo")["AccessKey"]
+iam.put_user_policy(UserName="kumo", PolicyName="all", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
+"#,
+            &[],
+        )
+        .trim(),
+    )
+    .expect("keys");
+    let (id, secret) = (
+        keys["id"].as_str().unwrap_or_default(),
+        keys["secret"].as_str().unwrap_or_default(),
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let kumo = Kumo::start_configured(
+        &format!(
+            "[sns]\npublic_url = \"http://127.0.0.1:{{http_port}}\"\n\n{}sns_verify_signatures = false\n{}sns_verify_signatures = false\n",
+            s3.aws_profile_toml("moto", work.path(), id, secret),
+            s3.aws_profile_toml("wrong", work.path(), id, "not-the-secret")
+        ),
+        "",
+    );
+    let topic = sns(
+        &s3,
+        &format!("sns = boto3.client('sns', endpoint_url=s3.meta.endpoint_url, aws_access_key_id={id:?}, aws_secret_access_key={secret:?}, region_name='us-east-1')\nprint(sns.create_topic(Name='creds')['TopicArn'])"),
+        &[],
+    )
+    .trim()
+    .to_string();
+    let sink = Sink::start();
+    kumo.create_reporter("target", &sink, &[]);
+    let run = kumo.cli(&[
+        "trigger",
+        "create",
+        "t",
+        "--function",
+        "target",
+        "--sns-topic",
+        &topic,
+        "--aws-profile",
+        "wrong",
+    ]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("GetTopicAttributes"), "{run:?}");
+    assert!(
+        run.stderr.contains("SignatureDoesNotMatch") || run.stderr.contains("InvalidClientTokenId"),
+        "{run:?}"
+    );
+    let listed = kumo.cli(&["trigger", "list", "--output", "json"]).json();
+    assert_eq!(listed, json!([]), "nothing was created");
+    let created = kumo.create_trigger(&[
+        "t",
+        "--function",
+        "target",
+        "--sns-topic",
+        &topic,
+        "--aws-profile",
+        "moto",
+    ]);
+    assert_eq!(created["sns_topic"], topic.as_str(), "{created}");
+}

@@ -391,7 +391,9 @@ impl Triggers {
             }
         }
         if let TriggerSource::Sns(settings) = &record.source {
-            super::sns::unsubscribe(&self.s3, settings).await?;
+            if let Err(err) = super::sns::unsubscribe(&self.s3, settings).await {
+                tracing::warn!(%err, trigger = %name, "could not unsubscribe from the SNS topic; its deliveries will get 404");
+            }
         }
         self.store.delete_trigger(name)?;
         self.after_change()?;
