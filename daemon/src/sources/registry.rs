@@ -250,7 +250,7 @@ impl Triggers {
                 .await?,
             ),
             Some(trigger_config::Source::Sns(sns)) => TriggerSource::Sns(
-                super::sns::subscribe(&self.s3, &self.sns_public_url, &config.name, sns).await?,
+                super::sns::check(&self.s3, &self.sns_public_url, &config.name, sns).await?,
             ),
             None => {
                 return Err(TriggerError::Invalid(
@@ -269,8 +269,30 @@ impl Triggers {
         };
         self.store.put_trigger(&record)?;
         self.after_change()?;
+        let record = self.subscribe_if_sns(record).await?;
         tracing::info!(trigger = %record.name, function = %config.function, "trigger created");
         Ok(self.info(&record))
+    }
+
+    /// Subscribes a stored SNS trigger to its topic, recording the
+    /// subscription; the record is stored first, so a confirmation SNS
+    /// sends while Subscribe runs finds its trigger. If Subscribe fails
+    /// the record is removed again.
+    async fn subscribe_if_sns(
+        &self,
+        mut record: TriggerRecord,
+    ) -> Result<TriggerRecord, TriggerError> {
+        let TriggerSource::Sns(settings) = &mut record.source else {
+            return Ok(record);
+        };
+        if let Err(err) = super::sns::subscribe(&self.s3, settings).await {
+            self.store.delete_trigger(&record.name)?;
+            self.after_change()?;
+            return Err(err.into());
+        }
+        self.store.put_trigger(&record)?;
+        self.after_change()?;
+        Ok(record)
     }
 
     fn schedule_source(&self, schedule: ScheduleSource) -> Result<TriggerSource, TriggerError> {

@@ -1,6 +1,6 @@
 //! SNS topics as event sources (docs/wire-formats.md §10): creating an
-//! SNS trigger subscribes `<[sns] public_url>/sns/<trigger>` to the topic
-//! ([`subscribe`]); deleting it unsubscribes ([`unsubscribe`]). What SNS
+//! SNS trigger checks it ([`check`]), stores it, then subscribes
+//! `<[sns] public_url>/sns/<trigger>` to the topic ([`subscribe`]); deleting it unsubscribes ([`unsubscribe`]). What SNS
 //! POSTs there is handled by [`endpoint::SnsEndpoint`].
 
 pub mod certs;
@@ -67,9 +67,9 @@ fn is_topic_arn(arn: &str) -> bool {
         if !p.is_empty() && !r.is_empty() && !a.is_empty() && !n.is_empty())
 }
 
-/// Checks `source` and subscribes `<public_url>/sns/<trigger>` to its
-/// topic (the topic must exist and the credentials be accepted).
-pub async fn subscribe(
+/// Checks `source`: the topic must exist and the credentials be
+/// accepted. The settings returned are not subscribed yet.
+pub async fn check(
     profiles: &AwsProfiles,
     public_url: &str,
     trigger: &str,
@@ -82,15 +82,14 @@ pub async fn subscribe(
         )));
     }
     let public_url = public_url.trim().trim_end_matches('/');
-    let protocol = match public_url.split_once("://") {
-        Some(("http", rest)) if !rest.is_empty() => "http",
-        Some(("https", rest)) if !rest.is_empty() => "https",
+    match public_url.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => {}
         _ => {
             return Err(SnsError::Invalid(
                 "kumod has no [sns] public_url (http:// or https://, the URL at which SNS reaches its HTTP listener)".into(),
             ))
         }
-    };
+    }
     let filter_policy = source.filter_policy.trim();
     let filter_policy = if filter_policy.is_empty() {
         None
@@ -110,23 +109,39 @@ pub async fn subscribe(
         .send()
         .await
         .map_err(|e| fail("GetTopicAttributes", DisplayErrorContext(&e).to_string()))?;
-    let endpoint = format!("{public_url}{PATH_PREFIX}{trigger}");
-    let subscribed = sns
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol(protocol)
-        .endpoint(&endpoint)
-        .return_subscription_arn(true)
-        .send()
-        .await
-        .map_err(|e| fail("Subscribe", DisplayErrorContext(&e).to_string()))?;
     Ok(SnsSettings {
         topic_arn: topic,
         profile: source.profile,
         filter_policy,
-        subscription_arn: subscribed.subscription_arn.unwrap_or_default(),
-        endpoint,
+        subscription_arn: String::new(),
+        endpoint: format!("{public_url}{PATH_PREFIX}{trigger}"),
     })
+}
+
+/// Subscribes `settings.endpoint` to its topic, recording the
+/// subscription's ARN.
+pub async fn subscribe(profiles: &AwsProfiles, settings: &mut SnsSettings) -> Result<(), SnsError> {
+    let sns = client(profiles, &settings.profile)?;
+    let protocol = if settings.endpoint.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
+    let subscribed = sns
+        .subscribe()
+        .topic_arn(&settings.topic_arn)
+        .protocol(protocol)
+        .endpoint(&settings.endpoint)
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .map_err(|e| SnsError::Sns {
+            operation: "Subscribe",
+            topic: settings.topic_arn.clone(),
+            message: DisplayErrorContext(&e).to_string(),
+        })?;
+    settings.subscription_arn = subscribed.subscription_arn.unwrap_or_default();
+    Ok(())
 }
 
 /// Ends the subscription of `settings`.
