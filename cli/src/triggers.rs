@@ -4,8 +4,8 @@
 use crate::connect::Client;
 use kumo_proto::control::{
     trigger_config, BucketSource, CreateTriggerRequest, DeleteTriggerRequest, GetTriggerRequest,
-    HttpCors, HttpSource, ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest, SqsSource,
-    TriggerConfig, TriggerInfo,
+    HttpCors, HttpSource, ListTriggersRequest, ScheduleSource, SetTriggerEnabledRequest, SnsSource,
+    SqsSource, TriggerConfig, TriggerInfo,
 };
 use serde_json::{json, Value};
 
@@ -72,6 +72,13 @@ pub fn trigger_json(info: &TriggerInfo) -> Value {
             value["throttled"] = json!(state.throttled);
             value["last_error"] = json!(state.last_error);
         }
+        Some(trigger_config::Source::Sns(t)) => {
+            value["sns_topic"] = json!(t.topic_arn);
+            value["aws_profile"] = json!(t.profile);
+            value["filter_policy"] = json!(t.filter_policy);
+            value["subscription_arn"] = json!(t.subscription_arn);
+            value["endpoint"] = json!(t.endpoint);
+        }
         Some(trigger_config::Source::Bucket(b)) => {
             value["bucket"] = json!(b.bucket);
             value["events"] = json!(b.events);
@@ -100,6 +107,7 @@ fn source_summary(info: &TriggerInfo) -> String {
             format!("http {methods} {}", info.url_path)
         }
         Some(trigger_config::Source::Sqs(q)) => format!("sqs {}", q.queue_arn),
+        Some(trigger_config::Source::Sns(t)) => format!("sns {}", t.topic_arn),
         Some(trigger_config::Source::Bucket(b)) => {
             let mut line = format!("bucket {}", b.bucket);
             if !b.events.is_empty() {
@@ -117,6 +125,12 @@ fn print(info: &TriggerInfo, output: Output) {
 
 fn create_request(args: TriggerCreateArgs) -> CreateTriggerRequest {
     let source = match (args.schedule, args.http_path, args.bucket) {
+        (None, None, None) if args.sns_topic.is_some() => trigger_config::Source::Sns(SnsSource {
+            topic_arn: args.sns_topic.unwrap_or_default(),
+            profile: args.aws_profile.clone().unwrap_or_default(),
+            filter_policy: args.filter_policy.unwrap_or_default(),
+            ..Default::default()
+        }),
         (None, None, None) if args.sqs_queue.is_some() => trigger_config::Source::Sqs(SqsSource {
             queue: args.sqs_queue.unwrap_or_default(),
             profile: args.aws_profile.clone().unwrap_or_default(),

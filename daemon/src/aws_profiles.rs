@@ -54,6 +54,19 @@ pub struct AwsProfile {
     /// (`arn:minio:sqs::<ID>:webhook`), else the server's region.
     #[serde(default)]
     pub webhook_arn_region: String,
+    /// Check the signatures of SNS deliveries (on by default; off only
+    /// for a trusted test server that does not sign, such as moto).
+    #[serde(default = "default_true")]
+    pub sns_verify_signatures: bool,
+    /// The host (`host[:port]`) SNS signing certificates must come from
+    /// (over https); empty = the SNS endpoint's host, or
+    /// `sns.<region>.amazonaws.com` on AWS.
+    #[serde(default)]
+    pub sns_cert_host: String,
+    /// A PEM file of extra CAs trusted when fetching signing certificates
+    /// (besides the system's).
+    #[serde(default)]
+    pub sns_ca_file: Option<PathBuf>,
 }
 
 /// A service a profile names an endpoint for.
@@ -237,6 +250,9 @@ mod tests {
             path_style: true,
             webhook_target_id: "KUMO".into(),
             webhook_arn_region: String::new(),
+            sns_verify_signatures: true,
+            sns_cert_host: String::new(),
+            sns_ca_file: None,
         }
     }
 

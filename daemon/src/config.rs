@@ -64,6 +64,8 @@ pub struct DaemonConfig {
     pub http: crate::api::http_listener::HttpConfig,
     /// Abuse limits of the MinIO webhook.
     pub webhooks: crate::sources::webhook::WebhooksConfig,
+    /// `[sns]`: where SNS reaches kumod (SNS triggers).
+    pub sns: crate::sources::sns::SnsConfig,
     /// Access to `/metrics`.
     pub metrics: crate::api::metrics_auth::MetricsConfig,
     /// Settings of the embedded agent of `--all-in-one` (the agent's own
@@ -139,6 +141,7 @@ impl Default for DaemonConfig {
             invoke_api: crate::api::lambda::InvokeApiConfig::default(),
             http: crate::api::http_listener::HttpConfig::default(),
             webhooks: crate::sources::webhook::WebhooksConfig::default(),
+            sns: crate::sources::sns::SnsConfig::default(),
             metrics: crate::api::metrics_auth::MetricsConfig::default(),
             agent: None,
         }

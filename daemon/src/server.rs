@@ -186,6 +186,12 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         metrics.clone(),
         routes.clone(),
     )?;
+    let triggers = triggers.with_sns_public_url(config.sns.public_url.clone());
+    let sns = crate::sources::sns::endpoint::SnsEndpoint::new(
+        routes.clone(),
+        invoker.clone(),
+        S3Profiles::new(&config.aws, &config.s3),
+    );
     let webhook_counters = triggers.webhook_counters.clone();
     let queue_sources = triggers.queue_stats.clone();
     let webhook = Webhook::new(
@@ -338,6 +344,7 @@ pub async fn start(config: &DaemonConfig) -> Result<DaemonHandle, DaemonError> {
         http_listener,
         Arc::new(HttpState {
             webhook,
+            sns,
             scraper: Scraper {
                 functions,
                 limiter,

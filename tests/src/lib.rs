@@ -244,6 +244,8 @@ impl Kumo {
         (grpc, http): (u16, u16),
     ) -> Kumo {
         let bins = bin_dir();
+        // `{http_port}` in the settings names the HTTP listener's port.
+        let daemon_settings = &daemon_settings.replace("{http_port}", &http.to_string());
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("kumod.toml");
         std::fs::write(

@@ -12,6 +12,8 @@
 //!   from MinIO's.
 //! - [`event_pattern`]: EventBridge-style filter patterns of SQS event
 //!   sources (§9).
+//! - [`sns`], [`sns_filter`], [`sns_signature`]: SNS HTTP deliveries,
+//!   the Lambda SNS event, filter policies and signatures (§10).
 //! - [`percent`]: percent-decoding and form encoding for all of them.
 
 pub mod apigw;
@@ -21,3 +23,6 @@ pub mod percent;
 pub mod s3_event;
 pub mod schedule_expression;
 pub mod scheduled_event;
+pub mod sns;
+pub mod sns_filter;
+pub mod sns_signature;

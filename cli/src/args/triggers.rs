@@ -49,21 +49,30 @@ pub struct TriggerCreateArgs {
     #[arg(long)]
     pub function: String,
     /// cron(min hour day-of-month month day-of-week year) or rate(N unit), UTC.
-    #[arg(long, conflicts_with_all = ["bucket", "http_path", "sqs_queue"], required_unless_present_any = ["bucket", "http_path", "sqs_queue"])]
+    #[arg(long, conflicts_with_all = ["bucket", "http_path", "sqs_queue", "sns_topic"], required_unless_present_any = ["bucket", "http_path", "sqs_queue", "sns_topic"])]
     pub schedule: Option<String>,
     /// Constant JSON to send instead of the Scheduled Event.
     #[arg(long, requires = "schedule")]
     pub input: Option<String>,
     /// Bucket whose notifications invoke the function.
-    #[arg(long, conflicts_with_all = ["http_path", "sqs_queue"])]
+    #[arg(long, conflicts_with_all = ["http_path", "sqs_queue", "sns_topic"])]
     pub bucket: Option<String>,
     /// HTTP route under /http on kumod's HTTP listener: /hello, /users/{id}, /files/{proxy+}.
-    #[arg(long, conflicts_with = "sqs_queue")]
+    #[arg(long, conflicts_with_all = ["sqs_queue", "sns_topic"])]
     pub http_path: Option<String>,
     /// SQS queue (URL or ARN) kumod polls, invoking the function with
     /// batches of messages (needs --aws-profile).
-    #[arg(long, requires = "aws_profile")]
+    #[arg(long, requires = "aws_profile", conflicts_with = "sns_topic")]
     pub sqs_queue: Option<String>,
+    /// SNS topic ARN: kumod subscribes its HTTP listener ([sns] public_url)
+    /// and invokes the function asynchronously per message (needs
+    /// --aws-profile).
+    #[arg(long, requires = "aws_profile")]
+    pub sns_topic: Option<String>,
+    /// SNS filter policy on message attributes (JSON object of attribute
+    /// names with arrays of matchers); other messages are dropped.
+    #[arg(long, value_name = "POLICY_JSON", requires = "sns_topic")]
+    pub filter_policy: Option<String>,
     /// Messages per batch: standard queues 1-10000 (above 10 needs
     /// --batch-window), FIFO 1-10 (default 10).
     #[arg(long, requires = "sqs_queue")]
@@ -125,7 +134,7 @@ pub struct TriggerCreateArgs {
     /// Also write the bucket's notification configuration (needs --aws-profile).
     #[arg(long, requires_all = ["bucket", "aws_profile"])]
     pub configure_bucket: bool,
-    /// kumod's AWS profile: the queue's (--sqs-queue) or the bucket's
+    /// kumod's AWS profile: the queue's (--sqs-queue), the topic's (--sns-topic) or the bucket's
     /// (--configure-bucket). --s3-profile is the older spelling.
     #[arg(long, alias = "s3-profile")]
     pub aws_profile: Option<String>,

@@ -27,6 +27,8 @@ pub const MINIO_WEBHOOK_PATH: &str = "/webhooks/minio";
 pub struct HttpState {
     /// The MinIO webhook endpoint.
     pub webhook: Webhook,
+    /// The SNS subscription endpoints.
+    pub sns: crate::sources::sns::endpoint::SnsEndpoint,
     /// `/metrics`.
     pub scraper: Scraper,
     /// Lambda's Invoke API.
@@ -239,6 +241,32 @@ fn json(reply: Reply) -> Response<Full<Bytes>> {
     )
 }
 
+/// A request to an SNS subscription endpoint: POSTs only.
+async fn sns_post(
+    state: &HttpState,
+    request: Request<Incoming>,
+    trigger: String,
+) -> Response<Full<Bytes>> {
+    if request.method() != Method::POST {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "application/json",
+            Bytes::from_static(b"{\"message\":\"SNS endpoints take POST\"}\n"),
+        );
+    }
+    let limit = kumo_triggers::sns::MAX_BODY_BYTES;
+    let (_, body) = read_body(request, state.body_timeout, limit).await;
+    match body {
+        Ok(body) => json(state.sns.post(&trigger, &body).await),
+        Err(BodyRefused::TimedOut) => body_timed_out(),
+        Err(BodyRefused::TooLarge) => respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "application/json",
+            Bytes::from_static(b"{\"message\":\"SNS delivery body too large\"}\n"),
+        ),
+    }
+}
+
 /// Answers one request from `peer`, received on `local_port`: the console
 /// (whose live tail streams), or one of the whole-body routes.
 pub(crate) async fn route(
@@ -281,6 +309,9 @@ async fn route_whole(
     let http_prefix = crate::sources::http_trigger::PREFIX;
     if path == http_prefix || path.starts_with(&format!("{http_prefix}/")) {
         return Ok(http_trigger(&state, request, peer, local_port).await);
+    }
+    if let Some(trigger) = path.strip_prefix(crate::sources::sns::PATH_PREFIX) {
+        return Ok(sns_post(&state, request, trigger.to_string()).await);
     }
     let response = match (request.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/healthz") => {

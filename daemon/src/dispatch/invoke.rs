@@ -74,6 +74,8 @@ pub enum Source {
     Webhook,
     /// A batch from an SQS queue source.
     Sqs,
+    /// A notification from an SNS subscription.
+    Sns,
 }
 
 impl Source {
@@ -86,6 +88,7 @@ impl Source {
             Source::Schedule => "schedule",
             Source::Webhook => "webhook",
             Source::Sqs => "sqs",
+            Source::Sns => "sns",
         }
     }
 }

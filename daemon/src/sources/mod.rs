@@ -9,5 +9,6 @@ pub mod http_trigger;
 pub mod registry;
 pub mod routes;
 pub mod scheduler;
+pub mod sns;
 pub mod sqs;
 pub mod webhook;

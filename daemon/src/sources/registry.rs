@@ -63,6 +63,9 @@ pub enum TriggerError {
     /// An SQS source was refused (settings, unknown queue, credentials).
     #[error(transparent)]
     Sqs(#[from] SqsSettingsError),
+    /// An SNS source was refused (settings, unknown topic, credentials).
+    #[error(transparent)]
+    Sns(#[from] super::sns::SnsError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -95,6 +98,8 @@ pub struct Triggers {
     /// The route table of the webhook and HTTP triggers, replaced
     /// whenever a trigger changes.
     routes: Routes,
+    /// The URL at which SNS reaches kumod's HTTP listener.
+    pub(crate) sns_public_url: String,
 }
 
 fn rfc3339(time: DateTime<Utc>) -> String {
@@ -149,9 +154,18 @@ impl Triggers {
             webhook_counters: Arc::default(),
             metrics,
             routes,
+            sns_public_url: String::new(),
         };
         triggers.refresh_routes()?;
         Ok(triggers)
+    }
+
+    /// The same triggers, subscribing SNS topics to `url` (`[sns] public_url`).
+    pub fn with_sns_public_url(self, url: String) -> Self {
+        Self {
+            sns_public_url: url,
+            ..self
+        }
     }
 
     /// After a change: reads the routes again and wakes the scheduler.
@@ -181,6 +195,10 @@ impl Triggers {
             TriggerSource::Sqs(ref sqs) => format!(
                 "arn:kumo:triggers:{}:{}:trigger/{}:{}",
                 self.region, self.account_id, record.name, sqs.queue_arn
+            ),
+            TriggerSource::Sns(ref sns) => format!(
+                "arn:kumo:triggers:{}:{}:trigger/{}:{}",
+                self.region, self.account_id, record.name, sns.topic_arn
             ),
             TriggerSource::Bucket { .. } | TriggerSource::Http { .. } => format!(
                 "arn:kumo:triggers:{}:{}:trigger/{}",
@@ -231,9 +249,12 @@ impl Triggers {
                 )
                 .await?,
             ),
+            Some(trigger_config::Source::Sns(sns)) => TriggerSource::Sns(
+                super::sns::check(&self.s3, &self.sns_public_url, &config.name, sns).await?,
+            ),
             None => {
                 return Err(TriggerError::Invalid(
-                    "a trigger needs a schedule, a bucket, an HTTP path or a queue".into(),
+                    "a trigger needs a schedule, a bucket, an HTTP path, a queue or a topic".into(),
                 ))
             }
         };
@@ -248,8 +269,30 @@ impl Triggers {
         };
         self.store.put_trigger(&record)?;
         self.after_change()?;
+        let record = self.subscribe_if_sns(record).await?;
         tracing::info!(trigger = %record.name, function = %config.function, "trigger created");
         Ok(self.info(&record))
+    }
+
+    /// Subscribes a stored SNS trigger to its topic, recording the
+    /// subscription; the record is stored first, so a confirmation SNS
+    /// sends while Subscribe runs finds its trigger. If Subscribe fails
+    /// the record is removed again.
+    async fn subscribe_if_sns(
+        &self,
+        mut record: TriggerRecord,
+    ) -> Result<TriggerRecord, TriggerError> {
+        let TriggerSource::Sns(settings) = &mut record.source else {
+            return Ok(record);
+        };
+        if let Err(err) = super::sns::subscribe(&self.s3, settings).await {
+            self.store.delete_trigger(&record.name)?;
+            self.after_change()?;
+            return Err(err.into());
+        }
+        self.store.put_trigger(&record)?;
+        self.after_change()?;
+        Ok(record)
     }
 
     fn schedule_source(&self, schedule: ScheduleSource) -> Result<TriggerSource, TriggerError> {
@@ -369,6 +412,11 @@ impl Triggers {
                 tracing::warn!(%err, trigger = %name, "could not remove the bucket notification configuration");
             }
         }
+        if let TriggerSource::Sns(settings) = &record.source {
+            if let Err(err) = super::sns::unsubscribe(&self.s3, settings).await {
+                tracing::warn!(%err, trigger = %name, "could not unsubscribe from the SNS topic; its deliveries will get 404");
+            }
+        }
         self.store.delete_trigger(name)?;
         self.after_change()?;
         Ok(())
@@ -450,6 +498,9 @@ impl Triggers {
                     last_error: stats.last_error,
                 });
                 trigger_config::Source::Sqs(super::sqs::settings::source(settings))
+            }
+            TriggerSource::Sns(settings) => {
+                trigger_config::Source::Sns(super::sns::source(settings))
             }
             TriggerSource::Http { path, .. } => {
                 info.url_path = format!("{}{path}", super::http_trigger::PREFIX);

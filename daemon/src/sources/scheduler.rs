@@ -72,9 +72,10 @@ impl Entry {
             TriggerSource::Schedule { expression, .. } => {
                 schedule_expression::parse(expression).ok()
             }
-            TriggerSource::Bucket { .. } | TriggerSource::Http { .. } | TriggerSource::Sqs(_) => {
-                None
-            }
+            TriggerSource::Bucket { .. }
+            | TriggerSource::Http { .. }
+            | TriggerSource::Sqs(_)
+            | TriggerSource::Sns(_) => None,
         };
         Self { record, parsed }
     }

@@ -256,7 +256,8 @@ impl Webhook {
                 )),
                 TriggerSource::Schedule { .. }
                 | TriggerSource::Http { .. }
-                | TriggerSource::Sqs(_) => None,
+                | TriggerSource::Sqs(_)
+                | TriggerSource::Sns(_) => None,
             })
             .collect();
         // Check the whole request before queueing anything.

@@ -320,6 +320,7 @@ impl Versions {
                     TriggerSource::Bucket { .. } => "bucket",
                     TriggerSource::Http { .. } => "HTTP",
                     TriggerSource::Sqs(_) => "SQS",
+                    TriggerSource::Sns(_) => "SNS",
                 };
                 return Err(VersionError::InUse {
                     function: name.to_string(),

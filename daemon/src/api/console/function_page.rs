@@ -224,6 +224,7 @@ fn describe(source: &Source) -> String {
             q.batch_window_seconds,
             if q.fifo { ", FIFO" } else { "" }
         ),
+        Source::Sns(t) => format!("SNS {}", t.topic_arn),
     }
 }
 

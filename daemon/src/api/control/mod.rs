@@ -138,6 +138,11 @@ fn trigger_status(err: TriggerError) -> Status {
             QueueError::BadReference(_) | QueueError::Profile(ProfileError::UnknownProfile { .. }),
         )) => Status::invalid_argument(err.to_string()),
         TriggerError::Sqs(_) => Status::failed_precondition(err.to_string()),
+        TriggerError::Sns(
+            crate::sources::sns::SnsError::Invalid(_)
+            | crate::sources::sns::SnsError::Profile(ProfileError::UnknownProfile { .. }),
+        ) => Status::invalid_argument(err.to_string()),
+        TriggerError::Sns(_) => Status::failed_precondition(err.to_string()),
         TriggerError::Store(_) => Status::internal(err.to_string()),
     }
 }

@@ -35,7 +35,7 @@ pub use log_records::{LogRecord, LogRetention};
 pub use memory::MemoryStore;
 pub use sled::SledStore;
 pub use test_event_records::TestEventRecord;
-pub use trigger_records::{EventCompanion, SqsSettings, TriggerRecord, TriggerSource};
+pub use trigger_records::{EventCompanion, SnsSettings, SqsSettings, TriggerRecord, TriggerSource};
 pub use version_records::{AliasRecord, VersionRecord};
 
 /// A storage operation failed.

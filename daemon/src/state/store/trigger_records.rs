@@ -73,6 +73,23 @@ pub enum TriggerSource {
     },
     /// An SQS queue kumod polls.
     Sqs(SqsSettings),
+    /// An SNS topic kumod's HTTP listener is subscribed to.
+    Sns(SnsSettings),
+}
+
+/// The settings of an SNS event source (docs/wire-formats.md §10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnsSettings {
+    /// The topic's ARN.
+    pub topic_arn: String,
+    /// kumod's AWS profile for the topic.
+    pub profile: String,
+    /// Filter policy on message attributes (JSON text, validated).
+    pub filter_policy: Option<String>,
+    /// The subscription's ARN (`EventSubscriptionArn`).
+    pub subscription_arn: String,
+    /// The URL subscribed.
+    pub endpoint: String,
 }
 
 /// The settings of an SQS event source (docs/wire-formats.md §9).
