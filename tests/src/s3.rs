@@ -74,6 +74,31 @@ impl S3Server {
         Self::start_own(&[])
     }
 
+    /// A server of its own that checks request signatures (moto's IAM),
+    /// with a user allowed everything: the server, its access key id and
+    /// secret (the first three calls make the user, key and policy).
+    pub fn start_with_iam() -> (S3Server, String, String) {
+        let s3 = S3Server::start_own(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+        let keys: serde_json::Value = serde_json::from_str(
+            s3.boto3(
+                r#"
+import json
+iam = boto3.client("iam", endpoint_url=s3.meta.endpoint_url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+iam.create_user(UserName="kumo")
+key = iam.create_access_key(UserName="kumo")["AccessKey"]
+iam.put_user_policy(UserName="kumo", PolicyName="all", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
+"#,
+                &[],
+            )
+            .trim(),
+        )
+        .expect("an access key from moto's IAM");
+        let field = |name: &str| keys[name].as_str().unwrap_or_default().to_string();
+        let (id, secret) = (field("id"), field("secret"));
+        (s3, id, secret)
+    }
+
     /// A server of this test's own, started with `env` (moto settings such
     /// as `INITIAL_NO_AUTH_ACTION_COUNT`).
     pub fn start_own(env: &[(&str, &str)]) -> S3Server {

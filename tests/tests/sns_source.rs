@@ -366,28 +366,10 @@ fn wrong_credentials_are_refused_at_create() {
     if !root_or_skip() {
         return;
     }
-    // A server of its own that checks signatures (moto's IAM): the first
-    // three calls make the user, its key and its policy.
-    let s3 = S3Server::start_own(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
-    let keys: Value = serde_json::from_str(
-        s3.boto3(
-            r#"
-import json
-iam = boto3.client("iam", endpoint_url=s3.meta.endpoint_url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-iam.create_user(UserName="kumo")
-key = iam.create_access_key(UserName="kumo")["AccessKey"]
-iam.put_user_policy(UserName="kumo", PolicyName="all", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
-"#,
-            &[],
-        )
-        .trim(),
-    )
-    .expect("keys");
-    let (id, secret) = (
-        keys["id"].as_str().unwrap_or_default(),
-        keys["secret"].as_str().unwrap_or_default(),
-    );
+    // A server of its own that checks signatures, and a key allowed
+    // everything.
+    let (s3, id, secret) = S3Server::start_with_iam();
+    let (id, secret) = (id.as_str(), secret.as_str());
     let work = tempfile::tempdir().expect("temp dir");
     let kumo = Kumo::start_configured(
         &format!(
