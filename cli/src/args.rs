@@ -331,9 +331,10 @@ pub struct FunctionSettings {
     /// kumod's S3 profile to fetch an s3:// package with.
     #[arg(long)]
     pub s3_profile: Option<String>,
-    /// kumod's S3 profile whose credentials and endpoint the function gets
-    /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
-    /// AWS_ENDPOINT_URL_S3); on update, "" removes them.
+    /// kumod's AWS profile whose credentials and endpoints the function
+    /// gets (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT_URL_S3/_SQS/_SNS, and the profile's common endpoint as
+    /// AWS_ENDPOINT_URL); on update, "" removes them.
     #[arg(long, value_name = "PROFILE")]
     pub credentials: Option<String>,
     /// Memory in MB (128-10240, default 128).

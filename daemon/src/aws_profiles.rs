@@ -11,6 +11,10 @@ use std::path::PathBuf;
 use aws_sdk_s3::config::Credentials;
 use serde::{Deserialize, Serialize};
 
+/// The SDKs' endpoint for every service without its own variable; a
+/// function's own `--env AWS_ENDPOINT_URL=…` wins over its profile's.
+pub const GENERIC_ENDPOINT_VARIABLE: &str = "AWS_ENDPOINT_URL";
+
 /// `[aws]` (and the older `[s3]`) in kumod.toml.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -208,7 +212,9 @@ impl AwsProfiles {
 
     /// The environment a function with these credentials gets: Kumo's
     /// stand-in for an execution role (keys, region, and the endpoints of
-    /// a self-hosted server as `AWS_ENDPOINT_URL_<SERVICE>`).
+    /// a self-hosted server as `AWS_ENDPOINT_URL_<SERVICE>`, and the common
+    /// `endpoint` as `AWS_ENDPOINT_URL` for every other service the SDKs
+    /// call: DynamoDB, SES, …).
     pub fn function_environment(&self, name: &str) -> Result<Vec<(String, String)>, ProfileError> {
         let profile = self.profile(name)?;
         let mut env = vec![
@@ -229,6 +235,12 @@ impl AwsProfiles {
             if !endpoint.is_empty() {
                 env.push((variable.to_string(), endpoint.to_string()));
             }
+        }
+        if !profile.endpoint.is_empty() {
+            env.push((
+                GENERIC_ENDPOINT_VARIABLE.to_string(),
+                profile.endpoint.clone(),
+            ));
         }
         Ok(env)
     }
@@ -254,6 +266,35 @@ mod tests {
             sns_cert_host: String::new(),
             sns_ca_file: None,
         }
+    }
+
+    #[test]
+    fn functions_get_every_endpoint_and_the_common_one_for_other_services() {
+        let mut aws = AwsConfig::default();
+        aws.profiles
+            .insert("p".into(), profile("http://all:1", "http://queues:2"));
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        aws.profiles.get_mut("p").unwrap().secret_access_key_file = secret;
+        let env: std::collections::HashMap<String, String> =
+            AwsProfiles::new(&aws, &AwsConfig::default())
+                .function_environment("p")
+                .unwrap()
+                .into_iter()
+                .collect();
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], "s3cret");
+        assert_eq!(env["AWS_ENDPOINT_URL_SQS"], "http://queues:2");
+        assert_eq!(env["AWS_ENDPOINT_URL_S3"], "http://all:1");
+        assert_eq!(env["AWS_ENDPOINT_URL"], "http://all:1", "DynamoDB, SES, …");
+        aws.profiles.get_mut("p").unwrap().endpoint = String::new();
+        let env = AwsProfiles::new(&aws, &AwsConfig::default())
+            .function_environment("p")
+            .unwrap();
+        assert!(
+            !env.iter().any(|(k, _)| k == "AWS_ENDPOINT_URL"),
+            "AWS itself: no endpoint"
+        );
     }
 
     #[test]

@@ -391,7 +391,13 @@ impl Invoker {
                     function: name.clone(),
                     message: e.to_string(),
                 })?;
-            spec.environment.extend(credentials);
+            for (key, value) in credentials {
+                if key == crate::aws_profiles::GENERIC_ENDPOINT_VARIABLE {
+                    spec.environment.entry(key).or_insert(value);
+                } else {
+                    spec.environment.insert(key, value);
+                }
+            }
         }
         let invocation = Invocation {
             invocation_id: 0,
