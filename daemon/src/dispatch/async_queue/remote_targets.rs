@@ -4,10 +4,9 @@
 //! profile of the function's `--credentials` (Kumo's stand-in for an
 //! execution role).
 
-use aws_sdk_sns::config::{BehaviorVersion, Region};
 use aws_sdk_sns::error::DisplayErrorContext;
 
-use crate::aws_profiles::{AwsProfiles, ProfileError, Service};
+use crate::aws_profiles::{AwsProfiles, ProfileError};
 
 /// A queue or topic named by ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,16 +114,7 @@ pub async fn send(
                 .map_err(|e| fail("SendMessage", DisplayErrorContext(&e).to_string()))?;
         }
         RemoteTarget::Sns { arn } => {
-            let (settings, credentials) = profiles.credentials(profile)?;
-            let mut builder = aws_sdk_sns::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new(settings.region.clone()))
-                .credentials_provider(credentials);
-            let endpoint = settings.endpoint_of(Service::Sns);
-            if !endpoint.is_empty() {
-                builder = builder.endpoint_url(endpoint);
-            }
-            let sns = aws_sdk_sns::Client::from_conf(builder.build());
+            let sns = crate::sources::sns::client(profiles, profile)?;
             let mut publish = sns.publish().topic_arn(arn).message(body);
             for a in attributes {
                 let value = aws_sdk_sns::types::MessageAttributeValue::builder()

@@ -48,7 +48,7 @@ pub enum SnsError {
 }
 
 /// An SNS client for `profile`.
-pub fn client(profiles: &AwsProfiles, profile: &str) -> Result<aws_sdk_sns::Client, SnsError> {
+pub fn client(profiles: &AwsProfiles, profile: &str) -> Result<aws_sdk_sns::Client, ProfileError> {
     let (settings, credentials) = profiles.credentials(profile)?;
     let mut builder = aws_sdk_sns::Config::builder()
         .behavior_version(BehaviorVersion::latest())
