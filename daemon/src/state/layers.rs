@@ -101,11 +101,18 @@ impl Layers {
         Ok(self.info(&record, users))
     }
 
-    /// Every layer, as its newest version.
-    pub fn list_layers(&self) -> Result<Vec<LayerVersionInfo>, LayerError> {
+    /// Every layer, as its newest version (with `runtime`: its newest
+    /// version listing that compatible runtime; layers with none are left
+    /// out).
+    pub fn list_layers(&self, runtime: Option<&str>) -> Result<Vec<LayerVersionInfo>, LayerError> {
         let mut latest = Vec::new();
         for name in self.store().list_layers()? {
-            if let Some(record) = self.store().list_layer_versions(&name)?.last() {
+            let versions = self.store().list_layer_versions(&name)?;
+            let newest = versions
+                .iter()
+                .rev()
+                .find(|v| runtime.is_none_or(|r| v.compatible_runtimes.iter().any(|c| c == r)));
+            if let Some(record) = newest {
                 latest.push(self.info(record, Vec::new()));
             }
         }

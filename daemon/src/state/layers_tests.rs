@@ -78,7 +78,7 @@ fn versions_count_up_and_describe_their_package() {
     assert_eq!(listed, [1, 2]);
     publish(&layers, "other", "B = 1");
     let latest: Vec<(String, u64)> = layers
-        .list_layers()
+        .list_layers(None)
         .unwrap()
         .into_iter()
         .map(|l| (l.layer_name, l.version))
@@ -110,7 +110,7 @@ fn bad_publishes_are_refused_with_the_reason() {
     );
     assert!(refused(&|r| r.description = "x".repeat(257)).contains("description"));
     assert!(
-        layers.list_layers().unwrap().is_empty(),
+        layers.list_layers(None).unwrap().is_empty(),
         "nothing was stored"
     );
 }

@@ -55,7 +55,7 @@ impl ControlService {
     pub(super) async fn list_layers_rpc(&self) -> Result<Response<ListLayersResponse>, Status> {
         self.layers_call(|l| {
             Ok(ListLayersResponse {
-                latest: l.list_layers()?,
+                latest: l.list_layers(None)?,
             })
         })
         .await

@@ -115,19 +115,7 @@ impl Management {
         }
         let runtime = query_param(request, "CompatibleRuntime");
         let layers = self.layers.clone();
-        let mut latest = Vec::new();
-        for info in blocking(move || layers.list_layers()).await? {
-            let name = info.layer_name.clone();
-            let layers = self.layers.clone();
-            let versions = blocking(move || layers.list_versions(&name)).await?;
-            if let Some(newest) = versions
-                .iter()
-                .rev()
-                .find(|v| matches_runtime(v, runtime.as_deref()))
-            {
-                latest.push(newest.clone());
-            }
-        }
+        let latest = blocking(move || layers.list_layers(runtime.as_deref())).await?;
         listing(
             request,
             "Layers",
